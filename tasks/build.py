@@ -1,0 +1,185 @@
+"""What ``ami:<name>`` does: reuse an AMI whose digest matches, else build.
+
+Order of preference for an image whose task runs:
+
+1. the pulled current record, when its digest equals ours and its AMI exists;
+2. a record in the bucket under ``digests/<image>/<digest>.json`` (an earlier
+   build, maybe on another branch, of exactly these inputs);
+3. a Packer build. Only a successful one is published.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import aws, console, digest, packer, provenance, registry
+from .config import Settings, packer_executable
+from .errors import AmiError
+from .graph import Graph
+from .inputs import image_inputs
+
+
+@dataclass
+class Outcome:
+    image: str
+    action: str          # "built", "reused", "resolved"
+    ami: str
+    seconds: float
+    note: str = ""
+
+
+OUTCOMES: dict[str, Outcome] = {}     # this run's, for the summary table
+_lock = threading.Lock()
+_packer_version: dict[str, str] = {}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _record(outcome: Outcome) -> Outcome:
+    with _lock:
+        OUTCOMES[outcome.image] = outcome
+    return outcome
+
+
+def _parent_record(settings: Settings, graph: Graph, name: str) -> registry.Record:
+    parent = graph.images[name].parent
+    record = registry.read_local(settings.record_path(parent))
+    if record is None:
+        raise AmiError(f"image {name}: parent {parent} has no record: build it first "
+                       f"(doit ami:{parent})")
+    return record
+
+
+def current_digest(settings: Settings, graph: Graph, name: str,
+                   parent_ami: str) -> tuple[str, dict[str, str]]:
+    image = graph.images[name]
+    inputs = digest.manifest(graph.root, image_inputs(graph, image))
+    return digest.image_digest(inputs, parent_ami, image.settings(settings.sandbox)), inputs
+
+
+def resolve_source(settings: Settings, graph: Graph) -> Outcome:
+    """Record what the source image resolves to now; publish when it moved."""
+    start = time.monotonic()
+    source = graph.source
+    ami, how = aws.resolve_source(settings, source, graph.region)
+    spec = source.spec(settings.sandbox)
+    current = registry.read_local(settings.record_path(source.name))
+    if current and current.ami == ami and current.source == {**spec, "resolved": how}:
+        return _record(Outcome(source.name, "reused", ami, time.monotonic() - start, how))
+    stamp = _now().isoformat(timespec="seconds")
+    record = registry.Record(
+        image=source.name, region=graph.region, amis={graph.region: ami},
+        digest=digest.source_digest(spec, ami), source={**spec, "resolved": how},
+        git=provenance.git_info(graph.root), build_started=stamp, build_finished=stamp,
+    )
+    registry.publish(settings, record, new_build=True)
+    console.say(f"source resolves to {ami} ({how})", source.name)
+    return _record(Outcome(source.name, "resolved", ami, time.monotonic() - start, how))
+
+
+def _reusable(settings: Settings, record: registry.Record | None, dig: str) -> bool:
+    return bool(record and record.digest == dig
+                and aws.ami_exists(settings, record.ami, record.region))
+
+
+def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, str]:
+    """Bring image ``name`` up to date. Returns the outcome and the digest."""
+    start = time.monotonic()
+    image = graph.images[name]
+    parent = _parent_record(settings, graph, name)
+    dig, inputs = current_digest(settings, graph, name, parent.ami)
+
+    current = registry.read_local(settings.record_path(name))
+    if _reusable(settings, current, dig):
+        assert current is not None
+        console.say(f"inputs unchanged (digest {dig[:12]}): keeping {current.ami}", name)
+        return _record(Outcome(name, "reused", current.ami, time.monotonic() - start)), dig
+
+    earlier = registry.fetch_by_digest(settings, graph.region, name, dig)
+    if _reusable(settings, earlier, dig):
+        assert earlier is not None
+        registry.publish(settings, earlier, new_build=False)
+        console.say(f"an earlier build has these inputs (digest {dig[:12]}): "
+                    f"reusing {earlier.ami}", name)
+        return _record(Outcome(name, "reused", earlier.ami, time.monotonic() - start,
+                               "by digest")), dig
+
+    record = _run_packer(settings, graph, name, parent, dig, inputs)
+    registry.publish(settings, record, new_build=True)
+    console.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
+                                                if r != record.region), name)
+    return _record(Outcome(name, "built", record.ami, time.monotonic() - start)), dig
+
+
+def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Record,
+                dig: str, inputs: dict[str, str]) -> registry.Record:
+    image = graph.images[name]
+    exe = packer_executable(settings)
+    env = aws.subprocess_env(settings)
+    url = aws.endpoint(settings)
+    with _lock:
+        if "v" not in _packer_version:
+            _packer_version["v"] = packer.version(exe, env)
+    git = provenance.git_info(graph.root)
+    started = _now()
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    template = packer.effective_template(graph.root / image.template, image, url, settings.sandbox)
+    work = settings.work / f"{name}-{stamp}.json"
+    registry.write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
+    variables = {
+        **dict(image.vars),
+        "image": name,
+        "digest": dig,
+        "source_ami": parent.ami,
+        "parent_image": parent.image,
+        "region": graph.region,
+        "playbook": image.playbook,
+        "branch": str(git["branch"]),
+        "commit": str(git["commit"]),
+        "build_time": stamp,
+    }
+    log = settings.logs / f"{name}-{stamp}.log"
+    console.say(f"building on {parent.image} {parent.ami} with {image.template}"
+                + (" (sandbox: no provisioning)" if settings.sandbox else ""), name)
+    result = packer.run(packer.command(exe, work, variables), env, graph.root, log,
+                        lambda text: console.say(text, name))
+    if not result.ok:
+        raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
+                       f"AMI stays current; log: {log}")
+    missing = [r for r in image.regions if r not in result.amis]
+    if missing:
+        raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
+                       f"nothing published; log: {log}")
+    return registry.Record(
+        image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
+        digest=dig, parent={"image": parent.image, "ami": parent.ami}, git=git,
+        settings=image.settings(settings.sandbox),
+        packer_version=_packer_version["v"], build_started=started.isoformat(timespec="seconds"),
+        build_finished=_now().isoformat(timespec="seconds"), build_log=log.name, inputs=inputs,
+    )
+
+
+def summary(graph: Graph, settings: Settings) -> str:
+    rows = []
+    for name in graph.names:
+        record = registry.read_local(settings.record_path(name))
+        outcome = OUTCOMES.get(name)
+        what = outcome.action if outcome else ("up to date" if record else "not built")
+        took = f"{outcome.seconds:.1f}s" if outcome and outcome.action == "built" else ""
+        rows.append([name, record.ami if record else "-", what, took])
+    return console.table(rows, ["image", "ami", "this run", "took"])
+
+
+def record_digest(path: Path) -> str | None:
+    """The digest in a local record, or None (missing or unreadable)."""
+    try:
+        return registry.read_local(path).digest  # type: ignore[union-attr]
+    except (AmiError, AttributeError):
+        return None

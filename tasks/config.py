@@ -1,0 +1,90 @@
+"""Settings from the environment, so a Buildkite step configures a run
+with nothing but variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AmiError
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPH_FILE = "amis.yaml"
+STATE_DIR = ".amis"          # gitignored: records, logs, work files, doit db
+SANDBOX_BUCKET = "amis-sandbox"
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    sandbox: bool
+    bucket: str
+    prefix: str
+    endpoint: str | None      # AWS_ENDPOINT_URL, when set by the user
+    packer: str
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def records(self) -> Path:
+        return self.state / "records"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def work(self) -> Path:
+        return self.state / "work"
+
+    def record_path(self, image: str) -> Path:
+        return self.records / f"{image}.json"
+
+
+def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> Settings:
+    """Read settings without touching the network. Errors name the variable."""
+    env = os.environ if env is None else env
+    sandbox = _flag(env.get("AMI_SANDBOX"))
+    bucket = env.get("AMI_BUCKET", "").strip() or (SANDBOX_BUCKET if sandbox else "")
+    if bucket and not _BUCKET_RE.match(bucket):
+        raise AmiError(f"AMI_BUCKET={bucket!r} is not a valid S3 bucket name: "
+                       "use 3-63 lower-case letters, digits, '.' or '-'")
+    prefix = env.get("AMI_PREFIX", "").strip().strip("/")
+    if not _PREFIX_RE.match(prefix) or ".." in prefix.split("/"):
+        raise AmiError(f"AMI_PREFIX={prefix!r} holds characters unsafe in an S3 key: "
+                       "use letters, digits and / - _ .")
+    return Settings(
+        root=root,
+        sandbox=sandbox,
+        bucket=bucket,
+        prefix=f"{prefix}/" if prefix else "",
+        endpoint=env.get("AWS_ENDPOINT_URL", "").strip() or None,
+        packer=env.get("PACKER", "").strip() or "packer",
+    )
+
+
+def require_bucket(settings: Settings) -> str:
+    if not settings.bucket:
+        raise AmiError("AMI_BUCKET is not set: export AMI_BUCKET=<your S3 bucket> "
+                       "(or AMI_SANDBOX=1 to build against the local emulator)")
+    return settings.bucket
+
+
+def packer_executable(settings: Settings) -> str:
+    found = shutil.which(settings.packer)
+    if not found:
+        raise AmiError(f"Packer executable {settings.packer!r} not found: install Packer "
+                       "(Debian: apt-get install packer) or set PACKER to its path")
+    return found

@@ -1,0 +1,157 @@
+"""The doit task creators. Each docstring is the task's ``doit list`` line.
+
+Defining tasks reads ``amis.yaml``, the playbooks and role metadata, and
+nothing else: no network, no subprocess. The work happens in actions.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+from doit.exceptions import InvalidDodoFile, TaskFailed
+from doit.tools import config_changed
+
+from . import build, console, emulator, plan, registry
+from .config import ROOT, STATE_DIR, Settings, load_settings
+from .errors import AmiError
+from .graph import Graph, load_graph
+from .inputs import image_inputs
+
+# doit opens its dependency database here before any task runs.
+(ROOT / STATE_DIR).mkdir(exist_ok=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded() -> tuple[Settings, Graph]:
+    """Settings and graph, once per run. A user's mistake stops doit with
+    one line (doit prints InvalidDodoFile without a traceback)."""
+    try:
+        return load_settings(), load_graph(ROOT)
+    except AmiError as err:
+        raise InvalidDodoFile(str(err)) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _inputs() -> dict[str, list[str]]:
+    """Each image's input files, read from its playbook and roles."""
+    _, graph = _loaded()
+    try:
+        return {name: image_inputs(graph, image) for name, image in graph.images.items()}
+    except AmiError as err:
+        raise InvalidDodoFile(str(err)) from None
+
+
+def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an action; a user-facing failure fails the task with its one line."""
+    @functools.wraps(fn)
+    def run(*args: Any) -> Any:
+        try:
+            result = fn(*args)
+        except AmiError as err:
+            console.say(f"error: {err}")
+            return TaskFailed(str(err))
+        return result if isinstance(result, dict) else None
+    return run
+
+
+def _record_file(settings: Settings, image: str) -> str:
+    return settings.record_path(image).relative_to(settings.root).as_posix()
+
+
+def _record_matches_last_run(task: Any, values: dict[str, Any]) -> bool:
+    """Up to date only while the local record is the one this task last
+    produced: a pull that brings another agent's record makes it run again."""
+    return values.get("digest") is not None and \
+        values.get("digest") == build.record_digest(Path(task.targets[0]))
+
+
+@_action
+def _pull() -> None:
+    settings, graph = _loaded()
+    status = registry.pull(settings, graph.region, graph.names)
+    counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}
+    console.say("pulled records from s3://{}/{}: {}".format(
+        settings.bucket, settings.prefix, ", ".join(f"{n} {s}" for s, n in counts.items())))
+
+
+@_action
+def _source() -> dict[str, str]:
+    settings, graph = _loaded()
+    outcome = build.resolve_source(settings, graph)
+    return {"digest": build.record_digest(settings.record_path(outcome.image)) or ""}
+
+
+@_action
+def _image(name: str) -> dict[str, str]:
+    settings, graph = _loaded()
+    _, dig = build.build_image(settings, graph, name)
+    return {"digest": dig}
+
+
+@_action
+def _summary() -> None:
+    settings, graph = _loaded()
+    console.say(build.summary(graph, settings))
+
+
+@_action
+def _plan() -> None:
+    settings, graph = _loaded()
+    console.say(plan.render(plan.make_plan(settings, graph)))
+
+
+@_action
+def _sandbox_stop() -> None:
+    settings, _ = _loaded()
+    console.say(emulator.stop(settings.state))
+
+
+def task_pull() -> dict[str, Any]:
+    """Download every image's current record from S3 (runs before every build)."""
+    return {"actions": [_pull], "uptodate": [False], "verbosity": 2}
+
+
+def task_ami() -> Any:
+    """Build one image if its inputs changed: ami:<name> (see doit list --all)."""
+    settings, graph = _loaded()
+    source = graph.source
+    spec = source.spec(settings.sandbox)
+    yield {
+        "name": source.name,
+        "doc": f"resolve source image {source.name} ({'pinned' if 'ami' in spec else 'newest match'})",
+        "actions": [_source],
+        "targets": [_record_file(settings, source.name)],
+        "task_dep": ["pull"],
+        # A filter may resolve to a newer upstream image at any time: always look.
+        "uptodate": [config_changed(spec) if "ami" in spec else False, _record_matches_last_run],
+        "verbosity": 2,
+    }
+    for name, image in graph.images.items():
+        yield {
+            "name": name,
+            "doc": f"build image {name} on {image.parent} from {image.template}",
+            "actions": [(_image, [name])],
+            "file_dep": [*_inputs()[name], _record_file(settings, image.parent)],
+            "targets": [_record_file(settings, name)],
+            "task_dep": ["pull"],
+            "uptodate": [config_changed(image.settings(settings.sandbox)),
+                         _record_matches_last_run],
+            "verbosity": 2,
+        }
+
+
+def task_amis() -> dict[str, Any]:
+    """Build every stale image, parents first, and print a table (default task)."""
+    return {"actions": [_summary], "task_dep": ["ami"], "uptodate": [False], "verbosity": 2}
+
+
+def task_plan() -> dict[str, Any]:
+    """Show each image as up to date, would rebuild or missing, and why."""
+    return {"actions": [_plan], "task_dep": ["pull"], "uptodate": [False], "verbosity": 2}
+
+
+def task_sandbox_stop() -> dict[str, Any]:
+    """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""
+    return {"actions": [_sandbox_stop], "uptodate": [False], "verbosity": 2}

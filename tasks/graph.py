@@ -1,0 +1,281 @@
+"""The image graph: ``amis.yaml`` read, checked and put in build order.
+
+Every mistake in the file is an :class:`AmiError` that names the file and
+the image, so ``doit list`` prints one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import AmiError
+
+NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+_TOP_KEYS = {"region", "source", "images"}
+_SOURCE_KEYS = {"name", "ami", "owners", "name_pattern", "sandbox_ami"}
+_IMAGE_KEYS = {"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars"}
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML keeps the last of two equal keys; a duplicate image must be an error."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise AmiError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; a missing or malformed file is an AmiError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AmiError(f"{what} {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AmiError(f"{what} {path}: cannot read ({err})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except AmiError as err:
+        raise AmiError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise AmiError(f"{path}:{where}: {problem}: fix the YAML syntax") from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """The upstream image the tree starts from: pinned, or found by filter."""
+    name: str
+    ami: str | None = None
+    owners: tuple[str, ...] = ()
+    name_pattern: str | None = None
+    sandbox_ami: str | None = None
+
+    def spec(self, sandbox: bool) -> dict[str, Any]:
+        """What the source resolves from, as recorded and digested."""
+        if sandbox and self.sandbox_ami:
+            return {"ami": self.sandbox_ami}
+        if self.ami:
+            return {"ami": self.ami}
+        return {"owners": list(self.owners), "name_pattern": self.name_pattern}
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    parent: str
+    template: str
+    playbook: str
+    regions: tuple[str, ...]
+    var_files: tuple[str, ...] = ()
+    extra_inputs: tuple[str, ...] = ()
+    vars: tuple[tuple[str, str], ...] = ()
+
+    def settings(self, sandbox: bool) -> dict[str, Any]:
+        """Build settings that change the image; part of its digest."""
+        return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox}
+
+
+@dataclass(frozen=True)
+class Graph:
+    file: Path
+    root: Path
+    region: str
+    source: Source
+    images: dict[str, Image] = field(default_factory=dict)   # parents before children
+
+    @property
+    def names(self) -> list[str]:
+        """Every node, the source first, then images parents-first."""
+        return [self.source.name, *self.images]
+
+    def children(self, name: str) -> list[str]:
+        return [i.name for i in self.images.values() if i.parent == name]
+
+    def descendants(self, name: str) -> list[str]:
+        out: list[str] = []
+        for child in self.children(name):
+            out += [child, *self.descendants(child)]
+        return out
+
+    def ancestors(self, name: str) -> list[str]:
+        chain = []
+        while name in self.images:
+            name = self.images[name].parent
+            chain.append(name)
+        return chain
+
+
+def _fail(file: Path, where: str, problem: str) -> AmiError:
+    return AmiError(f"{file.name}: {where}: {problem}")
+
+
+def _check_name(file: Path, name: Any, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _fail(file, f"{what} {name!r}",
+                    "names must match [a-z0-9_-]+ (no path separators, dots or spaces)")
+    return name
+
+
+def _str_list(file: Path, where: str, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(file, where, f"'{key}' must be a list of strings")
+    return tuple(value)
+
+
+def _repo_path(root: Path, file: Path, where: str, key: str, rel: str, must_exist: bool = True) -> str:
+    """A path inside the repository, relative and without '..'."""
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts or "\\" in rel:
+        raise _fail(file, where, f"{key} {rel!r} must be a path inside the repository, "
+                                 "relative and without '..'")
+    if must_exist and not (root / p).is_file():
+        raise _fail(file, where, f"{key} {rel} does not exist: create it or set '{key}:' "
+                                 "to the right path")
+    return p.as_posix()
+
+
+def _parse_source(file: Path, data: Any) -> Source:
+    if not isinstance(data, dict):
+        raise _fail(file, "source", "must be a mapping with 'name' and either 'ami' "
+                                    "or 'owners' + 'name_pattern'")
+    unknown = set(data) - _SOURCE_KEYS
+    if unknown:
+        raise _fail(file, "source", f"unknown key {sorted(unknown)[0]!r}; "
+                                    f"known keys: {', '.join(sorted(_SOURCE_KEYS))}")
+    name = _check_name(file, data.get("name"), "source")
+    where = f"source {name}"
+    for key in ("ami", "sandbox_ami"):
+        if data.get(key) is not None and not (isinstance(data[key], str) and AMI_RE.match(data[key])):
+            raise _fail(file, where, f"{key} {data[key]!r} is not an AMI id (ami-xxxxxxxx)")
+    owners = _str_list(file, where, "owners", data.get("owners"))
+    pattern = data.get("name_pattern")
+    if data.get("ami") and (owners or pattern):
+        raise _fail(file, where, "give either 'ami' or 'owners' + 'name_pattern', not both")
+    if not data.get("ami") and not (owners and isinstance(pattern, str) and pattern):
+        raise _fail(file, where, "needs 'ami' (a pinned id) or 'owners' and 'name_pattern' "
+                                 "(resolved to the newest match)")
+    return Source(name=name, ami=data.get("ami"), owners=owners, name_pattern=pattern,
+                  sandbox_ami=data.get("sandbox_ami"))
+
+
+def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> Image:
+    where = f"image {name}"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _fail(file, where, "must be a mapping (parent, template, playbook, ...)")
+    unknown = set(data) - _IMAGE_KEYS
+    if unknown:
+        raise _fail(file, where, f"unknown key {sorted(unknown)[0]!r}; "
+                                 f"known keys: {', '.join(sorted(_IMAGE_KEYS))}")
+    parent = data.get("parent")
+    if parent is None:
+        raise _fail(file, where, "has no 'parent': name the source or another image")
+    parent = _check_name(file, parent, f"{where}: parent")
+    regions = _str_list(file, where, "regions", data.get("regions")) or (region,)
+    for r in regions:
+        if not REGION_RE.match(r):
+            raise _fail(file, where, f"region {r!r} is not an AWS region name (e.g. eu-west-1)")
+    if regions[0] != region:
+        regions = (region, *[r for r in regions if r != region])
+    raw_vars = data.get("vars") or {}
+    if not isinstance(raw_vars, dict):
+        raise _fail(file, where, "'vars' must be a mapping of Packer variable names to values")
+    pairs = []
+    for key, value in sorted(raw_vars.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(key, str) or not _VAR_RE.match(key):
+            raise _fail(file, where, f"variable name {key!r} is not a valid Packer variable name")
+        if not isinstance(value, (str, int, float, bool)):
+            raise _fail(file, where, f"variable {key} must be a string or number")
+        pairs.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
+    return Image(
+        name=name,
+        parent=parent,
+        template=_repo_path(root, file, where, "template",
+                            data.get("template") or f"packer/{name}_ami.json"),
+        playbook=_repo_path(root, file, where, "playbook",
+                            data.get("playbook") or f"ansible/{name}_ami.yaml"),
+        regions=regions,
+        var_files=tuple(_repo_path(root, file, where, "var_files", v)
+                        for v in _str_list(file, where, "var_files", data.get("var_files"))),
+        extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=False)
+                           for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
+        vars=tuple(pairs),
+    )
+
+
+def _order(file: Path, source: str, images: dict[str, Image]) -> dict[str, Image]:
+    """Parents before children; unknown parents and cycles are errors."""
+    for image in images.values():
+        if image.parent != source and image.parent not in images:
+            raise _fail(file, f"image {image.name}",
+                        f"unknown parent {image.parent!r}: declare it under 'images' or use "
+                        f"the source {source!r}")
+    ordered: dict[str, Image] = {}
+    for name in sorted(images):
+        path: list[str] = []
+        node = name
+        while node != source and node not in ordered:
+            if node in path:
+                cycle = " -> ".join(path[path.index(node):] + [node])
+                raise _fail(file, f"image {node}", f"parent cycle {cycle}: one of them must "
+                                                   f"build on {source!r} or a non-cyclic image")
+            path.append(node)
+            node = images[node].parent
+        for n in reversed(path):
+            ordered[n] = images[n]
+    return ordered
+
+
+def parse_graph(data: Any, file: Path, root: Path) -> Graph:
+    if not isinstance(data, dict):
+        raise AmiError(f"{file.name}: must be a mapping with 'region', 'source' and 'images'")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise AmiError(f"{file.name}: unknown key {sorted(unknown)[0]!r}; "
+                       f"known keys: {', '.join(sorted(_TOP_KEYS))}")
+    region = data.get("region")
+    if not isinstance(region, str) or not REGION_RE.match(region):
+        raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name (e.g. eu-west-1)")
+    source = _parse_source(file, data.get("source"))
+    raw_images = data.get("images")
+    if not isinstance(raw_images, dict) or not raw_images:
+        raise AmiError(f"{file.name}: 'images' must map image names to their settings")
+    images: dict[str, Image] = {}
+    for name, spec in raw_images.items():
+        name = _check_name(file, name, "image")
+        if name == source.name:
+            raise _fail(file, f"image {name}", f"has the same name as the source {source.name!r}")
+        images[name] = _parse_image(root, file, name, spec, region)
+    return Graph(file=file, root=root, region=region, source=source,
+                 images=_order(file, source.name, images))
+
+
+def load_graph(root: Path, filename: str = "amis.yaml") -> Graph:
+    root = root.resolve()
+    file = root / filename
+    return parse_graph(load_yaml(file, "image graph"), file, root)
