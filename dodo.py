@@ -1,6 +1,7 @@
 """doit tasks for the AMI tree: `doit list` shows them, `doit` builds what changed."""
 
-from tasks.creators import task_ami, task_amis, task_plan, task_pull, task_sandbox_stop  # noqa: F401
+from tasks.creators import (default_jobs, task_ami, task_amis, task_plan,  # noqa: F401
+                            task_pull, task_sandbox_stop)
 
 DOIT_CONFIG = {
     "default_tasks": ["amis"],
@@ -8,7 +9,9 @@ DOIT_CONFIG = {
     "backend": "sqlite3",
     "dep_file": ".amis/doit.sqlite3",
     "check_file_uptodate": "md5",
+    # Independent images build at once; `doit -n 1 amis` builds one at a time.
     # Packer is a subprocess: threads are enough and need no pickling.
+    "num_process": default_jobs(),
     "par_type": "thread",
     "verbosity": 2,
     "minversion": "0.36.0",

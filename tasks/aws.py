@@ -38,6 +38,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for Packer: the user's, plus dummy credentials in the sandbox
     so real ones are never sent to the emulator."""
     env = dict(os.environ)
+    env.setdefault("CHECKPOINT_DISABLE", "1")    # no version check call home from Packer
     if settings.sandbox:
         env.update(SANDBOX_CREDENTIALS)
         env.pop("AWS_SESSION_TOKEN", None)

@@ -43,6 +43,17 @@ def _inputs() -> dict[str, list[str]]:
         raise InvalidDodoFile(str(err)) from None
 
 
+def default_jobs(most: int = 8) -> int:
+    """Parallel builds by default, as many as the tree has leaves (Packer
+    mostly waits on AWS, so cores do not limit it). 0 when the graph does
+    not load: the task creators then report why."""
+    try:
+        _, graph = _loaded()
+    except InvalidDodoFile:
+        return 0
+    return min(graph.width, most) if graph.width > 1 else 0
+
+
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run an action; a user-facing failure fails the task with its one line."""
     @functools.wraps(fn)
@@ -50,7 +61,6 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = fn(*args)
         except AmiError as err:
-            console.say(f"error: {err}")
             return TaskFailed(str(err))
         return result if isinstance(result, dict) else None
     return run

@@ -108,6 +108,12 @@ class Graph:
         """Every node, the source first, then images parents-first."""
         return [self.source.name, *self.images]
 
+    @property
+    def width(self) -> int:
+        """How many images can build at once at most: the tree's leaves."""
+        parents = {i.parent for i in self.images.values()}
+        return sum(1 for name in self.images if name not in parents)
+
     def children(self, name: str) -> list[str]:
         return [i.name for i in self.images.values() if i.parent == name]
 

@@ -1,0 +1,166 @@
+"""Fixtures: a moto_server on loopback, a throw-away copy of the repository,
+and ``doit`` driven as a subprocess with the real Packer behind a counting
+wrapper."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tasks import emulator  # noqa: E402
+
+BUCKET = "test-amis"
+REGION = "eu-west-1"
+IMAGES = ["base", "build", "deploy", "web", "worker"]
+PROJECT_FILES = ["dodo.py", "amis.yaml", "tasks", "packer", "ansible", ".gitignore"]
+
+
+def _need_packer() -> str:
+    real = shutil.which("packer")
+    if not real:
+        pytest.fail("packer is not installed: run .ci/install (Debian package 'packer')")
+    return real
+
+
+@pytest.fixture(scope="session")
+def emulator_url(tmp_path_factory) -> str:
+    port = emulator.free_port()
+    log = tmp_path_factory.mktemp("emulator") / "moto.log"
+    proc = emulator.spawn(port, ROOT, log=log)
+    try:
+        emulator.wait_until_listening(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(emulator_url):
+    """A clean emulator for each test, and boto3 clients on it."""
+    import boto3
+
+    req = urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+    kw = dict(endpoint_url=emulator_url, region_name=REGION,
+              aws_access_key_id="test", aws_secret_access_key="test")
+    return AwsClients(s3=boto3.client("s3", **kw), ec2=boto3.client("ec2", **kw),
+                      url=emulator_url)
+
+
+@dataclass
+class AwsClients:
+    s3: object
+    ec2: object
+    url: str
+
+    def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
+        """Every object in the bucket, key -> body."""
+        out = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                out[obj["Key"]] = self.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+        return out
+
+
+def copy_project(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "tree"], cwd=dest, check=True)
+    return dest
+
+
+def write_script(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@dataclass
+class Project:
+    """A copy of the repository and a way to run doit in it."""
+    path: Path
+    env: dict[str, str]
+    runs_file: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def doit(self, *args: str, env: dict[str, str] | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+        full_env = {**self.env, **(env or {})}
+        full_env = {k: v for k, v in full_env.items() if v is not None}
+        return subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.path,
+                              env=full_env, capture_output=True, text=True, timeout=timeout)
+
+    def packer_builds(self) -> list[str]:
+        """Images Packer built so far (one line per `packer build`)."""
+        if not self.runs_file.exists():
+            return []
+        return [line.split()[0] for line in self.runs_file.read_text().splitlines()
+                if line.strip()]
+
+    def reset_count(self) -> None:
+        self.runs_file.unlink(missing_ok=True)
+
+    def record(self, image: str) -> Path:
+        return self.path / ".amis" / "records" / f"{image}.json"
+
+    def clone(self, dest: Path) -> "Project":
+        """A fresh clone: new folder, new mtimes, no doit database, no records."""
+        subprocess.run(["git", "clone", "-q", str(self.path), str(dest)], check=True)
+        return Project(dest, self.env, self.runs_file)
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "AMI_", "BUILDKITE_")) and k != "PACKER"}
+    env.update({
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": REGION, "HOME": str(tmp / "home"),
+        "PACKER_CACHE_DIR": str(tmp / "packer_cache"),
+        "CHECKPOINT_DISABLE": "1",   # Packer: no version check over the network
+    })
+    (tmp / "home").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def counting_packer(tmp_path) -> tuple[Path, Path]:
+    """$PACKER: logs each build's image, then runs the real packer."""
+    real = _need_packer()
+    runs = tmp_path / "packer-runs.txt"
+    script = write_script(tmp_path / "packer-wrapper", f"""#!/bin/sh
+if [ "$1" = build ]; then
+  for a in "$@"; do case "$a" in image=*) echo "${{a#image=}}" >> "{runs}";; esac; done
+fi
+exec "{real}" "$@"
+""")
+    return script, runs
+
+
+@pytest.fixture
+def project(tmp_path, aws, counting_packer) -> Project:
+    """The example tree in a fresh repo, in the sandbox, on the test emulator."""
+    script, runs = counting_packer
+    env = base_env(tmp_path)
+    env.update({"AWS_ENDPOINT_URL": aws.url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
+                "PACKER": str(script)})
+    return Project(copy_project(tmp_path / "repo"), env, runs)

@@ -1,0 +1,97 @@
+"""User mistakes reach the user as one line, never a traceback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import BUCKET, Project, base_env, copy_project
+
+
+@pytest.fixture
+def offline(tmp_path) -> Project:
+    """The repository with no emulator: AWS calls would go to a closed port."""
+    env = base_env(tmp_path)
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    env["AMI_BUCKET"] = BUCKET
+    return Project(copy_project(tmp_path / "repo"), env, tmp_path / "runs")
+
+
+def one_line_error(result) -> str:
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Traceback" not in out, out
+    lines = out.splitlines()
+    # doit reports a failed task as "TaskFailed - taskid:NAME" and the message
+    # on the next line; a dodo-level mistake as "ERROR: message".
+    errors = [lines[i + 1] for i, l in enumerate(lines[:-1]) if l.startswith("TaskFailed - ")]
+    errors += [l for l in lines if l.startswith("ERROR: ")]
+    assert len(errors) == 1, out
+    return errors[0]
+
+
+def test_doit_list_needs_no_network(offline):
+    result = offline.doit("list", "--all")
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == ["ami", "ami:base", "ami:build", "ami:centos", "ami:deploy", "ami:web",
+                     "ami:worker", "amis", "plan", "pull", "sandbox_stop"]
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("parent: base\n    regions", "parent: bsae\n    regions"),
+     r"amis.yaml: image web: unknown parent 'bsae'"),
+    (("  base:\n    parent: centos", "  base:\n    parent: deploy"),
+     r"amis.yaml: image \w+: parent cycle"),
+    (("  worker:\n", "  Worker/../x:\n"), r"amis.yaml: image 'Worker/../x': names must match"),
+    (("  deploy:\n    parent: base\n", "  deploy:\n    parent: base\n  web:\n    parent: base\n"),
+     r"amis.yaml: duplicate key 'web'"),
+    (("playbook: ansible/build_ami.yaml", "playbook: ansible/nope.yaml"),
+     r"amis.yaml: image build: playbook ansible/nope.yaml does not exist"),
+    (("  deploy:\n    parent: base\n", "  deploy:\n    parent: base\n  cache:\n    parent: base\n"),
+     r"amis.yaml: image cache: template packer/cache_ami.json does not exist"),
+])
+def test_bad_graph_is_one_line(offline, edit, expected):
+    graph = offline.path / "amis.yaml"
+    text = graph.read_text()
+    assert edit[0] in text
+    graph.write_text(text.replace(edit[0], edit[1], 1))
+    line = one_line_error(offline.doit("list"))
+    assert re.search(expected, line), line
+
+
+def test_unknown_role_is_one_line(offline):
+    (offline.path / "ansible/web_ami.yaml").write_text(
+        "- hosts: all\n  roles:\n    - web_app\n    - no_such_role\n")
+    line = one_line_error(offline.doit("list"))
+    assert "ansible/web_ami.yaml: role 'no_such_role' not found in ansible/roles/" in line
+
+
+def test_missing_bucket_setting_outside_sandbox(offline):
+    line = one_line_error(offline.doit("amis", env={"AMI_BUCKET": None}))
+    assert "AMI_BUCKET is not set" in line
+
+
+def test_unreachable_s3_fails_before_any_build(offline):
+    result = offline.doit("amis")
+    line = one_line_error(result)
+    assert "cannot reach" in line and "127.0.0.1:9" in line
+    assert not offline.runs_file.exists()
+
+
+def test_missing_bucket_is_an_error_not_created(tmp_path, aws, counting_packer):
+    env = base_env(tmp_path)
+    env.update({"AWS_ENDPOINT_URL": aws.url, "AMI_BUCKET": "no-such-bucket",
+                "PACKER": str(counting_packer[0])})
+    project = Project(copy_project(tmp_path / "repo"), env, counting_packer[1])
+    line = one_line_error(project.doit("amis"))
+    assert "bucket s3://no-such-bucket does not exist" in line
+    assert "no-such-bucket" not in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
+    assert project.packer_builds() == []
+
+
+def test_invalid_bucket_name(offline):
+    result = offline.doit("amis", env={"AMI_BUCKET": "Bad_Bucket"})
+    line = one_line_error(result)
+    assert "AMI_BUCKET='Bad_Bucket' is not a valid S3 bucket name" in line
