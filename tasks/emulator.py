@@ -91,12 +91,17 @@ def spawn(port: int, cwd: Path, log: Path | None = None, detach: bool = False) -
                             stdin=subprocess.DEVNULL, start_new_session=detach)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running, and not a zombie (a detached emulator is reaped by init, late)."""
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" not in status
 
 
 def ensure(root: Path, state: Path) -> str:
@@ -107,7 +112,7 @@ def ensure(root: Path, state: Path) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             info = json.loads(info_file.read_text())
-            if _alive(info["pid"]) and listening(info["port"]):
+            if alive(info["pid"]) and listening(info["port"]):
                 return f"http://{HOST}:{info['port']}"
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -124,8 +129,12 @@ def stop(state: Path) -> str:
         info = json.loads(info_file.read_text())
     except (OSError, ValueError):
         return "no sandbox emulator is running"
-    if _alive(info.get("pid", -1)):
-        os.kill(info["pid"], signal.SIGTERM)
+    pid = info.get("pid", -1)
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
     info_file.unlink(missing_ok=True)
     return f"stopped the sandbox emulator on port {info.get('port')}; its AMIs and records are gone"
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import BUCKET, IMAGES, REGION, write_script
+from tasks import emulator
 
 ALL = sorted(IMAGES)
 
@@ -219,3 +220,52 @@ def test_source_filter_picks_newest_and_new_upstream_rebuilds_tree(project, aws)
     ok(project.doit("amis"))
     assert json.loads(project.record("centos").read_text())["amis"][REGION] == newer
     assert built(project) == ALL
+
+
+def test_a_pulled_record_for_other_inputs_is_not_taken_as_ours(built_tree, tmp_path):
+    """Agent B's doit database says web is up to date, but the pull brought
+    agent A's record for other inputs: B must notice and use the AMI that
+    matches its own inputs (found by digest), without Packer."""
+    agent_b = built_tree.clone(tmp_path / "agent-b")
+    ok(agent_b.doit("amis"))
+    mine = json.loads(agent_b.record("web").read_text())
+    edit(built_tree.path / "ansible/roles/web_app/tasks/main.yml")
+    ok(built_tree.doit("amis"))                     # agent A publishes a new web
+    assert built(built_tree) == ["web"]
+    built_tree.reset_count()
+    result = ok(agent_b.doit("amis"))
+    assert built(agent_b) == []
+    assert json.loads(agent_b.record("web").read_text())["digest"] == mine["digest"]
+    assert "reusing " + mine["amis"][REGION] in result.stdout
+
+
+def test_a_corrupt_record_in_s3_stops_the_run_naming_its_key(built_tree, aws):
+    before = built_tree.record("web").read_bytes()
+    aws.s3.put_object(Bucket=BUCKET, Key="current/web.json", Body=b'{"image": "web"')
+    result = built_tree.doit("amis")
+    assert result.returncode != 0
+    assert f"s3://{BUCKET}/current/web.json: not valid JSON" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert built_tree.record("web").read_bytes() == before
+    assert built(built_tree) == []
+
+
+def test_sandbox_starts_its_own_emulator_and_reuses_it(tmp_path, counting_packer):
+    from conftest import Project, base_env, copy_project
+
+    env = base_env(tmp_path)
+    env.update({"AMI_SANDBOX": "1", "PACKER": str(counting_packer[0])})
+    project = Project(copy_project(tmp_path / "repo"), env, counting_packer[1])
+    try:
+        result = ok(project.doit())                 # the default task is amis
+        assert built(project) == ALL
+        info = json.loads((project.path / ".amis/emulator.json").read_text())
+        assert re.search(rf"pulled records from s3://amis-sandbox/", result.stdout)
+        project.reset_count()
+        ok(project.doit())
+        assert built(project) == []
+        assert json.loads((project.path / ".amis/emulator.json").read_text()) == info
+    finally:
+        stop = project.doit("sandbox_stop")
+    assert "stopped the sandbox emulator" in stop.stdout
+    assert not emulator.alive(info["pid"]) and not emulator.listening(info["port"])

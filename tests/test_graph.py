@@ -1,0 +1,169 @@
+"""The image graph: conventions, order, and one-line errors for bad graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.errors import AmiError
+from tasks.graph import load_graph, parse_graph
+from tasks.inputs import image_inputs
+
+SOURCE = {"name": "centos", "ami": "ami-12345678"}
+
+
+def make_tree(root: Path, images: dict, files: list[str] | None = None) -> Path:
+    for name in images:
+        for rel in (f"packer/{name}_ami.json", f"ansible/{name}_ami.yaml"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text("- hosts: all\n  roles: []\n" if rel.endswith("yaml") else "{}")
+    for rel in files or []:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    data = {"region": "eu-west-1", "source": SOURCE, "images": images}
+    (root / "amis.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return root
+
+
+def error_of(root: Path) -> str:
+    with pytest.raises(AmiError) as info:
+        load_graph(root)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_conventions_and_parent_first_order(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "base", "regions": ["us-east-1", "eu-west-1"]},
+                         "base": {"parent": "centos"}, "api": {"parent": "web"}})
+    graph = load_graph(tmp_path)
+    assert list(graph.images) == ["base", "web", "api"]
+    web = graph.images["web"]
+    assert (web.template, web.playbook) == ("packer/web_ami.json", "ansible/web_ami.yaml")
+    assert web.regions == ("eu-west-1", "us-east-1")     # main region first
+    assert graph.images["base"].regions == ("eu-west-1",)
+    assert graph.descendants("base") == ["web", "api"]
+    assert graph.ancestors("api") == ["web", "base", "centos"]
+    assert graph.width == 1
+
+
+def test_unknown_parent(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "bsae"}})
+    assert error_of(tmp_path) == ("amis.yaml: image web: unknown parent 'bsae': declare it "
+                                  "under 'images' or use the source 'centos'")
+
+
+def test_cycle(tmp_path):
+    make_tree(tmp_path, {"a": {"parent": "b"}, "b": {"parent": "c"}, "c": {"parent": "a"}})
+    message = error_of(tmp_path)
+    assert message.startswith("amis.yaml: image a: parent cycle a -> b -> c -> a")
+
+
+@pytest.mark.parametrize("missing", ["packer/web_ami.json", "ansible/web_ami.yaml"])
+def test_missing_template_or_playbook(tmp_path, missing):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    (tmp_path / missing).unlink()
+    message = error_of(tmp_path)
+    assert message.startswith(f"amis.yaml: image web: ") and f"{missing} does not exist" in message
+
+
+def test_duplicate_name(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    text = (tmp_path / "amis.yaml").read_text()
+    (tmp_path / "amis.yaml").write_text(text + "  web:\n    parent: centos\n")
+    assert "duplicate key 'web'" in error_of(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["Web", "we b", "../etc", "a/b", "a.b", ""])
+def test_unsafe_names(tmp_path, name):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    data = yaml.safe_load((tmp_path / "amis.yaml").read_text())
+    data["images"][name] = {"parent": "centos"}
+    (tmp_path / "amis.yaml").write_text(yaml.safe_dump(data))
+    assert f"image {name!r}: names must match [a-z0-9_-]+" in error_of(tmp_path)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("template", "../outside.json", "must be a path inside the repository"),
+    ("template", "/etc/passwd", "must be a path inside the repository"),
+    ("regions", ["mars-1"], "is not an AWS region name"),
+    ("parnet", "centos", "unknown key 'parnet'"),
+    ("vars", {"bad name": 1}, "is not a valid Packer variable name"),
+])
+def test_bad_image_settings(tmp_path, key, value, expected):
+    make_tree(tmp_path, {"web": {"parent": "centos", key: value}})
+    message = error_of(tmp_path)
+    assert message.startswith("amis.yaml: image web: ") and expected in message
+
+
+def test_source_needs_ami_or_filter(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    data = yaml.safe_load((tmp_path / "amis.yaml").read_text())
+    data["source"] = {"name": "centos", "owners": ["123"]}
+    (tmp_path / "amis.yaml").write_text(yaml.safe_dump(data))
+    assert "source centos: needs 'ami'" in error_of(tmp_path)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    (tmp_path / "amis.yaml").write_text("region: eu-west-1\nimages: [\n")
+    message = error_of(tmp_path)
+    assert "amis.yaml" in message and "line" in message
+
+
+def test_missing_graph_file(tmp_path):
+    assert "amis.yaml: file not found" in error_of(tmp_path)
+
+
+def test_graph_must_be_mapping(tmp_path):
+    with pytest.raises(AmiError, match="must be a mapping"):
+        parse_graph(["x"], tmp_path / "amis.yaml", tmp_path)
+
+
+# -- inputs ------------------------------------------------------------------
+
+def test_inputs_follow_playbook_roles_meta_and_include_role(tmp_path):
+    files = ["ansible/roles/a/tasks/main.yml", "ansible/roles/a/templates/x.j2",
+             "ansible/roles/b/defaults/main.yml", "ansible/roles/c/tasks/main.yml",
+             "ansible/roles/unused/tasks/main.yml", "ansible/group_vars/all.yml",
+             "ansible/vars/web.yml", "extra/cloud.cfg"]
+    make_tree(tmp_path, {"web": {"parent": "centos", "var_files": ["ansible/vars/web.yml"],
+                                 "extra_inputs": ["extra/*.cfg"]}}, files)
+    (tmp_path / "ansible/web_ami.yaml").write_text(
+        "- hosts: all\n  roles:\n    - role: a\n")
+    (tmp_path / "ansible/roles/a/meta").mkdir()
+    (tmp_path / "ansible/roles/a/meta/main.yml").write_text("dependencies:\n  - role: b\n")
+    (tmp_path / "ansible/roles/a/tasks/main.yml").write_text(
+        "- block:\n    - ansible.builtin.include_role:\n        name: c\n")
+    graph = load_graph(tmp_path)
+    assert image_inputs(graph, graph.images["web"]) == [
+        "ansible/group_vars/all.yml",
+        "ansible/roles/a/meta/main.yml", "ansible/roles/a/tasks/main.yml",
+        "ansible/roles/a/templates/x.j2", "ansible/roles/b/defaults/main.yml",
+        "ansible/roles/c/tasks/main.yml", "ansible/vars/web.yml", "ansible/web_ami.yaml",
+        "extra/cloud.cfg", "packer/web_ami.json",
+    ]
+
+
+def test_templated_role_name_is_an_error(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    (tmp_path / "ansible/web_ami.yaml").write_text("- hosts: all\n  roles:\n    - '{{ r }}'\n")
+    graph = load_graph(tmp_path)
+    with pytest.raises(AmiError, match="cannot be resolved statically"):
+        image_inputs(graph, graph.images["web"])
+
+
+def test_extra_input_matching_nothing_is_an_error(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos", "extra_inputs": ["nothing/*"]}})
+    graph = load_graph(tmp_path)
+    with pytest.raises(AmiError, match="image web: extra_inputs 'nothing/\\*' matches no file"):
+        image_inputs(graph, graph.images["web"])
+
+
+def test_example_tree_role_precision():
+    """The repository's own tree: the Buildkite role feeds build and deploy only."""
+    graph = load_graph(Path(__file__).resolve().parent.parent)
+    users = [n for n, i in graph.images.items()
+             if "ansible/roles/buildkite_agent/tasks/main.yml" in image_inputs(graph, i)]
+    assert users == ["build", "deploy"]
