@@ -7,8 +7,6 @@ an artifact. Words like "Error" in provisioner output mean nothing here.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +56,6 @@ class Result:
     exit_code: int
     amis: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    version: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,16 +147,16 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
         echo: Callable[[str], None]) -> Result:
     """Run Packer, keep its whole output in ``log``, echo it readably.
 
-    Packer gets its own process group: on Ctrl-C we pass SIGINT to that
-    group (Packer ignores SIGINT to its PID alone), wait for its cleanup,
-    and report the interrupt.
+    Packer stays in our process group, so a Ctrl-C at the terminal reaches
+    it as well as doit (Packer ignores SIGINT sent to its PID alone, not to
+    its group) and it cancels the build and cleans up; we wait for that.
     """
     out = Output()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", encoding="utf-8") as log_file:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT)
         except OSError as err:
             raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
         try:
@@ -171,11 +168,10 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
                     echo(text)
             code = proc.wait()
         except KeyboardInterrupt:
-            echo("interrupted: asking Packer to clean up")
-            os.killpg(proc.pid, signal.SIGINT)
+            echo("interrupted: waiting for Packer to clean up")
             try:
                 proc.wait(timeout=CLEANUP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
             raise AmiError(f"interrupted: Packer stopped, nothing recorded; log: {log}") from None
     return Result(exit_code=code, amis=out.amis, errors=out.errors)

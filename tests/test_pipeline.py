@@ -269,3 +269,19 @@ def test_sandbox_starts_its_own_emulator_and_reuses_it(tmp_path, counting_packer
         stop = project.doit("sandbox_stop")
     assert "stopped the sandbox emulator" in stop.stdout
     assert not emulator.alive(info["pid"]) and not emulator.listening(info["port"])
+
+
+def test_prefix_puts_every_key_under_it(project, aws):
+    ok(project.doit("amis", env={"AMI_PREFIX": "teams/platform/"}))
+    keys = list(aws.objects())
+    assert keys and all(k.startswith("teams/platform/") for k in keys)
+    assert "teams/platform/current/web.txt" in keys
+
+
+def test_a_current_record_deleted_from_s3_is_restored_from_its_digest_copy(built_tree, aws):
+    web = built_tree.record("web").read_bytes()
+    aws.s3.delete_object(Bucket=BUCKET, Key="current/web.json")
+    ok(built_tree.doit("amis"))
+    assert built(built_tree) == []
+    assert aws.objects()["current/web.json"] == web
+    assert built_tree.record("web").read_bytes() == web
