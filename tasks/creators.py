@@ -13,7 +13,7 @@ from typing import Any, Callable
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import build, console, emulator, plan, registry
+from . import build, console, emulator, packer, plan, registry
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
 from .graph import Graph, load_graph
@@ -21,6 +21,8 @@ from .inputs import image_inputs
 
 # doit opens its dependency database here before any task runs.
 (ROOT / STATE_DIR).mkdir(exist_ok=True)
+# Ctrl-C / SIGTERM: let Packer clean up instead of dying mid-build.
+packer.install_signal_handlers()
 
 
 @functools.lru_cache(maxsize=None)

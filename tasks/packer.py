@@ -7,7 +7,10 @@ an artifact. Words like "Error" in provisioner output mean nothing here.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +21,10 @@ from .graph import AMI_RE, REGION_RE, Image
 _EBS_BUILDERS = {"amazon-ebs"}
 _SKIPPED_IN_SANDBOX = {"ansible", "ansible-local"}
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
+
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+_interrupted = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -143,20 +150,61 @@ def version(packer: str, env: dict[str, str]) -> str:
     return "unknown"
 
 
+def interrupted() -> bool:
+    return _interrupted.is_set()
+
+
+def _kill_all() -> None:
+    with _running_lock:
+        for proc in _running:
+            proc.kill()
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    """First Ctrl-C or SIGTERM (what Buildkite sends on cancel): ask every
+    running Packer to cancel, exactly once, by SIGTERM to its PID; Packer then
+    removes its instance, key pair and security group and exits 1. A second
+    Ctrl-C stops at once."""
+    if _interrupted.is_set():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt
+    _interrupted.set()
+    sys.__stderr__.write(f"{signal.Signals(signum).name}: asking Packer to cancel and clean up "
+                         f"(up to {CLEANUP_TIMEOUT} s); nothing will be recorded. "
+                         "Press Ctrl-C again to stop at once.\n")
+    with _running_lock:
+        for proc in _running:
+            proc.send_signal(signal.SIGTERM)
+    timer = threading.Timer(CLEANUP_TIMEOUT, _kill_all)
+    timer.daemon = True
+    timer.start()
+
+
+def install_signal_handlers() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+
+
 def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
         echo: Callable[[str], None]) -> Result:
     """Run Packer, keep its whole output in ``log``, echo it readably.
 
-    Packer stays in our process group, so a Ctrl-C at the terminal reaches
-    it as well as doit (Packer ignores SIGINT sent to its PID alone, not to
-    its group) and it cancels the build and cleans up; we wait for that.
+    Packer runs in a session of its own, so a signal reaches it once and
+    only through :func:`_on_signal` (Packer ignores SIGINT sent to its PID
+    alone; SIGTERM to its PID cancels the build cleanly).
     """
+    if interrupted():
+        raise AmiError("interrupted: not starting Packer")
     out = Output()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", encoding="utf-8") as log_file:
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
+            with _running_lock:
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+                _running.add(proc)
         except OSError as err:
             raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
         try:
@@ -167,11 +215,10 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
                 for text in out.readable(raw):
                     echo(text)
             code = proc.wait()
-        except KeyboardInterrupt:
-            echo("interrupted: waiting for Packer to clean up")
-            try:
-                proc.wait(timeout=CLEANUP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise AmiError(f"interrupted: Packer stopped, nothing recorded; log: {log}") from None
+        finally:
+            with _running_lock:
+                _running.discard(proc)
+    if interrupted():
+        raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
+                       f"recorded; log: {log}")
     return Result(exit_code=code, amis=out.amis, errors=out.errors)

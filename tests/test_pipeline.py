@@ -285,3 +285,52 @@ def test_a_current_record_deleted_from_s3_is_restored_from_its_digest_copy(built
     assert built(built_tree) == []
     assert aws.objects()["current/web.json"] == web
     assert built_tree.record("web").read_bytes() == web
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_mid_build_cleans_up_and_records_nothing(project, aws, how):
+    """Ctrl-C at a terminal (SIGINT to doit's process group) or Buildkite's
+    cancel (SIGTERM to doit): Packer is asked to cancel, removes its
+    instance, and nothing is recorded."""
+    import signal
+    import subprocess
+    import sys
+
+    template = project.path / "packer/base_ami.json"
+    data = json.loads(template.read_text())
+    # Packer lets a running shell-local script finish before it cancels.
+    data["provisioners"].append({"type": "shell-local", "inline": ["sleep 4"]})
+    template.write_text(json.dumps(data, indent=2))
+    proc = subprocess.Popen([sys.executable, "-m", "doit", "amis"], cwd=project.path,
+                            env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Running local shell script" in line:
+            break
+    running = aws.ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    assert sum(len(r["Instances"]) for r in running["Reservations"]) == 1
+    started = time.monotonic()
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(seen) + rest
+    assert proc.returncode not in (0, None), out
+    assert time.monotonic() - started < 60, "Packer did not stop"
+    assert "Cleanly cancelled builds after being interrupted" in out
+    assert "interrupted: Packer cancelled the build" in out
+    assert "Traceback" not in out
+    running = aws.ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    assert running["Reservations"] == [] or all(not r["Instances"] for r in running["Reservations"])
+    assert [k for k in aws.ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith("packer_")] == []
+    assert [k for k in aws.objects() if "base" in k] == []
+    tagged = aws.ec2.describe_images(Owners=["self"],
+                                     Filters=[{"Name": "tag:Image", "Values": ["base"]}])
+    assert tagged["Images"] == []
+    assert not project.record("base").exists()
+    assert project.packer_builds() == ["base"]      # no child was started
