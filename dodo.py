@@ -1,7 +1,9 @@
 """doit tasks for the AMI tree: `doit list` shows them, `doit` builds what changed."""
 
-from tasks.creators import (default_jobs, task_ami, task_amis, task_plan,  # noqa: F401
-                            task_pull, task_sandbox_stop)
+import sys
+
+from tasks.creators import (default_jobs, parallel_options, task_ami,  # noqa: F401
+                            task_amis, task_plan, task_pull, task_sandbox_stop)
 
 DOIT_CONFIG = {
     "default_tasks": ["amis"],
@@ -15,4 +17,5 @@ DOIT_CONFIG = {
     "par_type": "thread",
     "verbosity": 2,
     "minversion": "0.36.0",
+    **parallel_options(sys.argv),   # `doit amis -n 4 -P thread`
 }

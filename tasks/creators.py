@@ -56,6 +56,27 @@ def default_jobs(most: int = 8) -> int:
     return min(graph.width, most) if graph.width > 1 else 0
 
 
+def parallel_options(argv: list[str]) -> dict[str, Any]:
+    """Honour `doit amis -n 4 -P thread`. doit reads its own options only
+    before the task names; options after `amis` are `amis`'s params (see
+    task_amis), and are read here from the command line for DOIT_CONFIG.
+    Options before the task name still win, as doit gives them precedence."""
+    args = argv[1:]
+    if "amis" not in args:
+        return {}
+    tail = args[args.index("amis") + 1:]
+    found: dict[str, Any] = {}
+    for i, arg in enumerate(tail):
+        value = tail[i + 1] if i + 1 < len(tail) else ""
+        if arg in ("-n", "--process") and value.isdigit():
+            found["num_process"] = int(value)
+        elif arg.startswith("--process=") and arg[10:].isdigit():
+            found["num_process"] = int(arg[10:])
+        elif arg.startswith("-n") and arg[2:].isdigit():
+            found["num_process"] = int(arg[2:])
+    return found
+
+
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run an action; a user-facing failure fails the task with its one line."""
     @functools.wraps(fn)
@@ -156,7 +177,17 @@ def task_ami() -> Any:
 
 def task_amis() -> dict[str, Any]:
     """Build every stale image, parents first, and print a table (default task)."""
-    return {"actions": [_summary], "task_dep": ["ami"], "uptodate": [False], "verbosity": 2}
+    return {
+        "actions": [_summary], "task_dep": ["ami"], "uptodate": [False], "verbosity": 2,
+        # Read by parallel_options() for DOIT_CONFIG; declared so doit accepts them here.
+        "params": [
+            {"name": "process", "short": "n", "long": "process", "type": int, "default": 0,
+             "help": "images to build at once (default: the tree's leaves, at most 8)"},
+            {"name": "par_type", "short": "P", "long": "parallel-type", "type": str,
+             "default": "thread", "choices": (("thread", "Packer runs as a subprocess"),),
+             "help": "how: only 'thread' (records are shared in-process)"},
+        ],
+    }
 
 
 def task_plan() -> dict[str, Any]:

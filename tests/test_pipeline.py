@@ -334,3 +334,44 @@ def test_interrupt_mid_build_cleans_up_and_records_nothing(project, aws, how):
     assert tagged["Images"] == []
     assert not project.record("base").exists()
     assert project.packer_builds() == ["base"]      # no child was started
+
+
+SLEEPY_PACKER = """#!/bin/sh
+[ "$1" = version ] && { echo "1,,version,1.6.6"; exit 0; }
+for a in "$@"; do case "$a" in image=*) image="${a#image=}";; esac; done
+echo "$image start $(date +%s.%N)" >> "{times}"
+sleep 1
+echo "$image end $(date +%s.%N)" >> "{times}"
+ami="ami-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \\n')"
+echo "1,amazon-ebs,artifact,0,id,eu-west-1:$ami%!(PACKER_COMMA)us-east-1:$ami"
+"""
+
+
+def _intervals(times_file):
+    spans: dict[str, list[float]] = {}
+    for line in times_file.read_text().splitlines():
+        image, _, stamp = line.split()
+        spans.setdefault(image, []).append(float(stamp))
+    return spans
+
+
+def _overlapping(spans, names) -> int:
+    pairs = [(a, b) for a in names for b in names if a < b]
+    return sum(1 for a, b in pairs if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1])
+
+
+@pytest.mark.parametrize("args, parallel", [
+    (["amis", "-n", "4", "-P", "thread"], True),    # as the issue writes it
+    (["-n", "1", "amis"], False),                    # doit's own option order
+])
+def test_siblings_build_at_once_only_when_asked(project, tmp_path, args, parallel):
+    times = tmp_path / "times"
+    sleepy = write_script(tmp_path / "sleepy-packer", SLEEPY_PACKER.replace("{times}", str(times)))
+    ok(project.doit(*args, env={"PACKER": str(sleepy)}))
+    spans = _intervals(times)
+    children = ["build", "deploy", "web", "worker"]
+    assert all(spans[c][0] >= spans["base"][1] for c in children)     # parent first
+    if parallel:
+        assert _overlapping(spans, children) >= 3
+    else:
+        assert _overlapping(spans, children) == 0
