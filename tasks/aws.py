@@ -160,3 +160,21 @@ def resolve_source(settings: Settings, source: Source, region: str) -> tuple[str
                        f"{spec['name_pattern']!r} in {region}: fix the filter in amis.yaml")
     newest = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
     return newest["ImageId"], f"newest of {spec['name_pattern']!r}: {newest.get('Name', '')}"
+
+
+def harden_amis(settings: Settings, amis: dict[str, str]) -> list[str]:
+    """After a build: require IMDSv2 on instances launched from each AMI
+    (Packer 1.6 cannot set it) and make sure none is public. A public AMI is
+    made private at once and reported; the caller publishes nothing then."""
+    public = []
+    for region, ami in amis.items():
+        ec2 = client(settings, "ec2", region)
+        try:
+            ec2.modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
+            grants = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
+            if any(g.get("Group") == "all" for g in grants.get("LaunchPermissions", [])):
+                ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Remove": [{"Group": "all"}]})
+                public.append(f"{region}:{ami}")
+        except aws_errors() as err:
+            raise explain(err, f"hardening {ami} in {region}") from None
+    return public

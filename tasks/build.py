@@ -133,18 +133,9 @@ def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Re
     template = packer.effective_template(graph.root / image.template, image, url, settings.sandbox)
     work = settings.work / f"{name}-{stamp}.json"
     registry.write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
-    variables = {
-        **dict(image.vars),
-        "image": name,
-        "digest": dig,
-        "source_ami": parent.ami,
-        "parent_image": parent.image,
-        "region": graph.region,
-        "playbook": image.playbook,
-        "branch": str(git["branch"]),
-        "commit": str(git["commit"]),
-        "build_time": stamp,
-    }
+    variables = {**dict(image.vars), **packer.build_variables(
+        name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
+        digest=dig, branch=str(git["branch"]), commit=str(git["commit"]), build_time=stamp)}
     log = settings.logs / f"{name}-{stamp}.log"
     console.say(f"building on {parent.image} {parent.ami} with {image.template}"
                 + (" (sandbox: no provisioning)" if settings.sandbox else ""), name)
@@ -157,6 +148,11 @@ def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Re
     if missing:
         raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
                        f"nothing published; log: {log}")
+    public = aws.harden_amis(settings, result.amis)
+    if public:
+        raise AmiError(f"image {name}: {image.template} made {', '.join(public)} public "
+                       "(ami_groups/ami_users); made private again, nothing published: "
+                       "remove the setting from the template")
     return registry.Record(
         image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
         digest=dig, parent={"image": parent.image, "ami": parent.ami}, git=git,

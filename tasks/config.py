@@ -32,6 +32,7 @@ class Settings:
     prefix: str
     endpoint: str | None      # AWS_ENDPOINT_URL, when set by the user
     packer: str
+    validate: bool = True     # AMI_SKIP_VALIDATE=1 builds without `doit validate` first
 
     @property
     def state(self) -> Path:
@@ -72,6 +73,7 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
         prefix=f"{prefix}/" if prefix else "",
         endpoint=env.get("AWS_ENDPOINT_URL", "").strip() or None,
         packer=env.get("PACKER", "").strip() or "packer",
+        validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
     )
 
 

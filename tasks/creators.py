@@ -13,7 +13,7 @@ from typing import Any, Callable
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import build, console, emulator, packer, plan, registry
+from . import build, cloud_init, console, emulator, packer, plan, registry, validate
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
 from .graph import Graph, load_graph
@@ -136,6 +136,32 @@ def _plan() -> None:
 
 
 @_action
+def _validate_image(name: str) -> None:
+    settings, graph = _loaded()
+    validate.packer_template(settings, graph, name)
+    validate.playbook_syntax(graph, name)
+    console.say("packer validate and ansible-playbook --syntax-check passed", name)
+
+
+@_action
+def _lint() -> None:
+    _, graph = _loaded()
+    validate.lint(graph.root, sorted({i.playbook for i in graph.images.values()}))
+    console.say("ansible-lint passed")
+
+
+@_action
+def _render_user_data(image: str, environment: str, target: str) -> None:
+    settings, _ = _loaded()
+    variables = cloud_init.load_environments(settings.root)[environment]
+    text = cloud_init.render(settings.root, image, environment, variables)
+    cloud_init.check(text, f"{cloud_init.TEMPLATES}/{image}.yaml.j2 ({environment})")
+    path = settings.root / target
+    registry.write_atomic(path, text.encode())
+    cloud_init.schema_check(path)
+
+
+@_action
 def _sandbox_stop() -> None:
     settings, _ = _loaded()
     console.say(emulator.stop(settings.state))
@@ -168,7 +194,7 @@ def task_ami() -> Any:
             "actions": [(_image, [name])],
             "file_dep": [*_inputs()[name], _record_file(settings, image.parent)],
             "targets": [_record_file(settings, name)],
-            "task_dep": ["pull"],
+            "task_dep": [*(["validate"] if settings.validate else []), "pull"],
             "uptodate": [config_changed(image.settings(settings.sandbox)),
                          _record_matches_last_run],
             "verbosity": 2,
@@ -188,6 +214,51 @@ def task_amis() -> dict[str, Any]:
              "help": "how: only 'thread' (records are shared in-process)"},
         ],
     }
+
+
+def task_validate() -> Any:
+    """Check templates (packer validate), playbooks (--syntax-check) and roles (ansible-lint)."""
+    settings, graph = _loaded()
+    playbooks = sorted({i.playbook for i in graph.images.values()})
+    for name, image in graph.images.items():
+        yield {
+            "name": name,
+            "doc": f"packer validate {image.template}; ansible-playbook --syntax-check {image.playbook}",
+            "actions": [(_validate_image, [name])],
+            "file_dep": _inputs()[name],
+            "verbosity": 2,
+        }
+    ansible_files = sorted({f for files in _inputs().values() for f in files
+                            if f.startswith("ansible/")} | set(playbooks))
+    lint_config = [validate.LINT_CONFIG] if (settings.root / validate.LINT_CONFIG).is_file() else []
+    yield {
+        "name": "lint",
+        "doc": "ansible-lint on every playbook and role",
+        "actions": [_lint],
+        "file_dep": ansible_files + lint_config,
+        "verbosity": 2,
+    }
+
+
+def task_cloud_init() -> Any:
+    """Render each image's cloud-init user-data per environment (.amis/cloud-init/)."""
+    settings, graph = _loaded()
+    try:
+        environments = cloud_init.load_environments(settings.root)
+    except AmiError as err:
+        raise InvalidDodoFile(str(err)) from None
+    templates = cloud_init.template_files(settings.root)
+    for environment in sorted(environments):
+        for image in cloud_init.templated_images(settings.root, graph.names):
+            target = f"{STATE_DIR}/cloud-init/{environment}/{image}.yaml"
+            yield {
+                "name": f"{environment}/{image}",
+                "doc": f"user-data of {image} in {environment}",
+                "actions": [(_render_user_data, [image, environment, target])],
+                "file_dep": [cloud_init.VARS_FILE, *templates],
+                "targets": [target],
+                "verbosity": 2,
+            }
 
 
 def task_plan() -> dict[str, Any]:

@@ -130,11 +130,25 @@ def effective_template(path: Path, image: Image, endpoint: str | None, sandbox: 
     return template
 
 
-def command(packer: str, template: Path, variables: dict[str, str]) -> list[str]:
-    argv = [packer, "build", "-machine-readable", "-color=false"]
+def build_variables(image: str, region: str, playbook: str, *, source_ami: str,
+                    parent_image: str, digest: str, branch: str, commit: str,
+                    build_time: str) -> dict[str, str]:
+    """The variables every build passes to its template."""
+    return {"image": image, "region": region, "playbook": playbook, "source_ami": source_ami,
+            "parent_image": parent_image, "digest": digest, "branch": branch,
+            "commit": commit, "build_time": build_time}
+
+
+def var_args(variables: dict[str, str]) -> list[str]:
+    args: list[str] = []
     for key, value in sorted(variables.items()):
-        argv += ["-var", f"{key}={value}"]
-    return argv + [str(template)]
+        args += ["-var", f"{key}={value}"]
+    return args
+
+
+def command(packer: str, template: Path, variables: dict[str, str]) -> list[str]:
+    return [packer, "build", "-machine-readable", "-color=false", *var_args(variables),
+            str(template)]
 
 
 def version(packer: str, env: dict[str, str]) -> str:

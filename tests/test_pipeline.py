@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -336,17 +337,6 @@ def test_interrupt_mid_build_cleans_up_and_records_nothing(project, aws, how):
     assert project.packer_builds() == ["base"]      # no child was started
 
 
-SLEEPY_PACKER = """#!/bin/sh
-[ "$1" = version ] && { echo "1,,version,1.6.6"; exit 0; }
-for a in "$@"; do case "$a" in image=*) image="${a#image=}";; esac; done
-echo "$image start $(date +%s.%N)" >> "{times}"
-sleep 1
-echo "$image end $(date +%s.%N)" >> "{times}"
-ami="ami-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \\n')"
-echo "1,amazon-ebs,artifact,0,id,eu-west-1:$ami%!(PACKER_COMMA)us-east-1:$ami"
-"""
-
-
 def _intervals(times_file):
     spans: dict[str, list[float]] = {}
     for line in times_file.read_text().splitlines():
@@ -366,8 +356,8 @@ def _overlapping(spans, names) -> int:
 ])
 def test_siblings_build_at_once_only_when_asked(project, tmp_path, args, parallel):
     times = tmp_path / "times"
-    sleepy = write_script(tmp_path / "sleepy-packer", SLEEPY_PACKER.replace("{times}", str(times)))
-    ok(project.doit(*args, env={"PACKER": str(sleepy)}))
+    fake = Path(__file__).with_name("fake_packer.py")
+    ok(project.doit(*args, env={"PACKER": str(fake), "FAKE_PACKER_TIMES": str(times)}))
     spans = _intervals(times)
     children = ["build", "deploy", "web", "worker"]
     assert all(spans[c][0] >= spans["base"][1] for c in children)     # parent first
