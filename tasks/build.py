@@ -136,11 +136,20 @@ def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Re
     variables = {**dict(image.vars), **packer.build_variables(
         name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
         digest=dig, branch=str(git["branch"]), commit=str(git["commit"]), build_time=stamp)}
-    log = settings.logs / f"{name}-{stamp}.log"
     console.say(f"building on {parent.image} {parent.ami} with {image.template}"
                 + (" (sandbox: no provisioning)" if settings.sandbox else ""), name)
-    result = packer.run(packer.command(exe, work, variables), env, graph.root, log,
-                        lambda text: console.say(text, name))
+    mask = packer.Masker(packer.sensitive_values(template, variables, env))
+    for attempt in range(settings.retries + 1):
+        log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
+        result = packer.run(packer.command(exe, work, variables), env, graph.root, log,
+                            lambda text: console.say(text, name), mask)
+        if result.ok or not result.transient or attempt == settings.retries:
+            break
+        delay = packer.backoff(attempt, settings.retry_base)
+        console.say(f"transient AWS error ({result.reason()}); trying again in {delay:.0f} s "
+                    f"({attempt + 2} of {settings.retries + 1}); log: {log}", name)
+        if packer.wait_or_interrupted(delay):
+            raise AmiError(f"image {name}: interrupted while waiting to retry; nothing recorded")
     if not result.ok:
         raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
                        f"AMI stays current; log: {log}")

@@ -33,6 +33,8 @@ class Settings:
     endpoint: str | None      # AWS_ENDPOINT_URL, when set by the user
     packer: str
     validate: bool = True     # AMI_SKIP_VALIDATE=1 builds without `doit validate` first
+    retries: int = 2          # AMI_PACKER_RETRIES: tries again after transient AWS errors
+    retry_base: float = 30.0  # AMI_RETRY_BASE_SECONDS: first backoff, doubling each time
 
     @property
     def state(self) -> Path:
@@ -52,6 +54,19 @@ class Settings:
 
     def record_path(self, image: str) -> Path:
         return self.records / f"{image}.json"
+
+
+def _number(env: os._Environ | dict, name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise AmiError(f"{name}={raw!r} must be a non-negative {'whole ' if kind is int else ''}number")
+    return value
 
 
 def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> Settings:
@@ -74,6 +89,8 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
         endpoint=env.get("AWS_ENDPOINT_URL", "").strip() or None,
         packer=env.get("PACKER", "").strip() or "packer",
         validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
+        retries=int(_number(env, "AMI_PACKER_RETRIES", 2, int)),
+        retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
     )
 
 

@@ -7,6 +7,8 @@ an artifact. Words like "Error" in provisioner output mean nothing here.
 from __future__ import annotations
 
 import json
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +21,12 @@ from .errors import AmiError
 from .graph import AMI_RE, REGION_RE, Image
 
 _EBS_BUILDERS = {"amazon-ebs"}
+# AWS failures that go away when tried again later; anything else fails at once.
+TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceCapacity",
+                    "ServiceUnavailable", "Unavailable", "InternalError", "InternalFailure",
+                    "RequestTimeout", "ResourceNotReady", "exceeded wait attempts")
+MASK = "<sensitive>"
+_ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
 _SKIPPED_IN_SANDBOX = {"ansible", "ansible-local"}
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
 
@@ -68,6 +76,11 @@ class Result:
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.errors and bool(self.amis)
 
+    @property
+    def transient(self) -> bool:
+        """Failed for a reason AWS may not give next time (capacity, throttling)."""
+        return not self.ok and any(t in e for e in self.errors for t in TRANSIENT_ERRORS)
+
     def reason(self) -> str:
         if self.exit_code != 0:
             why = f"Packer exited {self.exit_code}"
@@ -78,6 +91,43 @@ class Result:
         if self.errors:
             why += ": " + self.errors[-1].strip().splitlines()[0]
         return why
+
+
+def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
+    """Seconds before retry number ``attempt`` (0-based): exponential, jittered."""
+    return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+
+def sensitive_values(template: dict[str, Any], variables: dict[str, str],
+                     env: dict[str, str]) -> list[str]:
+    """Values of the template's ``sensitive-variables``: Packer 1.6 prints them
+    unmasked in machine-readable output, so the runner masks them itself."""
+    defaults = template.get("variables") or {}
+    values = []
+    for name in template.get("sensitive-variables") or []:
+        value = variables.get(name, defaults.get(name))
+        if isinstance(value, str):
+            m = _ENV_DEFAULT.match(value.strip())
+            value = env.get(m.group(1), "") if m else value
+        if value:
+            values.append(str(value))
+    return values
+
+
+class Masker:
+    """Replaces secret values in raw machine-readable text, in every form
+    Packer may print them (commas and newlines are escaped there)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        forms = set()
+        for secret in secrets:
+            forms |= {secret, secret.replace(",", "%!(PACKER_COMMA)").replace("\n", "\\n")}
+        self.forms = sorted((f for f in forms if f), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for form in self.forms:
+            text = text.replace(form, MASK)
+        return text
 
 
 class Output:
@@ -168,6 +218,11 @@ def interrupted() -> bool:
     return _interrupted.is_set()
 
 
+def wait_or_interrupted(seconds: float) -> bool:
+    """Sleep, but wake at once on Ctrl-C / SIGTERM. True if interrupted."""
+    return _interrupted.wait(seconds)
+
+
 def _kill_all() -> None:
     with _running_lock:
         for proc in _running:
@@ -201,7 +256,7 @@ def install_signal_handlers() -> None:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-        echo: Callable[[str], None]) -> Result:
+        echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t) -> Result:
     """Run Packer, keep its whole output in ``log``, echo it readably.
 
     Packer runs in a session of its own, so a signal reaches it once and
@@ -224,7 +279,7 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
         try:
             assert proc.stdout is not None
             for raw_bytes in proc.stdout:
-                raw = raw_bytes.decode("utf-8", errors="replace")
+                raw = mask(raw_bytes.decode("utf-8", errors="replace"))
                 log_file.write(raw)
                 for text in out.readable(raw):
                     echo(text)

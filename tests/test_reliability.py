@@ -1,0 +1,143 @@
+"""Packer failures, retries, masking of sensitive values, secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from conftest import write_script
+from tasks import packer
+
+REAL = shutil.which("packer")
+
+
+def ok(result):
+    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def failed(result) -> str:
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Traceback" not in out, out
+    return out
+
+
+def flaky_packer(tmp_path, error: str, failures: int):
+    """Fails `failures` times with `error`, then runs the real Packer."""
+    count = tmp_path / "flaky-count"
+    return write_script(tmp_path / "flaky-packer", f"""#!/bin/sh
+[ "$1" = version ] && exec "{REAL}" "$@"
+n=$(cat "{count}" 2>/dev/null || echo 0)
+if [ "$n" -lt {failures} ]; then
+  echo $((n + 1)) > "{count}"
+  echo "1,,ui,say,==> amazon-ebs: Launching a source AWS instance..."
+  echo "1,amazon-ebs,error,{error}"
+  echo "1,,error-count,1"
+  exit 1
+fi
+exec "{REAL}" "$@"
+"""), count
+
+
+@pytest.mark.parametrize("error", [
+    "Error launching source instance: InsufficientInstanceCapacity: We currently do not have "
+    "sufficient t3.small capacity",
+    "RequestLimitExceeded: Request limit exceeded.",
+    "Error waiting for AMI: ResourceNotReady: exceeded wait attempts",
+])
+def test_transient_aws_errors_are_retried(project, tmp_path, error):
+    script, count = flaky_packer(tmp_path, error, failures=2)
+    result = ok(project.doit("ami:base", env={"PACKER": str(script),
+                                              "AMI_RETRY_BASE_SECONDS": "0.01"}))
+    assert count.read_text().strip() == "2"
+    assert result.stdout.count("transient AWS error") == 2
+    assert "(3 of 3)" in result.stdout
+    assert project.record("base").exists()
+    logs = sorted(p.name for p in (project.path / ".amis/logs").glob("base-*.log"))
+    assert len(logs) == 3 and any("retry2" in name for name in logs)
+
+
+def test_retries_are_bounded(project, tmp_path):
+    script, count = flaky_packer(tmp_path, "Throttling: Rate exceeded", failures=9)
+    out = failed(project.doit("ami:base", env={"PACKER": str(script), "AMI_PACKER_RETRIES": "1",
+                                               "AMI_RETRY_BASE_SECONDS": "0.01"}))
+    assert count.read_text().strip() == "2"
+    assert "image base: Packer exited 1: Throttling: Rate exceeded" in out
+    assert not project.record("base").exists()
+
+
+def test_permanent_errors_fail_at_once(project, tmp_path):
+    script, count = flaky_packer(tmp_path, "UnauthorizedOperation: You are not authorized",
+                                 failures=9)
+    out = failed(project.doit("ami:base", env={"PACKER": str(script),
+                                               "AMI_RETRY_BASE_SECONDS": "0.01"}))
+    assert count.read_text().strip() == "1"
+    assert "transient" not in out
+
+
+def test_exit_zero_without_an_artifact_is_a_failure(project, tmp_path, aws):
+    script = write_script(tmp_path / "no-artifact", f"""#!/bin/sh
+[ "$1" = version ] && exec "{REAL}" "$@"
+echo "1,,ui,say,==> Builds finished but no artifacts were created."
+exit 0
+""")
+    out = failed(project.doit("ami:base", env={"PACKER": str(script)}))
+    assert "image base: Packer reported no AMI artifact; nothing published" in out
+    assert [k for k in aws.objects() if "base" in k] == []
+
+
+def test_bad_retry_setting_is_one_line(project):
+    out = failed(project.doit("amis", env={"AMI_PACKER_RETRIES": "many"}))
+    assert "AMI_PACKER_RETRIES='many' must be a non-negative whole number" in out
+
+
+SECRET = "dd0123456789abcdef, with a comma"
+
+
+def test_sensitive_values_never_reach_console_log_record_or_tags(project, aws):
+    """Packer 1.6 prints sensitive variables unmasked in machine-readable mode."""
+    template = project.path / "packer/base_ami.json"
+    data = json.loads(template.read_text())
+    data["variables"]["datadog_api_key"] = "{{env `DATADOG_API_KEY`}}"
+    data["sensitive-variables"] = ["datadog_api_key"]
+    data["provisioners"].append({"type": "shell-local", "inline": [
+        "echo using key {{user `datadog_api_key`}}"]})
+    template.write_text(json.dumps(data, indent=2))
+    result = ok(project.doit("amis", env={"DATADOG_API_KEY": SECRET}))
+    assert f"using key {packer.MASK}" in result.stdout
+    places = {"console": result.stdout + result.stderr}
+    for path in (project.path / ".amis").rglob("*"):
+        if path.is_file() and path.suffix in {".log", ".json", ".yaml"}:
+            places[str(path)] = path.read_text(errors="replace")
+    for key, body in aws.objects().items():
+        places[f"s3://{key}"] = body.decode(errors="replace")
+    for image in aws.ec2.describe_images(Owners=["self"])["Images"]:
+        places[image["ImageId"]] = json.dumps(image.get("Tags", []))
+    assert len(places) > 20
+    for where, text in places.items():
+        for form in (SECRET, SECRET.replace(",", "%!(PACKER_COMMA)"), "dd0123456789abcdef"):
+            assert form not in text, f"secret found in {where}"
+
+
+def test_masker_handles_escaped_forms():
+    mask = packer.Masker(["a,b\nc"])
+    assert mask("x a%!(PACKER_COMMA)b\\nc y") == f"x {packer.MASK} y"
+    assert mask("a,b\nc") == packer.MASK
+
+
+def test_sensitive_values_resolve_env_defaults():
+    template = {"variables": {"k": "{{env `K`}}", "plain": "p", "other": "o"},
+                "sensitive-variables": ["k", "plain", "missing"]}
+    assert packer.sensitive_values(template, {"plain": "given"}, {"K": "from-env"}) == \
+        ["from-env", "given"]
+
+
+def test_backoff_grows_and_is_capped():
+    for attempt in range(5):
+        delay = packer.backoff(attempt, 10)
+        assert 10 * 2 ** attempt * 0.5 <= delay <= min(600, 10 * 2 ** attempt)
+    assert packer.backoff(20, 10) <= 600
