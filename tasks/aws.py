@@ -121,7 +121,8 @@ def check_bucket(settings: Settings, region: str) -> None:
             try:
                 s3.create_bucket(**args)
             except aws_errors() as create_err:
-                raise explain(create_err, f"creating sandbox bucket s3://{bucket}") from None
+                if error_code(create_err) != "BucketAlreadyOwnedByYou":   # another run won
+                    raise explain(create_err, f"creating sandbox bucket s3://{bucket}") from None
         elif error_code(err) in {"404", "NoSuchBucket"}:
             raise AmiError(f"bucket s3://{bucket} does not exist: create it (private, "
                            "SSE on) or fix AMI_BUCKET") from None
@@ -139,6 +140,20 @@ def ami_exists(settings: Settings, ami: str, region: str) -> bool:
             return False
         raise explain(err, f"looking up {ami} in {region}") from None
     return any(i.get("State") == "available" for i in images)
+
+
+def existing_amis(settings: Settings, region: str, amis: list[str]) -> set[str]:
+    """Which of these AMI ids exist (and are available), in one call per 200."""
+    ec2 = client(settings, "ec2", region)
+    found: set[str] = set()
+    for i in range(0, len(amis), 200):
+        try:
+            images = ec2.describe_images(
+                Filters=[{"Name": "image-id", "Values": amis[i:i + 200]}])["Images"]
+        except aws_errors() as err:
+            raise explain(err, f"looking up recorded AMIs in {region}") from None
+        found |= {img["ImageId"] for img in images if img.get("State") == "available"}
+    return found
 
 
 def resolve_source(settings: Settings, source: Source, region: str) -> tuple[str, str]:

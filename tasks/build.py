@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import aws, console, digest, packer, provenance, registry
+from . import aws, console, digest, locks, packer, provenance, registry
 from .config import Settings, packer_executable
 from .errors import AmiError
 from .graph import Graph
@@ -34,6 +34,7 @@ class Outcome:
 
 
 OUTCOMES: dict[str, Outcome] = {}     # this run's, for the summary table
+GONE: set[str] = set()                # images whose recorded AMI was deregistered
 _lock = threading.Lock()
 _packer_version: dict[str, str] = {}
 
@@ -84,6 +85,19 @@ def resolve_source(settings: Settings, graph: Graph) -> Outcome:
     return _record(Outcome(source.name, "resolved", ami, time.monotonic() - start, how))
 
 
+def find_gone_amis(settings: Settings, graph: Graph) -> list[str]:
+    """Images whose recorded AMI no longer exists (deregistered by hand):
+    their tasks must run again even though their inputs did not change."""
+    records = {n: registry.read_local(settings.record_path(n)) for n in graph.names}
+    ids = {r.ami: n for n, r in records.items() if r}
+    existing = aws.existing_amis(settings, graph.region, sorted(ids)) if ids else set()
+    gone = sorted(n for ami, n in ids.items() if ami not in existing)
+    for name in gone:
+        console.say(f"recorded AMI {records[name].ami} no longer exists: it will be rebuilt", name)
+    GONE.update(gone)
+    return gone
+
+
 def _reusable(settings: Settings, record: registry.Record | None, dig: str) -> bool:
     return bool(record and record.digest == dig
                 and aws.ami_exists(settings, record.ami, record.region))
@@ -92,7 +106,6 @@ def _reusable(settings: Settings, record: registry.Record | None, dig: str) -> b
 def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, str]:
     """Bring image ``name`` up to date. Returns the outcome and the digest."""
     start = time.monotonic()
-    image = graph.images[name]
     parent = _parent_record(settings, graph, name)
     dig, inputs = current_digest(settings, graph, name, parent.ami)
 
@@ -102,20 +115,36 @@ def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, s
         console.say(f"inputs unchanged (digest {dig[:12]}): keeping {current.ami}", name)
         return _record(Outcome(name, "reused", current.ami, time.monotonic() - start)), dig
 
-    earlier = registry.fetch_by_digest(settings, graph.region, name, dig)
-    if _reusable(settings, earlier, dig):
-        assert earlier is not None
-        registry.publish(settings, earlier, new_build=False)
-        console.say(f"an earlier build has these inputs (digest {dig[:12]}): "
-                    f"reusing {earlier.ami}", name)
-        return _record(Outcome(name, "reused", earlier.ami, time.monotonic() - start,
-                               "by digest")), dig
-
-    record = _run_packer(settings, graph, name, parent, dig, inputs)
-    registry.publish(settings, record, new_build=True)
+    reused = _reuse_by_digest(settings, graph, name, dig, start)
+    if reused:
+        return reused, dig
+    with locks.held(settings, graph.region, name, lambda text: console.say(text, name)):
+        # Another agent may have built these inputs while we waited for the lock.
+        reused = _reuse_by_digest(settings, graph, name, dig, start)
+        if reused:
+            return reused, dig
+        record = _run_packer(settings, graph, name, parent, dig, inputs)
+        published = registry.publish(settings, record, new_build=True)
     console.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
                                                 if r != record.region), name)
+    if published is not record:
+        console.say(f"a build that started later ({published.ami}, commit "
+                    f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so", name)
     return _record(Outcome(name, "built", record.ami, time.monotonic() - start)), dig
+
+
+def _reuse_by_digest(settings: Settings, graph: Graph, name: str, dig: str,
+                     start: float) -> Outcome | None:
+    """An earlier build of exactly these inputs (another branch, a revert,
+    another agent), made current again."""
+    earlier = registry.fetch_by_digest(settings, graph.region, name, dig)
+    if not _reusable(settings, earlier, dig):
+        return None
+    assert earlier is not None
+    registry.publish(settings, earlier, new_build=False)
+    console.say(f"an earlier build has these inputs (digest {dig[:12]}): "
+                f"reusing {earlier.ami}", name)
+    return _record(Outcome(name, "reused", earlier.ami, time.monotonic() - start, "by digest"))
 
 
 def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Record,

@@ -35,6 +35,8 @@ class Settings:
     validate: bool = True     # AMI_SKIP_VALIDATE=1 builds without `doit validate` first
     retries: int = 2          # AMI_PACKER_RETRIES: tries again after transient AWS errors
     retry_base: float = 30.0  # AMI_RETRY_BASE_SECONDS: first backoff, doubling each time
+    lock_ttl: float = 3600.0  # AMI_LOCK_TTL_SECONDS: a dead agent's lock expires after this
+    lock_poll: float = 10.0   # AMI_LOCK_POLL_SECONDS: how often a waiting agent looks again
 
     @property
     def state(self) -> Path:
@@ -91,6 +93,8 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
         validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
         retries=int(_number(env, "AMI_PACKER_RETRIES", 2, int)),
         retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
+        lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 3600.0),
+        lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
     )
 
 

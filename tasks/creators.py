@@ -95,8 +95,10 @@ def _record_file(settings: Settings, image: str) -> str:
 
 def _record_matches_last_run(task: Any, values: dict[str, Any]) -> bool:
     """Up to date only while the local record is the one this task last
-    produced: a pull that brings another agent's record makes it run again."""
-    return values.get("digest") is not None and \
+    produced (a pull that brings another agent's record makes it run again)
+    and its AMI still exists (pull checks)."""
+    image = task.name.split(":", 1)[1]
+    return values.get("digest") is not None and image not in build.GONE and \
         values.get("digest") == build.record_digest(Path(task.targets[0]))
 
 
@@ -107,6 +109,7 @@ def _pull() -> None:
     counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}
     console.say("pulled records from s3://{}/{}: {}".format(
         settings.bucket, settings.prefix, ", ".join(f"{n} {s}" for s, n in counts.items())))
+    build.find_gone_amis(settings, graph)
 
 
 @_action

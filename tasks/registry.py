@@ -132,23 +132,47 @@ def digest_key(settings: Settings, image: str, digest: str) -> str:
     return f"{settings.prefix}digests/{image}/{digest}.json"
 
 
-def _get(settings: Settings, region: str, key: str) -> bytes | None:
+class Conflict(Exception):
+    """A conditional write lost: the object changed (or appeared) meanwhile."""
+
+
+def get_object(settings: Settings, region: str, key: str) -> tuple[bytes, str] | None:
+    """The object's body and ETag, or None when there is no such key."""
     s3 = aws.client(settings, "s3", region)
     try:
-        return s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
+        obj = s3.get_object(Bucket=settings.bucket, Key=key)
+        return obj["Body"].read(), obj["ETag"]
     except aws.aws_errors() as err:
         if aws.error_code(err) in {"NoSuchKey", "404"}:
             return None
         raise aws.explain(err, f"reading s3://{settings.bucket}/{key}") from None
 
 
-def _put(settings: Settings, region: str, key: str, body: bytes, content_type: str) -> None:
+def put_object(settings: Settings, region: str, key: str, body: bytes, content_type: str,
+               *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    """Write a private, SSE-encrypted object; returns its ETag. With a
+    condition, losing the race raises Conflict instead of overwriting."""
     s3 = aws.client(settings, "s3", region)
+    args: dict[str, Any] = {"Bucket": settings.bucket, "Key": key, "Body": body,
+                            "ContentType": content_type, "ServerSideEncryption": "AES256"}
+    if if_match:
+        args["IfMatch"] = if_match
+    if if_none_match:
+        args["IfNoneMatch"] = "*"
     try:
-        s3.put_object(Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type,
-                      ServerSideEncryption="AES256")
+        return s3.put_object(**args)["ETag"]
     except aws.aws_errors() as err:
+        code = aws.error_code(err)
+        conditional = if_match or if_none_match
+        if conditional and code in {"PreconditionFailed", "412", "ConditionalRequestConflict",
+                                    "409", "NoSuchKey", "404"}:
+            raise Conflict(key) from None
         raise aws.explain(err, f"writing s3://{settings.bucket}/{key}") from None
+
+
+def _get(settings: Settings, region: str, key: str) -> bytes | None:
+    found = get_object(settings, region, key)
+    return found[0] if found else None
 
 
 def pull(settings: Settings, region: str, images: list[str]) -> dict[str, str]:
@@ -195,14 +219,37 @@ def fetch_by_digest(settings: Settings, region: str, image: str, digest: str) ->
     return record if record.image == image and record.digest == digest else None
 
 
-def publish(settings: Settings, record: Record, *, new_build: bool) -> None:
-    """Publish to S3, then mirror locally. The digest copy goes first so that
-    a current pointer never names a record that is not also kept by digest."""
+def publish(settings: Settings, record: Record, *, new_build: bool) -> Record:
+    """Publish to S3, then mirror locally; returns the record now current.
+
+    The digest copy goes first, so a current pointer never names a record
+    that is not also kept by digest. The pointer moves by conditional write
+    on the ETag just read: if another agent moved it meanwhile to a build
+    that started later than ours, theirs stays current."""
     body = record.to_json().encode()
     if new_build:
-        _put(settings, record.region, digest_key(settings, record.image, record.digest),
-             body, "application/json")
-    _put(settings, record.region, current_key(settings, record.image), body, "application/json")
-    _put(settings, record.region, id_key(settings, record.image),
-         (record.ami + "\n").encode(), "text/plain")
+        put_object(settings, record.region, digest_key(settings, record.image, record.digest),
+                   body, "application/json")
+    key = current_key(settings, record.image)
+    where = f"s3://{settings.bucket}/{key}"
+    for _ in range(10):
+        found = get_object(settings, record.region, key)
+        if found and found[0] == body:
+            break
+        try:
+            put_object(settings, record.region, key, body, "application/json",
+                       if_match=found[1] if found else None, if_none_match=not found)
+            break
+        except Conflict:
+            latest = get_object(settings, record.region, key)
+            if latest:
+                theirs = Record.from_json(latest[0], where)
+                if (theirs.build_started or "") > (record.build_started or ""):
+                    save_local(settings.record_path(record.image), latest[0])
+                    return theirs
+    else:
+        raise AmiError(f"{where}: kept changing while publishing {record.image}: run again")
+    put_object(settings, record.region, id_key(settings, record.image),
+               (record.ami + "\n").encode(), "text/plain")
     save_local(settings.record_path(record.image), body)
+    return record

@@ -66,6 +66,10 @@ class AwsClients:
     ec2: object
     url: str
 
+    def make_bucket(self, bucket: str = BUCKET) -> None:
+        self.s3.create_bucket(Bucket=bucket,
+                              CreateBucketConfiguration={"LocationConstraint": REGION})
+
     def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
         """Every object in the bucket, key -> body."""
         out = {}

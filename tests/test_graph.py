@@ -66,7 +66,7 @@ def test_missing_template_or_playbook(tmp_path, missing):
     make_tree(tmp_path, {"web": {"parent": "centos"}})
     (tmp_path / missing).unlink()
     message = error_of(tmp_path)
-    assert message.startswith(f"amis.yaml: image web: ") and f"{missing} does not exist" in message
+    assert message.startswith("amis.yaml: image web: ") and f"{missing} does not exist" in message
 
 
 def test_duplicate_name(tmp_path):

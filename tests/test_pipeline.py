@@ -261,7 +261,7 @@ def test_sandbox_starts_its_own_emulator_and_reuses_it(tmp_path, counting_packer
         result = ok(project.doit())                 # the default task is amis
         assert built(project) == ALL
         info = json.loads((project.path / ".amis/emulator.json").read_text())
-        assert re.search(rf"pulled records from s3://amis-sandbox/", result.stdout)
+        assert re.search(r"pulled records from s3://amis-sandbox/", result.stdout)
         project.reset_count()
         ok(project.doit())
         assert built(project) == []

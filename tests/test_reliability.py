@@ -141,3 +141,27 @@ def test_backoff_grows_and_is_capped():
         delay = packer.backoff(attempt, 10)
         assert 10 * 2 ** attempt * 0.5 <= delay <= min(600, 10 * 2 ** attempt)
     assert packer.backoff(20, 10) <= 600
+
+
+def test_a_deregistered_ami_is_rebuilt_and_plan_says_so(project, aws):
+    ok(project.doit("amis"))
+    project.reset_count()
+    worker = json.loads(project.record("worker").read_text())
+    aws.ec2.deregister_image(ImageId=worker["amis"]["eu-west-1"])
+    plan = ok(project.doit("plan"))
+    assert re.search(rf"^worker\s+would rebuild.*AMI {worker['amis']['eu-west-1']} no longer exists",
+                     plan.stdout, re.M), plan.stdout
+    result = ok(project.doit("amis"))
+    assert "[worker] recorded AMI" in result.stdout
+    assert project.packer_builds() == ["worker"]
+    assert json.loads(project.record("worker").read_text())["amis"]["eu-west-1"] != \
+        worker["amis"]["eu-west-1"]
+
+
+def test_losing_the_doit_database_rebuilds_nothing(project):
+    ok(project.doit("amis"))
+    project.reset_count()
+    (project.path / ".amis/doit.sqlite3").unlink()
+    result = ok(project.doit("amis"))
+    assert project.packer_builds() == []
+    assert result.stdout.count(" reused") >= 5

@@ -1,0 +1,94 @@
+"""Two agents, one bucket: each image is built once, locks expire."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from conftest import BUCKET, IMAGES
+
+
+def ok(result):
+    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+FAST_LOCKS = {"AMI_LOCK_POLL_SECONDS": "0.2"}
+
+
+def start(project, env=None):
+    return subprocess.Popen([sys.executable, "-m", "doit", "amis"], cwd=project.path,
+                            env={**project.env, **FAST_LOCKS, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_agents_started_together_build_each_image_once(project, tmp_path, aws):
+    agent_b = project.clone(tmp_path / "agent-b")
+    procs = [start(project), start(agent_b)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for proc, out in zip(procs, outs):
+        assert proc.returncode == 0, out
+    assert sorted(project.packer_builds()) == sorted(IMAGES)     # once each, in total
+    assert any("waiting for" in out for out in outs), "the agents never met"
+    records = [json.loads(p.record(i).read_text()) for p in (project, agent_b) for i in IMAGES]
+    assert records[:len(IMAGES)] == records[len(IMAGES):]       # both see the same AMIs
+    assert not [k for k in aws.objects() if "/locks/" in f"/{k}" or k.startswith("locks/")]
+
+
+def _lock(aws, image, owner, expires_in):
+    aws.make_bucket()
+    aws.s3.put_object(Bucket=BUCKET, Key=f"locks/{image}.json", Body=json.dumps(
+        {"owner": owner, "acquired": time.time(), "expires": time.time() + expires_in}))
+
+
+def test_a_dead_agents_lock_expires(project, aws):
+    _lock(aws, "base", "dead-agent:1234", expires_in=-60)
+    result = project.doit("amis", env=FAST_LOCKS)
+    ok(result)
+    assert "[base] took over the expired lock of dead-agent:1234" in result.stdout
+    assert sorted(project.packer_builds()) == sorted(IMAGES)
+    assert "locks/base.json" not in aws.objects()
+
+
+def test_a_live_lock_is_waited_for(project, aws):
+    _lock(aws, "base", "other-agent:99", expires_in=2)
+    began = time.monotonic()
+    result = ok(project.doit("amis", env=FAST_LOCKS))
+    assert "[base] waiting for other-agent:99, who is building base" in result.stdout
+    assert "took over the expired lock of other-agent:99" in result.stdout
+    assert time.monotonic() - began >= 2
+    assert sorted(project.packer_builds()) == sorted(IMAGES)
+
+
+def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aws):
+    """Agent A built web; agent B's slower, earlier-started build of other
+    inputs finishes later: its publish must not replace A's newer record."""
+    from tasks import registry
+    from tasks.config import load_settings
+
+    ok(project.doit("amis"))
+    newer = json.loads(aws.objects()["current/web.json"])
+    older = registry.Record(**{**newer, "digest": "f" * 64,
+                               "build_started": "2000-01-01T00:00:00+00:00",
+                               "amis": {"eu-west-1": "ami-0000000f", "us-east-1": "ami-0000000f"}})
+    settings = load_settings(project.path, {**project.env, "AWS_ENDPOINT_URL": aws.url})
+    original = registry.get_object
+    calls = {"n": 0}
+
+    def stale_read(settings_, region, key):
+        # The first read returns what B saw before A published: an older pointer.
+        calls["n"] += 1
+        found = original(settings_, region, key)
+        if calls["n"] == 1 and key.endswith("current/web.json") and found:
+            return found[0], '"0000000000000000000000000000000f"'
+        return found
+    registry.get_object = stale_read
+    try:
+        result = registry.publish(settings, older, new_build=True)
+    finally:
+        registry.get_object = original
+    assert result.digest == newer["digest"]
+    assert json.loads(aws.objects()["current/web.json"]) == newer
+    assert f"digests/web/{'f' * 64}.json" in aws.objects()       # B's build is still kept
