@@ -61,3 +61,17 @@ def test_save_local_keeps_mtime_when_content_is_equal(tmp_path):
     assert save_local(path, b"x") is False
     assert path.stat().st_mtime == 1
     assert save_local(path, b"y") is True and path.read_bytes() == b"y"
+
+
+@pytest.mark.parametrize("code, hint", [
+    ("AccessDenied", "grant the build role access (see README, IAM policy)"),
+    ("NoSuchBucket", "create the bucket or fix AMI_BUCKET"),
+])
+def test_aws_errors_become_one_line_with_what_to_do(code, hint):
+    from botocore.exceptions import ClientError
+
+    from tasks.aws import explain
+
+    err = ClientError({"Error": {"Code": code, "Message": "nope"}}, "GetObject")
+    message = str(explain(err, "reading s3://b/current/web.json"))
+    assert message == f"reading s3://b/current/web.json: {code}: nope: {hint}"
