@@ -165,3 +165,20 @@ def test_losing_the_doit_database_rebuilds_nothing(project):
     result = ok(project.doit("amis"))
     assert project.packer_builds() == []
     assert result.stdout.count(" reused") >= 5
+
+
+def test_access_denied_fails_before_any_build_and_changes_nothing(project, aws):
+    ok(project.doit("amis"))
+    project.reset_count()
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    before = aws.objects()
+    aws.s3.put_bucket_policy(Bucket="test-amis", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::test-amis/*"}]}))
+    out = failed(project.doit("amis"))
+    assert re.search(r"reading s3://test-amis/current/\w+\.json: (403|AccessDenied): .*"
+                     r"grant the build role access", out), out
+    assert project.packer_builds() == []
+    aws.s3.delete_bucket_policy(Bucket="test-amis")
+    assert aws.objects() == before
