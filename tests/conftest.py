@@ -27,6 +27,20 @@ PROJECT_FILES = ["dodo.py", "amis.yaml", "tasks", "packer", "ansible", "cloud-in
                  ".ansible-lint", ".gitignore"]
 
 
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """A doit run that must have succeeded."""
+    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def failed(result: subprocess.CompletedProcess) -> str:
+    """A doit run that must have failed, without a traceback; its output."""
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Traceback" not in out, out
+    return out
+
+
 def _need_packer() -> str:
     real = shutil.which("packer")
     if not real:

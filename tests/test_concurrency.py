@@ -7,12 +7,8 @@ import subprocess
 import sys
 import time
 
-from conftest import BUCKET, IMAGES
+from conftest import BUCKET, IMAGES, ok
 
-
-def ok(result):
-    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 FAST_LOCKS = {"AMI_LOCK_POLL_SECONDS": "0.2"}

@@ -10,23 +10,13 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import IMAGES
+from conftest import IMAGES, failed, ok
 from tasks import cloud_init
 from tasks.errors import AmiError
 
 ENVIRONMENTS = ["production", "staging"]
 
 
-def ok(result):
-    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def failed(result) -> str:
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "Traceback" not in out, out
-    return out
 
 
 @pytest.fixture

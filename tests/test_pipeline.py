@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUCKET, IMAGES, REGION, write_script
+from conftest import BUCKET, IMAGES, REGION, ok, write_script
 from tasks import emulator
 
 ALL = sorted(IMAGES)
@@ -19,10 +19,6 @@ ALL = sorted(IMAGES)
 def built(project) -> list[str]:
     return sorted(project.packer_builds())
 
-
-def ok(result):
-    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def edit(path, text="\n# changed by a test\n"):

@@ -8,22 +8,12 @@ import shutil
 
 import pytest
 
-from conftest import write_script
+from conftest import failed, ok, write_script
 from tasks import packer
 
 REAL = shutil.which("packer")
 
 
-def ok(result):
-    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def failed(result) -> str:
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "Traceback" not in out, out
-    return out
 
 
 def flaky_packer(tmp_path, error: str, failures: int):
