@@ -164,7 +164,7 @@ def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Re
     registry.write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
     variables = {**dict(image.vars), **packer.build_variables(
         name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
-        digest=dig, branch=str(git["branch"]), commit=str(git["commit"]), build_time=stamp)}
+        digest=dig, git=git, build_time=stamp, packer_version=_packer_version["v"])}
     console.say(f"building on {parent.image} {parent.ami} with {image.template}"
                 + (" (sandbox: no provisioning)" if settings.sandbox else ""), name)
     mask = packer.Masker(packer.sensitive_values(template, variables, env))

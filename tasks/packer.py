@@ -181,12 +181,14 @@ def effective_template(path: Path, image: Image, endpoint: str | None, sandbox: 
 
 
 def build_variables(image: str, region: str, playbook: str, *, source_ami: str,
-                    parent_image: str, digest: str, branch: str, commit: str,
-                    build_time: str) -> dict[str, str]:
-    """The variables every build passes to its template."""
+                    parent_image: str, digest: str, git: dict[str, Any], build_time: str,
+                    packer_version: str) -> dict[str, str]:
+    """The variables every build passes to its template (and its tags)."""
     return {"image": image, "region": region, "playbook": playbook, "source_ami": source_ami,
-            "parent_image": parent_image, "digest": digest, "branch": branch,
-            "commit": commit, "build_time": build_time}
+            "parent_image": parent_image, "digest": digest, "branch": str(git["branch"]),
+            "commit": str(git["commit"]), "dirty": str(bool(git["dirty"])).lower(),
+            "build_url": str(git.get("build_url") or ""), "build_time": build_time,
+            "packer_version": packer_version}
 
 
 def var_args(variables: dict[str, str]) -> list[str]:

@@ -18,10 +18,12 @@ def _git(root: Path, *args: str) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def git_info(root: Path) -> dict[str, object]:
-    """Commit, branch and dirtiness. Buildkite checks out a detached HEAD, so
-    its BUILDKITE_COMMIT / BUILDKITE_BRANCH win over what git says."""
+    """Commit, branch, dirtiness and the Buildkite build URL. Buildkite checks
+    out a detached HEAD, so its BUILDKITE_COMMIT / BUILDKITE_BRANCH win over
+    what git says."""
     commit = os.environ.get("BUILDKITE_COMMIT") or _git(root, "rev-parse", "HEAD") or "unknown"
     branch = (os.environ.get("BUILDKITE_BRANCH")
               or _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "unknown")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "branch": branch, "dirty": bool(status)}
+    return {"commit": commit, "branch": branch, "dirty": bool(status),
+            "build_url": os.environ.get("BUILDKITE_BUILD_URL") or None}

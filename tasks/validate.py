@@ -47,7 +47,8 @@ def packer_template(settings: Settings, graph: Graph, name: str) -> None:
     registry.write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
     variables = {**dict(image.vars), **packer.build_variables(
         name, graph.region, image.playbook, source_ami=_PLACEHOLDER_AMI, parent_image=image.parent,
-        digest="0" * 64, branch="validate", commit="validate", build_time="validate")}
+        digest="0" * 64, git={"branch": "validate", "commit": "validate", "dirty": False},
+        build_time="validate", packer_version="validate")}
     argv = [exe, "validate", *packer.var_args(variables), str(work)]
     _run(argv, graph.root, f"packer validate {image.template}", env=aws.subprocess_env(settings))
 

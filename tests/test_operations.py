@@ -1,0 +1,30 @@
+"""Operations: provenance, plan, graph, explain, channels, Buildkite, gc."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import REGION, ok
+
+BUILD_URL = "https://buildkite.com/acme/amis/builds/42"
+
+
+def _tags(aws, ami):
+    image = aws.ec2.describe_images(ImageIds=[ami])["Images"][0]
+    return {t["Key"]: t["Value"] for t in image["Tags"]}
+
+
+def test_amis_and_snapshots_carry_provenance(project, aws):
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")  # dirty tree
+    ok(project.doit("amis", env={"BUILDKITE_BUILD_URL": BUILD_URL}))
+    web = json.loads(project.record("web").read_text())
+    assert web["git"]["dirty"] is True and web["git"]["build_url"] == BUILD_URL
+    tags = _tags(aws, web["amis"][REGION])
+    assert tags["Dirty"] == "true" and tags["PackerVersion"] == "1.6.6"
+    assert tags["BuildUrl"] == BUILD_URL and tags["ParentImage"] == "base"
+    assert tags["ParentAmi"] == web["parent"]["ami"] and tags["Commit"] == web["git"]["commit"]
+    snapshots = aws.ec2.describe_snapshots(
+        Filters=[{"Name": "tag:Image", "Values": ["web"]}])["Snapshots"]
+    assert snapshots
+    snap_tags = {t["Key"]: t["Value"] for t in snapshots[0]["Tags"]}
+    assert snap_tags["Digest"] == web["digest"] and snap_tags["BuildUrl"] == BUILD_URL
