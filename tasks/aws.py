@@ -193,3 +193,14 @@ def harden_amis(settings: Settings, amis: dict[str, str]) -> list[str]:
         except aws_errors() as err:
             raise explain(err, f"hardening {ami} in {region}") from None
     return public
+
+
+def put_ssm_ami(settings: Settings, region: str, name: str, ami: str) -> None:
+    """The channel's current id as an SSM parameter of type aws:ec2:image,
+    so launch templates can say resolve:ssm:<name>."""
+    ssm = client(settings, "ssm", region)
+    try:
+        ssm.put_parameter(Name=name, Value=ami, Type="String", DataType="aws:ec2:image",
+                          Overwrite=True)
+    except aws_errors() as err:
+        raise explain(err, f"writing SSM parameter {name}") from None

@@ -80,7 +80,7 @@ def resolve_source(settings: Settings, graph: Graph) -> Outcome:
         digest=digest.source_digest(spec, ami), source={**spec, "resolved": how},
         git=provenance.git_info(graph.root), build_started=stamp, build_finished=stamp,
     )
-    registry.publish(settings, record, new_build=True)
+    registry.publish(settings, record, provenance.channel(settings)[0], new_build=True)
     console.say(f"source resolves to {ami} ({how})", source.name)
     return _record(Outcome(source.name, "resolved", ami, time.monotonic() - start, how))
 
@@ -124,7 +124,8 @@ def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, s
         if reused:
             return reused, dig
         record = _run_packer(settings, graph, name, parent, dig, inputs)
-        published = registry.publish(settings, record, new_build=True)
+        published = registry.publish(settings, record, provenance.channel(settings)[0],
+                                     new_build=True)
     console.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
                                                 if r != record.region), name)
     if published is not record:
@@ -141,7 +142,7 @@ def _reuse_by_digest(settings: Settings, graph: Graph, name: str, dig: str,
     if not _reusable(settings, earlier, dig):
         return None
     assert earlier is not None
-    registry.publish(settings, earlier, new_build=False)
+    registry.publish(settings, earlier, provenance.channel(settings)[0], new_build=False)
     console.say(f"an earlier build has these inputs (digest {dig[:12]}): "
                 f"reusing {earlier.ami}", name)
     return _record(Outcome(name, "reused", earlier.ami, time.monotonic() - start, "by digest"))

@@ -37,6 +37,10 @@ class Settings:
     retry_base: float = 30.0  # AMI_RETRY_BASE_SECONDS: first backoff, doubling each time
     lock_ttl: float = 3600.0  # AMI_LOCK_TTL_SECONDS: a dead agent's lock expires after this
     lock_poll: float = 10.0   # AMI_LOCK_POLL_SECONDS: how often a waiting agent looks again
+    channel: str | None = None  # AMI_CHANNEL: publish here instead of the branch's channel
+    default_branch: str = "main"  # AMI_DEFAULT_BRANCH: its builds move the `main` channel
+    allow_dirty: bool = False  # AMI_ALLOW_DIRTY=1: uncommitted changes may move `main`
+    ssm_prefix: str | None = None  # AMI_SSM_PREFIX (e.g. /amis): also publish ids to SSM
 
     @property
     def state(self) -> Path:
@@ -56,6 +60,29 @@ class Settings:
 
     def record_path(self, image: str) -> Path:
         return self.records / f"{image}.json"
+
+
+_CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _channel(value: str) -> str:
+    if value and not _CHANNEL_RE.match(value):
+        raise AmiError(f"AMI_CHANNEL={value!r}: channel names must match [a-z0-9][a-z0-9_-]*")
+    return value
+
+
+def _ssm_prefix(value: str) -> str | None:
+    if not value:
+        return None
+    if not re.match(r"^(/[A-Za-z0-9_.-]+)+$", value):
+        raise AmiError(f"AMI_SSM_PREFIX={value!r} must look like /amis (letters, digits, _ . -)")
+    return value
+
+
+def channel_for_branch(branch: str) -> str:
+    """A branch's channel name: lower case, [a-z0-9_-], at most 63 characters."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", branch.lower()).strip("-_")[:63]
+    return slug or "detached"
 
 
 def _number(env: os._Environ | dict, name: str, default: float, kind: type = float) -> float:
@@ -95,6 +122,11 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
         retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
         lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 3600.0),
         lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
+        channel=_channel(env.get("AMI_CHANNEL", "").strip()) or None,
+        default_branch=(env.get("AMI_DEFAULT_BRANCH") or env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH")
+                        or "main").strip(),
+        allow_dirty=_flag(env.get("AMI_ALLOW_DIRTY")),
+        ssm_prefix=_ssm_prefix(env.get("AMI_SSM_PREFIX", "").strip()),
     )
 
 

@@ -7,13 +7,15 @@ nothing else: no network, no subprocess. The work happens in actions.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import build, cloud_init, console, emulator, packer, plan, registry, validate
+from . import (build, cloud_init, console, emulator, packer, plan, provenance, registry,
+               validate)
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
 from .graph import Graph, load_graph
@@ -80,9 +82,9 @@ def parallel_options(argv: list[str]) -> dict[str, Any]:
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run an action; a user-facing failure fails the task with its one line."""
     @functools.wraps(fn)
-    def run(*args: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            result = fn(*args)
+            result = fn(*args, **kwargs)
         except AmiError as err:
             return TaskFailed(str(err))
         return result if isinstance(result, dict) else None
@@ -105,10 +107,14 @@ def _record_matches_last_run(task: Any, values: dict[str, Any]) -> bool:
 @_action
 def _pull() -> None:
     settings, graph = _loaded()
-    status = registry.pull(settings, graph.region, graph.names)
+    channel, note = provenance.channel(settings)
+    if note:
+        console.say(note)
+    status = registry.pull(settings, graph.region, channel, graph.names)
     counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}
-    console.say("pulled records from s3://{}/{}: {}".format(
-        settings.bucket, settings.prefix, ", ".join(f"{n} {s}" for s, n in counts.items())))
+    console.say("pulled channel {} from s3://{}/{}: {}".format(
+        channel, settings.bucket, settings.prefix,
+        ", ".join(f"{n} {s}" for s, n in counts.items())))
     build.find_gone_amis(settings, graph)
 
 
@@ -162,6 +168,25 @@ def _render_user_data(image: str, environment: str, target: str) -> None:
     path = settings.root / target
     registry.write_atomic(path, text.encode())
     cloud_init.schema_check(path)
+
+
+@_action
+def _promote(image: str, source: str, target: str) -> None:
+    settings, graph = _loaded()
+    for what, name in (("--from", source), ("--to", target)):
+        if not name or not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", name):
+            raise AmiError(f"promote {what}={name!r}: give a channel name ([a-z0-9_-])")
+    images = graph.names if image == "all" else [image]
+    if image != "all" and image not in graph.names:
+        raise AmiError(f"promote --image={image!r}: no such image in amis.yaml "
+                       f"(one of {', '.join(graph.names)}, or all)")
+    who = provenance.actor(settings.root)
+    active = provenance.channel(settings)[0]
+    for name in images:
+        record, replaced = registry.promote(settings, graph.region, name, source, target, who,
+                                            mirror=target == active)
+        console.say(f"channel {target}: {replaced.ami if replaced else 'nothing'} -> "
+                    f"{record.ami} (from {source}, by {who})", name)
 
 
 @_action
@@ -267,6 +292,22 @@ def task_cloud_init() -> Any:
 def task_plan() -> dict[str, Any]:
     """Show each image as up to date, would rebuild or missing, and why."""
     return {"actions": [_plan], "task_dep": ["pull"], "uptodate": [False], "verbosity": 2}
+
+
+def task_promote() -> dict[str, Any]:
+    """Point a channel at another channel's AMI: doit promote -i web -f <from> -t main."""
+    return {
+        "actions": [_promote],
+        "params": [
+            {"name": "image", "short": "i", "long": "image", "default": "",
+             "help": "image to promote, or all"},
+            {"name": "source", "short": "f", "long": "from", "default": "",
+             "help": "channel to take the AMI from"},
+            {"name": "target", "short": "t", "long": "to", "default": "main",
+             "help": "channel to point at it (default main)"},
+        ],
+        "uptodate": [False], "verbosity": 2,
+    }
 
 
 def task_sandbox_stop() -> dict[str, Any]:

@@ -7,6 +7,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from .config import Settings, channel_for_branch
+
+MAIN = "main"
+DIRTY = "dirty"
+
 
 def _git(root: Path, *args: str) -> str | None:
     try:
@@ -27,3 +32,28 @@ def git_info(root: Path) -> dict[str, object]:
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "branch": branch, "dirty": bool(status),
             "build_url": os.environ.get("BUILDKITE_BUILD_URL") or None}
+
+
+@functools.lru_cache(maxsize=None)
+def channel(settings: Settings) -> tuple[str, str]:
+    """The channel this run publishes to, and a note when it is not the
+    obvious one. The default branch moves `main`; any other branch its own
+    channel; a dirty tree never moves `main` unless AMI_ALLOW_DIRTY=1."""
+    git = git_info(settings.root)
+    if settings.channel:
+        name = settings.channel
+    elif git["branch"] == settings.default_branch:
+        name = MAIN
+    else:
+        name = channel_for_branch(str(git["branch"]))
+    if name == MAIN and git["dirty"] and not settings.allow_dirty:
+        return DIRTY, (f"the working tree has uncommitted changes: publishing to channel "
+                       f"'{DIRTY}', not '{MAIN}' (commit them, or AMI_ALLOW_DIRTY=1)")
+    return name, ""
+
+
+def actor(root: Path) -> str:
+    """Who is acting, for the promotion log."""
+    return (os.environ.get("AMI_ACTOR") or os.environ.get("BUILDKITE_BUILD_CREATOR_EMAIL")
+            or os.environ.get("BUILDKITE_BUILD_CREATOR") or _git(root, "config", "user.email")
+            or os.environ.get("USER") or "unknown")

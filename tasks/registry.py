@@ -2,9 +2,12 @@
 
 In S3, under ``$AMI_PREFIX``:
 
-- ``current/<image>.json``  the record of the image's current AMI
-- ``current/<image>.txt``   just its AMI id in the main region (Terraform, shell)
-- ``digests/<image>/<digest>.json``  every record ever built, by content digest
+- ``channels/<channel>/<image>.json``  the record of the image's current AMI
+  in that channel (``main`` for the default branch, else the branch's)
+- ``channels/<channel>/<image>.txt``   just its AMI id in the main region
+- ``digests/<image>/<digest>.json``  every record ever built, by content
+  digest, shared by all channels
+- ``promotions/<image>/<time>.json``  who promoted what, when
 
 Objects are private (no ACL) and encrypted with SSE-S3.
 """
@@ -120,12 +123,12 @@ def save_local(path: Path, data: bytes) -> bool:
 
 # -- S3 ----------------------------------------------------------------------
 
-def current_key(settings: Settings, image: str) -> str:
-    return f"{settings.prefix}current/{image}.json"
+def current_key(settings: Settings, channel: str, image: str) -> str:
+    return f"{settings.prefix}channels/{channel}/{image}.json"
 
 
-def id_key(settings: Settings, image: str) -> str:
-    return f"{settings.prefix}current/{image}.txt"
+def id_key(settings: Settings, channel: str, image: str) -> str:
+    return f"{settings.prefix}channels/{channel}/{image}.txt"
 
 
 def digest_key(settings: Settings, image: str, digest: str) -> str:
@@ -175,7 +178,7 @@ def _get(settings: Settings, region: str, key: str) -> bytes | None:
     return found[0] if found else None
 
 
-def pull(settings: Settings, region: str, images: list[str]) -> dict[str, str]:
+def pull(settings: Settings, region: str, channel: str, images: list[str]) -> dict[str, str]:
     """Mirror every image's current record from S3 into ``.amis/records``.
 
     Returns image -> "new", "updated", "same" or "absent". Any record that
@@ -185,7 +188,7 @@ def pull(settings: Settings, region: str, images: list[str]) -> dict[str, str]:
     aws.check_bucket(settings, region)
 
     def fetch(image: str) -> tuple[str, bytes | None]:
-        key = current_key(settings, image)
+        key = current_key(settings, channel, image)
         body = _get(settings, region, key)
         if body is not None:
             record = Record.from_json(body, f"s3://{settings.bucket}/{key}")
@@ -219,7 +222,8 @@ def fetch_by_digest(settings: Settings, region: str, image: str, digest: str) ->
     return record if record.image == image and record.digest == digest else None
 
 
-def publish(settings: Settings, record: Record, *, new_build: bool) -> Record:
+def publish(settings: Settings, record: Record, channel: str, *, new_build: bool,
+            mirror: bool = True) -> Record:
     """Publish to S3, then mirror locally; returns the record now current.
 
     The digest copy goes first, so a current pointer never names a record
@@ -230,7 +234,7 @@ def publish(settings: Settings, record: Record, *, new_build: bool) -> Record:
     if new_build:
         put_object(settings, record.region, digest_key(settings, record.image, record.digest),
                    body, "application/json")
-    key = current_key(settings, record.image)
+    key = current_key(settings, channel, record.image)
     where = f"s3://{settings.bucket}/{key}"
     for _ in range(10):
         found = get_object(settings, record.region, key)
@@ -249,7 +253,37 @@ def publish(settings: Settings, record: Record, *, new_build: bool) -> Record:
                     return theirs
     else:
         raise AmiError(f"{where}: kept changing while publishing {record.image}: run again")
-    put_object(settings, record.region, id_key(settings, record.image),
+    put_object(settings, record.region, id_key(settings, channel, record.image),
                (record.ami + "\n").encode(), "text/plain")
-    save_local(settings.record_path(record.image), body)
+    if settings.ssm_prefix:
+        aws.put_ssm_ami(settings, record.region, f"{settings.ssm_prefix}/{channel}/{record.image}",
+                        record.ami)
+    if mirror:
+        save_local(settings.record_path(record.image), body)
     return record
+
+
+def promote(settings: Settings, region: str, image: str, source: str, target: str,
+            actor: str, mirror: bool) -> tuple[Record, Record | None]:
+    """Point channel ``target`` at channel ``source``'s record of ``image``,
+    and keep a note of who did it, when, and what it replaced."""
+    from datetime import datetime, timezone
+
+    key = current_key(settings, source, image)
+    found = _get(settings, region, key)
+    if found is None:
+        raise AmiError(f"s3://{settings.bucket}/{key}: channel {source} has no record of "
+                       f"{image}: build it there first, or check the channel name")
+    record = Record.from_json(found, f"s3://{settings.bucket}/{key}")
+    if not aws.ami_exists(settings, record.ami, record.region):
+        raise AmiError(f"{image} in channel {source} is {record.ami}, which no longer exists: "
+                       "rebuild it before promoting")
+    old = _get(settings, region, current_key(settings, target, image))
+    replaced = Record.from_json(old, target) if old else None
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    note = {"image": image, "from_channel": source, "to_channel": target, "ami": record.ami,
+            "replaced_ami": replaced.ami if replaced else None, "by": actor, "at": now}
+    put_object(settings, region, f"{settings.prefix}promotions/{image}/{now}.json",
+               (json.dumps(note, indent=2, sort_keys=True) + "\n").encode(), "application/json")
+    publish(settings, record, target, new_build=False, mirror=mirror)
+    return record, replaced

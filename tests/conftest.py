@@ -183,5 +183,7 @@ def project(tmp_path, aws, counting_packer) -> Project:
     env.update({"AWS_ENDPOINT_URL": aws.url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
                 "PACKER": str(script),
                 # `doit validate` has tests of its own (test_example_stack.py)
-                "AMI_SKIP_VALIDATE": "1"})
+                "AMI_SKIP_VALIDATE": "1",
+                # tests edit files without committing; channel rules are tested on their own
+                "AMI_ALLOW_DIRTY": "1"})
     return Project(copy_project(tmp_path / "repo"), env, runs)

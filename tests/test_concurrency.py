@@ -65,7 +65,7 @@ def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aw
     from tasks.config import load_settings
 
     ok(project.doit("amis"))
-    newer = json.loads(aws.objects()["current/web.json"])
+    newer = json.loads(aws.objects()["channels/main/web.json"])
     older = registry.Record(**{**newer, "digest": "f" * 64,
                                "build_started": "2000-01-01T00:00:00+00:00",
                                "amis": {"eu-west-1": "ami-0000000f", "us-east-1": "ami-0000000f"}})
@@ -77,14 +77,14 @@ def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aw
         # The first read returns what B saw before A published: an older pointer.
         calls["n"] += 1
         found = original(settings_, region, key)
-        if calls["n"] == 1 and key.endswith("current/web.json") and found:
+        if calls["n"] == 1 and key.endswith("channels/main/web.json") and found:
             return found[0], '"0000000000000000000000000000000f"'
         return found
     registry.get_object = stale_read
     try:
-        result = registry.publish(settings, older, new_build=True)
+        result = registry.publish(settings, older, "main", new_build=True)
     finally:
         registry.get_object = original
     assert result.digest == newer["digest"]
-    assert json.loads(aws.objects()["current/web.json"]) == newer
+    assert json.loads(aws.objects()["channels/main/web.json"]) == newer
     assert f"digests/web/{'f' * 64}.json" in aws.objects()       # B's build is still kept

@@ -45,7 +45,7 @@ def test_the_example_tree_validates_and_builds_end_to_end(validating, aws):
     result = ok(validating.doit("amis"))
     assert sorted(validating.packer_builds()) == sorted(IMAGES)
     assert result.stdout.index("ansible-lint passed") < result.stdout.index("[base] building")
-    web = json.loads(aws.objects()["current/web.json"])
+    web = json.loads(aws.objects()["channels/main/web.json"])
     tags = aws.ec2.describe_images(ImageIds=[web["amis"]["eu-west-1"]])["Images"][0]["Tags"]
     tags = {t["Key"]: t["Value"] for t in tags}
     assert {k: tags[k] for k in ("Image", "Digest", "ParentAmi", "Commit", "Branch")} == {
@@ -165,13 +165,13 @@ def test_an_ami_made_public_by_its_template_is_made_private_and_not_published(pr
     data = json.loads(template.read_text())
     data["builders"][0]["ami_groups"] = ["all"]
     template.write_text(json.dumps(data))
-    before = aws.objects()["current/worker.json"]
+    before = aws.objects()["channels/main/worker.json"]
     out = failed(project.doit("amis"))
     match = re.search(r"made eu-west-1:(ami-\w+) public", out)
     assert match, out
     grants = aws.ec2.describe_image_attribute(ImageId=match.group(1), Attribute="launchPermission")
     assert grants["LaunchPermissions"] == []
-    assert aws.objects()["current/worker.json"] == before
+    assert aws.objects()["channels/main/worker.json"] == before
 
 
 def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):

@@ -28,3 +28,92 @@ def test_amis_and_snapshots_carry_provenance(project, aws):
     assert snapshots
     snap_tags = {t["Key"]: t["Value"] for t in snapshots[0]["Tags"]}
     assert snap_tags["Digest"] == web["digest"] and snap_tags["BuildUrl"] == BUILD_URL
+
+
+def _branch(project, name):
+    import subprocess
+    subprocess.run(["git", "checkout", "-q", "-b", name], cwd=project.path, check=True)
+
+
+def _commit(project, message="change"):
+    import subprocess
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(git + ["commit", "-qam", message], cwd=project.path, check=True)
+
+
+def test_a_branch_publishes_to_its_own_channel_and_reuses_mains_amis(project, aws):
+    ok(project.doit("amis"))
+    main_before = {k: v for k, v in aws.objects().items() if k.startswith("channels/main/")}
+    project.reset_count()
+    _branch(project, "feature/Faster-Boot")
+    result = ok(project.doit("amis"))
+    assert "pulled channel feature-faster-boot" in result.stdout
+    assert project.packer_builds() == []                       # digests shared with main
+    objects = aws.objects()
+    for image in ("base", "web"):
+        assert json.loads(objects[f"channels/feature-faster-boot/{image}.json"]) == \
+            json.loads(main_before[f"channels/main/{image}.json"])
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    _commit(project)
+    ok(project.doit("amis"))
+    assert project.packer_builds() == ["web"]
+    objects = aws.objects()
+    assert {k: v for k, v in objects.items() if k.startswith("channels/main/")} == main_before
+    branch_web = json.loads(objects["channels/feature-faster-boot/web.json"])
+    assert branch_web["amis"] != json.loads(main_before["channels/main/web.json"])["amis"]
+
+
+def test_a_dirty_tree_never_moves_main(project, aws):
+    ok(project.doit("amis"))
+    main_before = {k: v for k, v in aws.objects().items() if k.startswith("channels/main/")}
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    result = ok(project.doit("amis", env={"AMI_ALLOW_DIRTY": None}))
+    assert "uncommitted changes: publishing to channel 'dirty', not 'main'" in result.stdout
+    objects = aws.objects()
+    assert {k: v for k, v in objects.items() if k.startswith("channels/main/")} == main_before
+    assert "channels/dirty/web.json" in objects
+    forced = ok(project.doit("amis", env={"AMI_ALLOW_DIRTY": "1"}))
+    assert "pulled channel main" in forced.stdout
+    assert aws.objects()["channels/main/web.json"] == objects["channels/dirty/web.json"]
+
+
+def test_promote_moves_a_channel_and_records_who_and_what(project, aws):
+    ok(project.doit("amis"))
+    old_main = json.loads(aws.objects()["channels/main/web.json"])
+    _branch(project, "candidate")
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    _commit(project)
+    ok(project.doit("amis"))
+    candidate = json.loads(aws.objects()["channels/candidate/web.json"])
+    result = ok(project.doit("promote", "-i", "web", "-f", "candidate", "-t", "main",
+                             env={"AMI_ACTOR": "alice@example.com"}))
+    assert (f"[web] channel main: {old_main['amis'][REGION]} -> {candidate['amis'][REGION]} "
+            "(from candidate, by alice@example.com)") in result.stdout
+    objects = aws.objects()
+    assert json.loads(objects["channels/main/web.json"]) == candidate
+    assert objects["channels/main/web.txt"].decode().strip() == candidate["amis"][REGION]
+    notes = [json.loads(v) for k, v in objects.items() if k.startswith("promotions/web/")]
+    assert len(notes) == 1
+    assert {k: notes[0][k] for k in ("from_channel", "to_channel", "ami", "replaced_ami", "by")} \
+        == {"from_channel": "candidate", "to_channel": "main", "ami": candidate["amis"][REGION],
+            "replaced_ami": old_main["amis"][REGION], "by": "alice@example.com"}
+
+
+def test_promote_from_an_empty_channel_is_one_line(project):
+    from conftest import failed
+    ok(project.doit("amis"))
+    out = failed(project.doit("promote", "-i", "web", "-f", "nowhere"))
+    assert "channel nowhere has no record of web" in out
+    out = failed(project.doit("promote", "-i", "nope", "-f", "main"))
+    assert "promote --image='nope': no such image" in out
+
+
+def test_channel_ids_go_to_ssm_when_asked(project, aws):
+    import boto3
+    ok(project.doit("amis", env={"AMI_SSM_PREFIX": "/amis"}))
+    ssm = boto3.client("ssm", endpoint_url=aws.url, region_name=REGION,
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    web = json.loads(project.record("web").read_text())
+    param = ssm.get_parameter(Name="/amis/main/web")["Parameter"]
+    assert param["Value"] == web["amis"][REGION]
+    assert param.get("DataType") == "aws:ec2:image"

@@ -39,15 +39,15 @@ def test_first_run_builds_every_image_and_publishes_records(project, aws):
     assert built(project) == ALL
     objects = aws.objects()
     for image in ["centos", *IMAGES]:
-        record = json.loads(objects[f"current/{image}.json"])
+        record = json.loads(objects[f"channels/main/{image}.json"])
         assert record["image"] == image
         ami = record["amis"][REGION]
-        assert objects[f"current/{image}.txt"].decode().strip() == ami
-        assert objects[f"digests/{image}/{record['digest']}.json"] == objects[f"current/{image}.json"]
+        assert objects[f"channels/main/{image}.txt"].decode().strip() == ami
+        assert objects[f"digests/{image}/{record['digest']}.json"] == objects[f"channels/main/{image}.json"]
         assert json.loads(project.record(image).read_text()) == record
         assert re.search(rf"^{image}\s+{ami}\s+(built|resolved)", result.stdout, re.M)
-    web = json.loads(objects["current/web.json"])
-    base = json.loads(objects["current/base.json"])
+    web = json.loads(objects["channels/main/web.json"])
+    base = json.loads(objects["channels/main/base.json"])
     assert set(web["amis"]) == {"eu-west-1", "us-east-1"}
     assert web["parent"] == {"image": "base", "ami": base["amis"][REGION]}
     assert web["packer_version"] == "1.6.6"
@@ -97,7 +97,7 @@ def test_role_used_only_by_web_rebuilds_only_web(built_tree, aws):
     edit(built_tree.path / "ansible/roles/web_app/tasks/main.yml")
     ok(built_tree.doit("amis"))
     assert built(built_tree) == ["web"]
-    after = json.loads(aws.objects()["current/web.json"])
+    after = json.loads(aws.objects()["channels/main/web.json"])
     assert after["amis"][REGION] != before["amis"][REGION]
     assert after["digest"] != before["digest"]
 
@@ -122,7 +122,7 @@ def test_inputs_equal_to_an_earlier_build_reuse_its_ami(built_tree, aws):
     result = ok(built_tree.doit("amis"))
     assert built(built_tree) == []
     assert "reusing " + first["amis"][REGION] in result.stdout
-    assert json.loads(aws.objects()["current/worker.json"]) == first
+    assert json.loads(aws.objects()["channels/main/worker.json"]) == first
 
 
 def test_failing_packer_changes_nothing_and_next_run_retries(built_tree, aws, tmp_path):
@@ -238,10 +238,10 @@ def test_a_pulled_record_for_other_inputs_is_not_taken_as_ours(built_tree, tmp_p
 
 def test_a_corrupt_record_in_s3_stops_the_run_naming_its_key(built_tree, aws):
     before = built_tree.record("web").read_bytes()
-    aws.s3.put_object(Bucket=BUCKET, Key="current/web.json", Body=b'{"image": "web"')
+    aws.s3.put_object(Bucket=BUCKET, Key="channels/main/web.json", Body=b'{"image": "web"')
     result = built_tree.doit("amis")
     assert result.returncode != 0
-    assert f"s3://{BUCKET}/current/web.json: not valid JSON" in result.stdout + result.stderr
+    assert f"s3://{BUCKET}/channels/main/web.json: not valid JSON" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert built_tree.record("web").read_bytes() == before
     assert built(built_tree) == []
@@ -257,7 +257,7 @@ def test_sandbox_starts_its_own_emulator_and_reuses_it(tmp_path, counting_packer
         result = ok(project.doit())                 # the default task is amis
         assert built(project) == ALL
         info = json.loads((project.path / ".amis/emulator.json").read_text())
-        assert re.search(r"pulled records from s3://amis-sandbox/", result.stdout)
+        assert re.search(r"pulled channel main from s3://amis-sandbox/", result.stdout)
         project.reset_count()
         ok(project.doit())
         assert built(project) == []
@@ -272,15 +272,15 @@ def test_prefix_puts_every_key_under_it(project, aws):
     ok(project.doit("amis", env={"AMI_PREFIX": "teams/platform/"}))
     keys = list(aws.objects())
     assert keys and all(k.startswith("teams/platform/") for k in keys)
-    assert "teams/platform/current/web.txt" in keys
+    assert "teams/platform/channels/main/web.txt" in keys
 
 
 def test_a_current_record_deleted_from_s3_is_restored_from_its_digest_copy(built_tree, aws):
     web = built_tree.record("web").read_bytes()
-    aws.s3.delete_object(Bucket=BUCKET, Key="current/web.json")
+    aws.s3.delete_object(Bucket=BUCKET, Key="channels/main/web.json")
     ok(built_tree.doit("amis"))
     assert built(built_tree) == []
-    assert aws.objects()["current/web.json"] == web
+    assert aws.objects()["channels/main/web.json"] == web
     assert built_tree.record("web").read_bytes() == web
 
 

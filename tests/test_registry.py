@@ -12,7 +12,7 @@ from tasks.registry import Record, save_local, write_atomic
 
 GOOD = {"image": "web", "region": "eu-west-1", "digest": "a" * 64,
         "amis": {"eu-west-1": "ami-0123456789abcdef0", "us-east-1": "ami-12345678"}}
-KEY = "s3://b/current/web.json"
+KEY = "s3://b/channels/main/web.json"
 
 
 def test_round_trip():
@@ -73,5 +73,5 @@ def test_aws_errors_become_one_line_with_what_to_do(code, hint):
     from tasks.aws import explain
 
     err = ClientError({"Error": {"Code": code, "Message": "nope"}}, "GetObject")
-    message = str(explain(err, "reading s3://b/current/web.json"))
-    assert message == f"reading s3://b/current/web.json: {code}: nope: {hint}"
+    message = str(explain(err, "reading s3://b/channels/main/web.json"))
+    assert message == f"reading s3://b/channels/main/web.json: {code}: nope: {hint}"
