@@ -18,6 +18,12 @@ from .graph import Source
 
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
+
+
+class Unreachable(AmiError):
+    """AWS could not be asked at all: no credentials, no network."""
+
+
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}
 _endpoint: dict[str, str | None] = {}
@@ -80,12 +86,12 @@ def explain(err: Exception, what: str) -> AmiError:
                                      NoCredentialsError, NoRegionError)
 
     if isinstance(err, NoCredentialsError):
-        return AmiError(f"{what}: no AWS credentials found: configure them "
+        return Unreachable(f"{what}: no AWS credentials found: configure them "
                         "(AWS_PROFILE, instance role) or set AMI_SANDBOX=1")
     if isinstance(err, NoRegionError):
         return AmiError(f"{what}: no AWS region: set AWS_REGION")
     if isinstance(err, EndpointConnectionError):
-        return AmiError(f"{what}: cannot reach {err.kwargs.get('endpoint_url', 'AWS')}: "
+        return Unreachable(f"{what}: cannot reach {err.kwargs.get('endpoint_url', 'AWS')}: "
                         "check the network or AWS_ENDPOINT_URL")
     if isinstance(err, ClientError):
         code = error_code(err)

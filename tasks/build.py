@@ -20,7 +20,7 @@ from pathlib import Path
 from . import aws, console, digest, locks, packer, provenance, registry
 from .config import Settings, packer_executable
 from .errors import AmiError
-from .graph import Graph
+from .graph import Graph, Image
 from .inputs import image_inputs
 
 
@@ -98,8 +98,15 @@ def find_gone_amis(settings: Settings, graph: Graph) -> list[str]:
     return gone
 
 
-def _reusable(settings: Settings, record: registry.Record | None, dig: str) -> bool:
-    return bool(record and record.digest == dig
+def too_old(record: registry.Record | None, image: Image) -> bool:
+    """Built longer ago than the image's max_age_days: rebuild for OS updates."""
+    age = record.age_days() if record else None
+    return bool(image.max_age_days and age is not None and age > image.max_age_days)
+
+
+def _reusable(settings: Settings, graph: Graph, name: str, record: registry.Record | None,
+              dig: str) -> bool:
+    return bool(record and record.digest == dig and not too_old(record, graph.images[name])
                 and aws.ami_exists(settings, record.ami, record.region))
 
 
@@ -110,7 +117,10 @@ def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, s
     dig, inputs = current_digest(settings, graph, name, parent.ami)
 
     current = registry.read_local(settings.record_path(name))
-    if _reusable(settings, current, dig):
+    if too_old(current, graph.images[name]):
+        console.say(f"{current.ami} is older than {graph.images[name].max_age_days} days: "
+                    "rebuilding for OS updates", name)
+    if _reusable(settings, graph, name, current, dig):
         assert current is not None
         console.say(f"inputs unchanged (digest {dig[:12]}): keeping {current.ami}", name)
         return _record(Outcome(name, "reused", current.ami, time.monotonic() - start)), dig
@@ -139,7 +149,7 @@ def _reuse_by_digest(settings: Settings, graph: Graph, name: str, dig: str,
     """An earlier build of exactly these inputs (another branch, a revert,
     another agent), made current again."""
     earlier = registry.fetch_by_digest(settings, graph.region, name, dig)
-    if not _reusable(settings, earlier, dig):
+    if not _reusable(settings, graph, name, earlier, dig):
         return None
     assert earlier is not None
     registry.publish(settings, earlier, provenance.channel(settings)[0], new_build=False)

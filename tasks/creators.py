@@ -99,8 +99,16 @@ def _record_matches_last_run(task: Any, values: dict[str, Any]) -> bool:
     """Up to date only while the local record is the one this task last
     produced (a pull that brings another agent's record makes it run again)
     and its AMI still exists (pull checks)."""
-    image = task.name.split(":", 1)[1]
-    return values.get("digest") is not None and image not in build.GONE and \
+    name = task.name.split(":", 1)[1]
+    _, graph = _loaded()
+    image = graph.images.get(name)
+    if image and image.max_age_days:
+        try:
+            if build.too_old(registry.read_local(Path(task.targets[0])), image):
+                return False
+        except AmiError:
+            return False
+    return values.get("digest") is not None and name not in build.GONE and \
         values.get("digest") == build.record_digest(Path(task.targets[0]))
 
 
@@ -139,9 +147,13 @@ def _summary() -> None:
 
 
 @_action
-def _plan() -> None:
+def _plan(jobs: int) -> None:
     settings, graph = _loaded()
-    console.say(plan.render(plan.make_plan(settings, graph)))
+    channel, note = provenance.channel(settings)
+    offline = plan.pull_or_offline(settings, graph, channel)
+    rows = plan.make_plan(settings, graph, online=offline is None)
+    console.say(f"channel {channel}" + (f" ({note})" if note else ""))
+    console.say(plan.render(rows, graph, jobs or 1, offline))
 
 
 @_action
@@ -290,8 +302,13 @@ def task_cloud_init() -> Any:
 
 
 def task_plan() -> dict[str, Any]:
-    """Show each image as up to date, would rebuild or missing, and why."""
-    return {"actions": [_plan], "task_dep": ["pull"], "uptodate": [False], "verbosity": 2}
+    """Show each image as up to date, would rebuild or missing, why, and how long it takes."""
+    return {
+        "actions": [_plan], "uptodate": [False], "verbosity": 2,
+        "params": [{"name": "jobs", "short": "n", "long": "jobs", "type": int,
+                    "default": default_jobs() or 1,
+                    "help": "builds at once, for the expected total (default: the tree's leaves)"}],
+    }
 
 
 def task_promote() -> dict[str, Any]:

@@ -22,7 +22,8 @@ _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 _TOP_KEYS = {"region", "source", "images"}
 _SOURCE_KEYS = {"name", "ami", "owners", "name_pattern", "sandbox_ami"}
-_IMAGE_KEYS = {"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars"}
+_IMAGE_KEYS = {"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars",
+               "max_age_days"}
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -89,6 +90,7 @@ class Image:
     var_files: tuple[str, ...] = ()
     extra_inputs: tuple[str, ...] = ()
     vars: tuple[tuple[str, str], ...] = ()
+    max_age_days: int | None = None     # rebuilt when older, so OS updates land
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
@@ -218,8 +220,13 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
         if not isinstance(value, (str, int, float, bool)):
             raise _fail(file, where, f"variable {key} must be a string or number")
         pairs.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
+    max_age = data.get("max_age_days")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
+                                or max_age < 1):
+        raise _fail(file, where, f"max_age_days {max_age!r} must be a whole number of days >= 1")
     return Image(
         name=name,
+        max_age_days=max_age,
         parent=parent,
         template=_repo_path(root, file, where, "template",
                             data.get("template") or f"packer/{name}_ami.json"),

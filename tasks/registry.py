@@ -20,6 +20,7 @@ import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,22 @@ class Record:
     @property
     def ami(self) -> str:
         return self.amis[self.region]
+
+    @property
+    def build_seconds(self) -> float | None:
+        """How long its Packer build took, when known."""
+        try:
+            return (datetime.fromisoformat(self.build_finished or "")
+                    - datetime.fromisoformat(self.build_started or "")).total_seconds()
+        except ValueError:
+            return None
+
+    def age_days(self, now: datetime | None = None) -> float | None:
+        try:
+            built = datetime.fromisoformat(self.build_finished or "")
+        except ValueError:
+            return None
+        return ((now or datetime.now(timezone.utc)) - built).total_seconds() / 86400
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -267,8 +284,6 @@ def promote(settings: Settings, region: str, image: str, source: str, target: st
             actor: str, mirror: bool) -> tuple[Record, Record | None]:
     """Point channel ``target`` at channel ``source``'s record of ``image``,
     and keep a note of who did it, when, and what it replaced."""
-    from datetime import datetime, timezone
-
     key = current_key(settings, source, image)
     found = _get(settings, region, key)
     if found is None:

@@ -117,3 +117,54 @@ def test_channel_ids_go_to_ssm_when_asked(project, aws):
     param = ssm.get_parameter(Name="/amis/main/web")["Parameter"]
     assert param["Value"] == web["amis"][REGION]
     assert param.get("DataType") == "aws:ec2:image"
+
+
+def _plan_rows(stdout):
+    return {line.split()[0]: line for line in stdout.splitlines()
+            if line.strip() and not line.startswith(("image", "---"))}
+
+
+def test_plan_gives_durations_and_the_critical_path(project, tmp_path):
+    from pathlib import Path
+    import re
+
+    fake = {"PACKER": str(Path(__file__).with_name("fake_packer.py")), "FAKE_PACKER_SLEEP": "2"}
+    ok(project.doit("amis", env=fake))
+    (project.path / "ansible/base_ami.yaml").write_text(
+        (project.path / "ansible/base_ami.yaml").read_text() + "\n")
+    result = ok(project.doit("plan", "-n", "4"))
+    rows = _plan_rows(result.stdout)
+    for image in ("base", "web", "worker", "build", "deploy"):
+        assert re.search(r"would rebuild\s+ami-\w+\s+\d+s\s", rows[image]), rows[image]
+    total = re.search(r"5 to build: about (\d+)s one at a time, (\d+)s with -n 4 "
+                      r"\(critical path base -> (\w+): (\d+)s\)", result.stdout)
+    assert total, result.stdout
+    sequential, parallel, critical = int(total[1]), int(total[2]), int(total[4])
+    assert sequential >= 10 and critical >= 4 and parallel == critical < sequential
+
+
+def test_plan_works_offline_from_local_records_and_says_so(project):
+    ok(project.doit("amis"))
+    result = ok(project.doit("plan", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}))
+    assert "offline (" in result.stdout and "cannot reach" in result.stdout
+    rows = _plan_rows(result.stdout)
+    assert all("up to date" in rows[i] for i in ("base", "web", "worker", "build", "deploy"))
+
+
+def test_an_image_older_than_its_max_age_is_rebuilt(project, aws):
+    import re
+    graph = project.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace("  worker:\n    parent: base\n",
+                                               "  worker:\n    parent: base\n    max_age_days: 30\n"))
+    ok(project.doit("amis"))
+    project.reset_count()
+    record = json.loads(aws.objects()["channels/main/worker.json"])
+    record["build_started"] = record["build_finished"] = "2026-01-01T00:00:00+00:00"
+    body = json.dumps(record).encode()
+    for key in ("channels/main/worker.json", f"digests/worker/{record['digest']}.json"):
+        aws.s3.put_object(Bucket="test-amis", Key=key, Body=body)
+    plan = ok(project.doit("plan"))
+    assert re.search(r"^worker\s+would rebuild.*older than 30 days", plan.stdout, re.M), plan.stdout
+    result = ok(project.doit("amis"))
+    assert project.packer_builds() == ["worker"]
+    assert "older than 30 days: rebuilding for OS updates" in result.stdout

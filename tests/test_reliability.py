@@ -139,7 +139,7 @@ def test_a_deregistered_ami_is_rebuilt_and_plan_says_so(project, aws):
     worker = json.loads(project.record("worker").read_text())
     aws.ec2.deregister_image(ImageId=worker["amis"]["eu-west-1"])
     plan = ok(project.doit("plan"))
-    assert re.search(rf"^worker\s+would rebuild.*AMI {worker['amis']['eu-west-1']} no longer exists",
+    assert re.search(rf"^worker\s+AMI gone.*AMI {worker['amis']['eu-west-1']} no longer exists",
                      plan.stdout, re.M), plan.stdout
     result = ok(project.doit("amis"))
     assert "[worker] recorded AMI" in result.stdout
