@@ -14,8 +14,8 @@ from typing import Any, Callable
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import (build, cloud_init, console, emulator, packer, plan, provenance, registry,
-               validate)
+from . import (aws, build, cloud_init, console, diagram, emulator, explain, packer, plan, provenance,
+               registry, validate)
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
 from .graph import Graph, load_graph
@@ -150,8 +150,7 @@ def _summary() -> None:
 def _plan(jobs: int) -> None:
     settings, graph = _loaded()
     channel, note = provenance.channel(settings)
-    offline = plan.pull_or_offline(settings, graph, channel)
-    rows = plan.make_plan(settings, graph, online=offline is None)
+    rows, offline = _planned(settings, graph)
     console.say(f"channel {channel}" + (f" ({note})" if note else ""))
     console.say(plan.render(rows, graph, jobs or 1, offline))
 
@@ -180,6 +179,29 @@ def _render_user_data(image: str, environment: str, target: str) -> None:
     path = settings.root / target
     registry.write_atomic(path, text.encode())
     cloud_init.schema_check(path)
+
+
+def _planned(settings: Settings, graph: Graph) -> tuple[list[plan.Row], str | None]:
+    channel, _ = provenance.channel(settings)
+    offline = plan.pull_or_offline(settings, graph, channel)
+    return plan.make_plan(settings, graph, online=offline is None), offline
+
+
+@_action
+def _graph(fmt: str) -> None:
+    settings, graph = _loaded()
+    rows, offline = _planned(settings, graph)
+    console.say(diagram.render(fmt, graph, rows))
+    if offline:
+        console.say(f"%% offline ({offline}): statuses from local records"
+                    if fmt == "mermaid" else f"// offline ({offline})")
+
+
+@_action
+def _explain(ami: str) -> None:
+    settings, graph = _loaded()
+    aws.check_bucket(settings, graph.region)
+    console.say(explain.render(explain.ancestry(settings, graph.region, ami), ami))
 
 
 @_action
@@ -309,6 +331,21 @@ def task_plan() -> dict[str, Any]:
                     "default": default_jobs() or 1,
                     "help": "builds at once, for the expected total (default: the tree's leaves)"}],
     }
+
+
+def task_graph() -> dict[str, Any]:
+    """Print the image tree coloured by plan status: Mermaid (default) or --format dot."""
+    return {"actions": [_graph], "uptodate": [False], "verbosity": 2,
+            "params": [{"name": "fmt", "short": "f", "long": "format", "default": "mermaid",
+                        "choices": tuple((f, "") for f in diagram.FORMATS),
+                        "help": "mermaid (pastes into a Buildkite annotation) or dot"}]}
+
+
+def task_explain() -> dict[str, Any]:
+    """Show where an AMI comes from, back to the source image: doit explain -a ami-..."""
+    return {"actions": [_explain], "uptodate": [False], "verbosity": 2,
+            "params": [{"name": "ami", "short": "a", "long": "ami", "default": "",
+                        "help": "the AMI id to explain"}]}
 
 
 def task_promote() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import REGION, ok
 
@@ -168,3 +169,35 @@ def test_an_image_older_than_its_max_age_is_rebuilt(project, aws):
     result = ok(project.doit("amis"))
     assert project.packer_builds() == ["worker"]
     assert "older than 30 days: rebuilding for OS updates" in result.stdout
+
+
+def test_graph_as_mermaid_and_dot_coloured_by_status(project):
+    ok(project.doit("amis"))
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    mermaid = ok(project.doit("graph")).stdout
+    assert "graph TD" in mermaid
+    for parent, child in [("centos", "base"), ("base", "web"), ("base", "worker"),
+                          ("base", "build"), ("base", "deploy")]:
+        assert f"  {parent} --> {child}" in mermaid
+    assert ':::rebuild' in next(l for l in mermaid.splitlines() if l.startswith('  web['))
+    assert ':::uptodate' in next(l for l in mermaid.splitlines() if l.startswith('  worker['))
+    assert "classDef rebuild fill:#fff3cd" in mermaid
+    dot = ok(project.doit("graph", "--format", "dot")).stdout
+    assert "digraph amis {" in dot and '"base" -> "web";' in dot
+    assert re.search(r'"web" \[label="web\\nami-\w+\\nwould rebuild", fillcolor="#fff3cd"', dot)
+
+
+def test_explain_follows_an_ami_back_to_the_source(project, tmp_path):
+    ok(project.doit("amis"))
+    web = json.loads(project.record("web").read_text())
+    base = json.loads(project.record("base").read_text())
+    clone = project.clone(tmp_path / "elsewhere")            # no local records: from S3
+    result = ok(clone.doit("explain", "-a", web["amis"]["us-east-1"]))
+    lines = [l for l in result.stdout.splitlines() if "ami-" in l]
+    assert lines[0].startswith(f"{web['amis']['us-east-1']}  web: built ")
+    assert web["digest"][:12] in lines[0]
+    assert f"└ {base['amis'][REGION]}  base: built" in lines[1]
+    assert "└ ami-bb9a6bc2  centos: source image (pinned)" in lines[2]
+    from conftest import failed
+    assert "ami-12345678: no record of this project built it" in failed(
+        clone.doit("explain", "-a", "ami-12345678"))
