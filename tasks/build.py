@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,10 +43,35 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _record(outcome: Outcome) -> Outcome:
+def run_file(settings: Settings) -> Path:
+    """This run's outcomes, kept for `doit annotate` (which runs after a failure too)."""
+    return settings.state / "last-run.json"
+
+
+def start_run(settings: Settings) -> None:
+    with _lock:
+        OUTCOMES.clear()
+        registry.write_atomic(run_file(settings), b"{}\n")
+
+
+def _record(settings: Settings, outcome: Outcome) -> Outcome:
     with _lock:
         OUTCOMES[outcome.image] = outcome
+        body = json.dumps({k: asdict(v) for k, v in OUTCOMES.items()}, indent=2, sort_keys=True)
+        registry.write_atomic(run_file(settings), (body + "\n").encode())
     return outcome
+
+
+def record_failure(settings: Settings, name: str, err: AmiError, seconds: float) -> None:
+    _record(settings, Outcome(name, "failed", "-", seconds, str(err)))
+
+
+def load_run(settings: Settings) -> dict[str, Outcome]:
+    try:
+        data = json.loads(run_file(settings).read_text())
+        return {k: Outcome(**v) for k, v in data.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def _parent_record(settings: Settings, graph: Graph, name: str) -> registry.Record:
@@ -73,7 +98,7 @@ def resolve_source(settings: Settings, graph: Graph) -> Outcome:
     spec = source.spec(settings.sandbox)
     current = registry.read_local(settings.record_path(source.name))
     if current and current.ami == ami and current.source == {**spec, "resolved": how}:
-        return _record(Outcome(source.name, "reused", ami, time.monotonic() - start, how))
+        return _record(settings, Outcome(source.name, "reused", ami, time.monotonic() - start, how))
     stamp = _now().isoformat(timespec="seconds")
     record = registry.Record(
         image=source.name, region=graph.region, amis={graph.region: ami},
@@ -82,7 +107,7 @@ def resolve_source(settings: Settings, graph: Graph) -> Outcome:
     )
     registry.publish(settings, record, provenance.channel(settings)[0], new_build=True)
     console.say(f"source resolves to {ami} ({how})", source.name)
-    return _record(Outcome(source.name, "resolved", ami, time.monotonic() - start, how))
+    return _record(settings, Outcome(source.name, "resolved", ami, time.monotonic() - start, how))
 
 
 def find_gone_amis(settings: Settings, graph: Graph) -> list[str]:
@@ -123,7 +148,8 @@ def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, s
     if _reusable(settings, graph, name, current, dig):
         assert current is not None
         console.say(f"inputs unchanged (digest {dig[:12]}): keeping {current.ami}", name)
-        return _record(Outcome(name, "reused", current.ami, time.monotonic() - start)), dig
+        outcome = Outcome(name, "reused", current.ami, time.monotonic() - start)
+        return _record(settings, outcome), dig
 
     reused = _reuse_by_digest(settings, graph, name, dig, start)
     if reused:
@@ -141,7 +167,7 @@ def build_image(settings: Settings, graph: Graph, name: str) -> tuple[Outcome, s
     if published is not record:
         console.say(f"a build that started later ({published.ami}, commit "
                     f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so", name)
-    return _record(Outcome(name, "built", record.ami, time.monotonic() - start)), dig
+    return _record(settings, Outcome(name, "built", record.ami, time.monotonic() - start)), dig
 
 
 def _reuse_by_digest(settings: Settings, graph: Graph, name: str, dig: str,
@@ -155,7 +181,8 @@ def _reuse_by_digest(settings: Settings, graph: Graph, name: str, dig: str,
     registry.publish(settings, earlier, provenance.channel(settings)[0], new_build=False)
     console.say(f"an earlier build has these inputs (digest {dig[:12]}): "
                 f"reusing {earlier.ami}", name)
-    return _record(Outcome(name, "reused", earlier.ami, time.monotonic() - start, "by digest"))
+    return _record(settings, Outcome(name, "reused", earlier.ami, time.monotonic() - start,
+                                     "by digest"))
 
 
 def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Record,

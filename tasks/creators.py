@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import (aws, build, cloud_init, console, diagram, emulator, explain, packer, plan, provenance,
+from . import (aws, build, buildkite, cloud_init, console, diagram, emulator, explain, packer, plan, provenance,
                registry, validate)
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
@@ -115,6 +116,7 @@ def _record_matches_last_run(task: Any, values: dict[str, Any]) -> bool:
 @_action
 def _pull() -> None:
     settings, graph = _loaded()
+    build.start_run(settings)
     channel, note = provenance.channel(settings)
     if note:
         console.say(note)
@@ -136,7 +138,12 @@ def _source() -> dict[str, str]:
 @_action
 def _image(name: str) -> dict[str, str]:
     settings, graph = _loaded()
-    _, dig = build.build_image(settings, graph, name)
+    started = time.monotonic()
+    try:
+        _, dig = build.build_image(settings, graph, name)
+    except AmiError as err:
+        build.record_failure(settings, name, err, time.monotonic() - started)
+        raise
     return {"digest": dig}
 
 
@@ -144,6 +151,30 @@ def _image(name: str) -> dict[str, str]:
 def _summary() -> None:
     settings, graph = _loaded()
     console.say(build.summary(graph, settings))
+    if buildkite.under_buildkite():
+        _annotate()
+
+
+@_action
+def _annotate() -> None:
+    settings, graph = _loaded()
+    rows = plan.make_plan(settings, graph, online=False)
+    markdown, style = buildkite.annotation(graph, build.load_run(settings), rows)
+    if not buildkite.annotate(markdown, style):
+        console.say(markdown)
+
+
+@_action
+def _pipeline() -> None:
+    settings, graph = _loaded()
+    rows, offline = _planned(settings, graph)
+    if offline:
+        raise AmiError(f"cannot plan the pipeline offline: {offline}")
+    target = settings.state / "pipeline.yml"
+    registry.write_atomic(target, buildkite.pipeline(graph, rows).encode())
+    stale = sum(1 for r in rows if r.status in plan.BUILDS and r.image in graph.images)
+    console.say(f"wrote {target.relative_to(settings.root)}: {stale} image step(s); "
+                f"upload it with: buildkite-agent pipeline upload {target.relative_to(settings.root)}")
 
 
 @_action
@@ -331,6 +362,16 @@ def task_plan() -> dict[str, Any]:
                     "default": default_jobs() or 1,
                     "help": "builds at once, for the expected total (default: the tree's leaves)"}],
     }
+
+
+def task_annotate() -> dict[str, Any]:
+    """Post the last run's table and graph as a Buildkite annotation (or print it)."""
+    return {"actions": [_annotate], "uptodate": [False], "verbosity": 2}
+
+
+def task_pipeline() -> dict[str, Any]:
+    """Write a Buildkite dynamic pipeline, one step per stale image (.amis/pipeline.yml)."""
+    return {"actions": [_pipeline], "uptodate": [False], "verbosity": 2}
 
 
 def task_graph() -> dict[str, Any]:

@@ -201,3 +201,74 @@ def test_explain_follows_an_ami_back_to_the_source(project, tmp_path):
     from conftest import failed
     assert "ami-12345678: no record of this project built it" in failed(
         clone.doit("explain", "-a", "ami-12345678"))
+
+
+def _fake_agent(tmp_path):
+    from conftest import write_script
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "agent-calls"
+    write_script(bin_dir / "buildkite-agent", f"""#!/bin/sh
+echo "ARGS $*" >> "{calls}"
+cat >> "{calls}"
+""")
+    return bin_dir, calls
+
+
+def test_under_buildkite_the_run_is_annotated(project, tmp_path):
+    import os
+    bin_dir, calls = _fake_agent(tmp_path)
+    env = {"BUILDKITE": "true", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    ok(project.doit("amis", env=env))
+    text = calls.read_text()
+    assert text.startswith("ARGS annotate --style success --context amis")
+    web = json.loads(project.record("web").read_text())
+    assert re.search(rf"\| web \| built \| `{web['amis'][REGION]}` \| \d+s \|", text)
+    assert "```mermaid" in text and "base --> web" in text
+
+
+def test_a_failed_run_is_annotated_as_an_error(project, tmp_path):
+    import os
+    from conftest import write_script
+    bin_dir, calls = _fake_agent(tmp_path)
+    failing = write_script(tmp_path / "failing", """#!/bin/sh
+[ "$1" = version ] && { echo "1,,version,1.6.6"; exit 0; }
+echo "1,amazon-ebs,error,UnauthorizedOperation: no"
+exit 1
+""")
+    env = {"BUILDKITE": "true", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "PACKER": str(failing)}
+    assert project.doit("amis", env=env).returncode != 0
+    ok(project.doit("annotate", env=env))
+    text = calls.read_text()
+    assert "ARGS annotate --style error --context amis" in text
+    assert re.search(r"\| base \| failed \| `-` \| \d+s \| image base: Packer exited 1", text)
+
+
+def test_the_dynamic_pipeline_follows_the_plan(project):
+    import yaml
+    ok(project.doit("amis"))
+
+    def steps(env=None):
+        ok(project.doit("pipeline", env=env))
+        return yaml.safe_load((project.path / ".amis/pipeline.yml").read_text())
+
+    nothing = steps()["steps"]
+    assert len(nothing) == 1 and "up to date" in nothing[0]["label"]
+    (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    only_web = steps({"AMI_PACKER_RETRIES": "3"})
+    assert [s["key"] for s in only_web["steps"]] == ["ami-web"]
+    assert "depends_on" not in only_web["steps"][0]
+    assert only_web["env"] == {"AMI_BUCKET": "test-amis", "AMI_PACKER_RETRIES": "3"}
+    (project.path / "ansible/base_ami.yaml").write_text(
+        (project.path / "ansible/base_ami.yaml").read_text() + "\n")
+    plan = ok(project.doit("plan")).stdout
+    stale = sorted(re.findall(r"^(\w+)\s+would rebuild", plan, re.M))
+    pipeline = steps()["steps"]
+    assert sorted(s["key"] for s in pipeline) == [f"ami-{i}" for i in stale]
+    edges = {(s.get("depends_on"), s["key"]) for s in pipeline}
+    assert edges == {(None, "ami-base")} | {("ami-base", f"ami-{c}")
+                                           for c in ("build", "deploy", "web", "worker")}
+    for step in pipeline:
+        assert step["command"].endswith(f"python3 -m doit ami:{step['key'][4:]}")
+        assert step["retry"]["automatic"][0] == {"exit_status": -1, "limit": 2}

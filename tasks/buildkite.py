@@ -1,0 +1,78 @@
+"""Buildkite: the run's annotation and the dynamic pipeline for many agents."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import yaml
+
+from . import console, diagram
+from .build import Outcome
+from .graph import Graph
+from .plan import BUILDS, Row
+
+STEP_KEY = "ami-{}"
+# Settings the generated steps need on whichever agent runs them.
+PASSED_ON = ("AMI_BUCKET", "AMI_PREFIX", "AMI_CHANNEL", "AMI_SSM_PREFIX", "AMI_PACKER_RETRIES",
+             "AMI_RETRY_BASE_SECONDS", "AMI_LOCK_TTL_SECONDS", "AMI_DEFAULT_BRANCH")
+
+
+def under_buildkite() -> bool:
+    return os.environ.get("BUILDKITE") == "true"
+
+
+def annotation(graph: Graph, outcomes: dict[str, Outcome], rows: list[Row]) -> tuple[str, str]:
+    """Markdown for `buildkite-agent annotate`, and its style."""
+    failed = [o for o in outcomes.values() if o.action == "failed"]
+    lines = ["### AMIs", "", "| image | this run | AMI | took | note |", "|---|---|---|---|---|"]
+    by_image = {r.image: r for r in rows}
+    for name in graph.names:
+        outcome = outcomes.get(name)
+        action = outcome.action if outcome else "up to date"
+        ami = outcome.ami if outcome and outcome.ami != "-" else (by_image[name].ami or "-")
+        took = f"{outcome.seconds:.0f}s" if outcome and action in ("built", "failed") else ""
+        note = (outcome.note if outcome else "").replace("|", "\\|")
+        lines.append(f"| {name} | {action} | `{ami}` | {took} | {note} |")
+    lines += ["", "```mermaid", diagram.mermaid(graph, rows), "```"]
+    return "\n".join(lines) + "\n", "error" if failed else "success"
+
+
+def annotate(markdown: str, style: str) -> bool:
+    """Post the annotation when buildkite-agent is there; say so otherwise."""
+    agent = shutil.which("buildkite-agent")
+    if not agent:
+        return False
+    result = subprocess.run([agent, "annotate", "--style", style, "--context", "amis"],
+                            input=markdown, text=True, capture_output=True)
+    if result.returncode != 0:
+        console.say(f"buildkite-agent annotate failed: {result.stderr.strip()}")
+        return False
+    return True
+
+
+def pipeline(graph: Graph, rows: list[Row]) -> str:
+    """One step per image that would build, `depends_on` following the tree."""
+    stale = {r.image for r in rows if r.status in BUILDS and r.image in graph.images}
+    steps = []
+    for name, image in graph.images.items():
+        if name not in stale:
+            continue
+        parent = image.parent if image.parent in stale else None
+        steps.append({
+            "label": f":packer: {name}",
+            "key": STEP_KEY.format(name),
+            "command": f"bash .ci/install && python3 -m doit ami:{name}",
+            **({"depends_on": STEP_KEY.format(parent)} if parent else {}),
+            "concurrency": 1,
+            "concurrency_group": f"amis/{name}",
+            "artifact_paths": [f".amis/logs/{name}-*.log"],
+            "retry": {"automatic": [{"exit_status": -1, "limit": 2},
+                                    {"exit_status": 255, "limit": 2}]},
+        })
+    if not steps:
+        steps.append({"label": ":white_check_mark: AMIs up to date",
+                      "command": "echo every image is up to date"})
+    env = {k: os.environ[k] for k in PASSED_ON if os.environ.get(k)}
+    return yaml.safe_dump({**({"env": env} if env else {}), "steps": steps}, sort_keys=False)
