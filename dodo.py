@@ -2,10 +2,11 @@
 
 import sys
 
-from tasks.creators import (default_jobs, parallel_options, task_ami,  # noqa: F401
-                            task_amis, task_annotate, task_cloud_init, task_explain, task_graph,
-                            task_pipeline, task_plan, task_promote, task_pull, task_sandbox_stop,
-                            task_validate)
+from tasks.creators import (  # noqa: F401
+    default_jobs, parallel_options,
+    task_ami, task_amis, task_annotate, task_cloud_init, task_explain, task_gc, task_graph,
+    task_pipeline, task_plan, task_promote, task_pull, task_sandbox_stop, task_validate,
+)
 
 DOIT_CONFIG = {
     "default_tasks": ["amis"],

@@ -15,8 +15,8 @@ from typing import Any, Callable
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import (aws, build, buildkite, cloud_init, console, diagram, emulator, explain, packer, plan, provenance,
-               registry, validate)
+from . import (aws, build, buildkite, cloud_init, console, diagram, emulator, explain, gc,
+               packer, plan, provenance, registry, validate)
 from .config import ROOT, STATE_DIR, Settings, load_settings
 from .errors import AmiError
 from .graph import Graph, load_graph
@@ -236,6 +236,32 @@ def _explain(ami: str) -> None:
 
 
 @_action
+def _gc(apply: bool, keep: int, days: float, most: int, leftover_hours: float) -> None:
+    settings, graph = _loaded()
+    if keep < 1 or days < 0 or most < 0 or leftover_hours < 0:
+        raise AmiError("gc: --keep must be at least 1; --days, --max and --leftover-hours "
+                       "must not be negative")
+    aws.check_bucket(settings, graph.region)
+    candidates = gc.plan_gc(settings, graph, keep, days)
+    doomed = gc.delete(settings, candidates, most) if apply else \
+        sorted((c for c in candidates if not c.keep), key=lambda c: c.created)[:most]
+    gone = {c.ami for c in doomed}
+    rows = [[c.image, c.region, c.ami, c.created.strftime("%Y-%m-%d %H:%M"),
+             ("deleted" if apply else "would delete") if c.ami in gone
+             else ("keep" if c.keep else "later (over --max)"),
+             "; ".join(c.keep) or f"older than {days:g} days, not among the newest {keep}"]
+            for c in candidates]
+    console.say(console.table(rows, ["image", "region", "ami", "created", "action", "why"])
+                if rows else "no AMIs built by this project")
+    left = gc.leftovers(settings, graph, leftover_hours, apply)
+    for item in left:
+        console.say(f"{'removed' if apply else 'would remove'} Packer leftover: {item}")
+    if not apply:
+        console.say(f"dry run: {len(doomed)} AMI(s) and {len(left)} leftover(s) would go; "
+                    "run `doit gc --apply` to delete them")
+
+
+@_action
 def _promote(image: str, source: str, target: str) -> None:
     settings, graph = _loaded()
     for what, name in (("--from", source), ("--to", target)):
@@ -387,6 +413,25 @@ def task_explain() -> dict[str, Any]:
     return {"actions": [_explain], "uptodate": [False], "verbosity": 2,
             "params": [{"name": "ami", "short": "a", "long": "ami", "default": "",
                         "help": "the AMI id to explain"}]}
+
+
+def task_gc() -> dict[str, Any]:
+    """Deregister old AMIs of this project and Packer leftovers (dry run unless --apply)."""
+    return {
+        "actions": [_gc], "uptodate": [False], "verbosity": 2,
+        "params": [
+            {"name": "apply", "long": "apply", "type": bool, "default": False,
+             "help": "delete; without it, only say what would go and why the rest stays"},
+            {"name": "keep", "long": "keep", "type": int, "default": 3,
+             "help": "newest AMIs to keep per image and region"},
+            {"name": "days", "long": "days", "type": float, "default": 14,
+             "help": "keep anything younger than this many days"},
+            {"name": "most", "long": "max", "type": int, "default": 20,
+             "help": "delete at most this many AMIs per run"},
+            {"name": "leftover_hours", "long": "leftover-hours", "type": float, "default": 6,
+             "help": "Packer instances and key pairs older than this are leftovers"},
+        ],
+    }
 
 
 def task_promote() -> dict[str, Any]:

@@ -272,3 +272,73 @@ def test_the_dynamic_pipeline_follows_the_plan(project):
     for step in pipeline:
         assert step["command"].endswith(f"python3 -m doit ami:{step['key'][4:]}")
         assert step["retry"]["automatic"][0] == {"exit_status": -1, "limit": 2}
+
+
+def _all_amis(aws):
+    out = set()
+    for region in ("eu-west-1", "us-east-1"):
+        import boto3
+        ec2 = boto3.client("ec2", endpoint_url=aws.url, region_name=region,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        out |= {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+    return out
+
+
+def test_gc_keeps_what_is_used_and_deletes_only_with_apply(project, aws):
+    ok(project.doit("amis"))
+    first = {i: json.loads(project.record(i).read_text()) for i in
+             ("base", "web", "worker", "build", "deploy")}
+    aws.ec2.create_launch_template(LaunchTemplateName="web-prod", LaunchTemplateData={
+        "ImageId": first["web"]["amis"][REGION]})
+    aws.ec2.run_instances(ImageId=first["deploy"]["amis"][REGION], MinCount=1, MaxCount=1)
+    aws.ec2.modify_image_attribute(ImageId=first["build"]["amis"][REGION],
+                                   LaunchPermission={"Add": [{"UserId": "111122223333"}]})
+    (project.path / "ansible/base_ami.yaml").write_text(
+        (project.path / "ansible/base_ami.yaml").read_text() + "\n")
+    ok(project.doit("amis"))                                     # a second generation
+    before = _all_amis(aws)
+    dry = ok(project.doit("gc", "--keep", "1", "--days", "0")).stdout
+    assert _all_amis(aws) == before                              # dry run deletes nothing
+    row = {l.split()[2]: l for l in dry.splitlines() if re.match(r"^\w+\s+[a-z]{2}-", l)}
+    old = lambda image: first[image]["amis"][REGION]             # noqa: E731
+    assert "would delete" in row[old("worker")]
+    assert "keep" in row[old("web")] and "launch template web-prod" in row[old("web")]
+    assert "keep" in row[old("base")] and f"parent of kept {old('web')}" in row[old("base")]
+    assert "used by instance" in row[old("deploy")]
+    assert "shared with 111122223333" in row[old("build")]
+    current = json.loads(project.record("worker").read_text())["amis"][REGION]
+    assert "current in channel main" in row[current]
+    snapshots = aws.ec2.describe_images(ImageIds=[old("worker")])["Images"][0]["BlockDeviceMappings"]
+    applied = ok(project.doit("gc", "--keep", "1", "--days", "0", "--apply")).stdout
+    assert "deleted" in applied
+    after = _all_amis(aws)
+    assert old("worker") not in after
+    assert {old("web"), old("base"), old("deploy"), old("build"), current} <= after
+    snap = snapshots[0]["Ebs"]["SnapshotId"]
+    assert snap not in {s["SnapshotId"] for s in aws.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+
+
+def test_gc_is_bounded_and_young_amis_survive(project, aws):
+    ok(project.doit("amis"))
+    (project.path / "ansible/base_ami.yaml").write_text(
+        (project.path / "ansible/base_ami.yaml").read_text() + "\n")
+    ok(project.doit("amis"))
+    young = ok(project.doit("gc", "--keep", "1", "--apply")).stdout      # default 14 days
+    assert "deleted" not in young and "younger than 14 days" in young
+    before = _all_amis(aws)
+    ok(project.doit("gc", "--keep", "1", "--days", "0", "--max", "2", "--apply"))
+    assert len(before - _all_amis(aws)) == 2
+
+
+def test_gc_removes_packer_leftovers(project, aws):
+    ok(project.doit("amis"))
+    aws.ec2.create_key_pair(KeyName="packer_5f0c-left-behind")
+    aws.ec2.create_security_group(GroupName="packer_5f0c-left-behind", Description="x")
+    dry = ok(project.doit("gc", "--leftover-hours", "0")).stdout
+    assert "would remove Packer leftover: eu-west-1: key pair packer_5f0c-left-behind" in dry
+    assert "security group packer_5f0c-left-behind" in dry
+    ok(project.doit("gc", "--leftover-hours", "0", "--apply"))
+    assert not [k for k in aws.ec2.describe_key_pairs()["KeyPairs"]
+                if k["KeyName"].startswith("packer_")]
+    assert not [g for g in aws.ec2.describe_security_groups()["SecurityGroups"]
+                if g["GroupName"].startswith("packer_")]

@@ -1,0 +1,218 @@
+"""Garbage collection: old AMIs of this project, and what a killed Packer left.
+
+An AMI is a candidate only if this project built it (tag ManagedBy). It
+survives, with the reason said, when it is among the newest K of its
+image, younger than D days, the current record of any channel, the parent
+of a surviving AMI, used by an instance (running or stopped), referenced by
+a launch template version or launch configuration, or shared with another
+account. Dry run by default; ``--apply`` deregisters at most a bounded
+number per run and deletes their snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import aws, registry
+from .config import Settings
+from .graph import Graph
+
+MANAGED_BY = "amis-doit"
+
+
+@dataclass
+class Candidate:
+    ami: str
+    region: str
+    image: str
+    created: datetime
+    parent: str | None
+    snapshots: list[str]
+    keep: list[str] = field(default_factory=list)      # reasons it survives
+
+
+def _call(what: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except aws.aws_errors() as err:
+        raise aws.explain(err, what) from None
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict]:
+    try:
+        pages = client.get_paginator(operation).paginate(**kwargs)
+        return [item for page in pages for item in page.get(key, [])]
+    except aws.aws_errors() as err:
+        raise aws.explain(err, operation) from None
+
+
+def _created(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _ours(settings: Settings, region: str) -> list[Candidate]:
+    ec2 = aws.client(settings, "ec2", region)
+    images = _call(f"listing AMIs in {region}", ec2.describe_images, Owners=["self"],
+                   Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
+    out = []
+    for img in images:
+        tags = {t["Key"]: t["Value"] for t in img.get("Tags", [])}
+        out.append(Candidate(
+            ami=img["ImageId"], region=region, image=tags.get("Image", "?"),
+            created=_created(img["CreationDate"]), parent=tags.get("ParentAmi"),
+            snapshots=[m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", [])
+                       if m.get("Ebs", {}).get("SnapshotId")]))
+    return out
+
+
+def _channel_amis(settings: Settings, region: str) -> dict[str, str]:
+    """AMI id -> channel, for the current record of every image in every channel."""
+    s3 = aws.client(settings, "s3", region)
+    keys = [o["Key"] for o in _pages(s3, "list_objects_v2", "Contents", Bucket=settings.bucket,
+                                     Prefix=f"{settings.prefix}channels/")
+            if o["Key"].endswith(".json")]
+    found: dict[str, str] = {}
+    for key in keys:
+        body = registry.get_object(settings, region, key)
+        if body:
+            record = registry.Record.from_json(body[0], f"s3://{settings.bucket}/{key}")
+            channel = key[len(settings.prefix):].split("/")[1]
+            found.update({ami: channel for ami in record.amis.values()})
+    return found
+
+
+def _in_use(settings: Settings, region: str) -> dict[str, str]:
+    """AMI id -> what uses it: instances, launch template versions, launch configurations."""
+    ec2 = aws.client(settings, "ec2", region)
+    used: dict[str, str] = {}
+    reservations = _pages(ec2, "describe_instances", "Reservations", Filters=[{
+        "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    for reservation in reservations:
+        for inst in reservation["Instances"]:
+            used.setdefault(inst["ImageId"], f"used by instance {inst['InstanceId']}")
+    for template in _pages(ec2, "describe_launch_templates", "LaunchTemplates"):
+        versions = _pages(ec2, "describe_launch_template_versions", "LaunchTemplateVersions",
+                          LaunchTemplateId=template["LaunchTemplateId"], Versions=[])
+        for version in versions:
+            image = version.get("LaunchTemplateData", {}).get("ImageId", "")
+            if image.startswith("resolve:ssm:"):
+                image = _ssm_value(settings, region, image[len("resolve:ssm:"):])
+            if image:
+                used.setdefault(image, f"referenced by launch template "
+                                       f"{template['LaunchTemplateName']} v{version['VersionNumber']}")
+    asg = aws.client(settings, "autoscaling", region)
+    for config in _pages(asg, "describe_launch_configurations", "LaunchConfigurations"):
+        used.setdefault(config["ImageId"],
+                        f"referenced by launch configuration {config['LaunchConfigurationName']}")
+    return used
+
+
+def _ssm_value(settings: Settings, region: str, name: str) -> str:
+    ssm = aws.client(settings, "ssm", region)
+    try:
+        return ssm.get_parameter(Name=name.split(":")[0])["Parameter"]["Value"]
+    except aws.aws_errors():
+        return ""
+
+
+def plan_gc(settings: Settings, graph: Graph, keep: int, days: float,
+            now: datetime | None = None) -> list[Candidate]:
+    """Every AMI this project built, each with the reasons it survives (if any)."""
+    now = now or datetime.now(timezone.utc)
+    regions = sorted({r for image in graph.images.values() for r in image.regions})
+    candidates = [c for region in regions for c in _ours(settings, region)]
+    current = _channel_amis(settings, graph.region)
+    used: dict[str, str] = {}
+    for region in regions:
+        used.update(_in_use(settings, region))
+    by_image: dict[tuple[str, str], list[Candidate]] = {}
+    for c in candidates:
+        by_image.setdefault((c.image, c.region), []).append(c)
+    for group in by_image.values():
+        for rank, c in enumerate(sorted(group, key=lambda c: c.created, reverse=True)):
+            if rank < keep:
+                c.keep.append(f"among the newest {keep} of {c.image}")
+    for c in candidates:
+        if now - c.created < timedelta(days=days):
+            c.keep.append(f"younger than {days:g} days")
+        if c.ami in current:
+            c.keep.append(f"current in channel {current[c.ami]}")
+        if c.ami in used:
+            c.keep.append(used[c.ami])
+        ec2 = aws.client(settings, "ec2", c.region)
+        grants = _call(f"reading launch permissions of {c.ami}", ec2.describe_image_attribute,
+                       ImageId=c.ami, Attribute="launchPermission")["LaunchPermissions"]
+        if grants:
+            c.keep.append("shared with " + ", ".join(
+                g.get("UserId") or g.get("Group") or json.dumps(g) for g in grants))
+    # Parents of survivors survive, all the way up.
+    by_ami = {c.ami: c for c in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for c in candidates:
+            parent = by_ami.get(c.parent or "")
+            if c.keep and parent and not any(r.startswith("parent of") for r in parent.keep):
+                parent.keep.append(f"parent of kept {c.ami}")
+                changed = True
+    return sorted(candidates, key=lambda c: (c.image, c.region, c.created))
+
+
+def delete(settings: Settings, candidates: list[Candidate], most: int) -> list[Candidate]:
+    """Deregister the doomed (at most ``most``), oldest first, and their snapshots."""
+    doomed = sorted((c for c in candidates if not c.keep), key=lambda c: c.created)[:most]
+    for c in doomed:
+        ec2 = aws.client(settings, "ec2", c.region)
+        _call(f"deregistering {c.ami}", ec2.deregister_image, ImageId=c.ami)
+        for snap in c.snapshots:
+            _call(f"deleting snapshot {snap}", ec2.delete_snapshot, SnapshotId=snap)
+    return doomed
+
+
+def leftovers(settings: Settings, graph: Graph, hours: float, apply: bool,
+              now: datetime | None = None) -> list[str]:
+    """Instances, key pairs and security groups named packer_* that a killed
+    Packer left behind, older than ``hours``. Returns what was (or would be) removed."""
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(hours=hours)
+    regions = sorted({r for image in graph.images.values() for r in image.regions})
+    said = []
+    for region in regions:
+        ec2 = aws.client(settings, "ec2", region)
+        live_groups: set[str] = set()
+        young_packer = False
+        old_instances = []
+        for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=[{
+                "Name": "instance-state-name", "Values": ["pending", "running", "stopping",
+                                                          "stopped"]}]):
+            for inst in reservation["Instances"]:
+                groups = [g["GroupName"] for g in inst.get("SecurityGroups", [])]
+                live_groups |= set(groups)
+                packer = (inst.get("KeyName", "").startswith("packer_")
+                          or any(g.startswith("packer_") for g in groups))
+                if packer and inst["LaunchTime"] < cutoff:
+                    old_instances.append(inst["InstanceId"])
+                elif packer:
+                    young_packer = True
+        for instance in old_instances:
+            said.append(f"{region}: instance {instance}")
+            if apply:
+                _call(f"terminating {instance}", ec2.terminate_instances, InstanceIds=[instance])
+        for pair in _call("listing key pairs", ec2.describe_key_pairs)["KeyPairs"]:
+            if pair["KeyName"].startswith("packer_") and pair.get("CreateTime", now) < cutoff:
+                said.append(f"{region}: key pair {pair['KeyName']}")
+                if apply:
+                    _call(f"deleting key pair {pair['KeyName']}", ec2.delete_key_pair,
+                          KeyName=pair["KeyName"])
+        if young_packer:
+            continue        # a build is running: its security group may be new and unused yet
+        for group in _call("listing security groups", ec2.describe_security_groups)["SecurityGroups"]:
+            if group["GroupName"].startswith("packer_") and group["GroupName"] not in live_groups:
+                said.append(f"{region}: security group {group['GroupName']}")
+                if apply:
+                    _call(f"deleting {group['GroupId']}", ec2.delete_security_group,
+                          GroupId=group["GroupId"])
+    return said
