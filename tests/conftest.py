@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+FAKE_PACKER = ROOT / "bench" / "fake_packer.py"     # a stand-in with a controlled build time
 sys.path.insert(0, str(ROOT))
 
 from tasks import emulator  # noqa: E402

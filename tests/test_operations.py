@@ -126,10 +126,9 @@ def _plan_rows(stdout):
 
 
 def test_plan_gives_durations_and_the_critical_path(project, tmp_path):
-    from pathlib import Path
-    import re
+    from conftest import FAKE_PACKER
 
-    fake = {"PACKER": str(Path(__file__).with_name("fake_packer.py")), "FAKE_PACKER_SLEEP": "2"}
+    fake = {"PACKER": str(FAKE_PACKER), "FAKE_PACKER_SLEEP": "2"}
     ok(project.doit("amis", env=fake))
     (project.path / "ansible/base_ami.yaml").write_text(
         (project.path / "ansible/base_ami.yaml").read_text() + "\n")

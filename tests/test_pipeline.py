@@ -6,11 +6,10 @@ import json
 import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import BUCKET, IMAGES, REGION, ok, write_script
+from conftest import BUCKET, FAKE_PACKER, IMAGES, REGION, ok, write_script
 from tasks import emulator
 
 ALL = sorted(IMAGES)
@@ -352,7 +351,7 @@ def _overlapping(spans, names) -> int:
 ])
 def test_siblings_build_at_once_only_when_asked(project, tmp_path, args, parallel):
     times = tmp_path / "times"
-    fake = Path(__file__).with_name("fake_packer.py")
+    fake = FAKE_PACKER
     ok(project.doit(*args, env={"PACKER": str(fake), "FAKE_PACKER_TIMES": str(times)}))
     spans = _intervals(times)
     children = ["build", "deploy", "web", "worker"]

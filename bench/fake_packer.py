@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""A stand-in for `packer`, for what the emulator cannot give: a controlled
+build time. It prints real machine-readable output and registers real AMIs
+in the emulator at $AWS_ENDPOINT_URL (plain HTTP, no boto3: it starts fast).
+
+    FAKE_PACKER_SLEEP   seconds one build takes (default 1)
+    FAKE_PACKER_TIMES   a file to append "<image> start|end <epoch>" lines to
+    FAKE_PACKER_COUNT   a file to append the image name to, once per build
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+
+def register_image(endpoint: str, region: str, name: str) -> str:
+    data = urllib.parse.urlencode({
+        "Action": "RegisterImage", "Version": "2016-11-15", "Name": name,
+        "RootDeviceName": "/dev/sda1", "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
+        "BlockDeviceMapping.1.Ebs.VolumeSize": "10"}).encode()
+    # moto routes by the credential scope; the signature is not checked.
+    request = urllib.request.Request(endpoint, data=data, headers={
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request,"
+                         " SignedHeaders=host, Signature=0",
+        "Content-Type": "application/x-www-form-urlencoded"})
+    body = urllib.request.urlopen(request, timeout=60).read().decode()
+    return re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", body).group(1)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["version"]:
+        print(f"{int(time.time())},,version,1.6.6")
+        return 0
+    variables = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    image = variables.get("image", "image")
+    builder = json.load(open(argv[-1]))["builders"][0]
+    regions = dict.fromkeys([variables.get("region", "eu-west-1"), *builder.get("ami_regions", [])])
+
+    def note(env: str, text: str) -> None:
+        if os.environ.get(env):
+            with open(os.environ[env], "a") as f:
+                f.write(text + "\n")
+
+    note("FAKE_PACKER_COUNT", image)
+    note("FAKE_PACKER_TIMES", f"{image} start {time.time()}")
+    print(f"{int(time.time())},,ui,say,==> amazon-ebs: fake build of {image}", flush=True)
+    time.sleep(float(os.environ.get("FAKE_PACKER_SLEEP", "1")))
+    ids = [f"{r}:{register_image(os.environ['AWS_ENDPOINT_URL'], r, f'{image}-{uuid.uuid4().hex[:12]}')}"
+           for r in regions]
+    note("FAKE_PACKER_TIMES", f"{image} end {time.time()}")
+    print(f"{int(time.time())},amazon-ebs,artifact,0,id,{'%!(PACKER_COMMA)'.join(ids)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
