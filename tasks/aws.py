@@ -26,6 +26,7 @@ class Unreachable(AmiError):
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}
+_session: list[Any] = []        # one boto3 session: service models are loaded once
 _endpoint: dict[str, str | None] = {}
 _bucket_checked: set[str] = set()
 
@@ -45,6 +46,9 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     so real ones are never sent to the emulator."""
     env = dict(os.environ)
     env.setdefault("CHECKPOINT_DISABLE", "1")    # no version check call home from Packer
+    url = endpoint(settings)
+    if url:
+        env["AWS_ENDPOINT_URL"] = url            # provisioners' AWS calls go there too
     if settings.sandbox:
         env.update(SANDBOX_CREDENTIALS)
         env.pop("AWS_SESSION_TOKEN", None)
@@ -71,7 +75,9 @@ def client(settings: Settings, service: str, region: str) -> Any:
             if settings.sandbox:
                 kwargs["aws_access_key_id"] = SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"]
                 kwargs["aws_secret_access_key"] = SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
-            _clients[key] = boto3.session.Session().client(service, **kwargs)
+            if not _session:
+                _session.append(boto3.session.Session())
+            _clients[key] = _session[0].client(service, **kwargs)
         return _clients[key]
 
 

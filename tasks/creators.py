@@ -362,6 +362,8 @@ def task_validate() -> Any:
 def task_cloud_init() -> Any:
     """Render each image's cloud-init user-data per environment (.amis/cloud-init/)."""
     settings, graph = _loaded()
+    if not (settings.root / cloud_init.VARS_FILE).exists():
+        return      # this tree keeps no user-data
     try:
         environments = cloud_init.load_environments(settings.root)
     except AmiError as err:

@@ -143,7 +143,9 @@ def render(rows: list[Row], graph: Graph, jobs: int, offline_reason: str | None 
         ["image", "status", "ami", "expected", "why"])
     builds = [r for r in rows if r.status in BUILDS and r.image != graph.source.name]
     lines = [table, ""]
-    if builds:
+    if builds and all(r.seconds is None for r in builds):
+        lines.append(f"{len(builds)} to build; no earlier builds, so no expected duration")
+    elif builds:
         sequential, critical, path, unknown = estimate(rows, graph)
         parallel = max(critical, sequential / max(jobs, 1))
         lines.append(f"{len(builds)} to build: about {_duration(sequential)} one at a time, "

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Benchmarks: no-op speed and memory, fresh clones, one-role changes,
+parallel full rebuilds against the critical path, the Make approach side by
+side, and parallel pull. Everything runs against moto_server on loopback.
+
+    python3 bench/run.py [--repeats 5] [--sleep 4] [--out bench/results.json]
+
+Prints one table and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from generate import generate, makefile  # noqa: E402
+from tasks import emulator, registry  # noqa: E402
+from tasks.config import load_settings  # noqa: E402
+from tasks.graph import load_graph  # noqa: E402
+from tasks.inputs import image_inputs  # noqa: E402
+
+FAKE_PACKER = BENCH / "fake_packer.py"
+TIME = shutil.which("time") or "/usr/bin/time"
+ROWS: list[dict] = []
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": len(values)}
+
+
+def row(figure: str, workload: str, values: list[float] | None, unit: str,
+        target: str = "", met: bool | None = None, note: str = "") -> None:
+    entry = {"figure": figure, "workload": workload, "unit": unit, "target": target,
+             "met": met, "note": note, **(stats(values) if values else {})}
+    ROWS.append(entry)
+    spread = f"{entry['min']:.2f}-{entry['max']:.2f}" if values else ""
+    median = f"{entry['median']:.2f}" if values else ""
+    mark = {True: "yes", False: "NO", None: ""}[met]
+    print(f"  {figure:<44} {workload:<14} {median:>9} {spread:>13} {unit:<6} {target:<10} "
+          f"{mark:<4} {note}", flush=True)
+
+
+class Tree:
+    def __init__(self, path: Path, name: str, endpoint: str, validate: bool):
+        self.path, self.name = path, name
+        self.count = path.parent / f"{name}-packer-runs"
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("AWS_", "AMI_", "BUILDKITE"))}
+        self.env.update({"AWS_ENDPOINT_URL": endpoint, "AMI_SANDBOX": "1",
+                         "AMI_BUCKET": f"bench-{name}", "AWS_ACCESS_KEY_ID": "test",
+                         "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "eu-west-1",
+                         "PACKER": str(FAKE_PACKER), "FAKE_PACKER_SLEEP": "0",
+                         "FAKE_PACKER_COUNT": str(self.count), "CHECKPOINT_DISABLE": "1",
+                         "AMI_ALLOW_DIRTY": "1", "AMI_LOCK_POLL_SECONDS": "0.2"})
+        if not validate:
+            self.env["AMI_SKIP_VALIDATE"] = "1"
+
+    def run(self, *args: str, env: dict | None = None, cwd: Path | None = None,
+            measure_memory: bool = False) -> tuple[float, float | None, str]:
+        """Wall seconds, peak RSS in MB (if asked), output."""
+        argv = [sys.executable, "-m", "doit", *args]
+        if measure_memory:
+            argv = [TIME, "-f", "MAXRSS %M", *argv]
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=cwd or self.path, env={**self.env, **(env or {})},
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{self.name}: doit {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        rss = None
+        if measure_memory:
+            m = re.search(r"MAXRSS (\d+)", done.stderr)
+            rss = int(m.group(1)) / 1024 if m else None
+        return wall, rss, done.stdout
+
+    def builds(self) -> list[str]:
+        runs = self.count.read_text().split() if self.count.exists() else []
+        self.count.unlink(missing_ok=True)
+        return runs
+
+    def python(self, code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=self.path, env=self.env, check=True)
+        return time.perf_counter() - started
+
+
+def example_tree(dest: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    return dest
+
+
+def noop_figures(tree: Tree, repeats: int, target_s: float | None) -> None:
+    walls, rss = [], []
+    for _ in range(repeats):
+        wall, mem, _ = tree.run("amis", measure_memory=True)
+        walls.append(wall)
+        rss.append(mem or 0)
+    builds = tree.builds()
+    row("1. no-op doit amis: wall", tree.name, walls, "s", f"< {target_s} s" if target_s else "",
+        statistics.median(walls) < target_s if target_s else None, f"Packer runs: {len(builds)}")
+    row("1. no-op doit amis: peak memory", tree.name, rss, "MB", "< 200 MB",
+        max(rss) < 200)
+    imports = [tree.python("import doit.doit_cmd, tasks.creators") for _ in range(repeats)]
+    listing = [tree.run("list")[0] for _ in range(repeats)]
+    pulls = [tree.run("pull")[0] for _ in range(repeats)]
+    row("   split: process start + imports", tree.name, imports, "s")
+    row("   split: task definition (graph, inputs)", tree.name,
+        [max(l - i, 0) for l, i in zip(listing, imports)], "s")
+    row("   split: pull (S3) + AMI check", tree.name,
+        [max(p - l, 0) for p, l in zip(pulls, listing)], "s")
+    row("   split: the rest (doit up-to-date checks)", tree.name,
+        [max(w - p, 0) for w, p in zip(walls, pulls)], "s")
+    graph = load_graph(tree.path)
+    files = sorted({f for image in graph.images.values() for f in image_inputs(graph, image)})
+    from tasks import digest
+    hashing = []
+    for _ in range(repeats):
+        digest._cache.clear()
+        started = time.perf_counter()
+        digest.manifest(graph.root, files)
+        hashing.append(time.perf_counter() - started)
+    row("   hashing every input once (sha256)", tree.name, hashing, "s",
+        note=f"{len(files)} files, {sum((graph.root / f).stat().st_size for f in files) / 1e6:.0f} MB")
+
+
+def fresh_clone_figures(tree: Tree, repeats: int) -> None:
+    walls, runs = [], 0
+    for i in range(repeats):
+        clone = tree.path.parent / f"{tree.name}-clone-{i}"
+        subprocess.run(["git", "clone", "-q", str(tree.path), str(clone)], check=True)
+        walls.append(tree.run("amis", cwd=clone)[0])
+        runs += len(tree.builds())
+        shutil.rmtree(clone)
+    row("2. no-op right after a fresh clone", tree.name, walls, "s", "0 Packer runs",
+        runs == 0, f"Packer runs: {runs}")
+
+
+def one_role_change(tree: Tree) -> None:
+    graph = load_graph(tree.path)
+    images = list(graph.images)
+    victim = images[len(images) // 3]
+    role_file = next(f for f in image_inputs(graph, graph.images[victim]) if "/roles/" in f)
+    # Images that read the file, and everything built on them (their parent AMI changes).
+    direct = [n for n, i in graph.images.items() if role_file in image_inputs(graph, i)]
+    expected = sorted(set(direct) | {d for n in direct for d in graph.descendants(n)})
+    with open(tree.path / role_file, "a") as f:
+        f.write("\n# bench change\n")
+    wall, _, _ = tree.run("amis")
+    built = sorted(tree.builds())
+    row("3. one role file changed: images rebuilt", tree.name, [float(len(built))], "images",
+        f"= {len(expected)}", built == expected,
+        f"{role_file}: read by {len(direct)}, built on by {len(expected) - len(direct)}; "
+        f"{wall:.1f} s")
+
+
+def full_rebuild(tree: Tree, sleep: float, repeats: int, depth: int) -> None:
+    graph = load_graph(tree.path)
+    width = graph.width
+    walls = []
+    for i in range(repeats):
+        root_image = next(iter(graph.images.values()))
+        with open(tree.path / root_image.playbook, "a") as f:
+            f.write(f"\n# bench full rebuild {i}\n")
+        walls.append(tree.run("amis", "-n", str(width), "-P", "thread",
+                              env={"FAKE_PACKER_SLEEP": str(sleep), "AMI_SKIP_VALIDATE": "1"})[0])
+        tree.builds()
+    critical = depth * sleep
+    sequential = len(graph.images) * sleep
+    row(f"4. full rebuild, {sleep:g} s per image, -n {width}", tree.name, walls, "s",
+        f"<= {critical * 1.15:.1f} s", statistics.median(walls) <= critical * 1.15,
+        f"critical path {critical:g} s, sequential {sequential:g} s (validation not included)")
+
+
+def make_figures(tree: Tree, parents: dict[str, str], repeats: int, ours_noop: float) -> None:
+    (tree.path / "Makefile").write_text(makefile(parents, tree.env["AMI_BUCKET"]))
+    env = {**tree.env, "PATH": f"{BENCH / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "PACKER": str(FAKE_PACKER)}
+    make = ["make", "-s", "amis"]
+    # S3 keeps LastModified to the second: build a second after the sources were
+    # written, or Make would see every source as newer than its download.
+    time.sleep(1.1)
+    subprocess.run(make, cwd=tree.path, env=env, check=True, capture_output=True)   # first build
+    tree.builds()
+    walls = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(make, cwd=tree.path, env=env, check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+    noop_builds = len(tree.builds())
+    row("5. Make approach: no-op (aws s3 cp + make)", tree.name, walls, "s",
+        note=f"rebuilt {noop_builds}; ours/Make = {ours_noop / statistics.median(walls):.2f}")
+    clone = tree.path.parent / f"{tree.name}-make-clone"
+    subprocess.run(["git", "clone", "-q", str(tree.path), str(clone)], check=True)
+    shutil.copy2(tree.path / "Makefile", clone / "Makefile")
+    time.sleep(1.1)     # the clone's files must be newer than the uploads, as on a new agent
+    for path in clone.rglob("*"):
+        if ".git" not in path.parts and path.is_file():
+            os.utime(path)
+    subprocess.run(make, cwd=clone, env=env, check=True, capture_output=True)
+    make_fresh = len(tree.builds())
+    ours_clone = tree.path.parent / f"{tree.name}-ours-clone"
+    subprocess.run(["git", "clone", "-q", str(tree.path), str(ours_clone)], check=True)
+    tree.run("amis", cwd=ours_clone)
+    ours_fresh = len(tree.builds())
+    row("5. fresh clone: images rebuilt, Make", tree.name, [float(make_fresh)], "images",
+        f"= {len(parents)}", make_fresh == len(parents))
+    row("5. fresh clone: images rebuilt, ours", tree.name, [float(ours_fresh)], "images",
+        "= 0", ours_fresh == 0)
+
+
+def pull_figures(tree: Tree, repeats: int) -> None:
+    settings = load_settings(tree.path, tree.env)
+    graph = load_graph(tree.path)
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in tree.env.items() if k.startswith("AWS_")})
+    try:
+        timings = {}
+        for threads in (16, 1):
+            registry.PULL_THREADS = threads
+            values = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                registry.pull(settings, graph.region, "main", graph.names)
+                values.append(time.perf_counter() - started)
+            timings[threads] = values
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    row(f"6. pull of {len(graph.names)} records, 16 threads", tree.name, timings[16], "s",
+        note=f"sequential/parallel = "
+             f"{statistics.median(timings[1]) / statistics.median(timings[16]):.1f}x")
+    row(f"6. pull of {len(graph.names)} records, sequential", tree.name, timings[1], "s")
+
+
+def real_packer(tree: Tree, repeats: int) -> None:
+    if not shutil.which("packer"):
+        row("real Packer, example tree full build", tree.name, None, "s", note="packer not installed")
+        return
+    walls = []
+    for i in range(repeats):
+        with open(tree.path / "ansible/base_ami.yaml", "a") as f:
+            f.write(f"\n# bench real packer {i}\n")
+        walls.append(tree.run("amis", env={"PACKER": "packer"})[0])
+    row("real Packer + emulator: 5 images rebuilt", tree.name, walls, "s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sleep", type=float, default=4.0, help="stand-in Packer seconds per image")
+    parser.add_argument("--out", default=str(BENCH / "results.json"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="amis-bench-"))
+    port = emulator.free_port()
+    server = emulator.spawn(port, ROOT, log=work / "moto.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"emulator {endpoint}; work in {work}\n")
+    print(f"  {'figure':<44} {'workload':<14} {'median':>9} {'min-max':>13} {'unit':<6} "
+          f"{'target':<10} {'met':<4} note")
+    try:
+        emulator.wait_until_listening(port, server)
+        example = Tree(example_tree(work / "example"), "example", endpoint, validate=True)
+        example.run("amis")
+        example.builds()
+        noop_figures(example, args.repeats, 1.0)
+        fresh_clone_figures(example, min(args.repeats, 3))
+        one_role_change(example)
+        real_packer(example, min(args.repeats, 3))
+        full_rebuild(example, args.sleep, min(args.repeats, 3), depth=2)
+        ours = {}
+        for images, target in ((20, None), (100, 2.5)):
+            name = f"gen{images}"
+            parents = generate(work / name, images)
+            tree = Tree(work / name, name, endpoint, validate=False)
+            tree.run("amis", "-n", "8", "-P", "thread")
+            tree.builds()
+            noop_figures(tree, args.repeats, target)
+            ours[images] = next(r["median"] for r in ROWS if r["workload"] == name
+                                and r["figure"] == "1. no-op doit amis: wall")
+            fresh_clone_figures(tree, min(args.repeats, 3))
+            one_role_change(tree)
+            if images == 20:
+                make_figures(tree, parents, min(args.repeats, 3), ours[images])
+            if images == 100:
+                pull_figures(tree, args.repeats)
+                full_rebuild(tree, args.sleep, 2, depth=4)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"node": platform.node(), "cores": os.cpu_count(),
+                          "python": platform.python_version(), "platform": platform.platform()},
+              "rows": ROWS}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
