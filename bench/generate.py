@@ -102,7 +102,8 @@ def makefile(parents: dict[str, str], bucket: str) -> str:
     ]
     lines += [f"\t@aws s3 cp s3://$(BUCKET)/make/{n}.txt $(IDS)/{n}.txt || true" for n in names]
     lines.append(f"\t@aws s3 cp s3://$(BUCKET)/make/centos.txt $(IDS)/centos.txt || "
-                 f"echo {SOURCE_AMI} > $(IDS)/centos.txt")
+                 f"(echo {SOURCE_AMI} > $(IDS)/centos.txt && "
+                 f"aws s3 cp $(IDS)/centos.txt s3://$(BUCKET)/make/centos.txt)")
     for name, parent in parents.items():
         lines += [
             "",

@@ -154,6 +154,17 @@ def ami_exists(settings: Settings, ami: str, region: str) -> bool:
     return any(i.get("State") == "available" for i in images)
 
 
+def require_imdsv2(settings: Settings, region: str, instance: str) -> None:
+    """IMDSv2 on the build instance, before anything is provisioned
+    (Packer 1.6 has no metadata_options)."""
+    ec2 = client(settings, "ec2", region)
+    try:
+        ec2.modify_instance_metadata_options(InstanceId=instance, HttpTokens="required",
+                                             HttpEndpoint="enabled")
+    except aws_errors() as err:
+        raise explain(err, f"requiring IMDSv2 on build instance {instance}") from None
+
+
 def existing_amis(settings: Settings, region: str, amis: list[str]) -> set[str]:
     """Which of these AMI ids exist (and are available), in one call per 200."""
     ec2 = client(settings, "ec2", region)

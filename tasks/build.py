@@ -209,7 +209,8 @@ def _run_packer(settings: Settings, graph: Graph, name: str, parent: registry.Re
     for attempt in range(settings.retries + 1):
         log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
         result = packer.run(packer.command(exe, work, variables), env, graph.root, log,
-                            lambda text: console.say(text, name), mask)
+                            lambda text: console.say(text, name), mask,
+                            lambda instance: aws.require_imdsv2(settings, graph.region, instance))
         if result.ok or not result.transient or attempt == settings.retries:
             break
         delay = packer.backoff(attempt, settings.retry_base)

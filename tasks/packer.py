@@ -26,6 +26,7 @@ TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceC
                     "ServiceUnavailable", "Unavailable", "InternalError", "InternalFailure",
                     "RequestTimeout", "ResourceNotReady", "exceeded wait attempts")
 MASK = "<sensitive>"
+_INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
 _ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
 _SKIPPED_IN_SANDBOX = {"ansible", "ansible-local"}
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
@@ -136,6 +137,7 @@ class Output:
     def __init__(self) -> None:
         self.amis: dict[str, str] = {}
         self.errors: list[str] = []
+        self.instance: str | None = None       # the build instance, once launched
 
     def readable(self, raw: str) -> list[str]:
         """Feed one raw line; return what a person should see of it."""
@@ -144,6 +146,9 @@ class Output:
             text = raw.rstrip("\r\n")
             return [text] if text.strip() else []
         if line.type == "ui" and len(line.data) >= 2:
+            found = _INSTANCE_ID.search(line.data[1])
+            if found and self.instance is None:
+                self.instance = found.group(1)
             return [t for t in line.data[1].splitlines() if t.strip()]
         if line.type == "error" and line.data:
             self.errors.append(line.data[0])
@@ -258,12 +263,15 @@ def install_signal_handlers() -> None:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-        echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t) -> Result:
+        echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
+        on_instance: Callable[[str], None] | None = None) -> Result:
     """Run Packer, keep its whole output in ``log``, echo it readably.
 
     Packer runs in a session of its own, so a signal reaches it once and
     only through :func:`_on_signal` (Packer ignores SIGINT sent to its PID
-    alone; SIGTERM to its PID cancels the build cleanly).
+    alone; SIGTERM to its PID cancels the build cleanly). ``on_instance`` is
+    called once with the build instance's id as soon as Packer names it; if
+    it fails, the build is cancelled and its error raised.
     """
     if interrupted():
         raise AmiError("interrupted: not starting Packer")
@@ -280,12 +288,23 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
             raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
         try:
             assert proc.stdout is not None
+            hook_error: AmiError | None = None
             for raw_bytes in proc.stdout:
                 raw = mask(raw_bytes.decode("utf-8", errors="replace"))
                 log_file.write(raw)
                 for text in out.readable(raw):
                     echo(text)
+                if on_instance and out.instance and hook_error is None:
+                    try:
+                        on_instance(out.instance)
+                    except AmiError as err:
+                        hook_error = err
+                        echo(f"{err}: cancelling the build")
+                        proc.send_signal(signal.SIGTERM)
+                    on_instance = None
             code = proc.wait()
+            if hook_error:
+                raise hook_error
         finally:
             with _running_lock:
                 _running.discard(proc)

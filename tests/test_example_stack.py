@@ -194,3 +194,16 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
         assert aws_mod.harden_amis(settings, {"eu-west-1": "ami-11111111",
                                               "us-east-1": "ami-22222222"}) == []
         stub.assert_no_pending_responses()
+
+
+def test_the_build_instance_requires_imdsv2_before_provisioning(project, aws):
+    """Packer 1.6 cannot set metadata_options: the runner does, as soon as
+    Packer names the instance."""
+    template = project.path / "packer/base_ami.json"
+    data = json.loads(template.read_text())
+    data["provisioners"].append({"type": "shell-local", "inline": ["sleep 1"]})
+    template.write_text(json.dumps(data))
+    ok(project.doit("ami:base"))
+    instances = [i for r in aws.ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert len(instances) == 1
+    assert instances[0]["MetadataOptions"]["HttpTokens"] == "required"

@@ -55,3 +55,9 @@ def test_result_needs_exit_zero_no_errors_and_an_artifact():
     assert not Result(1, amis).ok and "exited 1" in Result(1, amis).reason()
     assert not Result(0, amis, ["boom"]).ok
     assert not Result(0, {}).ok and "no AMI artifact" in Result(0, {}).reason()
+
+
+def test_the_build_instance_id_is_picked_up():
+    out, _ = feed(["1,,ui,message,    amazon-ebs: Instance ID: i-9f487a3607186bf15",
+                   "1,,ui,message,    amazon-ebs: Instance ID: i-00000000000000000"])
+    assert out.instance == "i-9f487a3607186bf15"
