@@ -32,6 +32,7 @@ class Candidate:
     parent: str | None
     snapshots: list[str]
     keep: list[str] = field(default_factory=list)      # reasons it survives
+    kept_children: set[str] = field(default_factory=set)
 
 
 def _call(what: str, fn: Any, **kwargs: Any) -> Any:
@@ -155,9 +156,12 @@ def plan_gc(settings: Settings, graph: Graph, keep: int, days: float,
         changed = False
         for c in candidates:
             parent = by_ami.get(c.parent or "")
-            if c.keep and parent and not any(r.startswith("parent of") for r in parent.keep):
-                parent.keep.append(f"parent of kept {c.ami}")
+            if (c.keep or c.kept_children) and parent and c.ami not in parent.kept_children:
+                parent.kept_children.add(c.ami)
                 changed = True
+    for c in candidates:
+        if c.kept_children:
+            c.keep.append("parent of kept " + ", ".join(sorted(c.kept_children)))
     return sorted(candidates, key=lambda c: (c.image, c.region, c.created))
 
 
