@@ -144,14 +144,7 @@ def check_bucket(settings: Settings, region: str) -> None:
 
 
 def ami_exists(settings: Settings, ami: str, region: str) -> bool:
-    ec2 = client(settings, "ec2", region)
-    try:
-        images = ec2.describe_images(ImageIds=[ami])["Images"]
-    except aws_errors() as err:
-        if error_code(err).startswith("InvalidAMIID"):
-            return False
-        raise explain(err, f"looking up {ami} in {region}") from None
-    return any(i.get("State") == "available" for i in images)
+    return ami in existing_amis(settings, region, [ami])
 
 
 def require_imdsv2(settings: Settings, region: str, instance: str) -> None:

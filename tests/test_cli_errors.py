@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BUCKET, Project, base_env, copy_project
+from conftest import BUCKET, Project, base_env, copy_project, failed
 
 
 @pytest.fixture
@@ -19,9 +19,7 @@ def offline(tmp_path) -> Project:
 
 
 def one_line_error(result) -> str:
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "Traceback" not in out, out
+    out = failed(result)
     lines = out.splitlines()
     # doit reports a failed task as "TaskFailed - taskid:NAME" and the message
     # on the next line; a dodo-level mistake as "ERROR: message".
