@@ -1,24 +1,45 @@
 """doit tasks for the AMI tree: `doit list` shows them, `doit` builds what changed."""
 
 import sys
+from pathlib import Path
 
-from tasks.creators import (  # noqa: F401
-    default_jobs, parallel_options,
-    task_ami, task_amis, task_annotate, task_cloud_init, task_explain, task_gc, task_graph,
-    task_pipeline, task_plan, task_promote, task_pull, task_sandbox_stop, task_validate,
-)
+from tasks.config import STATE_DIR
+from tasks.creators import Creators
+from tasks.options import parallel_options
+from tasks.reporter import Reporter
+
+ROOT = Path(__file__).resolve().parent
+(ROOT / STATE_DIR).mkdir(exist_ok=True)    # doit opens its database there first
+
+_tasks = Creators(ROOT)
+task_pull = _tasks.task_pull
+task_ami = _tasks.task_ami
+task_amis = _tasks.task_amis
+task_validate = _tasks.task_validate
+task_cloud_init = _tasks.task_cloud_init
+task_plan = _tasks.task_plan
+task_graph = _tasks.task_graph
+task_explain = _tasks.task_explain
+task_pipeline = _tasks.task_pipeline
+task_annotate = _tasks.task_annotate
+task_promote = _tasks.task_promote
+task_gc = _tasks.task_gc
+task_sandbox_stop = _tasks.task_sandbox_stop
 
 DOIT_CONFIG = {
     "default_tasks": ["amis"],
     # sqlite3: safe when two doit processes touch it; dbm cannot be opened twice.
     "backend": "sqlite3",
-    "dep_file": ".amis/doit.sqlite3",
+    "dep_file": f"{STATE_DIR}/doit.sqlite3",
     "check_file_uptodate": "md5",
     # Independent images build at once; `doit -n 1 amis` builds one at a time.
     # Packer is a subprocess: threads are enough and need no pickling.
-    "num_process": default_jobs(),
+    "num_process": _tasks.jobs(),
     "par_type": "thread",
+    # One image failing stops its children, not its siblings.
+    "continue": True,
     "verbosity": 2,
+    "reporter": Reporter,
     "minversion": "0.36.0",
     **parallel_options(sys.argv),   # `doit amis -n 4 -P thread`
 }

@@ -8,10 +8,10 @@ import subprocess
 
 import yaml
 
-from . import console, diagram
-from .build import Outcome
+from . import diagram
 from .graph import Graph
-from .plan import BUILDS, Row
+from .plan import Row
+from .run import Outcome
 
 STEP_KEY = "ami-{}"
 # Settings the generated steps need on whichever agent runs them.
@@ -39,22 +39,22 @@ def annotation(graph: Graph, outcomes: dict[str, Outcome], rows: list[Row]) -> t
     return "\n".join(lines) + "\n", "error" if failed else "success"
 
 
-def annotate(markdown: str, style: str) -> bool:
-    """Post the annotation when buildkite-agent is there; say so otherwise."""
+def annotate(markdown: str, style: str) -> str | None:
+    """Post the annotation when buildkite-agent is there. Returns why it was
+    not posted, or None."""
     agent = shutil.which("buildkite-agent")
     if not agent:
-        return False
+        return "buildkite-agent is not installed"
     result = subprocess.run([agent, "annotate", "--style", style, "--context", "amis"],
                             input=markdown, text=True, capture_output=True)
     if result.returncode != 0:
-        console.say(f"buildkite-agent annotate failed: {result.stderr.strip()}")
-        return False
-    return True
+        return f"buildkite-agent annotate failed: {result.stderr.strip()}"
+    return None
 
 
 def pipeline(graph: Graph, rows: list[Row]) -> str:
     """One step per image that would build, `depends_on` following the tree."""
-    stale = {r.image for r in rows if r.status in BUILDS and r.image in graph.images}
+    stale = {r.image for r in rows if r.builds}
     steps = []
     for name, image in graph.images.items():
         if name not in stale:

@@ -24,19 +24,19 @@ VARS_FILE = "cloud-init/vars.yaml"
 TEMPLATES = "cloud-init/templates"
 
 # Modules this project's user-data may use; an unknown key is a typo.
-CLOUD_CONFIG_KEYS = {
+CLOUD_CONFIG_KEYS = frozenset({
     "bootcmd", "runcmd", "write_files", "packages", "package_update", "package_upgrade",
     "users", "groups", "timezone", "hostname", "fqdn", "preserve_hostname", "ntp",
     "mounts", "swap", "final_message", "power_state", "yum_repos", "ssh_pwauth",
     "disable_root", "locale", "manage_etc_hosts", "write_metadata", "merge_how",
-}
+})
 _SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential)", re.I)
-_SECRET_VALUE = [
+_SECRET_VALUE = (
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
     (re.compile(r"\b[0-9a-f]{32}\b"), "a 32-hex-digit key (Datadog API keys look like this)"),
     (re.compile(r"\bbkua_[A-Za-z0-9]{20,}\b"), "a Buildkite token"),
-]
+)
 
 
 def _check_no_secret_vars(data: Any, where: str, path: str = "") -> None:

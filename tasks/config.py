@@ -41,6 +41,7 @@ class Settings:
     default_branch: str = "main"  # AMI_DEFAULT_BRANCH: its builds move the `main` channel
     allow_dirty: bool = False  # AMI_ALLOW_DIRTY=1: uncommitted changes may move `main`
     ssm_prefix: str | None = None  # AMI_SSM_PREFIX (e.g. /amis): also publish ids to SSM
+    cleanup_timeout: float = 300.0  # AMI_CLEANUP_SECONDS: how long Packer may clean up when cancelled
 
     @property
     def state(self) -> Path:
@@ -127,6 +128,7 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
                         or "main").strip(),
         allow_dirty=_flag(env.get("AMI_ALLOW_DIRTY")),
         ssm_prefix=_ssm_prefix(env.get("AMI_SSM_PREFIX", "").strip()),
+        cleanup_timeout=_number(env, "AMI_CLEANUP_SECONDS", 300.0),
     )
 
 

@@ -1,8 +1,8 @@
 """Console output that stays readable when images build in parallel.
 
-Lines go straight to the process's real stdout under one lock, whole and
-prefixed by the image's name. (doit swaps ``sys.stdout`` per Python action,
-which is not safe across threads.)
+Lines go straight to the process's real stdout under the run's lock, whole
+and prefixed by the image's name. (doit swaps ``sys.stdout`` per Python
+action, which is not safe across threads.)
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from __future__ import annotations
 import sys
 import threading
 
-_lock = threading.Lock()
 
+class Console:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
 
-def say(text: str, image: str | None = None) -> None:
-    prefix = f"[{image}] " if image else ""
-    out = sys.__stdout__
-    with _lock:
-        for line in text.splitlines() or [""]:
-            out.write(f"{prefix}{line}\n")
-        out.flush()
+    def say(self, text: str, image: str | None = None) -> None:
+        prefix = f"[{image}] " if image else ""
+        out = sys.__stdout__
+        with self._lock:
+            for line in text.splitlines() or [""]:
+                out.write(f"{prefix}{line}\n")
+            out.flush()
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -11,40 +11,54 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import AmiError
 
-_cache: dict[Path, tuple[int, int, str]] = {}
-_lock = threading.Lock()
 
+class Hasher:
+    """sha256 of input files, each hashed once per run even when many
+    images share it. Only regular files are read: a FIFO or a device
+    would block or never end."""
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, hashed once per run even when many images share it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise AmiError(f"{path}: input file disappeared while planning: run again") from None
-    key = (st.st_mtime_ns, st.st_size)
-    with _lock:
-        hit = _cache.get(path)
-    if hit and hit[:2] == key:
-        return hit[2]
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    value = h.hexdigest()
-    with _lock:
-        _cache[path] = (*key, value)
-    return value
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[int, int, int, str]] = {}
+        self._lock = threading.Lock()
 
+    def file(self, path: Path, shown: str) -> str:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise AmiError(f"{shown}: input file disappeared while planning: run again") from None
+        except OSError as err:
+            raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise AmiError(f"{shown}: not a regular file (a FIFO, socket or device): "
+                           "inputs must be regular files: remove it")
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._cache.get(path)
+        if hit and hit[:3] == key:
+            return hit[3]
+        h = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as err:
+            raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
+        value = h.hexdigest()
+        with self._lock:
+            self._cache[path] = (*key, value)
+        return value
 
-def manifest(root: Path, paths: list[str]) -> dict[str, str]:
-    """Repository-relative path -> sha256 of its contents, sorted by path."""
-    return {p: file_sha256(root / p) for p in sorted(paths)}
+    def manifest(self, root: Path, paths: list[str]) -> dict[str, str]:
+        """Repository-relative path -> sha256 of its contents, sorted by path."""
+        return {p: self.file(root / p, p) for p in sorted(paths)}
 
 
 def image_digest(inputs: dict[str, str], parent_ami: str, settings: dict[str, Any]) -> str:

@@ -2,50 +2,44 @@
 
 from __future__ import annotations
 
-from . import aws, registry
-from .config import Settings
+from pathlib import Path
+
 from .errors import AmiError
 from .graph import AMI_RE
+from .records import Record, read_local
+from .registry import Registry
 
 
-def _index(settings: Settings, region: str) -> dict[str, registry.Record]:
+def _index(registry: Registry, records: list[Path]) -> dict[str, Record]:
     """AMI id (any region) -> record, from local records and every record
     kept by digest in the bucket."""
-    index: dict[str, registry.Record] = {}
-    for path in sorted(settings.records.glob("*.json")):
-        record = registry.read_local(path)
+    index: dict[str, Record] = {}
+    for path in records:
+        record = read_local(path)
         if record:
             index.update({ami: record for ami in record.amis.values()})
-    s3 = aws.client(settings, "s3", region)
-    try:
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=settings.bucket, Prefix=f"{settings.prefix}digests/")
-        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-    except aws.aws_errors() as err:
-        raise aws.explain(err, f"listing s3://{settings.bucket}/{settings.prefix}digests/") from None
-    for key in keys:
-        body = registry.get_object(settings, region, key)
-        if body:
-            record = registry.Record.from_json(body[0], f"s3://{settings.bucket}/{key}")
+    for key in registry.listing(registry.key("digests") + "/"):
+        record = registry.record_at(key)
+        if record:
             for ami in record.amis.values():
                 index.setdefault(ami, record)
     return index
 
 
-def ancestry(settings: Settings, region: str, ami: str) -> list[registry.Record]:
-    if not AMI_RE.match(ami):
+def ancestry(registry: Registry, records: list[Path], ami: str) -> list[Record]:
+    if not AMI_RE.fullmatch(ami):
         raise AmiError(f"explain --ami={ami!r}: not an AMI id (ami- and 8 to 17 hex digits)")
-    index = _index(settings, region)
+    index = _index(registry, records)
     if ami not in index:
         raise AmiError(f"{ami}: no record of this project built it (searched local records "
-                       f"and s3://{settings.bucket}/{settings.prefix}digests/)")
+                       f"and {registry.url(registry.key('digests'))}/)")
     chain = [index[ami]]
     while chain[-1].parent and chain[-1].parent.get("ami") in index and len(chain) < 50:
         chain.append(index[chain[-1].parent["ami"]])
     return chain
 
 
-def render(chain: list[registry.Record], ami: str) -> str:
+def render(chain: list[Record], ami: str) -> str:
     lines = []
     for depth, record in enumerate(chain):
         shown = ami if depth == 0 else record.ami

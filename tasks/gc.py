@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import aws, registry
-from .config import Settings
-from .graph import Graph
+from typing import TYPE_CHECKING
+
+from .errors import AmiError
+
+if TYPE_CHECKING:
+    from .run import Run
 
 MANAGED_BY = "amis-doit"
 
@@ -35,29 +38,14 @@ class Candidate:
     kept_children: set[str] = field(default_factory=set)
 
 
-def _call(what: str, fn: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except aws.aws_errors() as err:
-        raise aws.explain(err, what) from None
-
-
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict]:
-    try:
-        pages = client.get_paginator(operation).paginate(**kwargs)
-        return [item for page in pages for item in page.get(key, [])]
-    except aws.aws_errors() as err:
-        raise aws.explain(err, operation) from None
-
-
 def _created(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _ours(settings: Settings, region: str) -> list[Candidate]:
-    ec2 = aws.client(settings, "ec2", region)
-    images = _call(f"listing AMIs in {region}", ec2.describe_images, Owners=["self"],
-                   Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
+def _ours(run: Run, region: str) -> list[Candidate]:
+    images = run.aws.call(f"listing AMIs in {region}", "ec2", region, "describe_images",
+                          Owners=["self"],
+                          Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
     out = []
     for img in images:
         tags = {t["Key"]: t["Value"] for t in img.get("Tags", [])}
@@ -69,66 +57,71 @@ def _ours(settings: Settings, region: str) -> list[Candidate]:
     return out
 
 
-def _channel_amis(settings: Settings, region: str) -> dict[str, str]:
+def _channel_amis(run: Run) -> dict[str, str]:
     """AMI id -> channel, for the current record of every image in every channel."""
-    s3 = aws.client(settings, "s3", region)
-    keys = [o["Key"] for o in _pages(s3, "list_objects_v2", "Contents", Bucket=settings.bucket,
-                                     Prefix=f"{settings.prefix}channels/")
-            if o["Key"].endswith(".json")]
+    registry = run.registry
+    prefix = registry.key("channels") + "/"
     found: dict[str, str] = {}
-    for key in keys:
-        body = registry.get_object(settings, region, key)
-        if body:
-            record = registry.Record.from_json(body[0], f"s3://{settings.bucket}/{key}")
-            channel = key[len(settings.prefix):].split("/")[1]
+    for key in sorted(k for k in registry.listing(prefix) if k.endswith(".json")):
+        record = registry.record_at(key)
+        if record:
+            channel = key[len(prefix):].split("/")[0]
             found.update({ami: channel for ami in record.amis.values()})
     return found
 
 
-def _in_use(settings: Settings, region: str) -> dict[str, str]:
+def _pages(run: Run, region: str, service: str, operation: str, key: str,
+           **kwargs: Any) -> list[dict]:
+    return run.aws.pages(f"{operation} in {region}", service, region, operation, key, **kwargs)
+
+
+def _in_use(run: Run, region: str) -> dict[str, str]:
     """AMI id -> what uses it: instances, launch template versions, launch configurations."""
-    ec2 = aws.client(settings, "ec2", region)
     used: dict[str, str] = {}
-    reservations = _pages(ec2, "describe_instances", "Reservations", Filters=[{
+    reservations = _pages(run, region, "ec2", "describe_instances", "Reservations", Filters=[{
         "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
     for reservation in reservations:
         for inst in reservation["Instances"]:
             used.setdefault(inst["ImageId"], f"used by instance {inst['InstanceId']}")
-    for template in _pages(ec2, "describe_launch_templates", "LaunchTemplates"):
-        versions = _pages(ec2, "describe_launch_template_versions", "LaunchTemplateVersions",
-                          LaunchTemplateId=template["LaunchTemplateId"], Versions=[])
+    for template in _pages(run, region, "ec2", "describe_launch_templates", "LaunchTemplates"):
+        versions = _pages(run, region, "ec2", "describe_launch_template_versions",
+                          "LaunchTemplateVersions", LaunchTemplateId=template["LaunchTemplateId"],
+                          Versions=[])
         for version in versions:
             image = version.get("LaunchTemplateData", {}).get("ImageId", "")
             if image.startswith("resolve:ssm:"):
-                image = _ssm_value(settings, region, image[len("resolve:ssm:"):])
+                image = _ssm_value(run, region, image[len("resolve:ssm:"):])
             if image:
                 used.setdefault(image, f"referenced by launch template "
                                        f"{template['LaunchTemplateName']} v{version['VersionNumber']}")
-    asg = aws.client(settings, "autoscaling", region)
-    for config in _pages(asg, "describe_launch_configurations", "LaunchConfigurations"):
+    for config in _pages(run, region, "autoscaling", "describe_launch_configurations",
+                         "LaunchConfigurations"):
         used.setdefault(config["ImageId"],
                         f"referenced by launch configuration {config['LaunchConfigurationName']}")
     return used
 
 
-def _ssm_value(settings: Settings, region: str, name: str) -> str:
-    ssm = aws.client(settings, "ssm", region)
+def _ssm_value(run: Run, region: str, name: str) -> str:
     try:
-        return ssm.get_parameter(Name=name.split(":")[0])["Parameter"]["Value"]
-    except aws.aws_errors():
+        return run.aws.call(f"reading SSM parameter {name}", "ssm", region, "get_parameter",
+                            Name=name.split(":")[0])["Parameter"]["Value"]
+    except AmiError:
         return ""
 
 
-def plan_gc(settings: Settings, graph: Graph, keep: int, days: float,
-            now: datetime | None = None) -> list[Candidate]:
+def _regions(run: Run) -> list[str]:
+    return sorted({r for image in run.graph.images.values() for r in image.regions})
+
+
+def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> list[Candidate]:
     """Every AMI this project built, each with the reasons it survives (if any)."""
     now = now or datetime.now(timezone.utc)
-    regions = sorted({r for image in graph.images.values() for r in image.regions})
-    candidates = [c for region in regions for c in _ours(settings, region)]
-    current = _channel_amis(settings, graph.region)
+    regions = _regions(run)
+    candidates = [c for region in regions for c in _ours(run, region)]
+    current = _channel_amis(run)
     used: dict[str, str] = {}
     for region in regions:
-        used.update(_in_use(settings, region))
+        used.update(_in_use(run, region))
     by_image: dict[tuple[str, str], list[Candidate]] = {}
     for c in candidates:
         by_image.setdefault((c.image, c.region), []).append(c)
@@ -143,9 +136,9 @@ def plan_gc(settings: Settings, graph: Graph, keep: int, days: float,
             c.keep.append(f"current in channel {current[c.ami]}")
         if c.ami in used:
             c.keep.append(used[c.ami])
-        ec2 = aws.client(settings, "ec2", c.region)
-        grants = _call(f"reading launch permissions of {c.ami}", ec2.describe_image_attribute,
-                       ImageId=c.ami, Attribute="launchPermission")["LaunchPermissions"]
+        grants = run.aws.call(f"reading launch permissions of {c.ami}", "ec2", c.region,
+                              "describe_image_attribute", ImageId=c.ami,
+                              Attribute="launchPermission")["LaunchPermissions"]
         if grants:
             c.keep.append("shared with " + ", ".join(
                 g.get("UserId") or g.get("Group") or json.dumps(g) for g in grants))
@@ -165,31 +158,36 @@ def plan_gc(settings: Settings, graph: Graph, keep: int, days: float,
     return sorted(candidates, key=lambda c: (c.image, c.region, c.created))
 
 
-def delete(settings: Settings, candidates: list[Candidate], most: int) -> list[Candidate]:
+def doomed(candidates: list[Candidate], most: int) -> list[Candidate]:
+    """What goes: the unkept, oldest first, at most ``most``."""
+    return sorted((c for c in candidates if not c.keep), key=lambda c: c.created)[:most]
+
+
+def delete(run: Run, candidates: list[Candidate], most: int) -> list[Candidate]:
     """Deregister the doomed (at most ``most``), oldest first, and their snapshots."""
-    doomed = sorted((c for c in candidates if not c.keep), key=lambda c: c.created)[:most]
-    for c in doomed:
-        ec2 = aws.client(settings, "ec2", c.region)
-        _call(f"deregistering {c.ami}", ec2.deregister_image, ImageId=c.ami)
+    gone = doomed(candidates, most)
+    for c in gone:
+        run.aws.call(f"deregistering {c.ami}", "ec2", c.region, "deregister_image", ImageId=c.ami)
         for snap in c.snapshots:
-            _call(f"deleting snapshot {snap}", ec2.delete_snapshot, SnapshotId=snap)
-    return doomed
+            run.aws.call(f"deleting snapshot {snap}", "ec2", c.region, "delete_snapshot",
+                         SnapshotId=snap)
+    return gone
 
 
-def leftovers(settings: Settings, graph: Graph, hours: float, apply: bool,
-              now: datetime | None = None) -> list[str]:
+def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) -> list[str]:
     """Instances, key pairs and security groups named packer_* that a killed
     Packer left behind, older than ``hours``. Returns what was (or would be) removed."""
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(hours=hours)
-    regions = sorted({r for image in graph.images.values() for r in image.regions})
     said = []
-    for region in regions:
-        ec2 = aws.client(settings, "ec2", region)
+    for region in _regions(run):
+        def call(what: str, operation: str, **kwargs: Any) -> Any:
+            return run.aws.call(what, "ec2", region, operation, **kwargs)
+
         live_groups: set[str] = set()
         young_packer = False
         old_instances = []
-        for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=[{
+        for reservation in _pages(run, region, "ec2", "describe_instances", "Reservations", Filters=[{
                 "Name": "instance-state-name", "Values": ["pending", "running", "stopping",
                                                           "stopped"]}]):
             for inst in reservation["Instances"]:
@@ -204,19 +202,19 @@ def leftovers(settings: Settings, graph: Graph, hours: float, apply: bool,
         for instance in old_instances:
             said.append(f"{region}: instance {instance}")
             if apply:
-                _call(f"terminating {instance}", ec2.terminate_instances, InstanceIds=[instance])
-        for pair in _call("listing key pairs", ec2.describe_key_pairs)["KeyPairs"]:
+                call(f"terminating {instance}", "terminate_instances", InstanceIds=[instance])
+        for pair in call("listing key pairs", "describe_key_pairs")["KeyPairs"]:
             if pair["KeyName"].startswith("packer_") and pair.get("CreateTime", now) < cutoff:
                 said.append(f"{region}: key pair {pair['KeyName']}")
                 if apply:
-                    _call(f"deleting key pair {pair['KeyName']}", ec2.delete_key_pair,
-                          KeyName=pair["KeyName"])
+                    call(f"deleting key pair {pair['KeyName']}", "delete_key_pair",
+                         KeyName=pair["KeyName"])
         if young_packer:
             continue        # a build is running: its security group may be new and unused yet
-        for group in _call("listing security groups", ec2.describe_security_groups)["SecurityGroups"]:
+        for group in call("listing security groups", "describe_security_groups")["SecurityGroups"]:
             if group["GroupName"].startswith("packer_") and group["GroupName"] not in live_groups:
                 said.append(f"{region}: security group {group['GroupName']}")
                 if apply:
-                    _call(f"deleting {group['GroupId']}", ec2.delete_security_group,
-                          GroupId=group["GroupId"])
+                    call(f"deleting {group['GroupId']}", "delete_security_group",
+                         GroupId=group["GroupId"])
     return said

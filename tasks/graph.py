@@ -20,10 +20,10 @@ AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-_TOP_KEYS = {"region", "source", "images"}
-_SOURCE_KEYS = {"name", "ami", "owners", "name_pattern", "sandbox_ami"}
-_IMAGE_KEYS = {"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars",
-               "max_age_days"}
+_TOP_KEYS = frozenset({"region", "source", "images"})
+_SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
+_IMAGE_KEYS = frozenset({"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars",
+               "max_age_days"})
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):

@@ -16,9 +16,9 @@ from typing import Any, Iterator
 from .errors import AmiError
 from .graph import Graph, Image, load_yaml
 
-_ROLE_CALLS = {"include_role", "import_role",
-               "ansible.builtin.include_role", "ansible.builtin.import_role"}
-_PLAYBOOK_IMPORTS = {"import_playbook", "ansible.builtin.import_playbook"}
+_ROLE_CALLS = frozenset({"include_role", "import_role",
+               "ansible.builtin.include_role", "ansible.builtin.import_role"})
+_PLAYBOOK_IMPORTS = frozenset({"import_playbook", "ansible.builtin.import_playbook"})
 _ADJACENT_DIRS = ("group_vars", "host_vars")
 
 

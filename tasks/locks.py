@@ -18,12 +18,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import aws, packer, registry
-from .config import Settings
-from .errors import AmiError
+from typing import TYPE_CHECKING
 
-OWNER = (f"{socket.gethostname()}:{os.getpid()}:"
-         f"{os.environ.get('BUILDKITE_JOB_ID') or uuid.uuid4().hex[:8]}")
+from .errors import AmiError
+from .registry import Conflict
+
+if TYPE_CHECKING:
+    from .run import Run
+
+
+def owner() -> str:
+    """Who holds a lock: host, process and Buildkite job (or a random tag)."""
+    return (f"{socket.gethostname()}:{os.getpid()}:"
+            f"{os.environ.get('BUILDKITE_JOB_ID') or uuid.uuid4().hex[:8]}")
 
 
 @dataclass
@@ -32,27 +39,23 @@ class Lock:
     etag: str
 
 
-def lock_key(settings: Settings, image: str) -> str:
-    return f"{settings.prefix}locks/{image}.json"
-
-
-def _body(ttl: float) -> bytes:
+def _body(run: Run) -> bytes:
     now = time.time()
-    return json.dumps({"owner": OWNER, "acquired": now, "expires": now + ttl}).encode()
+    me = run.once("lock-owner", owner)
+    return json.dumps({"owner": me, "acquired": now, "expires": now + run.settings.lock_ttl}).encode()
 
 
-def _acquire(settings: Settings, region: str, image: str,
-             say: Callable[[str], None]) -> tuple[Lock, bool]:
-    key = lock_key(settings, image)
+def _acquire(run: Run, image: str, say: Callable[[str], None]) -> tuple[Lock, bool]:
+    registry = run.registry
+    key = registry.key("locks", f"{image}.json")
     waited = False
     while True:
         try:
-            etag = registry.put_object(settings, region, key, _body(settings.lock_ttl),
-                                       "application/json", if_none_match=True)
+            etag = registry.put(key, _body(run), if_none_match=True)
             return Lock(key, etag), waited
-        except registry.Conflict:
+        except Conflict:
             pass
-        found = registry.get_object(settings, region, key)
+        found = registry.get(key)
         if found is None:
             continue                                    # released meanwhile
         try:
@@ -62,49 +65,46 @@ def _acquire(settings: Settings, region: str, image: str,
             owner, expires = "unknown (unreadable lock)", 0.0
         if expires < time.time():
             try:
-                etag = registry.put_object(settings, region, key, _body(settings.lock_ttl),
-                                           "application/json", if_match=found[1])
+                etag = registry.put(key, _body(run), if_match=found[1])
                 say(f"took over the expired lock of {owner}")
                 return Lock(key, etag), waited
-            except registry.Conflict:
+            except Conflict:
                 continue
         if not waited:
             say(f"waiting for {owner}, who is building {image} "
                 f"(lock expires in {expires - time.time():.0f} s)")
             waited = True
-        if packer.wait_or_interrupted(settings.lock_poll):
+        if run.packers.wait(run.settings.lock_poll):
             raise AmiError(f"image {image}: interrupted while waiting for its lock")
 
 
-def _refresh(settings: Settings, region: str, lock: Lock, stop: threading.Event) -> None:
-    while not stop.wait(max(settings.lock_ttl / 3, 0.05)):
+def _refresh(run: Run, lock: Lock, stop: threading.Event) -> None:
+    while not stop.wait(max(run.settings.lock_ttl / 3, 0.05)):
         try:
-            lock.etag = registry.put_object(settings, region, lock.key, _body(settings.lock_ttl),
-                                            "application/json", if_match=lock.etag)
-        except (registry.Conflict, AmiError):
+            lock.etag = run.registry.put(lock.key, _body(run), if_match=lock.etag)
+        except (Conflict, AmiError):
             return          # taken over or unreachable: the build goes on, the lock lapses
 
 
-def _release(settings: Settings, region: str, lock: Lock) -> None:
-    found = registry.get_object(settings, region, lock.key)
-    if found and found[1] == lock.etag:
-        try:
-            aws.client(settings, "s3", region).delete_object(Bucket=settings.bucket, Key=lock.key)
-        except aws.aws_errors():
-            pass            # it expires by itself
+def _release(run: Run, lock: Lock) -> None:
+    try:
+        found = run.registry.get(lock.key)
+        if found and found[1] == lock.etag:
+            run.registry.delete(lock.key)
+    except AmiError:
+        pass            # it expires by itself
 
 
 @contextmanager
-def held(settings: Settings, region: str, image: str,
-         say: Callable[[str], None]) -> Iterator[bool]:
+def held(run: Run, image: str, say: Callable[[str], None]) -> Iterator[bool]:
     """Hold the image's lock; yields whether we had to wait for another agent."""
-    lock, waited = _acquire(settings, region, image, say)
+    lock, waited = _acquire(run, image, say)
     stop = threading.Event()
-    refresher = threading.Thread(target=_refresh, args=(settings, region, lock, stop), daemon=True)
+    refresher = threading.Thread(target=_refresh, args=(run, lock, stop), daemon=True)
     refresher.start()
     try:
         yield waited
     finally:
         stop.set()
         refresher.join()
-        _release(settings, region, lock)
+        _release(run, lock)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from .errors import AmiError
 from .graph import AMI_RE, REGION_RE, Image
 
-_EBS_BUILDERS = {"amazon-ebs"}
+_EBS_BUILDERS = frozenset({"amazon-ebs"})
 # AWS failures that go away when tried again later; anything else fails at once.
 TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceCapacity",
                     "ServiceUnavailable", "Unavailable", "InternalError", "InternalFailure",
@@ -28,13 +28,8 @@ TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceC
 MASK = "<sensitive>"
 _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
 _ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
-_SKIPPED_IN_SANDBOX = {"ansible", "ansible-local"}
+_SKIPPED_IN_SANDBOX = frozenset({"ansible", "ansible-local"})
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
-
-_running: set[subprocess.Popen] = set()
-_running_lock = threading.Lock()
-_interrupted = threading.Event()
-
 
 @dataclass(frozen=True)
 class Line:
@@ -221,94 +216,99 @@ def version(packer: str, env: dict[str, str]) -> str:
     return "unknown"
 
 
-def interrupted() -> bool:
-    return _interrupted.is_set()
+class Packers:
+    """The Packer processes of one run, and what Ctrl-C and SIGTERM do to them.
 
+    Each Packer runs in a session of its own, so a signal reaches it once
+    and only from here (Packer ignores SIGINT sent to its PID alone; SIGTERM
+    to its PID cancels the build cleanly)."""
 
-def wait_or_interrupted(seconds: float) -> bool:
-    """Sleep, but wake at once on Ctrl-C / SIGTERM. True if interrupted."""
-    return _interrupted.wait(seconds)
+    def __init__(self, cleanup_timeout: float = CLEANUP_TIMEOUT) -> None:
+        self.cleanup_timeout = cleanup_timeout
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._interrupted = threading.Event()
 
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
 
-def _kill_all() -> None:
-    with _running_lock:
-        for proc in _running:
-            proc.kill()
+    def wait(self, seconds: float) -> bool:
+        """Sleep, but wake at once on Ctrl-C / SIGTERM. True if interrupted."""
+        return self._interrupted.wait(seconds)
 
+    def install_signal_handlers(self) -> None:
+        """Only the main thread may; doit defines tasks there."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
 
-def _on_signal(signum: int, _frame: object) -> None:
-    """First Ctrl-C or SIGTERM (what Buildkite sends on cancel): ask every
-    running Packer to cancel, exactly once, by SIGTERM to its PID; Packer then
-    removes its instance, key pair and security group and exits 1. A second
-    Ctrl-C stops at once."""
-    if _interrupted.is_set():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise KeyboardInterrupt
-    _interrupted.set()
-    sys.__stderr__.write(f"{signal.Signals(signum).name}: asking Packer to cancel and clean up "
-                         f"(up to {CLEANUP_TIMEOUT} s); nothing will be recorded. "
-                         "Press Ctrl-C again to stop at once.\n")
-    with _running_lock:
-        for proc in _running:
-            proc.send_signal(signal.SIGTERM)
-    timer = threading.Timer(CLEANUP_TIMEOUT, _kill_all)
-    timer.daemon = True
-    timer.start()
+    def _kill_all(self) -> None:
+        with self._lock:
+            for proc in self._running:
+                proc.kill()
 
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        """First Ctrl-C or SIGTERM (what Buildkite sends on cancel): ask every
+        running Packer to cancel, exactly once, by SIGTERM to its PID; Packer then
+        removes its instance, key pair and security group and exits 1. A second
+        Ctrl-C stops at once."""
+        if self._interrupted.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self._interrupted.set()
+        sys.__stderr__.write(f"{signal.Signals(signum).name}: asking Packer to cancel and clean "
+                             f"up (up to {self.cleanup_timeout:.0f} s); nothing will be "
+                             "recorded. Press Ctrl-C again to stop at once.\n")
+        with self._lock:
+            for proc in self._running:
+                proc.send_signal(signal.SIGTERM)
+        timer = threading.Timer(self.cleanup_timeout, self._kill_all)
+        timer.daemon = True
+        timer.start()
 
-def install_signal_handlers() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
-
-
-def run(argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-        echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
-        on_instance: Callable[[str], None] | None = None) -> Result:
-    """Run Packer, keep its whole output in ``log``, echo it readably.
-
-    Packer runs in a session of its own, so a signal reaches it once and
-    only through :func:`_on_signal` (Packer ignores SIGINT sent to its PID
-    alone; SIGTERM to its PID cancels the build cleanly). ``on_instance`` is
-    called once with the build instance's id as soon as Packer names it; if
-    it fails, the build is cancelled and its error raised.
-    """
-    if interrupted():
-        raise AmiError("interrupted: not starting Packer")
-    out = Output()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", encoding="utf-8") as log_file:
-        try:
-            with _running_lock:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-                _running.add(proc)
-        except OSError as err:
-            raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
-        try:
-            assert proc.stdout is not None
-            hook_error: AmiError | None = None
-            for raw_bytes in proc.stdout:
-                raw = mask(raw_bytes.decode("utf-8", errors="replace"))
-                log_file.write(raw)
-                for text in out.readable(raw):
-                    echo(text)
-                if on_instance and out.instance and hook_error is None:
-                    try:
-                        on_instance(out.instance)
-                    except AmiError as err:
-                        hook_error = err
-                        echo(f"{err}: cancelling the build")
-                        proc.send_signal(signal.SIGTERM)
-                    on_instance = None
-            code = proc.wait()
-            if hook_error:
-                raise hook_error
-        finally:
-            with _running_lock:
-                _running.discard(proc)
-    if interrupted():
-        raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
-                       f"recorded; log: {log}")
-    return Result(exit_code=code, amis=out.amis, errors=out.errors)
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
+            echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
+            on_instance: Callable[[str], None] | None = None) -> Result:
+        """Run Packer, keep its whole output in ``log``, echo it readably.
+        ``on_instance`` is called once with the build instance's id as soon as
+        Packer names it; if it fails, the build is cancelled and its error raised.
+        """
+        if self.interrupted():
+            raise AmiError("interrupted: not starting Packer")
+        out = Output()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w", encoding="utf-8") as log_file:
+            try:
+                with self._lock:
+                    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+                    self._running.add(proc)
+            except OSError as err:
+                raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
+            try:
+                assert proc.stdout is not None
+                hook_error: AmiError | None = None
+                for raw_bytes in proc.stdout:
+                    raw = mask(raw_bytes.decode("utf-8", errors="replace"))
+                    log_file.write(raw)
+                    for text in out.readable(raw):
+                        echo(text)
+                    if on_instance and out.instance and hook_error is None:
+                        try:
+                            on_instance(out.instance)
+                        except AmiError as err:
+                            hook_error = err
+                            echo(f"{err}: cancelling the build")
+                            proc.send_signal(signal.SIGTERM)
+                        on_instance = None
+                code = proc.wait()
+                if hook_error:
+                    raise hook_error
+            finally:
+                with self._lock:
+                    self._running.discard(proc)
+        if self.interrupted():
+            raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
+                           f"recorded; log: {log}")
+        return Result(exit_code=code, amis=out.amis, errors=out.errors)

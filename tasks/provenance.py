@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 from pathlib import Path
@@ -21,7 +20,6 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-@functools.lru_cache(maxsize=None)
 def git_info(root: Path) -> dict[str, object]:
     """Commit, branch, dirtiness and the Buildkite build URL. Buildkite checks
     out a detached HEAD, so its BUILDKITE_COMMIT / BUILDKITE_BRANCH win over
@@ -34,12 +32,10 @@ def git_info(root: Path) -> dict[str, object]:
             "build_url": os.environ.get("BUILDKITE_BUILD_URL") or None}
 
 
-@functools.lru_cache(maxsize=None)
-def channel(settings: Settings) -> tuple[str, str]:
+def channel(settings: Settings, git: dict[str, object]) -> tuple[str, str]:
     """The channel this run publishes to, and a note when it is not the
     obvious one. The default branch moves `main`; any other branch its own
     channel; a dirty tree never moves `main` unless AMI_ALLOW_DIRTY=1."""
-    git = git_info(settings.root)
     if settings.channel:
         name = settings.channel
     elif git["branch"] == settings.default_branch:

@@ -58,33 +58,32 @@ def test_a_live_lock_is_waited_for(project, aws):
     assert sorted(project.packer_builds()) == sorted(IMAGES)
 
 
-def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aws):
+def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aws, monkeypatch):
     """Agent A built web; agent B's slower, earlier-started build of other
     inputs finishes later: its publish must not replace A's newer record."""
-    from tasks import registry
-    from tasks.config import load_settings
+    from tasks.records import Record
+    from tasks.run import Run
 
     ok(project.doit("amis"))
     newer = json.loads(aws.objects()["channels/main/web.json"])
-    older = registry.Record(**{**newer, "digest": "f" * 64,
-                               "build_started": "2000-01-01T00:00:00+00:00",
-                               "amis": {"eu-west-1": "ami-0000000f", "us-east-1": "ami-0000000f"}})
-    settings = load_settings(project.path, {**project.env, "AWS_ENDPOINT_URL": aws.url})
-    original = registry.get_object
+    older = Record(**{**newer, "digest": "f" * 64,
+                      "build_started": "2000-01-01T00:00:00+00:00",
+                      "amis": {"eu-west-1": "ami-0000000f", "us-east-1": "ami-0000000f"}})
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "test")
+    run = Run.load(project.path, {**project.env, "AWS_ENDPOINT_URL": aws.url})
+    original = run.registry.get
     calls = {"n": 0}
 
-    def stale_read(settings_, region, key):
+    def stale_read(key):
         # The first read returns what B saw before A published: an older pointer.
         calls["n"] += 1
-        found = original(settings_, region, key)
+        found = original(key)
         if calls["n"] == 1 and key.endswith("channels/main/web.json") and found:
             return found[0], '"0000000000000000000000000000000f"'
         return found
-    registry.get_object = stale_read
-    try:
-        result = registry.publish(settings, older, "main", new_build=True)
-    finally:
-        registry.get_object = original
+    run.registry.get = stale_read
+    result = run.registry.publish(older, "main", new_build=True)
     assert result.digest == newer["digest"]
     assert json.loads(aws.objects()["channels/main/web.json"]) == newer
     assert f"digests/web/{'f' * 64}.json" in aws.objects()       # B's build is still kept

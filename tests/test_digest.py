@@ -17,8 +17,7 @@ def tree(tmp_path, files: dict[str, str]) -> list[str]:
 
 
 def of(tmp_path, paths, parent="ami-11111111", settings=SETTINGS):
-    digest._cache.clear()
-    return digest.image_digest(digest.manifest(tmp_path, paths), parent, settings)
+    return digest.image_digest(digest.Hasher().manifest(tmp_path, paths), parent, settings)
 
 
 def test_order_of_files_does_not_matter(tmp_path):

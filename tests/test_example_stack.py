@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import IMAGES, failed, ok
+from conftest import IMAGES, ROOT, failed, ok
 from tasks import cloud_init
 from tasks.errors import AmiError
 
@@ -117,7 +117,7 @@ def test_user_data_is_rendered_per_image_and_environment(project):
     assert "BUILDKITE_AGENT_TOKEN_PARAMETER=" in build["write_files"][0]["content"]
     assert ["/usr/local/sbin/buildkite-agent-configure"] in build["runcmd"]
     again = ok(project.doit("cloud_init"))
-    assert "-- cloud_init:production/web" in again.stdout      # up to date
+    assert "-- cloud_init:production/web" in again.stderr      # up to date
 
 
 def test_a_missing_variable_names_template_and_variable(project):
@@ -178,21 +178,21 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
     """moto accepts ImdsSupport but does not keep it, so this checks the calls."""
     from botocore.stub import Stubber
     import boto3
-    from tasks import aws as aws_mod
-    from tasks.config import load_settings
+    from tasks import artifacts
+    from tasks.run import Run
 
     ec2 = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="x",
                        aws_secret_access_key="x")
-    settings = load_settings(env={"AMI_BUCKET": "stub-bucket"})
+    run = Run.load(ROOT, {"AMI_BUCKET": "stub-bucket"})
     with Stubber(ec2) as stub:
         for ami in ("ami-11111111", "ami-22222222"):
             stub.add_response("modify_image_attribute", {},
                               {"ImageId": ami, "ImdsSupport": {"Value": "v2.0"}})
             stub.add_response("describe_image_attribute", {"LaunchPermissions": []},
                               {"ImageId": ami, "Attribute": "launchPermission"})
-        monkeypatch.setattr(aws_mod, "client", lambda *_: ec2)
-        assert aws_mod.harden_amis(settings, {"eu-west-1": "ami-11111111",
-                                              "us-east-1": "ami-22222222"}) == []
+        monkeypatch.setattr(run.aws, "client", lambda *_: ec2)
+        artifacts.vet(run, "web", "packer/web_ami.json",
+                      {"eu-west-1": "ami-11111111", "us-east-1": "ami-22222222"})
         stub.assert_no_pending_responses()
 
 

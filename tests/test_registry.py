@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tasks.errors import AmiError
-from tasks.registry import Record, save_local, write_atomic
+from tasks.records import Record, save_local, write_atomic
 
 GOOD = {"image": "web", "region": "eu-west-1", "digest": "a" * 64,
         "amis": {"eu-west-1": "ami-0123456789abcdef0", "us-east-1": "ami-12345678"}}
@@ -48,7 +48,7 @@ def test_write_atomic_leaves_old_file_when_the_write_fails(tmp_path, monkeypatch
     def crash(*_):
         raise OSError("disk full")
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(AmiError, match="web.json: cannot write"):
         write_atomic(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["web.json"]

@@ -1,0 +1,232 @@
+"""The one decision: for every image, keep its current AMI, reuse an earlier
+build of exactly its inputs, or build, and why.
+
+Pure: the graph, the records and what is known about AWS go in, a verdict
+per image comes out. ``ami:<name>`` acts on it; ``plan``, ``graph``,
+``pipeline`` and the annotation only print it, so a plan is an exact dry
+run of the build.
+
+Digests depend on the parent's AMI, which is only known once the parent's
+verdict is, so one call decides as far down the tree as the facts reach
+and says which digest records and AMIs it needs to go further
+(:attr:`Decision.need_digests`, :attr:`Decision.need_amis`). The caller
+looks them up, level by level, and decides again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping
+
+from .digest import changed_inputs, image_digest
+from .graph import Graph, Image
+from .records import Record
+
+KEEP, REUSE, BUILD, RESOLVE = "keep", "reuse", "build", "resolve"
+
+# What `plan` and `graph` call each outcome.
+UP_TO_DATE = "up to date"
+WOULD_REUSE = "would reuse"
+WOULD_RESOLVE = "would resolve"
+WOULD_REBUILD = "would rebuild"
+MISSING = "missing"
+GONE = "AMI gone"
+STATUSES = (UP_TO_DATE, WOULD_REUSE, WOULD_RESOLVE, WOULD_REBUILD, MISSING, GONE)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What is known before deciding. Absent keys mean "not looked up yet"."""
+    channel: str
+    records: Mapping[str, Record | None]                 # the channel's current records
+    by_digest: Mapping[tuple[str, str], Record | None] = field(default_factory=dict)
+    amis: Mapping[str, bool] = field(default_factory=dict)   # AMI id -> exists
+    source_ami: str | None = None         # what the source resolves to now; None: unknown
+    source_how: str = ""                  # how: "pinned", or which filter match
+    source_spec: Mapping[str, object] = field(default_factory=dict)   # as in amis.yaml
+    offline: bool = False                 # AWS not asked: AMIs and digests unchecked
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    image: str
+    action: str             # keep, reuse, build; the source: keep or resolve
+    cause: str              # digest, promoted, offline, by-digest, missing, changed, gone,
+                            # too-old, parent, moved, unresolved
+    reason: str             # why, for people
+    ami: str | None         # its AMI after this (None: a build will tell)
+    digest: str | None      # its digest now (None: its parent builds first)
+    record: Record | None = None     # the record kept or reused
+    current: Record | None = None    # the channel's current record
+
+    @property
+    def builds(self) -> bool:
+        return self.action == BUILD
+
+    @property
+    def status(self) -> str:
+        if self.action == KEEP:
+            return UP_TO_DATE
+        if self.action == REUSE:
+            return WOULD_REUSE
+        if self.action == RESOLVE:
+            return WOULD_RESOLVE
+        if self.current is None:
+            return MISSING
+        return GONE if self.cause == "gone" else WOULD_REBUILD
+
+
+@dataclass
+class Decision:
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    need_digests: set[tuple[str, str]] = field(default_factory=set)
+    need_amis: set[str] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        return not self.need_digests and not self.need_amis
+
+    def builds(self) -> list[str]:
+        return [name for name, v in self.verdicts.items() if v.builds]
+
+
+def too_old(record: Record | None, image: Image, now: datetime | None) -> bool:
+    """Built longer ago than the image's max_age_days: rebuild for OS updates."""
+    age = record.age_days(now) if record else None
+    return bool(image.max_age_days and age is not None and age > image.max_age_days)
+
+
+def decide(graph: Graph, known: Known, manifests: Mapping[str, dict[str, str]],
+           settings: Mapping[str, dict]) -> Decision:
+    """Verdicts for the source and every image whose parent's AMI is known.
+    ``manifests``: image -> its inputs' hashes; ``settings``: image -> the
+    build settings that are part of its digest."""
+    decision = Decision()
+    source = _source(graph, known)
+    decision.verdicts[source.image] = source
+    for name, image in graph.images.items():
+        parent = decision.verdicts.get(image.parent)
+        if parent is None:
+            continue                                    # waits for facts about its parent
+        verdict = _image(image, parent, known, manifests[name], settings[name], decision)
+        if verdict is not None:
+            decision.verdicts[name] = verdict
+    return decision
+
+
+def _source(graph: Graph, known: Known) -> Verdict:
+    name = graph.source.name
+    current = known.records.get(name)
+    if known.source_ami is None:
+        if current is not None:
+            return Verdict(name, KEEP, "offline", "offline: newest match not checked",
+                           current.ami, current.digest, current, current)
+        return Verdict(name, RESOLVE, "unresolved", "not recorded, and its filter could not "
+                       "be resolved offline", None, None, None, None)
+    if current is not None and current.ami == known.source_ami \
+            and current.source == {**known.source_spec, "resolved": known.source_how}:
+        return Verdict(name, KEEP, "digest", known.source_how, current.ami, current.digest,
+                       current, current)
+    if current is None:
+        why = f"not recorded in channel {known.channel} yet; resolves to {known.source_ami} " \
+              f"({known.source_how})"
+    else:
+        why = f"source moved: {current.ami} -> {known.source_ami} ({known.source_how})"
+    return Verdict(name, RESOLVE, "moved", why, known.source_ami, None, None, current)
+
+
+def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str],
+           settings: dict, decision: Decision) -> Verdict | None:
+    name = image.name
+    current = known.records.get(name)
+    if parent.ami is None:
+        why = f"parent {image.parent} builds first" if parent.action == BUILD else \
+            f"parent {image.parent} is not resolved"
+        return Verdict(name, BUILD, "parent", why, None, None, None, current)
+    digest = image_digest(manifest, parent.ami, settings)
+
+    def exists(ami: str) -> bool | None:
+        """Whether the AMI exists; None (and asked for) when not known yet."""
+        if known.offline:
+            return True
+        if ami not in known.amis:
+            decision.need_amis.add(ami)
+            return None
+        return known.amis[ami]
+
+    def verdict(action: str, cause: str, reason: str, record: Record | None) -> Verdict:
+        ami = record.ami if record and action != BUILD else None
+        return Verdict(name, action, cause, reason, ami, digest, record, current)
+
+    gone = False
+    if current is not None and current.digest == digest:
+        if too_old(current, image, known.now):
+            return verdict(BUILD, "too-old", f"older than {image.max_age_days} days "
+                                             f"({current.age_days(known.now):.0f})", None)
+        there = exists(current.ami)
+        if there is None:
+            return None
+        if there:
+            note = " (offline: AMI not checked)" if known.offline else ""
+            return verdict(KEEP, "digest", f"digest {digest[:12]}{note}", current)
+        gone = True
+    promotion = current.promotion if current is not None else None
+    if promotion is not None and not gone and promotion.replaced_digest == digest:
+        there = exists(current.ami)
+        if there is None:
+            return None
+        if there:
+            return verdict(KEEP, "promoted", f"promoted from {promotion.from_channel} by "
+                                             f"{promotion.by} at {promotion.at}; holds until "
+                                             f"{known.channel}'s inputs change", current)
+        gone = True
+
+    earlier: Record | None = None
+    if not known.offline:
+        if (name, digest) not in known.by_digest:
+            decision.need_digests.add((name, digest))
+            return None
+        earlier = known.by_digest[(name, digest)]
+    if earlier is not None and not too_old(earlier, image, known.now) \
+            and not (gone and earlier.ami == current.ami):
+        there = exists(earlier.ami)
+        if there is None:
+            return None
+        if there:
+            built_on = earlier.git.get("branch") if earlier.git else None
+            return verdict(REUSE, "by-digest", f"an earlier build has these inputs: {earlier.ami}"
+                           + (f" (built on {built_on})" if built_on else "")
+                           + _replacing(promotion), earlier)
+
+    offline = " (offline: earlier builds not checked)" if known.offline else ""
+    if gone:
+        return verdict(BUILD, "gone", f"AMI {current.ami} no longer exists", None)
+    if current is None:
+        return verdict(BUILD, "missing", "never built" + offline, None)
+    return verdict(BUILD, "changed", _why(current, manifest, parent.ami, settings)
+                   + _replacing(promotion) + offline, None)
+
+
+def _replacing(promotion: object) -> str:
+    return f"; replaces the AMI promoted from {promotion.from_channel}" if promotion else ""
+
+
+def _shorten(paths: list[str], most: int = 3) -> str:
+    more = f" (+{len(paths) - most} more)" if len(paths) > most else ""
+    return ", ".join(paths[:most]) + more
+
+
+def _why(record: Record, inputs: dict[str, str], parent_ami: str, settings: dict) -> str:
+    if record.promotion is not None:
+        return f"inputs changed since the promotion from {record.promotion.from_channel}"
+    reasons = []
+    changed = changed_inputs(record.inputs, inputs)
+    if changed:
+        reasons.append("changed " + _shorten(changed))
+    if record.parent and record.parent.get("ami") != parent_ami:
+        reasons.append(f"parent AMI {record.parent.get('ami')} -> {parent_ami}")
+    if record.settings != settings:
+        reasons.append("build settings changed")
+    return "; ".join(reasons) or "digest differs"
