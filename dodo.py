@@ -17,6 +17,7 @@ task_ami = _tasks.task_ami
 task_amis = _tasks.task_amis
 task_validate = _tasks.task_validate
 task_cloud_init = _tasks.task_cloud_init
+task_inputs = _tasks.task_inputs
 task_plan = _tasks.task_plan
 task_graph = _tasks.task_graph
 task_explain = _tasks.task_explain

@@ -159,15 +159,28 @@ def explain(run: Run, ami: str) -> None:
 
 @_action
 def validate_image(run: Run, name: str) -> None:
-    validate.packer_template(run, name)
-    validate.playbook_syntax(run.graph, name)
+    validate.image(run, name, lambda text: run.say(text, name))
     run.say("packer validate and ansible-playbook --syntax-check passed", name)
 
 
 @_action
 def lint(run: Run) -> None:
-    validate.lint(run.graph.root, sorted({i.playbook for i in run.graph.images.values()}))
-    run.say("ansible-lint passed")
+    if validate.lint(run, list(run.graph.images), run.say):
+        run.say("ansible-lint passed")
+
+
+@_action
+def inputs(run: Run, image: str) -> None:
+    names = list(run.graph.images) if image in ("", "all") else [image]
+    for name in names:
+        run.require_graph_image(name)
+        found = run.inputs()[name]
+        run.say(f"{name}: {len(found.files)} inputs ({found.kind}; template "
+                f"{found.template.path}, Packer runs in {run.graph.images[name].packer_dir})")
+        run.say(console.table([[path, why] for path, why in found.files.items()],
+                              ["input", "why"]))
+        if found.dropped_in_sandbox:
+            run.say(f"the sandbox leaves out {', '.join(found.dropped_in_sandbox)}")
 
 
 @_action

@@ -8,16 +8,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 
-from . import artifacts, console, facts, locks, packer
+from . import artifacts, console, facts, locks, packer, packing, validate
 from .config import packer_executable
 from .decision import KEEP, REUSE, Verdict
 from .digest import source_digest
 from .errors import AmiError
-from .records import Record, save_local, write_atomic
+from .gc import MANAGED_BY
+from .records import Record, save_local
 from .run import Outcome, Run
 
 
@@ -89,6 +89,12 @@ def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
 
 def _build(run: Run, verdict: Verdict, parent: Verdict, start: float) -> Outcome:
     name, digest = verdict.image, str(verdict.digest)
+    if run.settings.validate:
+        # Only what builds is validated; a failure stops this image and its children.
+        validate.image(run, name, lambda text: run.say(text, name))
+        linted = validate.lint(run, [name], lambda text: run.say(text, name))
+        run.say("validated: packer validate, --syntax-check" + (", ansible-lint" if linted else ""),
+                name)
     with locks.held(run, name, lambda text: run.say(text, name)):
         # Another agent may have built these inputs while we waited for the lock.
         facts.forget_digest(run, name, digest)
@@ -119,29 +125,31 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
     git = run.git()
     started = _now()
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    template = packer.effective_template(graph.root / image.template, image,
-                                         run.aws.endpoint(), settings.sandbox)
-    work = settings.work / f"{name}-{stamp}.json"
-    write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
     variables = {**dict(image.vars), **packer.build_variables(
         name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
         digest=digest, git=git, build_time=stamp, packer_version=version)}
-    run.say(f"building on {parent.image} {parent.ami} with {image.template}"
-            + (" (sandbox: no provisioning)" if settings.sandbox else ""), name)
-    mask = packer.Masker(packer.sensitive_values(template, variables, env))
-    for attempt in range(settings.retries + 1):
-        log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
-        result = run.packers.run(
-            packer.command(exe, work, variables), env, graph.root, log,
-            lambda text: run.say(text, name), mask,
-            lambda instance: run.aws.require_imdsv2(graph.region, instance))
-        if result.ok or not result.transient or attempt == settings.retries:
-            break
-        delay = packer.backoff(attempt, settings.retry_base)
-        run.say(f"transient AWS error ({result.reason()}); trying again in {delay:.0f} s "
-                f"({attempt + 2} of {settings.retries + 1}); log: {log}", name)
-        if run.packers.wait(delay):
-            raise AmiError(f"image {name}: interrupted while waiting to retry; nothing recorded")
+    tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY}
+    with packing.prepared(run, name, variables, sandbox=settings.sandbox,
+                          endpoint=run.aws.endpoint(), tags=tags, env=env) as job:
+        run.say(f"building on {parent.image} {parent.ami} with {image.template}", name)
+        if job.dropped:
+            run.say(f"sandbox: left out {', '.join(job.dropped)} (they need an instance to "
+                    "connect to)", name)
+        mask = packer.Masker(packer.sensitive_values(job.data, variables, job.env))
+        for attempt in range(settings.retries + 1):
+            log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
+            result = run.packers.run(
+                job.argv(exe, "build", "-machine-readable", "-color=false"), job.env, job.cwd,
+                log, lambda text: run.say(text, name), mask,
+                lambda instance: run.aws.require_imdsv2(graph.region, instance))
+            if result.ok or not result.transient or attempt == settings.retries:
+                break
+            delay = packer.backoff(attempt, settings.retry_base)
+            run.say(f"transient AWS error ({result.reason()}); trying again in {delay:.0f} s "
+                    f"({attempt + 2} of {settings.retries + 1}); log: {log}", name)
+            if run.packers.wait(delay):
+                raise AmiError(f"image {name}: interrupted while waiting to retry; "
+                               "nothing recorded")
     if not result.ok:
         raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
                        f"AMI stays current; log: {log}")

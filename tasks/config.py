@@ -56,8 +56,8 @@ class Settings:
         return self.state / "logs"
 
     @property
-    def work(self) -> Path:
-        return self.state / "work"
+    def stage(self) -> Path:
+        return self.state / "stage"
 
     def record_path(self, image: str) -> Path:
         return self.records / f"{image}.json"

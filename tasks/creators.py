@@ -41,8 +41,10 @@ class Creators:
         return self._run
 
     def _inputs(self) -> dict[str, list[str]]:
+        """Each image's input files. A reference that cannot be tracked stops
+        doit here, before anything runs."""
         try:
-            return self.run.inputs()
+            return {name: list(found.files) for name, found in self.run.inputs().items()}
         except AmiError as err:
             raise InvalidDodoFile(str(err)) from None
 
@@ -87,7 +89,7 @@ class Creators:
                 "actions": [(actions.image, [run, name])],
                 "file_dep": [*inputs[name], self._record_file(image.parent)],
                 "targets": [self._record_file(name)],
-                "task_dep": [*(["validate"] if run.settings.validate else []), "pull"],
+                "task_dep": ["pull"],
                 "uptodate": [config_changed(run.digest_settings(name)), up_to_date],
                 "verbosity": 2,
             }
@@ -113,21 +115,20 @@ class Creators:
         for name, image in run.graph.images.items():
             yield {
                 "name": name,
-                "doc": f"packer validate {image.template}; "
-                       f"ansible-playbook --syntax-check {image.playbook}",
+                "doc": f"packer validate {image.template}"
+                       + (f"; ansible-playbook --syntax-check {image.playbook}"
+                          if image.playbook else ""),
                 "actions": [(actions.validate_image, [run, name])],
                 "file_dep": inputs[name],
                 "verbosity": 2,
             }
-        playbooks = sorted({i.playbook for i in run.graph.images.values()})
-        ansible_files = sorted({f for files in inputs.values() for f in files
-                                if f.startswith("ansible/")} | set(playbooks))
+        every_input = sorted({f for files in inputs.values() for f in files})
         lint_config = [validate.LINT_CONFIG] if (self.root / validate.LINT_CONFIG).is_file() else []
         yield {
             "name": "lint",
-            "doc": "ansible-lint on every playbook and role",
+            "doc": "ansible-lint on the project's playbooks and roles",
             "actions": [(actions.lint, [run])],
-            "file_dep": ansible_files + lint_config,
+            "file_dep": every_input + lint_config,
             "verbosity": 2,
         }
 
@@ -152,6 +153,12 @@ class Creators:
                     "targets": [target],
                     "verbosity": 2,
                 }
+
+    def task_inputs(self) -> dict[str, Any]:
+        """List every input of an image and what brought it in: doit inputs -i web."""
+        return {"actions": [(actions.inputs, [self.run])], "uptodate": [False], "verbosity": 2,
+                "params": [{"name": "image", "short": "i", "long": "image", "default": "all",
+                            "help": "the image (default: all)"}]}
 
     def task_plan(self) -> dict[str, Any]:
         """Show each image as up to date, would reuse, would rebuild or missing, why, and how long."""

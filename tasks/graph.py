@@ -22,8 +22,8 @@ _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 _TOP_KEYS = frozenset({"region", "source", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
-_IMAGE_KEYS = frozenset({"parent", "template", "playbook", "var_files", "extra_inputs", "regions", "vars",
-               "max_age_days"})
+_IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
+                         "extra_inputs", "regions", "vars", "max_age_days"})
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -85,8 +85,9 @@ class Image:
     name: str
     parent: str
     template: str
-    playbook: str
+    playbook: str | None                # None: the template provisions without Ansible
     regions: tuple[str, ...]
+    packer_dir: str = "."               # the folder Packer runs in
     var_files: tuple[str, ...] = ()
     extra_inputs: tuple[str, ...] = ()
     vars: tuple[tuple[str, str], ...] = ()
@@ -94,7 +95,8 @@ class Image:
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
-        return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox}
+        return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox,
+                "packer_dir": self.packer_dir, "var_files": list(self.var_files)}
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,16 @@ def _str_list(file: Path, where: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _repo_path(root: Path, file: Path, where: str, key: str, rel: str, must_exist: bool = True) -> str:
-    """A path inside the repository, relative and without '..'."""
+def _repo_path(root: Path, file: Path, where: str, key: str, rel: str,
+               must_exist: str | None = "file") -> str:
+    """A path inside the repository, relative and without '..'; ``must_exist``
+    is "file", "dir" or None."""
     p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or "\\" in rel:
+    if not rel or p.is_absolute() or ".." in p.parts or "\\" in rel:
         raise _fail(file, where, f"{key} {rel!r} must be a path inside the repository, "
                                  "relative and without '..'")
-    if must_exist and not (root / p).is_file():
+    check = {"file": Path.is_file, "dir": Path.is_dir}.get(must_exist or "")
+    if check and not check(root / p):
         raise _fail(file, where, f"{key} {rel} does not exist: create it or set '{key}:' "
                                  "to the right path")
     return p.as_posix()
@@ -224,18 +229,25 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
                                 or max_age < 1):
         raise _fail(file, where, f"max_age_days {max_age!r} must be a whole number of days >= 1")
+    for key in ("template", "playbook", "packer_dir"):
+        if key in data and not isinstance(data[key], str):
+            raise _fail(file, where, f"'{key}' must be a path")
+    playbook = data.get("playbook")
+    if playbook is None and (root / f"ansible/{name}_ami.yaml").is_file():
+        playbook = f"ansible/{name}_ami.yaml"       # by convention; an image needs none
     return Image(
         name=name,
         max_age_days=max_age,
         parent=parent,
         template=_repo_path(root, file, where, "template",
                             data.get("template") or f"packer/{name}_ami.json"),
-        playbook=_repo_path(root, file, where, "playbook",
-                            data.get("playbook") or f"ansible/{name}_ami.yaml"),
+        playbook=_repo_path(root, file, where, "playbook", playbook) if playbook else None,
+        packer_dir=_repo_path(root, file, where, "packer_dir", data.get("packer_dir") or ".",
+                              must_exist="dir"),
         regions=regions,
         var_files=tuple(_repo_path(root, file, where, "var_files", v)
                         for v in _str_list(file, where, "var_files", data.get("var_files"))),
-        extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=False)
+        extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=None)
                            for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
         vars=tuple(pairs),
     )

@@ -1,140 +1,129 @@
-"""Which files an image is built from.
+"""Which files an image is built from, and why each one.
 
-An image's inputs are its Packer template, its playbook, every file of
-every role that playbook uses (found by reading the playbook, the roles'
-``meta/main.yml`` dependencies and their ``include_role``/``import_role``
-calls), the group/host vars next to the playbook, and the var files and
-extra inputs declared in ``amis.yaml``. Nothing here touches the network.
+Every file the build reads is an input of exactly the image that reads it:
+the template and every file its builders, provisioners and post-processors
+name; for Ansible, the playbooks and everything they read (see
+``ansible``); the image's var files; its declared ``extra_inputs``. A
+reference that cannot be resolved before the build stops the run with one
+line, unless the files it may read are declared. Nothing here touches the
+network or runs a program.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass, field
 
+from . import ansible, template as templates
 from .errors import AmiError
-from .graph import Graph, Image, load_yaml
-
-_ROLE_CALLS = frozenset({"include_role", "import_role",
-               "ansible.builtin.include_role", "ansible.builtin.import_role"})
-_PLAYBOOK_IMPORTS = frozenset({"import_playbook", "ansible.builtin.import_playbook"})
-_ADJACENT_DIRS = ("group_vars", "host_vars")
+from .graph import Graph, Image
+from .refs import Found, Repo, covered
 
 
-def _files_under(root: Path, folder: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if not f.startswith(".") and not f.endswith((".pyc", ".retry")):
-                out.append((Path(dirpath) / f).relative_to(root).as_posix())
-    return out
+@dataclass(frozen=True)
+class AnsibleRun:
+    """A playbook as one provisioner (or amis.yaml) hands it to Ansible."""
+    where: str
+    playbook: str
+    cwd: str
+    config: str | None
+    roles_paths: tuple[str, ...]
+    missing_roles: tuple[str, ...]      # installed from a requirements file at build time
 
 
-def _role_name(entry: Any) -> str | None:
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict):
-        name = entry.get("role") or entry.get("name")
-        return name if isinstance(name, str) else None
-    return None
+@dataclass(frozen=True)
+class Inputs:
+    image: str
+    files: dict[str, str]               # repository path -> why it is an input
+    kind: str                           # "ansible" or "shell"
+    template: templates.Template
+    ansible: tuple[AnsibleRun, ...] = ()
+    roles: dict[str, str] = field(default_factory=dict)   # role name -> folder (or requirements file)
+    third_party: frozenset[str] = frozenset()    # role and collection folders not linted
+    dropped_in_sandbox: tuple[str, ...] = ()
+    values: dict[str, str | None] = field(default_factory=dict)
 
 
-def _role_calls(node: Any) -> Iterator[str]:
-    """Names of roles that tasks include or import, at any depth (blocks too)."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _role_calls(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ROLE_CALLS:
-                name = _role_name(value)
-                if name:
-                    yield name
-            elif isinstance(value, (list, dict)):
-                yield from _role_calls(value)
+def image_inputs(graph: Graph, image: Image) -> Inputs:
+    repo = Repo(graph.root)
+    template = templates.load(repo, image.template, image.name)
+    var_values: dict[str, str] = {}
+    for vf in image.var_files:
+        var_values.update(templates.read_var_file(repo, vf))
+    static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
+              **({"playbook": image.playbook} if image.playbook else {})}
+    values = templates.base_values(template, var_values, dict(image.vars), static)
+    ctx = templates.Context(repo, template.dir, image.packer_dir, values)
+    walked = templates.walk(template, ctx)
+    found = walked.found
+    for vf in image.var_files:
+        found.add(vf, "var file (amis.yaml)")
+    runs, roles, third_party = _ansible(repo, image, walked.ansible, found)
+    _extra_inputs(repo, graph, image, found)
+    _check_unresolved(repo, graph, image, found)
+    return Inputs(image=image.name, files=dict(sorted(found.files.items())),
+                  kind="ansible" if runs else "shell", template=template,
+                  ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
+                  dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values)
 
 
-class _Resolver:
-    def __init__(self, root: Path, roles_dir: Path):
-        self.root = root
-        self.roles_dir = roles_dir
-        self.roles: dict[str, None] = {}
-        self.files: set[str] = set()
-
-    def role(self, name: str, used_by: str) -> None:
-        if name in self.roles:
-            return
-        if "{{" in name or "/" in name or name.startswith("."):
-            raise AmiError(f"{used_by}: role {name!r} cannot be resolved statically: "
-                           "name roles literally so their files can be tracked")
-        short = name.split(".")[-1] if name.count(".") == 2 else name   # ns.collection.role
-        folder = self.roles_dir / short
-        if not folder.is_dir():
-            raise AmiError(f"{used_by}: role {name!r} not found in "
-                           f"{self.roles_dir.relative_to(self.root)}/: create it or fix the name")
-        self.roles[name] = None
-        self.files.update(_files_under(self.root, folder))
-        meta = folder / "meta" / "main.yml"
-        where = meta.relative_to(self.root).as_posix()
-        if meta.is_file():
-            data = load_yaml(meta, "role meta") or {}
-            for dep in (data.get("dependencies") or []) if isinstance(data, dict) else []:
-                dep_name = _role_name(dep)
-                if dep_name:
-                    self.role(dep_name, where)
-        for sub in ("tasks", "handlers"):
-            for yml in sorted((folder / sub).glob("*.y*ml")):
-                for called in _role_calls(load_yaml(yml, "role tasks")):
-                    self.role(called, yml.relative_to(self.root).as_posix())
-
-    def playbook(self, path: Path, seen: set[Path]) -> None:
-        if path in seen:
-            return
-        seen.add(path)
-        rel = path.relative_to(self.root).as_posix()
-        self.files.add(rel)
-        plays = load_yaml(path, "playbook")
-        if not isinstance(plays, list):
-            raise AmiError(f"{rel}: a playbook must be a list of plays")
-        for play in plays:
-            if not isinstance(play, dict):
-                raise AmiError(f"{rel}: every play must be a mapping")
-            for key in _PLAYBOOK_IMPORTS & set(play):
-                self.playbook((path.parent / str(play[key])).resolve(), seen)
-            for entry in play.get("roles") or []:
-                name = _role_name(entry)
-                if not name:
-                    raise AmiError(f"{rel}: a 'roles' entry has no role name")
-                self.role(name, rel)
-            for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
-                for name in _role_calls(play.get(key) or []):
-                    self.role(name, rel)
-            for vf in play.get("vars_files") or []:
-                if isinstance(vf, str) and "{{" not in vf:
-                    vpath = path.parent / vf
-                    if not vpath.is_file():
-                        raise AmiError(f"{rel}: vars_files entry {vf} does not exist")
-                    self.files.add(vpath.resolve().relative_to(self.root).as_posix())
+def _ansible(repo: Repo, image: Image, uses: list[templates.AnsibleUse],
+             found: Found) -> tuple[list[AnsibleRun], dict[str, str], set[str]]:
+    runs: list[AnsibleRun] = []
+    roles: dict[str, str] = {}
+    third_party: set[str] = set()
+    walked: set[str] = set()
+    jobs = [(use, playbook) for use in uses for playbook in use.playbooks]
+    if image.playbook and image.playbook not in {p for _, p in jobs}:
+        jobs.append((None, image.playbook))
+    for use, playbook in jobs:
+        ctx = ansible.Context(repo, image.packer_dir,
+                              roles_paths=list(use.roles_paths) if use else [],
+                              collections_paths=list(use.collections_paths) if use else [],
+                              role_folders=list(use.role_folders) if use else [])
+        for galaxy in use.galaxy_files if use else []:
+            ctx.requirements.add_file(repo, galaxy)
+        if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg
+            ansible.configure(ctx, found, use.config if use else None)
+        result = ansible.Result()
+        why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
+        ansible.walk_playbook(ctx, playbook, found, result, why)
+        for role in ctx.role_folders:
+            repo.add_tree(found, role, f"role folder ({use.where if use else 'amis.yaml'})")
+        roles.update(result.roles)
+        third_party |= result.third_party
+        third_party |= {p for name, p in result.roles.items()
+                        if name in ctx.requirements.roles and repo.is_dir(p)}
+        if (playbook, ctx.config) not in walked:
+            walked.add(playbook)
+            runs.append(AnsibleRun(where=use.where if use else "amis.yaml", playbook=playbook,
+                                   cwd=image.packer_dir, config=ctx.config,
+                                   roles_paths=tuple(ctx.roles_paths),
+                                   missing_roles=tuple(sorted(result.missing_roles))))
+    return runs, roles, third_party
 
 
-def image_inputs(graph: Graph, image: Image) -> list[str]:
-    """Every input file of ``image``, repository-relative, sorted."""
-    root = graph.root
-    playbook = root / image.playbook
-    resolver = _Resolver(root, playbook.parent / "roles")
-    resolver.playbook(playbook.resolve(), set())
-    files = set(resolver.files)
-    files.add(image.template)
-    files.update(image.var_files)
-    for folder in _ADJACENT_DIRS:
-        if (playbook.parent / folder).is_dir():
-            files.update(_files_under(root, playbook.parent / folder))
+def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
     for pattern in image.extra_inputs:
-        matches = [p for p in sorted(root.glob(pattern)) if p.is_file()]
+        if any(c in pattern for c in "*?["):
+            matches = repo.glob(pattern)
+        elif repo.is_dir(pattern):
+            matches = repo.files_under(pattern)
+        else:
+            matches = [pattern] if repo.exists(pattern) else []
         if not matches:
             raise AmiError(f"{graph.file.name}: image {image.name}: extra_inputs {pattern!r} "
                            "matches no file: fix the path or remove it")
-        files.update(m.relative_to(root).as_posix() for m in matches)
-    return sorted(files)
+        for m in matches:
+            repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
+                                                                 f"{image.name}: extra_inputs", m)
+
+
+def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
+    for ref in found.unresolved:
+        if ref.glob and covered(repo, ref.glob, found.files):
+            continue
+        hint = f'e.g. extra_inputs: ["{ref.glob}"]' if ref.glob else \
+            "or write the path literally"
+        raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
+                       f"({ref.why}): list the files it may read under extra_inputs of image "
+                       f"{image.name} in {graph.file.name}, {hint}")

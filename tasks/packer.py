@@ -6,7 +6,6 @@ an artifact. Words like "Error" in provisioner output mean nothing here.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import signal
@@ -18,9 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import AmiError
-from .graph import AMI_RE, REGION_RE, Image
+from .graph import AMI_RE, REGION_RE
 
-_EBS_BUILDERS = frozenset({"amazon-ebs"})
 # AWS failures that go away when tried again later; anything else fails at once.
 TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceCapacity",
                     "ServiceUnavailable", "Unavailable", "InternalError", "InternalFailure",
@@ -28,7 +26,6 @@ TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceC
 MASK = "<sensitive>"
 _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
 _ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
-_SKIPPED_IN_SANDBOX = frozenset({"ansible", "ansible-local"})
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
 
 @dataclass(frozen=True)
@@ -152,55 +149,16 @@ class Output:
         return []
 
 
-def effective_template(path: Path, image: Image, endpoint: str | None, sandbox: bool) -> dict[str, Any]:
-    """The image's template with what the tree decides filled in: copy
-    regions, the EC2 endpoint and, in the sandbox, no communicator and no
-    Ansible (the emulator runs no instances to provision)."""
-    try:
-        template = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AmiError(f"{path}: template not found (image {image.name})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise AmiError(f"{path}: not valid JSON ({err}): fix the template") from None
-    builders = template.get("builders") if isinstance(template, dict) else None
-    ebs = [b for b in builders or [] if isinstance(b, dict) and b.get("type") in _EBS_BUILDERS]
-    if not ebs:
-        raise AmiError(f"{path}: no amazon-ebs builder: image {image.name} needs one")
-    for builder in ebs:
-        if len(image.regions) > 1:
-            builder["ami_regions"] = list(image.regions[1:])
-        if endpoint:
-            builder["custom_endpoint_ec2"] = endpoint
-            builder["skip_region_validation"] = True
-        if sandbox:
-            builder["communicator"] = "none"
-    if sandbox:
-        template["provisioners"] = [p for p in template.get("provisioners") or []
-                                    if p.get("type") not in _SKIPPED_IN_SANDBOX]
-    return template
-
-
-def build_variables(image: str, region: str, playbook: str, *, source_ami: str,
+def build_variables(image: str, region: str, playbook: str | None, *, source_ami: str,
                     parent_image: str, digest: str, git: dict[str, Any], build_time: str,
                     packer_version: str) -> dict[str, str]:
-    """The variables every build passes to its template (and its tags)."""
-    return {"image": image, "region": region, "playbook": playbook, "source_ami": source_ami,
-            "parent_image": parent_image, "digest": digest, "branch": str(git["branch"]),
-            "commit": str(git["commit"]), "dirty": str(bool(git["dirty"])).lower(),
+    """The variables the tree offers every template (each gets those it declares)."""
+    return {"image": image, "region": region, **({"playbook": playbook} if playbook else {}),
+            "source_ami": source_ami, "parent_image": parent_image, "digest": digest,
+            "branch": str(git["branch"]), "commit": str(git["commit"]),
+            "dirty": str(bool(git["dirty"])).lower(),
             "build_url": str(git.get("build_url") or ""), "build_time": build_time,
             "packer_version": packer_version}
-
-
-def var_args(variables: dict[str, str]) -> list[str]:
-    args: list[str] = []
-    for key, value in sorted(variables.items()):
-        args += ["-var", f"{key}={value}"]
-    return args
-
-
-def command(packer: str, template: Path, variables: dict[str, str]) -> list[str]:
-    return [packer, "build", "-machine-readable", "-color=false", *var_args(variables),
-            str(template)]
 
 
 def version(packer: str, env: dict[str, str]) -> str:

@@ -67,6 +67,7 @@ class Registry:
         self.settings = settings
         self.aws = aws
         self.region = region
+        self.threads = FETCH_THREADS
 
     # -- keys ----------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class Registry:
     def _parallel(self, fn: Any, items: list) -> list:
         if len(items) <= 1:
             return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(items))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
             return list(pool.map(fn, items))
 
     def write_id(self, channel: str, record: Record) -> None:

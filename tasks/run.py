@@ -19,7 +19,7 @@ from .digest import Hasher
 from .errors import AmiError
 from .facts import Facts
 from .graph import Graph, load_graph
-from .inputs import image_inputs
+from .inputs import Inputs, image_inputs
 from .packer import Packers
 from .records import write_atomic
 from .registry import Registry
@@ -108,16 +108,18 @@ class Run:
 
     # -- local facts ---------------------------------------------------------
 
-    def inputs(self) -> dict[str, list[str]]:
-        """Each image's input files (repository paths), read from local files."""
+    def inputs(self) -> dict[str, Inputs]:
+        """Each image's input files and why, read from local files only."""
         return self.once("inputs", lambda: {
             name: image_inputs(self.graph, image) for name, image in self.graph.images.items()})
 
     def manifest(self, image: str) -> dict[str, str]:
-        return self.hasher.manifest(self.graph.root, self.inputs()[image])
+        return self.hasher.manifest(self.graph.root, list(self.inputs()[image].files))
 
     def digest_settings(self, image: str) -> dict[str, Any]:
-        return self.graph.images[image].settings(self.settings.sandbox)
+        """The build settings that are part of the image's digest."""
+        return {**self.graph.images[image].settings(self.settings.sandbox),
+                "kind": self.inputs()[image].kind}
 
     def git(self) -> dict[str, object]:
         return self.once("git", lambda: provenance.git_info(self.graph.root))

@@ -1,20 +1,23 @@
 """Static checks that fail in seconds, before minutes of Packer:
-``packer validate``, ``ansible-playbook --syntax-check`` and ``ansible-lint``."""
+``packer validate`` and ``ansible-playbook --syntax-check`` in the image's
+stage (so they see exactly its inputs), and ``ansible-lint`` on the
+project's own playbooks and roles (third-party roles are not held to the
+project's profile)."""
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from typing import TYPE_CHECKING
+import yaml
 
-from . import packer
+from . import packer, packing
 from .config import packer_executable
 from .errors import AmiError
-from .graph import Graph
+from .gc import MANAGED_BY
 from .records import write_atomic
 
 if TYPE_CHECKING:
@@ -27,47 +30,88 @@ _PLACEHOLDER_AMI = "ami-00000000"       # validate needs a value; no AMI is look
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if not found:
-        raise AmiError(f"{name} not found: install the requirements "
-                       "(python3 -m pip install -r requirements.txt)")
+        raise AmiError(f"{name} not found: install the requirements (bash .ci/install)")
     return found
 
 
-def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> None:
-    """Run a checker; on failure its output is part of the error."""
+def _run(argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
+         env: dict[str, str] | None = None) -> None:
+    """Run a checker; on failure its output is shown and its first error line
+    is part of the one-line error."""
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
-        sys.__stdout__.write(output + "\n")
+        say(output)
         problem = next((line.strip(" *") for line in output.splitlines()
                         if "error" in line.lower() or line.lstrip().startswith("*")), "")
         raise AmiError(f"{what} failed{': ' + problem if problem else ''} (details above)")
 
 
-def packer_template(run: Run, name: str) -> None:
-    """`packer validate` on the template as the build would hand it over,
-    with the variables the build passes (the parent's AMI is a placeholder)."""
+def image(run: Run, name: str, say: Callable[[str], None]) -> None:
+    """`packer validate` on the template as the build hands it over, with the
+    variables the build passes (the parent's AMI a placeholder), and
+    `--syntax-check` of every playbook, both in the image's stage."""
     settings, graph = run.settings, run.graph
-    image = graph.images[name]
+    spec = graph.images[name]
+    inputs = run.inputs()[name]
     exe = packer_executable(settings)
-    template = packer.effective_template(graph.root / image.template, image,
-                                         settings.endpoint, sandbox=False)
-    work = settings.work / f"{name}-validate.json"
-    write_atomic(work, (json.dumps(template, indent=2) + "\n").encode())
-    variables = {**dict(image.vars), **packer.build_variables(
-        name, graph.region, image.playbook, source_ami=_PLACEHOLDER_AMI, parent_image=image.parent,
+    variables = {**dict(spec.vars), **packer.build_variables(
+        name, graph.region, spec.playbook, source_ami=_PLACEHOLDER_AMI, parent_image=spec.parent,
         digest="0" * 64, git={"branch": "validate", "commit": "validate", "dirty": False},
         build_time="validate", packer_version="validate")}
-    argv = [exe, "validate", *packer.var_args(variables), str(work)]
-    _run(argv, graph.root, f"packer validate {image.template}", env=run.aws.subprocess_env())
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
+    with packing.prepared(run, name, variables, sandbox=False, endpoint=settings.endpoint,
+                          tags={"Image": name, "ManagedBy": MANAGED_BY}, env=env) as job:
+        _run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}", say,
+             env=job.env)
+        for playbook in inputs.ansible:
+            if playbook.missing_roles:
+                say(f"--syntax-check of {playbook.playbook} skipped: "
+                    f"{', '.join(playbook.missing_roles)} come from a requirements file at "
+                    "build time")
+                continue
+            _run([_tool("ansible-playbook"), "--syntax-check", "-i", "localhost,",
+                  str(job.root / playbook.playbook)], job.root / playbook.cwd,
+                 f"ansible-playbook --syntax-check {playbook.playbook}", say, env=job.env)
 
 
-def playbook_syntax(graph: Graph, name: str) -> None:
-    playbook = graph.images[name].playbook
-    _run([_tool("ansible-playbook"), "--syntax-check", "-i", "localhost,", playbook],
-         graph.root, f"ansible-playbook --syntax-check {playbook}")
+def lint(run: Run, names: list[str], say: Callable[[str], None]) -> bool:
+    """ansible-lint on these images' playbooks and the project's roles they
+    use, with the project's settings. Third-party roles and collections are
+    excluded, and roles installed from a requirements file at build time are
+    mocked. False when there is nothing of the project's to lint."""
+    root = run.graph.root
+    inputs = [run.inputs()[n] for n in names]
+    playbooks = sorted({r.playbook for i in inputs for r in i.ansible})
+    if not playbooks:
+        return False
+    third_party = sorted({p for i in inputs for p in i.third_party})
+    roles = sorted({folder for i in inputs for folder in i.roles.values()
+                    if root.joinpath(folder).is_dir()
+                    and not any(folder == t or folder.startswith(t + "/") for t in third_party)})
+    mocked = sorted({name for i in inputs for r in i.ansible for name in r.missing_roles})
+    config = _lint_config(run, third_party, mocked)
+    _run([_tool("ansible-lint"), "--nocolor", "--offline", "--project-dir", str(root),
+          "-c", str(config), *playbooks, *roles], root, "ansible-lint", say)
+    return True
 
 
-def lint(root: Path, playbooks: list[str]) -> None:
-    _run([_tool("ansible-lint"), "--nocolor", "-c", LINT_CONFIG, *playbooks, "ansible/roles"],
-         root, "ansible-lint")
+def _lint_config(run: Run, third_party: list[str], mocked: list[str]) -> Path:
+    """The project's .ansible-lint, plus what to leave out and what to mock."""
+    root = run.graph.root
+    own = root / LINT_CONFIG
+    data: dict = {}
+    if own.is_file():
+        try:
+            data = yaml.safe_load(own.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise AmiError(f"{LINT_CONFIG}: cannot read ({err}): fix it") from None
+        if not isinstance(data, dict):
+            raise AmiError(f"{LINT_CONFIG}: must be a mapping of ansible-lint settings")
+    excluded = [str(root / p) for p in [*(data.get("exclude_paths") or []), *third_party]]
+    data = {**data, "exclude_paths": excluded,
+            "mock_roles": sorted({*(data.get("mock_roles") or []), *mocked})}
+    path = run.settings.state / "ansible-lint.yml"
+    write_atomic(path, yaml.safe_dump(data, sort_keys=True).encode())
+    return path

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -26,6 +27,7 @@ REGION = "eu-west-1"
 IMAGES = ["base", "build", "deploy", "web", "worker"]
 PROJECT_FILES = ["dodo.py", "amis.yaml", "tasks", "packer", "ansible", "cloud-init",
                  ".ansible-lint", ".gitignore"]
+CODE_FILES = ["dodo.py", "tasks", ".gitignore"]
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -94,18 +96,28 @@ class AwsClients:
         return out
 
 
-def copy_project(dest: Path) -> Path:
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+
+def commit(path: Path, message: str = "change") -> None:
+    subprocess.run(GIT + ["add", "-A"], cwd=path, check=True)
+    subprocess.run(GIT + ["commit", "-qm", message], cwd=path, check=True)
+
+
+def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
+                 tree: Callable[[Path], object] | None = None) -> Path:
+    """The project's code (and its example tree, or ``tree``'s) in a new git repository."""
     dest.mkdir(parents=True)
-    for name in PROJECT_FILES:
+    for name in files:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    if tree is not None:
+        tree(dest)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(git + ["commit", "-qm", "tree"], cwd=dest, check=True)
+    commit(dest, "tree")
     return dest
 
 
@@ -176,15 +188,19 @@ exec "{real}" "$@"
     return script, runs
 
 
-@pytest.fixture
-def project(tmp_path, aws, counting_packer) -> Project:
-    """The example tree in a fresh repo, in the sandbox, on the test emulator."""
-    script, runs = counting_packer
+def sandbox_env(tmp_path: Path, url: str, packer: Path) -> dict[str, str]:
     env = base_env(tmp_path)
-    env.update({"AWS_ENDPOINT_URL": aws.url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
-                "PACKER": str(script),
+    env.update({"AWS_ENDPOINT_URL": url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
+                "PACKER": str(packer),
                 # `doit validate` has tests of its own (test_example_stack.py)
                 "AMI_SKIP_VALIDATE": "1",
                 # tests edit files without committing; channel rules are tested on their own
                 "AMI_ALLOW_DIRTY": "1"})
-    return Project(copy_project(tmp_path / "repo"), env, runs)
+    return env
+
+
+@pytest.fixture
+def project(tmp_path, aws, counting_packer) -> Project:
+    """The example tree in a fresh repo, in the sandbox, on the test emulator."""
+    script, runs = counting_packer
+    return Project(copy_project(tmp_path / "repo"), sandbox_env(tmp_path, aws.url, script), runs)

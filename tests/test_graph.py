@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,18 @@ from tasks.graph import load_graph, parse_graph
 from tasks.inputs import image_inputs
 
 SOURCE = {"name": "centos", "ami": "ami-12345678"}
+TEMPLATE = json.dumps({
+    "variables": {"playbook": ""},
+    "builders": [{"type": "amazon-ebs"}],
+    "provisioners": [{"type": "ansible", "playbook_file": "{{user `playbook`}}"}]})
 
 
 def make_tree(root: Path, images: dict, files: list[str] | None = None) -> Path:
     for name in images:
         for rel in (f"packer/{name}_ami.json", f"ansible/{name}_ami.yaml"):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text("- hosts: all\n  roles: []\n" if rel.endswith("yaml") else "{}")
+            (root / rel).write_text("- hosts: all\n  roles: []\n" if rel.endswith("yaml") else
+                                    TEMPLATE)
     for rel in files or []:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
@@ -61,12 +67,23 @@ def test_cycle(tmp_path):
     assert message.startswith("amis.yaml: image a: parent cycle a -> b -> c -> a")
 
 
-@pytest.mark.parametrize("missing", ["packer/web_ami.json", "ansible/web_ami.yaml"])
-def test_missing_template_or_playbook(tmp_path, missing):
-    make_tree(tmp_path, {"web": {"parent": "centos"}})
-    (tmp_path / missing).unlink()
+@pytest.mark.parametrize("spec, missing", [
+    ({}, "packer/web_ami.json"),
+    ({"playbook": "ansible/other.yaml"}, "ansible/other.yaml"),
+    ({"packer_dir": "packer/linux"}, "packer/linux"),
+])
+def test_missing_template_playbook_or_packer_dir(tmp_path, spec, missing):
+    make_tree(tmp_path, {"web": {"parent": "centos", **spec}})
+    if missing.endswith(".json"):
+        (tmp_path / missing).unlink()
     message = error_of(tmp_path)
     assert message.startswith("amis.yaml: image web: ") and f"{missing} does not exist" in message
+
+
+def test_an_image_needs_no_playbook(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    (tmp_path / "ansible/web_ami.yaml").unlink()
+    assert load_graph(tmp_path).images["web"].playbook is None
 
 
 def test_duplicate_name(tmp_path):
@@ -127,9 +144,10 @@ def test_inputs_follow_playbook_roles_meta_and_include_role(tmp_path):
     files = ["ansible/roles/a/tasks/main.yml", "ansible/roles/a/templates/x.j2",
              "ansible/roles/b/defaults/main.yml", "ansible/roles/c/tasks/main.yml",
              "ansible/roles/unused/tasks/main.yml", "ansible/group_vars/all.yml",
-             "ansible/vars/web.yml", "extra/cloud.cfg"]
-    make_tree(tmp_path, {"web": {"parent": "centos", "var_files": ["ansible/vars/web.yml"],
+             "ansible/vars/web.yml", "extra/cloud.cfg", "packer/web.vars.json"]
+    make_tree(tmp_path, {"web": {"parent": "centos", "var_files": ["packer/web.vars.json"],
                                  "extra_inputs": ["extra/*.cfg"]}}, files)
+    (tmp_path / "packer/web.vars.json").write_text('{"instance_type": "t3.small"}')
     (tmp_path / "ansible/web_ami.yaml").write_text(
         "- hosts: all\n  roles:\n    - role: a\n")
     (tmp_path / "ansible/roles/a/meta").mkdir()
@@ -137,12 +155,12 @@ def test_inputs_follow_playbook_roles_meta_and_include_role(tmp_path):
     (tmp_path / "ansible/roles/a/tasks/main.yml").write_text(
         "- block:\n    - ansible.builtin.include_role:\n        name: c\n")
     graph = load_graph(tmp_path)
-    assert image_inputs(graph, graph.images["web"]) == [
+    assert list(image_inputs(graph, graph.images["web"]).files) == [
         "ansible/group_vars/all.yml",
         "ansible/roles/a/meta/main.yml", "ansible/roles/a/tasks/main.yml",
         "ansible/roles/a/templates/x.j2", "ansible/roles/b/defaults/main.yml",
         "ansible/roles/c/tasks/main.yml", "ansible/vars/web.yml", "ansible/web_ami.yaml",
-        "extra/cloud.cfg", "packer/web_ami.json",
+        "extra/cloud.cfg", "packer/web.vars.json", "packer/web_ami.json",
     ]
 
 
@@ -150,7 +168,7 @@ def test_templated_role_name_is_an_error(tmp_path):
     make_tree(tmp_path, {"web": {"parent": "centos"}})
     (tmp_path / "ansible/web_ami.yaml").write_text("- hosts: all\n  roles:\n    - '{{ r }}'\n")
     graph = load_graph(tmp_path)
-    with pytest.raises(AmiError, match="cannot be resolved statically"):
+    with pytest.raises(AmiError, match="cannot be resolved before the build"):
         image_inputs(graph, graph.images["web"])
 
 
@@ -165,5 +183,5 @@ def test_example_tree_role_precision():
     """The repository's own tree: the Buildkite role feeds build and deploy only."""
     graph = load_graph(Path(__file__).resolve().parent.parent)
     users = [n for n, i in graph.images.items()
-             if "ansible/roles/buildkite_agent/tasks/main.yml" in image_inputs(graph, i)]
+             if "ansible/roles/buildkite_agent/tasks/main.yml" in image_inputs(graph, i).files]
     assert users == ["build", "deploy"]

@@ -1,0 +1,414 @@
+"""Packer templates: read them, find every file they name, and write the
+copy the runner hands Packer.
+
+Paths resolve the way Packer resolves them: relative to the folder Packer
+runs in (the image's ``packer_dir``), ``{{template_dir}}`` to the template's
+own folder, ``{{user `x`}}`` from the template's defaults, the image's var
+files, its ``vars`` in amis.yaml and the variables the runner passes.
+Values only known during the build (``{{env}}``, ``{{timestamp}}``, the
+parent's AMI, ...) leave a reference unresolved.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import AmiError
+from .refs import Found, Repo, Unresolved
+
+EBS_BUILDERS = frozenset({"amazon-ebs"})
+# Provisioners that need a connection to the instance: the sandbox, whose
+# emulator runs no instances, leaves them out.
+NEEDS_COMMUNICATOR = frozenset({"shell", "file", "ansible", "ansible-local", "powershell",
+                                "windows-shell", "windows-restart", "breakpoint"})
+ANSIBLE = frozenset({"ansible", "ansible-local"})
+
+# Per provisioner type, the fields that name local files: "file" (a file or
+# a folder), "files" (a list of them), "args" (ansible extra_arguments),
+# "env" (ansible_env_vars). A type not listed here cannot be tracked.
+_FILE_FIELDS: dict[str, dict[str, str]] = {
+    "shell": {"script": "file", "scripts": "files"},
+    "shell-local": {"script": "file", "scripts": "files"},
+    "powershell": {"script": "file", "scripts": "files"},
+    "windows-shell": {"script": "file", "scripts": "files"},
+    "file": {"source": "file", "sources": "files"},
+    "windows-restart": {},
+    "breakpoint": {},
+    "ansible": {"playbook_file": "playbook", "galaxy_file": "galaxy", "inventory_file": "file",
+                "inventory_directory": "file", "roles_path": "roles_path",
+                "collections_path": "collections_path", "extra_arguments": "args",
+                "ansible_env_vars": "env"},
+    "ansible-local": {"playbook_file": "playbook", "playbook_files": "playbooks",
+                      "playbook_dir": "file", "playbook_paths": "files",
+                      "role_paths": "role_folders", "group_vars": "file", "host_vars": "file",
+                      "inventory_file": "file", "galaxy_file": "galaxy",
+                      "extra_arguments": "args"},
+}
+_POST_PROCESSOR_FIELDS: dict[str, dict[str, str]] = {
+    "shell-local": {"script": "file", "scripts": "files"},
+    "manifest": {},
+    "checksum": {},
+}
+_BUILDER_FIELDS = {"amazon-ebs": {"user_data_file": "file"}}
+_STATIC = ("image", "region", "playbook", "parent_image")   # passed by the runner, known early
+
+
+@dataclass(frozen=True)
+class Block:
+    """One builder, provisioner or post-processor of a template."""
+    kind: str            # builder, provisioner, post-processor
+    index: int           # 1-based, in the template's order
+    type: str
+    config: dict
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.index} ({self.type})"
+
+
+@dataclass(frozen=True)
+class Template:
+    path: str                                # repository path, as in amis.yaml
+    format: str                              # "json"
+    files: tuple[str, ...]                   # its own files
+    dir: str                                 # what {{template_dir}} is
+    variables: dict[str, str | None]         # declared variables and their defaults
+    sensitive: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    data: dict = field(repr=False, default_factory=dict)
+
+    def provisioners(self) -> list[Block]:
+        return [b for b in self.blocks if b.kind == "provisioner"]
+
+
+def load(repo: Repo, path: str, image: str) -> Template:
+    where = f"{path} (image {image})"
+    try:
+        text = repo.path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AmiError(f"{where}: template not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AmiError(f"{where}: cannot read the template ({err})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise AmiError(f"{where}: not valid JSON ({err}): fix the template") from None
+    if not isinstance(data, dict):
+        raise AmiError(f"{where}: a JSON template must be an object")
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise AmiError(f"{where}: 'variables' must be an object")
+    blocks = []
+    for kind, key in (("builder", "builders"), ("provisioner", "provisioners"),
+                      ("post-processor", "post-processors")):
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise AmiError(f"{where}: '{key}' must be a list")
+        flat = []
+        for item in items:     # a post-processor entry may be a sequence of them
+            flat += item if kind == "post-processor" and isinstance(item, list) else [item]
+        for i, item in enumerate(flat, 1):
+            if isinstance(item, str):
+                item = {"type": item}
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                raise AmiError(f"{where}: {kind} {i} has no 'type'")
+            blocks.append(Block(kind, i, item["type"], item))
+    if not any(b.kind == "builder" and b.type in EBS_BUILDERS for b in blocks):
+        raise AmiError(f"{where}: no amazon-ebs builder: image {image} needs one")
+    sensitive = data.get("sensitive-variables") or []
+    return Template(path=path, format="json", files=(path,),
+                    dir=posixpath.dirname(path) or ".",
+                    variables={k: v if isinstance(v, str) else None for k, v in variables.items()},
+                    sensitive=tuple(s for s in sensitive if isinstance(s, str)),
+                    blocks=tuple(blocks), data=data)
+
+
+def read_var_file(repo: Repo, path: str) -> dict[str, str]:
+    """A JSON var file's values (Packer 1.6 JSON templates take JSON var files)."""
+    try:
+        data = json.loads(repo.path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AmiError(f"{path}: cannot read the var file ({err}): fix it") from None
+    if not isinstance(data, dict):
+        raise AmiError(f"{path}: a var file must be a JSON object of variable values")
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+# -- interpolation ------------------------------------------------------------
+
+_ROOT = "/\x00repo"             # stands for the repository root while resolving
+_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
+_USER = re.compile(r"^\s*user\s+[`\"]([^`\"]+)[`\"]\s*$")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a template's strings may refer to, as far as it is known before the build."""
+    repo: Repo
+    template_dir: str         # repository folders
+    cwd: str
+    values: dict[str, str | None]       # variable -> value; None: only known during the build
+
+    def resolve(self, value: str) -> tuple[str | None, str, str]:
+        """(the text with everything filled in, or None; a glob with ``*`` for
+        what is unknown; why it is unknown)."""
+        text, glob, unknown = [], [], []
+        pos = 0
+        for m in _ACTION.finditer(value):
+            text.append(value[pos:m.start()])
+            glob.append(value[pos:m.start()])
+            pos = m.end()
+            action = m.group(1).strip()
+            user = _USER.match(action)
+            if action == "template_dir":
+                filled: str | None = f"{_ROOT}/{self.template_dir}"
+            elif action == "pwd":
+                filled = f"{_ROOT}/{self.cwd}"
+            elif user:
+                filled = self.values.get(user.group(1))
+                if filled is None:
+                    known = user.group(1) in self.values
+                    unknown.append(f"user variable {user.group(1)} " +
+                                   ("is only known during the build" if known else
+                                    "is not declared"))
+                elif "{{" in filled:
+                    filled = None
+                    unknown.append(f"user variable {user.group(1)} is a template itself")
+            else:
+                filled = None
+                unknown.append(f"{{{{{action}}}}} is only known during the build")
+            text.append(filled if filled is not None else "")
+            glob.append(filled if filled is not None else "*")
+        text.append(value[pos:])
+        glob.append(value[pos:])
+        return ("".join(text) if not unknown else None), "".join(glob), "; ".join(unknown)
+
+
+def base_values(template: Template, var_files: dict[str, str], image_vars: dict[str, str],
+                static: dict[str, str]) -> dict[str, str | None]:
+    """Variable values in Packer's order: defaults, var files, -var. A value
+    that is itself a template (``{{env `X`}}``) is unknown."""
+    values: dict[str, str | None] = {}
+    for source in (template.variables, var_files, image_vars, static):
+        for key, value in source.items():
+            values[key] = value
+    dynamic = {"source_ami", "digest", "branch", "commit", "dirty", "build_url", "build_time",
+               "packer_version"}
+    return {k: (None if k in dynamic or (v is not None and "{{" in v) else v)
+            for k, v in values.items()}
+
+
+def to_repo(ctx: Context, text: str, where: str, value: str) -> str:
+    """A filled-in path as a repository path."""
+    if text.startswith(_ROOT + "/") or text == _ROOT:
+        return ctx.repo.rel(ctx.repo.root.as_posix() + text[len(_ROOT):], where, value)
+    return ctx.repo.join(ctx.cwd, text, where)
+
+
+def glob_to_repo(ctx: Context, glob: str) -> str | None:
+    """A reference's glob as a repository glob, or None when it could be anything."""
+    if glob.startswith(_ROOT + "/"):
+        rel = posixpath.normpath(glob[len(_ROOT) + 1:])
+    elif glob.startswith("/"):
+        return None
+    else:
+        rel = posixpath.normpath(posixpath.join(ctx.cwd, glob))
+    if rel.startswith("..") or rel.strip("*/.") == "":
+        return None
+    return rel
+
+
+# -- the walk -------------------------------------------------------------------
+
+@dataclass
+class AnsibleUse:
+    """One Ansible provisioner: what it hands ansible-playbook."""
+    where: str
+    type: str
+    playbooks: list[str] = field(default_factory=list)
+    galaxy_files: list[str] = field(default_factory=list)
+    roles_paths: list[str] = field(default_factory=list)
+    collections_paths: list[str] = field(default_factory=list)
+    role_folders: list[str] = field(default_factory=list)
+    config: str | None = None             # ANSIBLE_CONFIG from ansible_env_vars
+
+
+@dataclass
+class Walk:
+    found: Found = field(default_factory=Found)
+    ansible: list[AnsibleUse] = field(default_factory=list)
+    dropped_in_sandbox: list[str] = field(default_factory=list)
+
+
+def walk(template: Template, ctx: Context) -> Walk:
+    """Every file the template's builders, provisioners and post-processors name."""
+    out = Walk()
+    for f in template.files:
+        out.found.add(f, "template")
+    for block in template.blocks:
+        if block.kind == "builder":
+            fields = _BUILDER_FIELDS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: only amazon-ebs builders are "
+                               "supported: remove this builder")
+        elif block.kind == "provisioner":
+            fields = _FILE_FIELDS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: provisioner type "
+                               f"{block.type!r} names files this tool cannot track: use shell, "
+                               "shell-local, file, powershell or ansible provisioners")
+            if block.type in NEEDS_COMMUNICATOR:
+                out.dropped_in_sandbox.append(block.label)
+        else:
+            fields = _POST_PROCESSOR_FIELDS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: post-processor type "
+                               f"{block.type!r} is not supported: use manifest, checksum or "
+                               "shell-local")
+        if block.type == "file" and (block.config.get("direction") == "download"
+                                     or block.config.get("generated") in (True, "true")):
+            continue        # the source is on the instance, or made during the build
+        use = AnsibleUse(f"{template.path} {block.label}", block.type) \
+            if block.type in ANSIBLE else None
+        for name, kind in fields.items():
+            if name in block.config:
+                _field(template, block, name, kind, block.config[name], ctx, out, use)
+        if use is not None:
+            out.ansible.append(use)
+    return out
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in items):
+        raise AmiError(f"{where}: must be a string or a list of strings")
+    return items
+
+
+def _field(template: Template, block: Block, name: str, kind: str, value: Any, ctx: Context,
+           out: Walk, use: AnsibleUse | None) -> None:
+    where = f"{template.path} {block.label} {name}"
+    if kind == "args":
+        for flag, path in extra_argument_files(_strings(value, where)):
+            _ref(ctx, out, f"{where} {flag}", path, "file", use)
+        return
+    if kind == "env":
+        for item in _strings(value, where):
+            key, _, path = item.partition("=")
+            env_kind = {"ANSIBLE_CONFIG": "config", "ANSIBLE_ROLES_PATH": "roles_path",
+                        "ANSIBLE_COLLECTIONS_PATH": "collections_path",
+                        "ANSIBLE_COLLECTIONS_PATHS": "collections_path",
+                        "ANSIBLE_LIBRARY": "file", "ANSIBLE_MODULE_UTILS": "file",
+                        "ANSIBLE_FILTER_PLUGINS": "file", "ANSIBLE_LOOKUP_PLUGINS": "file",
+                        "ANSIBLE_ACTION_PLUGINS": "file"}.get(key.strip())
+            if env_kind:
+                for part in path.split(":"):
+                    if part:
+                        _ref(ctx, out, f"{where} {key.strip()}", part, env_kind, use)
+        return
+    for item in _strings(value, where):
+        if kind == "roles_path" or kind == "collections_path":
+            for part in item.split(":"):
+                if part:
+                    _ref(ctx, out, where, part, kind, use)
+        else:
+            _ref(ctx, out, where, item, {"files": "file", "playbooks": "playbook"}.get(kind, kind),
+                 use)
+
+
+def _ref(ctx: Context, out: Walk, where: str, value: str, kind: str,
+         use: AnsibleUse | None) -> None:
+    text, glob, why = ctx.resolve(value)
+    if text is None:
+        out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob)))
+        return
+    rel = to_repo(ctx, text, where, value)
+    if kind in ("roles_path", "collections_path"):
+        if use is not None:
+            (use.roles_paths if kind == "roles_path" else use.collections_paths).append(rel)
+        return
+    if kind == "config":
+        if use is not None:
+            use.config = rel
+        ctx.repo.add_file(out.found, rel, where, where, value)
+        return
+    ctx.repo.add_file(out.found, rel, where, where, value)
+    if use is not None:
+        {"playbook": use.playbooks, "galaxy": use.galaxy_files,
+         "role_folders": use.role_folders}.get(kind, []).append(rel)
+
+
+def extra_argument_files(args: list[str]) -> list[tuple[str, str]]:
+    """Files that ansible-playbook arguments name: ``-e @vars.yml``,
+    ``--extra-vars=@f``, ``-i inventory``, ``-M library``."""
+    found = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        for flags in (("-e", "--extra-vars"), ("-i", "--inventory", "--inventory-file"),
+                      ("-M", "--module-path")):
+            for flag in flags:
+                if arg == flag:
+                    value = nxt
+                    i += 1
+                elif arg.startswith(flag + "=") or (len(flag) == 2 and arg.startswith(flag)
+                                                    and len(arg) > 2):
+                    value = arg[len(flag) + 1:] if arg.startswith(flag + "=") else arg[2:]
+                else:
+                    continue
+                if flags[0] == "-e":
+                    if value.startswith("@"):
+                        found.append((flag, value[1:]))
+                elif flags[0] == "-i" and "," in value:
+                    pass                        # a host list, not a file
+                else:
+                    found.extend((flag, part) for part in value.split(":") if part)
+                break
+            else:
+                continue
+            break
+        i += 1
+    return found
+
+
+# -- the copy Packer gets --------------------------------------------------------
+
+def effective(template: Template, *, image: str, regions: tuple[str, ...], endpoint: str | None,
+              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The template with what the tree decides filled in: copy regions, the
+    EC2 endpoint, provenance tags and, in the sandbox, no communicator and no
+    provisioner that needs one. Returns it and the provisioners left out."""
+    data = json.loads(json.dumps(template.data))
+    for builder in data.get("builders") or []:
+        if not isinstance(builder, dict) or builder.get("type") not in EBS_BUILDERS:
+            continue
+        if len(regions) > 1:
+            builder["ami_regions"] = list(regions[1:])
+        if endpoint:
+            builder["custom_endpoint_ec2"] = endpoint
+            builder["skip_region_validation"] = True
+        for key in ("tags", "snapshot_tags"):
+            if isinstance(builder.get(key), dict) or key not in builder:
+                builder[key] = {**(builder.get(key) or {}), **tags}
+        if sandbox:
+            builder["communicator"] = "none"
+    dropped = []
+    if sandbox:
+        kept = []
+        for block, raw in zip(template.provisioners(), data.get("provisioners") or []):
+            if block.type in NEEDS_COMMUNICATOR:
+                dropped.append(block.label)
+            else:
+                kept.append(raw)
+        data["provisioners"] = kept
+    return data, dropped
+
+
+def declared(template: Template, variables: dict[str, str]) -> dict[str, str]:
+    """Only the variables the template declares: HCL2 refuses others."""
+    return {k: v for k, v in variables.items() if k in template.variables}

@@ -1,0 +1,193 @@
+"""Trees in the shapes users bring, written by the tests themselves:
+
+- ``shell``: like Buildkite's elastic-ci-stack, a JSON template run from its
+  own folder (``packer_dir``), shell scripts, a folder uploaded with
+  ``file``, ``{{template_dir}}`` paths, a var file choosing a script;
+- ``eks``: like amazon-eks-ami, a required variable set only by a var file,
+  and ``{{template_dir}}/provisioners/`` scripts;
+- ``app``: Ansible with ``ansible.cfg`` (``roles_path``), two playbooks,
+  a Galaxy requirements file, ``--extra-vars @file``, include_tasks /
+  import_tasks / include_vars / vars_files, and a collection role whose
+  short name is also a local role;
+- ``local``: ``ansible-local`` with ``playbook_dir``, ``role_paths``,
+  ``group_vars`` and an inventory file.
+
+Every provisioner that needs an instance is left out by the sandbox; each
+template also has a ``shell-local`` step that does run there, reading a
+file through ``{{template_dir}}`` or a path relative to ``packer_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EBS = {"type": "amazon-ebs", "region": "{{user `region`}}", "source_ami": "{{user `source_ami`}}",
+       "instance_type": "t3.small", "ssh_username": "ec2-user",
+       "ami_name": "{{user `image`}}-{{timestamp}}-{{uuid}}"}
+VARIABLES = {"image": "", "region": "", "source_ami": ""}
+
+
+def _template(variables: dict, provisioners: list, **extra) -> str:
+    return json.dumps({"variables": {**VARIABLES, **variables}, "builders": [EBS],
+                       "provisioners": provisioners, **extra}, indent=2)
+
+
+SHELL = {
+    "packer/linux/buildkite-ami.json": _template({"arch": "x86_64"}, [
+        {"type": "shell", "script": "scripts/install-utils.sh"},
+        {"type": "shell", "scripts": ["scripts/install-docker.sh",
+                                      "scripts/install-{{user `arch`}}.sh"]},
+        {"type": "file", "source": "conf/", "destination": "/tmp/conf"},
+        {"type": "file", "source": "{{template_dir}}/motd", "destination": "/etc/motd"},
+        {"type": "powershell", "scripts": ["scripts/windows.ps1"]},
+        {"type": "shell-local", "script": "{{template_dir}}/scripts/check-local.sh"},
+        {"type": "shell-local", "scripts": ["scripts/relative-to-packer-dir.sh"]},
+    ]),
+    "packer/linux/vars.json": json.dumps({"arch": "arm64"}),
+    "packer/linux/scripts/install-utils.sh": "#!/bin/sh\nyum install -y jq\n",
+    "packer/linux/scripts/install-docker.sh": "#!/bin/sh\nyum install -y docker\n",
+    "packer/linux/scripts/install-arm64.sh": "#!/bin/sh\necho arm\n",
+    "packer/linux/scripts/install-x86_64.sh": "#!/bin/sh\necho x86\n",
+    "packer/linux/scripts/windows.ps1": "Write-Host hi\n",
+    "packer/linux/scripts/check-local.sh": "#!/bin/sh\necho local check ran\n",
+    "packer/linux/scripts/relative-to-packer-dir.sh": "#!/bin/sh\necho relative ran\n",
+    "packer/linux/conf/buildkite-agent.cfg": "spawn=1\n",
+    "packer/linux/conf/systemd/agent.service": "[Service]\n",
+    "packer/linux/motd": "welcome\n",
+    "packer/linux/unused.sh": "#!/bin/sh\n",
+}
+
+EKS = {
+    "packer/eks/al2023.json": _template({"kubernetes_version": None, "runc_version": "1.1"}, [
+        {"type": "shell", "script": "{{template_dir}}/provisioners/install-worker.sh",
+         "environment_vars": ["KUBERNETES_VERSION={{user `kubernetes_version`}}"]},
+        {"type": "shell-local", "inline": [
+            "test -n '{{user `kubernetes_version`}}'",
+            "test -f {{template_dir}}/provisioners/install-worker.sh"]},
+    ]),
+    "packer/eks/al2023.vars.json": json.dumps({"kubernetes_version": "1.31"}),
+    "packer/eks/provisioners/install-worker.sh": "#!/bin/sh\necho worker\n",
+}
+
+APP = {
+    "ansible.cfg": "[defaults]\nroles_path = ansible/shared-roles\n",
+    "packer/app.json": _template({"playbook": ""}, [
+        {"type": "ansible", "playbook_file": "{{user `playbook`}}",
+         "galaxy_file": "ansible/requirements.yml",
+         "extra_arguments": ["--extra-vars", "@ansible/extra.yml", "-e@ansible/more.yml"]},
+        {"type": "ansible", "playbook_file": "ansible/second.yml"},
+        {"type": "shell-local", "inline": ["echo app"]},
+    ]),
+    "ansible/app.yml": (
+        "- hosts: all\n"
+        "  vars_files: [vars/common.yml]\n"
+        "  roles:\n    - ntp_client\n    - hardening\n    - acme.platform.docker\n"
+        "  tasks:\n"
+        "    - ansible.builtin.include_tasks: tasks/setup.yml\n"
+        "    - ansible.builtin.import_tasks: ../shared/tasks/banner.yml\n"
+        "    - ansible.builtin.include_vars: ../shared/vars/limits.yml\n"
+        "    - name: Configure\n"
+        "      ansible.builtin.template:\n        src: app.conf.j2\n        dest: /etc/app.conf\n"),
+    "ansible/second.yml": "- hosts: all\n  tasks:\n    - ansible.builtin.debug: {msg: second}\n",
+    "ansible/requirements.yml": "roles:\n  - name: ntp_client\n    src: geerlingguy.ntp\n"
+                                "    version: 2.3.0\n",
+    "ansible/extra.yml": "extra: 1\n",
+    "ansible/more.yml": "more: 1\n",
+    "ansible/vars/common.yml": "common: 1\n",
+    "ansible/tasks/setup.yml": "- ansible.builtin.debug: {msg: setup}\n",
+    "ansible/templates/app.conf.j2": "port={{ port | default(80) }}\n",
+    "shared/tasks/banner.yml": "- ansible.builtin.debug: {msg: banner}\n",
+    "shared/vars/limits.yml": "limits: 1\n",
+    "shared/unused.yml": "x: 1\n",
+    "ansible/shared-roles/hardening/tasks/main.yml": "- ansible.builtin.debug: {msg: hard}\n",
+    "ansible/roles/docker/tasks/main.yml": "- ansible.builtin.debug: {msg: local docker}\n",
+    "ansible/collections/ansible_collections/acme/platform/roles/docker/tasks/main.yml":
+        "- ansible.builtin.debug: {msg: collection docker}\n",
+    "ansible/collections/ansible_collections/acme/platform/galaxy.yml":
+        "namespace: acme\nname: platform\nversion: 1.0.0\n",
+}
+
+LOCAL = {
+    "packer/local.json": _template({}, [
+        {"type": "ansible-local", "playbook_file": "ansible-local/site.yml",
+         "playbook_dir": "ansible-local", "role_paths": ["ansible-local/roles/web"],
+         "group_vars": "ansible-local/group_vars", "inventory_file": "ansible-local/hosts"},
+        {"type": "shell-local", "inline": ["echo local"]},
+    ]),
+    "ansible-local/site.yml": "- hosts: all\n  roles: [web]\n",
+    "ansible-local/hosts": "[all]\n127.0.0.1\n",
+    "ansible-local/group_vars/all.yml": "x: 1\n",
+    "ansible-local/roles/web/tasks/main.yml": "- ansible.builtin.debug: {msg: web}\n",
+    "ansible-local/notes.txt": "uploaded with playbook_dir\n",
+}
+
+GRAPH = """\
+region: eu-west-1
+source:
+  name: centos
+  ami: ami-bb9a6bc2
+images:
+  shell:
+    parent: centos
+    template: packer/linux/buildkite-ami.json
+    packer_dir: packer/linux
+    var_files: [packer/linux/vars.json]
+  eks:
+    parent: centos
+    template: packer/eks/al2023.json
+    var_files: [packer/eks/al2023.vars.json]
+  app:
+    parent: centos
+    template: packer/app.json
+    playbook: ansible/app.yml
+  local:
+    parent: centos
+    template: packer/local.json
+"""
+
+# file -> the images that read it
+READERS = {
+    "packer/linux/scripts/install-utils.sh": ["shell"],
+    "packer/linux/scripts/install-arm64.sh": ["shell"],      # chosen by the var file
+    "packer/linux/scripts/windows.ps1": ["shell"],
+    "packer/linux/conf/systemd/agent.service": ["shell"],
+    "packer/linux/motd": ["shell"],
+    "packer/linux/scripts/relative-to-packer-dir.sh": ["shell"],
+    "packer/linux/vars.json": ["shell"],
+    "packer/eks/provisioners/install-worker.sh": ["eks"],
+    "packer/eks/al2023.vars.json": ["eks"],
+    "ansible.cfg": ["app"],
+    "ansible/second.yml": ["app"],
+    "ansible/requirements.yml": ["app"],
+    "ansible/extra.yml": ["app"],
+    "ansible/more.yml": ["app"],
+    "ansible/tasks/setup.yml": ["app"],
+    "shared/tasks/banner.yml": ["app"],
+    "shared/vars/limits.yml": ["app"],
+    "ansible/vars/common.yml": ["app"],
+    "ansible/templates/app.conf.j2": ["app"],
+    "ansible/shared-roles/hardening/tasks/main.yml": ["app"],
+    "ansible/collections/ansible_collections/acme/platform/roles/docker/tasks/main.yml": ["app"],
+    "ansible-local/notes.txt": ["local"],
+    "ansible-local/roles/web/tasks/main.yml": ["local"],
+    "ansible-local/group_vars/all.yml": ["local"],
+    "ansible-local/hosts": ["local"],
+}
+UNREAD = ["packer/linux/unused.sh", "packer/linux/scripts/install-x86_64.sh",
+          "ansible/roles/docker/tasks/main.yml", "shared/unused.yml"]
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if rel.endswith(".sh"):
+            path.chmod(0o755)
+
+
+def zoo(root: Path) -> Path:
+    """Every shape in one tree, with the project's code beside it."""
+    write(root, {**SHELL, **EKS, **APP, **LOCAL, "amis.yaml": GRAPH})
+    return root

@@ -1,0 +1,291 @@
+"""Every file a build reads is an input of exactly the images that read it;
+what cannot be tracked is refused with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import shapes
+from tasks.errors import AmiError
+from tasks.graph import load_graph
+from tasks.inputs import image_inputs
+
+
+def inputs_of(root: Path) -> dict[str, dict[str, str]]:
+    graph = load_graph(root)
+    return {name: image_inputs(graph, image).files for name, image in graph.images.items()}
+
+
+def refusal(root: Path, image: str) -> str:
+    graph = load_graph(root)
+    with pytest.raises(AmiError) as info:
+        image_inputs(graph, graph.images[image])
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.fixture
+def zoo(tmp_path) -> Path:
+    return shapes.zoo(tmp_path)
+
+
+def test_each_file_is_an_input_of_exactly_the_images_that_read_it(zoo):
+    found = inputs_of(zoo)
+    for path, readers in shapes.READERS.items():
+        assert [n for n in found if path in found[n]] == readers, path
+    for path in shapes.UNREAD:
+        assert not [n for n in found if path in found[n]], path
+
+
+def test_reasons_name_the_reference(zoo):
+    found = inputs_of(zoo)
+    assert found["shell"]["packer/linux/scripts/install-arm64.sh"] == \
+        "packer/linux/buildkite-ami.json provisioner 2 (shell) scripts"
+    assert found["shell"]["packer/linux/conf/systemd/agent.service"] == \
+        "packer/linux/buildkite-ami.json provisioner 3 (file) source"
+    assert found["shell"]["packer/linux/vars.json"] == "var file (amis.yaml)"
+    assert found["app"]["ansible/extra.yml"] == \
+        "packer/app.json provisioner 1 (ansible) extra_arguments --extra-vars"
+    assert found["app"]["ansible/requirements.yml"].startswith("packer/app.json provisioner 1")
+    assert found["app"]["ansible.cfg"] == "ansible.cfg"
+    assert found["app"]["ansible/shared-roles/hardening/tasks/main.yml"] == \
+        "role hardening (named in ansible/app.yml)"
+
+
+def test_a_full_collection_name_never_means_a_local_role(zoo):
+    app = inputs_of(zoo)["app"]
+    assert "ansible/roles/docker/tasks/main.yml" not in app
+    assert "ansible/collections/ansible_collections/acme/platform/galaxy.yml" in app
+
+
+def test_a_role_from_a_requirements_file_is_tracked_by_it(zoo):
+    graph = load_graph(zoo)
+    app = image_inputs(graph, graph.images["app"])
+    assert app.roles["ntp_client"] == "ansible/requirements.yml"
+    assert [r.missing_roles for r in app.ansible if r.playbook == "ansible/app.yml"] == \
+        [("ntp_client",)]
+
+
+def test_a_vendored_galaxy_role_is_tracked_by_its_files_and_not_linted(zoo):
+    shapes.write(zoo, {"ansible/roles/ntp_client/tasks/main.yml": "- debug: {}\n",
+                       "ansible/roles/ntp_client/meta/.galaxy_install_info": "version: 2.3.0\n"})
+    graph = load_graph(zoo)
+    app = image_inputs(graph, graph.images["app"])
+    assert "ansible/roles/ntp_client/tasks/main.yml" in app.files
+    assert "ansible/roles/ntp_client" in app.third_party
+
+
+def test_the_kind_of_image_is_known(zoo):
+    graph = load_graph(zoo)
+    assert {n: image_inputs(graph, i).kind for n, i in graph.images.items()} == \
+        {"shell": "shell", "eks": "shell", "app": "ansible", "local": "ansible"}
+
+
+def test_the_sandbox_leaves_out_what_needs_an_instance(zoo):
+    graph = load_graph(zoo)
+    shell = image_inputs(graph, graph.images["shell"])
+    assert shell.dropped_in_sandbox == tuple(f"provisioner {i} ({t})" for i, t in [
+        (1, "shell"), (2, "shell"), (3, "file"), (4, "file"), (5, "powershell")])
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("script", "scripts/{{env `SCRIPT`}}.sh",
+     "provisioner 1 (shell) script 'scripts/{{env `SCRIPT`}}.sh': cannot be resolved before the "
+     "build ({{env `SCRIPT`}} is only known during the build): list the files it may read under "
+     "extra_inputs of image shell in amis.yaml, e.g. extra_inputs: [\"packer/linux/scripts/*.sh\"]"),
+    ("script", "{{user `nope`}}/x.sh", "user variable nope is not declared"),
+    ("script", "{{user `source_ami`}}.sh", "user variable source_ami is only known during the build"),
+    ("script", "/etc/profile", "an absolute path cannot be tracked"),
+    ("script", "../../../outside.sh", "outside the repository"),
+    ("script", "scripts/missing.sh", "packer/linux/scripts/missing.sh does not exist"),
+])
+def test_untrackable_references_are_refused_with_one_line(zoo, field, value, expected):
+    path = zoo / "packer/linux/buildkite-ami.json"
+    data = json.loads(path.read_text())
+    data["provisioners"][0][field] = value
+    path.write_text(json.dumps(data))
+    message = refusal(zoo, "shell")
+    assert message.startswith("packer/linux/buildkite-ami.json provisioner 1 (shell) script")
+    assert expected in message
+
+
+def test_a_declared_extra_input_covers_an_unresolved_reference(zoo):
+    path = zoo / "packer/linux/buildkite-ami.json"
+    data = json.loads(path.read_text())
+    data["provisioners"][0]["script"] = "scripts/{{env `SCRIPT`}}.sh"
+    path.write_text(json.dumps(data))
+    graph_file = zoo / "amis.yaml"
+    graph_file.write_text(graph_file.read_text().replace(
+        "    var_files: [packer/linux/vars.json]\n",
+        "    var_files: [packer/linux/vars.json]\n    extra_inputs: [\"packer/linux/scripts/**\"]\n"))
+    shell = inputs_of(zoo)["shell"]
+    assert shell["packer/linux/scripts/install-x86_64.sh"] == "extra_inputs (amis.yaml)"
+
+
+def test_extra_inputs_folder_glob_means_every_file_under_it(zoo):
+    graph_file = zoo / "amis.yaml"
+    graph_file.write_text(graph_file.read_text().replace(
+        "    template: packer/local.json\n",
+        "    template: packer/local.json\n    extra_inputs: [\"shared/**\"]\n"))
+    local = inputs_of(zoo)["local"]
+    assert {"shared/unused.yml", "shared/tasks/banner.yml", "shared/vars/limits.yml"} <= set(local)
+
+
+@pytest.mark.parametrize("provisioner, expected", [
+    ({"type": "puppet-masterless", "manifest_file": "site.pp"},
+     "provisioner 1 (puppet-masterless): provisioner type 'puppet-masterless' names files this "
+     "tool cannot track"),
+    ({"type": "shell", "scripts": "not-a-list-of-strings", "script": 3},
+     "provisioner 1 (shell) script: must be a string or a list of strings"),
+])
+def test_unknown_provisioners_are_refused(zoo, provisioner, expected):
+    path = zoo / "packer/local.json"
+    data = json.loads(path.read_text())
+    data["provisioners"] = [provisioner]
+    path.write_text(json.dumps(data))
+    assert expected in refusal(zoo, "local")
+
+
+def test_an_unpinned_requirement_is_refused(zoo):
+    (zoo / "ansible/requirements.yml").write_text("roles:\n  - name: ntp_client\n"
+                                                  "    src: geerlingguy.ntp\n")
+    assert refusal(zoo, "app") == (
+        "ansible/requirements.yml: role 'ntp_client' has no pinned version: set 'version:' to "
+        "a release or commit (an unpinned requirement changes under you)")
+
+
+def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - community.general.ufw: {state: enabled}\n")
+    message = refusal(zoo, "app")
+    assert message.startswith("ansible/second.yml module community.general.ufw: collection "
+                              "community.general is neither in the repository")
+    (zoo / "ansible/requirements.yml").write_text(
+        (zoo / "ansible/requirements.yml").read_text()
+        + "collections:\n  - name: community.general\n    version: 9.0.0\n")
+    assert inputs_of(zoo)["app"]["ansible/requirements.yml"]
+
+
+def test_a_jinja_path_in_a_play_is_refused_unless_declared(zoo):
+    (zoo / "ansible/README.md").write_text("not read by any build\n")
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item }}', dest: /tmp}\n"
+        "      loop: [a.txt]\n")
+    message = refusal(zoo, "app")
+    assert message.startswith("ansible/second.yml ansible.builtin.copy '{{ item }}': cannot be "
+                              "resolved before the build")
+    assert 'e.g. extra_inputs: ["ansible/*"]' in message
+
+
+def test_a_templated_role_name_is_refused(zoo):
+    (zoo / "ansible/second.yml").write_text("- hosts: all\n  roles: ['{{ which }}']\n")
+    assert "role '{{ which }}' cannot be resolved before the build" in refusal(zoo, "app")
+
+
+def test_a_role_only_outside_the_repository_is_refused(zoo, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".ansible/roles/elsewhere/tasks").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    (zoo / "ansible/second.yml").write_text("- hosts: all\n  roles: [elsewhere]\n")
+    message = refusal(zoo, "app")
+    assert f"role 'elsewhere' is only in {home}/.ansible/roles/elsewhere, outside the " \
+           "repository" in message
+
+
+def test_lookups_and_role_paths_outside_the_role_are_followed(zoo):
+    shapes.write(zoo, {
+        "ansible/shared-roles/hardening/tasks/main.yml":
+            "- ansible.builtin.include_tasks: ../../../../shared/tasks/banner.yml\n"
+            "- ansible.builtin.debug: {msg: \"{{ lookup('file', 'notes/motd.txt') }}\"}\n",
+        "ansible/files/notes/motd.txt": "hi\n"})
+    app = inputs_of(zoo)["app"]
+    assert "ansible/files/notes/motd.txt" in app
+
+
+def test_a_fifo_among_inputs_is_one_line(zoo):
+    os.mkfifo(zoo / "packer/linux/conf/pipe")
+    assert refusal(zoo, "shell") == ("packer/linux/conf/pipe: not a regular file (a FIFO, socket "
+                                     "or device): inputs must be regular files: remove it")
+
+
+def test_a_symlink_loop_among_inputs_is_one_line(zoo):
+    os.symlink("..", zoo / "packer/linux/conf/systemd/loop")
+    assert "a symbolic link loop" in refusal(zoo, "shell")
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line(zoo):
+    name = os.fsencode(zoo / "packer/linux/conf") + b"/caf\xe9.cfg"
+    with open(name, "wb") as f:
+        f.write(b"x")
+    assert "caf\\xe9.cfg: the file name is not valid UTF-8: rename it" in refusal(zoo, "shell")
+
+
+# -- a property: whatever provisioners a template has, every file they name is an input --
+
+POOL = [f"files/f{i}.txt" for i in range(8)] + ["folder/a.txt", "folder/sub/b.txt"]
+
+
+def provisioner():
+    paths = st.sampled_from(POOL)
+    return st.one_of(
+        st.builds(lambda p: {"type": "shell", "script": p}, paths),
+        st.builds(lambda ps: {"type": "shell", "scripts": ps}, st.lists(paths, max_size=3)),
+        st.builds(lambda p: {"type": "shell-local", "script": p}, paths),
+        st.builds(lambda ps: {"type": "powershell", "scripts": ps}, st.lists(paths, max_size=3)),
+        st.builds(lambda p: {"type": "file", "source": p, "destination": "/tmp/x"},
+                  st.sampled_from([*POOL, "folder", "folder/"])),
+        st.builds(lambda p: {"type": "file", "source": "{{template_dir}}/../" + p,
+                             "destination": "/tmp/x"}, paths),
+        st.builds(lambda p: {"type": "ansible", "playbook_file": "ansible/play.yml",
+                             "extra_arguments": ["-e", f"@{p}"]}, paths),
+        st.builds(lambda p: {"type": "ansible-local", "playbook_file": "ansible/play.yml",
+                             "playbook_paths": [p]}, paths),
+    )
+
+
+def _named(prov: dict) -> set[str]:
+    named = set()
+    for key in ("script", "source"):
+        if key in prov:
+            named.add(prov[key].replace("{{template_dir}}/../", ""))
+    for key in ("scripts", "playbook_paths"):
+        named |= set(prov.get(key, []))
+    named |= {a[1:] for a in prov.get("extra_arguments", []) if a.startswith("@")}
+    if "playbook_file" in prov:
+        named.add(prov["playbook_file"])
+    files = set()
+    for n in named:
+        n = n.rstrip("/")
+        files |= {p for p in POOL if p == n or p.startswith(n + "/")}
+        if n == "ansible/play.yml":
+            files.add(n)
+    return files
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pool")
+    shapes.write(root, {p: p for p in POOL})
+    shapes.write(root, {"ansible/play.yml": "- hosts: all\n  tasks: []\n",
+                        "amis.yaml": "region: eu-west-1\nsource: {name: centos, ami: ami-12345678}\n"
+                                     "images:\n  x:\n    parent: centos\n"
+                                     "    template: packer/x.json\n"})
+    return root
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(provisioner(), max_size=6))
+def test_every_named_file_is_an_input(pool, provisioners):
+    (pool / "packer").mkdir(exist_ok=True)
+    (pool / "packer/x.json").write_text(json.dumps({
+        "builders": [{"type": "amazon-ebs"}], "provisioners": provisioners}))
+    found = inputs_of(pool)["x"]
+    expected = set().union(*(_named(p) for p in provisioners)) if provisioners else set()
+    assert expected <= set(found)
+    assert set(found) - expected <= {"packer/x.json"}
