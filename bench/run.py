@@ -139,6 +139,25 @@ def noop_figures(tree: Tree, repeats: int, target_s: float | None) -> None:
         note=f"{len(files)} files, {sum((graph.root / f).stat().st_size for f in files) / 1e6:.0f} MB")
 
 
+def staging_figures(tree: Tree, repeats: int) -> None:
+    """What it costs to stage every image's inputs (hard links), as builds do."""
+    from tasks import stage
+    run = Run.load(tree.path, tree.env)
+    names = list(run.graph.images)
+    files = sum(len(run.inputs()[n].files) for n in names)
+    walls = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for name in names:
+            with stage.staged(run.graph.root, run.settings.stage, name, run.manifest(name),
+                              run.hasher):
+                pass
+        walls.append(time.perf_counter() - started)
+    row("   staging every image's inputs once", tree.name, walls, "s",
+        note=f"{len(names)} stages, {files} links; "
+             f"{statistics.median(walls) / len(names) * 1000:.1f} ms per image")
+
+
 def fresh_clone_figures(tree: Tree, repeats: int, target_s: float) -> None:
     """A new agent: a fresh clone, no .amis/ (no doit database, no records), validation on."""
     walls, runs = [], 0
@@ -300,6 +319,7 @@ def main() -> None:
             ours[images] = next(r["median"] for r in ROWS if r["workload"] == name
                                 and r["figure"] == "1. no-op doit amis: wall")
             fresh_clone_figures(tree, min(args.repeats, 3), target or 2.5)
+            staging_figures(tree, min(args.repeats, 3))
             if args.quick:
                 continue
             one_role_change(tree)
@@ -317,8 +337,8 @@ def main() -> None:
               "rows": ROWS}
     if not args.quick:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
     shutil.rmtree(work, ignore_errors=True)
-    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -99,18 +99,25 @@ def too_old(record: Record | None, image: Image, now: datetime | None) -> bool:
 
 
 def decide(graph: Graph, known: Known, manifests: Mapping[str, dict[str, str]],
-           settings: Mapping[str, dict]) -> Decision:
+           settings: Mapping[str, dict],
+           digests: dict[tuple[str, str], str] | None = None) -> Decision:
     """Verdicts for the source and every image whose parent's AMI is known.
     ``manifests``: image -> its inputs' hashes; ``settings``: image -> the
-    build settings that are part of its digest."""
+    build settings that are part of its digest; ``digests``: a memo of
+    (image, parent AMI) -> digest, kept by a caller that decides often."""
     decision = Decision()
+    memo = {} if digests is None else digests
     source = _source(graph, known)
     decision.verdicts[source.image] = source
     for name, image in graph.images.items():
         parent = decision.verdicts.get(image.parent)
         if parent is None:
             continue                                    # waits for facts about its parent
-        verdict = _image(image, parent, known, manifests[name], settings[name], decision)
+        key = (name, parent.ami or "")
+        if parent.ami is not None and key not in memo:
+            memo[key] = image_digest(manifests[name], parent.ami, settings[name])
+        verdict = _image(image, parent, known, manifests[name], settings[name], decision,
+                         memo.get(key))
         if verdict is not None:
             decision.verdicts[name] = verdict
     return decision
@@ -138,14 +145,13 @@ def _source(graph: Graph, known: Known) -> Verdict:
 
 
 def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str],
-           settings: dict, decision: Decision) -> Verdict | None:
+           settings: dict, decision: Decision, digest: str | None) -> Verdict | None:
     name = image.name
     current = known.records.get(name)
-    if parent.ami is None:
+    if parent.ami is None or digest is None:
         why = f"parent {image.parent} builds first" if parent.action == BUILD else \
             f"parent {image.parent} is not resolved"
         return Verdict(name, BUILD, "parent", why, None, None, None, current)
-    digest = image_digest(manifest, parent.ami, settings)
 
     def exists(ami: str) -> bool | None:
         """Whether the AMI exists; None (and asked for) when not known yet."""

@@ -133,8 +133,9 @@ def decide(run: Run) -> decision.Decision:
     _source(run)
     manifests = {name: run.manifest(name) for name in run.graph.images}
     settings = {name: run.digest_settings(name) for name in run.graph.images}
+    memo = run.once("digests", dict)
     for _ in range(len(run.graph.names) + 1):      # one round per level at most
-        result = decision.decide(run.graph, known(run), manifests, settings)
+        result = decision.decide(run.graph, known(run), manifests, settings, memo)
         if result.complete:
             return result
         amis = set(result.need_amis)

@@ -10,7 +10,6 @@ declares those files (``extra_inputs``), and refused otherwise.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import posixpath
 import stat
@@ -104,29 +103,41 @@ class Repo:
         link loop is an error, as is anything that is not a regular file)."""
         out: list[str] = []
         seen: set[str] = set()
-        top = self.path(rel)
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-            real = os.path.realpath(dirpath)
-            here = Path(dirpath).relative_to(self.root).as_posix()
+        pending = [(str(self.path(rel)), posixpath.normpath(rel))]
+        while pending:
+            folder, here = pending.pop()
+            real = os.path.realpath(folder)
             if real in seen:
                 raise AmiError(f"{here}: a symbolic link loop (back to {real}): remove the link")
             seen.add(real)
             _check_name(here)
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS)
-            for name in sorted(filenames):
-                if name.endswith(_SKIPPED_FILES):
-                    continue
-                f = f"{here}/{name}" if here != "." else name
-                _check_name(f)
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as err:
+                raise AmiError(f"{here}: cannot list ({err.strerror}): check its "
+                               "permissions") from None
+            folders = []
+            for entry in entries:
+                f = f"{here}/{entry.name}" if here != "." else entry.name
                 try:
-                    mode = os.stat(self.path(f)).st_mode
-                except FileNotFoundError:
-                    raise AmiError(f"{f}: a symbolic link to nothing: remove it or fix "
-                                   "its target") from None
+                    is_dir = entry.is_dir()                 # follows links; cached for the rest
+                    is_file = not is_dir and entry.is_file()
                 except OSError as err:
                     raise AmiError(f"{f}: {err.strerror}: fix or remove it") from None
-                _check_regular(f, mode)
-                out.append(f)
+                if is_dir:
+                    if entry.name not in _SKIPPED_DIRS:
+                        folders.append((entry.path, f))
+                elif entry.name.endswith(_SKIPPED_FILES):
+                    continue
+                elif is_file:
+                    _check_name(f)
+                    out.append(f)
+                elif entry.is_symlink() and not os.path.exists(entry.path):
+                    raise AmiError(f"{f}: a symbolic link to nothing: remove it or fix its target")
+                else:
+                    raise AmiError(f"{f}: not a regular file (a FIFO, socket or device): inputs "
+                                   "must be regular files: remove it")
+            pending += reversed(folders)
         return out
 
     def glob(self, pattern: str) -> list[str]:
@@ -170,9 +181,6 @@ def covered(repo: Repo, glob: str, inputs: dict[str, str]) -> bool:
     return bool(matches) and all(m in inputs for m in matches)
 
 
-def matches_any(path: str, globs: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, g) for g in globs)
-
 
 def _check_regular(rel: str, mode: int) -> None:
     if not stat.S_ISREG(mode):
@@ -181,6 +189,8 @@ def _check_regular(rel: str, mode: int) -> None:
 
 
 def _check_name(rel: str) -> None:
+    if rel.isascii():
+        return
     if any("\udc80" <= c <= "\udcff" for c in rel):
         shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise AmiError(f"{shown}: the file name is not valid UTF-8: rename it")

@@ -1,8 +1,10 @@
-"""doit's own lines on stderr.
+"""doit's own lines on stderr, and one line for what a failure held back.
 
 doit writes `.  graph`, `-- ami:base` and failures to stdout; here they go
 to stderr, so stdout holds only what the tasks print: `doit graph >
 tree.mmd` or `doit graph --format dot | dot -Tpng` work as they read.
+Where doit would print a block per task that did not run because a task it
+needs failed, this prints one line naming them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
 
@@ -18,3 +21,18 @@ class Reporter(ConsoleReporter):
 
     def __init__(self, outstream: Any, options: dict) -> None:
         super().__init__(sys.stderr, options)
+        self.held_back: list[str] = []
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        if isinstance(fail, UnmetDependency):
+            if task.actions:                    # not the aggregate `ami` and `amis`
+                self.held_back.append(task.name)
+            return
+        super().add_failure(task, fail)
+
+    def complete_run(self) -> None:
+        super().complete_run()
+        if self.held_back:
+            shown = ", ".join(self.held_back[:8])
+            more = f" and {len(self.held_back) - 8} more" if len(self.held_back) > 8 else ""
+            self.write(f"not run, because a task they need failed: {shown}{more}\n")

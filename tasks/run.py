@@ -114,7 +114,10 @@ class Run:
             name: image_inputs(self.graph, image) for name, image in self.graph.images.items()})
 
     def manifest(self, image: str) -> dict[str, str]:
-        return self.hasher.manifest(self.graph.root, list(self.inputs()[image].files))
+        """Its inputs' hashes, taken once per run: what the decision and the
+        stage (which checks each staged file against it) agree on."""
+        return self.once(f"manifest:{image}", lambda: self.hasher.manifest(
+            self.graph.root, list(self.inputs()[image].files)))
 
     def digest_settings(self, image: str) -> dict[str, Any]:
         """The build settings that are part of the image's digest."""

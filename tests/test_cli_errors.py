@@ -71,8 +71,12 @@ def test_unknown_role_is_one_line(offline):
 
 
 def test_missing_bucket_setting_outside_sandbox(offline):
-    line = one_line_error(offline.doit("amis", env={"AMI_BUCKET": None}))
+    result = offline.doit("amis", env={"AMI_BUCKET": None})
+    line = one_line_error(result)
     assert "AMI_BUCKET is not set" in line
+    # what the failure held back is one line, not a block per task
+    assert "UnmetDependency" not in result.stderr
+    assert "not run, because a task they need failed: ami:centos, ami:base, " in result.stderr
 
 
 def test_unreachable_s3_fails_before_any_build(offline):
