@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import yaml
 
 from .errors import AmiError
-from .refs import Found, Repo, Unresolved
+from .refs import Found, Repo, Unresolved, read_text, yaml_error
 
 _ROLE_CALLS = frozenset({"include_role", "import_role", "ansible.builtin.include_role",
                          "ansible.builtin.import_role", "ansible.legacy.include_role",
@@ -73,19 +73,11 @@ _Loader.add_multi_constructor("!", lambda loader, _suffix, node: (
 
 
 def load(repo: Repo, rel: str, what: str) -> Any:
-    try:
-        text = repo.path(rel).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AmiError(f"{what} {rel}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise AmiError(f"{what} {rel}: cannot read ({err})") from None
+    text = read_text(repo.path(rel), what, rel)
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise AmiError(f"{rel}:{line}: {getattr(err, 'problem', None) or 'invalid YAML'}: "
-                       "fix the YAML syntax") from None
+        raise yaml_error(err, rel) from None
 
 
 # -- requirements ------------------------------------------------------------
@@ -155,6 +147,7 @@ class Context:
     role_folders: list[str] = field(default_factory=list)    # ansible-local role_paths
     requirements: Requirements = field(default_factory=Requirements)
     config: str | None = None
+    outside_roles_paths: list[str] = field(default_factory=list)   # looked in, then refused
 
 
 @dataclass
@@ -192,9 +185,16 @@ def configure(ctx: Context, found: Found, cfg: str | None) -> None:
             if not part:
                 continue
             where = f"{cfg} [defaults] {key}"
+            expanded = os.path.expandvars(os.path.expanduser(part))
+            inside = expanded.startswith(repo.root.as_posix() + "/")
+            if kind == "roles" and expanded.startswith("/") and not inside:
+                ctx.outside_roles_paths.append(expanded)
+                continue            # looked in, and refused if a role is found only there
+            if inside:
+                part = os.path.relpath(expanded, repo.path(base))
             if "{{" in part or part.startswith(("~", "$")):
-                if kind in ("roles", "collections"):
-                    continue        # looked in, and refused if anything is found only there
+                if kind == "collections":
+                    continue
                 raise AmiError(f"{where} {part!r}: outside the repository or not known "
                                "before the build: point it into the repository")
             rel = repo.join(base, part, where)
@@ -340,7 +340,8 @@ class _Walker:
             self.result.roles[name] = pinned
             self.result.missing_roles.add(name)
             return None
-        outside = [os.path.join(os.path.expanduser(p), name) for p in _OUTSIDE_ROLES]
+        outside = [os.path.join(os.path.expanduser(p), name)
+                   for p in [*self.ctx.outside_roles_paths, *_OUTSIDE_ROLES]]
         there = next((p for p in outside if os.path.isdir(p)), None)
         if there:
             raise AmiError(f"{used_by}: role {name!r} is only in {there}, outside the "

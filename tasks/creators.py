@@ -51,6 +51,14 @@ class Creators:
     def _record_file(self, image: str) -> str:
         return f"{STATE_DIR}/records/{image}.json"
 
+    def _command(self, action: Any, *params: dict[str, Any]) -> dict[str, Any]:
+        """A task that runs whenever it is asked for, with these options."""
+        task: dict[str, Any] = {"actions": [(action, [self.run])], "uptodate": [False],
+                                "verbosity": 2}
+        if params:
+            task["params"] = list(params)
+        return task
+
     def jobs(self) -> int:
         """Parallel builds by default: the tree's leaves, at most 8."""
         try:
@@ -156,74 +164,61 @@ class Creators:
 
     def task_inputs(self) -> dict[str, Any]:
         """List every input of an image and what brought it in: doit inputs -i web."""
-        return {"actions": [(actions.inputs, [self.run])], "uptodate": [False], "verbosity": 2,
-                "params": [{"name": "image", "short": "i", "long": "image", "default": "all",
-                            "help": "the image (default: all)"}]}
+        return self._command(actions.inputs, {"name": "image", "short": "i", "long": "image",
+                                              "default": "all", "help": "the image (default: all)"})
 
     def task_plan(self) -> dict[str, Any]:
         """Show each image as up to date, would reuse, would rebuild or missing, why, and how long."""
-        return {
-            "actions": [(actions.plan, [self.run])], "uptodate": [False], "verbosity": 2,
-            "params": [{"name": "jobs", "short": "n", "long": "jobs", "type": int,
-                        "default": self.jobs() or 1,
-                        "help": "builds at once, for the expected total (default: the tree's leaves)"}],
-        }
+        return self._command(actions.plan, {
+            "name": "jobs", "short": "n", "long": "jobs", "type": int, "default": self.jobs() or 1,
+            "help": "builds at once, for the expected total (default: the tree's leaves)"})
 
     def task_annotate(self) -> dict[str, Any]:
         """Post the last run's table and graph as a Buildkite annotation (or print it)."""
-        return {"actions": [(actions.annotate, [self.run])], "uptodate": [False], "verbosity": 2}
+        return self._command(actions.annotate)
 
     def task_pipeline(self) -> dict[str, Any]:
         """Write a Buildkite dynamic pipeline, one step per image to build (.amis/pipeline.yml)."""
-        return {"actions": [(actions.pipeline, [self.run])], "uptodate": [False], "verbosity": 2}
+        return self._command(actions.pipeline)
 
     def task_graph(self) -> dict[str, Any]:
         """Print the image tree coloured by plan status: Mermaid (default) or --format dot."""
-        return {"actions": [(actions.graph, [self.run])], "uptodate": [False], "verbosity": 2,
-                "params": [{"name": "fmt", "short": "f", "long": "format", "default": "mermaid",
-                            "choices": tuple((f, "") for f in diagram.FORMATS),
-                            "help": "mermaid (pastes into a Buildkite annotation) or dot"}]}
+        return self._command(actions.graph, {
+            "name": "fmt", "short": "f", "long": "format", "default": "mermaid",
+            "choices": tuple((f, "") for f in diagram.FORMATS),
+            "help": "mermaid (pastes into a Buildkite annotation) or dot"})
 
     def task_explain(self) -> dict[str, Any]:
         """Show where an AMI comes from, back to the source image: doit explain -a ami-..."""
-        return {"actions": [(actions.explain, [self.run])], "uptodate": [False], "verbosity": 2,
-                "params": [{"name": "ami", "short": "a", "long": "ami", "default": "",
-                            "help": "the AMI id to explain"}]}
+        return self._command(actions.explain, {"name": "ami", "short": "a", "long": "ami",
+                                               "default": "", "help": "the AMI id to explain"})
 
     def task_gc(self) -> dict[str, Any]:
         """Deregister old AMIs of this project and Packer leftovers (dry run unless --apply)."""
-        return {
-            "actions": [(actions.gc, [self.run])], "uptodate": [False], "verbosity": 2,
-            "params": [
-                {"name": "apply", "long": "apply", "type": bool, "default": False,
-                 "help": "delete; without it, only say what would go and why the rest stays"},
-                {"name": "keep", "long": "keep", "type": int, "default": 3,
-                 "help": "newest AMIs to keep per image and region"},
-                {"name": "days", "long": "days", "type": float, "default": 14,
-                 "help": "keep anything younger than this many days"},
-                {"name": "most", "long": "max", "type": int, "default": 20,
-                 "help": "delete at most this many AMIs per run"},
-                {"name": "leftover_hours", "long": "leftover-hours", "type": float, "default": 6,
-                 "help": "Packer instances and key pairs older than this are leftovers"},
-            ],
-        }
+        return self._command(
+            actions.gc,
+            {"name": "apply", "long": "apply", "type": bool, "default": False,
+             "help": "delete; without it, only say what would go and why the rest stays"},
+            {"name": "keep", "long": "keep", "type": int, "default": 3,
+             "help": "newest AMIs to keep per image and region"},
+            {"name": "days", "long": "days", "type": float, "default": 14,
+             "help": "keep anything younger than this many days"},
+            {"name": "most", "long": "max", "type": int, "default": 20,
+             "help": "delete at most this many AMIs per run"},
+            {"name": "leftover_hours", "long": "leftover-hours", "type": float, "default": 6,
+             "help": "Packer instances and key pairs older than this are leftovers"})
 
     def task_promote(self) -> dict[str, Any]:
         """Point a channel at another channel's AMI: doit promote -i web -f <from> -t main."""
-        return {
-            "actions": [(actions.promote, [self.run])],
-            "params": [
-                {"name": "image", "short": "i", "long": "image", "default": "",
-                 "help": "image to promote, or all"},
-                {"name": "source", "short": "f", "long": "from", "default": "",
-                 "help": "channel to take the AMI from"},
-                {"name": "target", "short": "t", "long": "to", "default": "main",
-                 "help": "channel to point at it (default main)"},
-            ],
-            "uptodate": [False], "verbosity": 2,
-        }
+        return self._command(
+            actions.promote,
+            {"name": "image", "short": "i", "long": "image", "default": "",
+             "help": "image to promote, or all"},
+            {"name": "source", "short": "f", "long": "from", "default": "",
+             "help": "channel to take the AMI from"},
+            {"name": "target", "short": "t", "long": "to", "default": "main",
+             "help": "channel to point at it (default main)"})
 
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""
-        return {"actions": [(actions.sandbox_stop, [self.run])], "uptodate": [False],
-                "verbosity": 2}
+        return self._command(actions.sandbox_stop)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .errors import AmiError
+from .refs import read_text, yaml_error
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -45,21 +46,13 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def load_yaml(path: Path, what: str) -> Any:
     """Parse a YAML file; a missing or malformed file is an AmiError naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AmiError(f"{what} {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise AmiError(f"{what} {path}: cannot read ({err})") from None
+    text = read_text(path, what, path)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except AmiError as err:
         raise AmiError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise AmiError(f"{path}:{where}: {problem}: fix the YAML syntax") from None
+        raise yaml_error(err, path) from None
 
 
 @dataclass(frozen=True)

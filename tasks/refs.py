@@ -23,6 +23,24 @@ _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".pytest_cache"
 _SKIPPED_FILES = (".pyc", ".retry", ".DS_Store")
 
 
+def read_text(path: Path, what: str, shown: object) -> str:
+    """A text file's content; a missing or unreadable one is one line naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AmiError(f"{what} {shown}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AmiError(f"{what} {shown}: cannot read ({err})") from None
+
+
+def yaml_error(err: Exception, shown: object) -> AmiError:
+    """A YAML parse error as one line naming the file and line."""
+    mark = getattr(err, "problem_mark", None)
+    line = f" line {mark.line + 1}" if mark else ""
+    problem = getattr(err, "problem", None) or "invalid YAML"
+    return AmiError(f"{shown}:{line}: {problem}: fix the YAML syntax")
+
+
 @dataclass(frozen=True)
 class Unresolved:
     """A reference whose path is only known during the build."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import AmiError
-from .refs import Found, Repo, Unresolved
+from .refs import Found, Repo, Unresolved, read_text
 
 EBS_BUILDERS = frozenset({"amazon-ebs"})
 # Provisioners that need a connection to the instance: the sandbox, whose
@@ -87,12 +87,7 @@ class Template:
 
 def load(repo: Repo, path: str, image: str) -> Template:
     where = f"{path} (image {image})"
-    try:
-        text = repo.path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AmiError(f"{where}: template not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise AmiError(f"{where}: cannot read the template ({err})") from None
+    text = read_text(repo.path(path), "template", where)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

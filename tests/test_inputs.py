@@ -198,6 +198,16 @@ def test_a_role_only_outside_the_repository_is_refused(zoo, tmp_path, monkeypatc
            "repository" in message
 
 
+def test_a_roles_path_outside_the_repository_is_refused(zoo, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "hardening/tasks").mkdir(parents=True)
+    (zoo / "ansible.cfg").write_text(f"[defaults]\nroles_path = {elsewhere}\n")
+    assert f"role 'hardening' is only in {elsewhere}/hardening, outside the " \
+           "repository" in refusal(zoo, "app")
+    (zoo / "ansible.cfg").write_text(f"[defaults]\nroles_path = {zoo}/ansible/shared-roles\n")
+    assert "ansible/shared-roles/hardening/tasks/main.yml" in inputs_of(zoo)["app"]
+
+
 def test_lookups_and_role_paths_outside_the_role_are_followed(zoo):
     shapes.write(zoo, {
         "ansible/shared-roles/hardening/tasks/main.yml":
