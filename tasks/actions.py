@@ -216,9 +216,16 @@ def gc(run: Run, apply: bool, keep: int, days: float, most: int, leftover_hours:
     left = collecting.leftovers(run, leftover_hours, apply)
     for item in left:
         run.say(f"{'removed' if apply else 'would remove'} Packer leftover: {item}")
-    if not apply:
+    if apply:
+        snapshots = sum(len(c.snapshots) for c in doomed)
+        run.say(f"deleted {len(doomed)} AMI(s) and {snapshots} snapshot(s), removed "
+                f"{len(left)} leftover(s); {len(candidates) - len(doomed)} AMI(s) kept")
+    else:
+        given = {"keep": keep, "days": days, "max": most, "leftover-hours": leftover_hours}
+        options = "".join(f" --{name} {value:g}" for name, value in given.items()
+                          if value != collecting.DEFAULTS[name])
         run.say(f"dry run: {len(doomed)} AMI(s) and {len(left)} leftover(s) would go; "
-                "run `doit gc --apply` to delete them")
+                f"run `doit gc{options} --apply` to delete them")
 
 
 @_action

@@ -23,6 +23,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterator
 
 import yaml
@@ -39,11 +40,11 @@ _TASK_INCLUDES = frozenset({"include_tasks", "import_tasks", "include",
 _PLAYBOOK_IMPORTS = frozenset({"import_playbook", "ansible.builtin.import_playbook"})
 _VARS_INCLUDES = frozenset({"include_vars", "ansible.builtin.include_vars"})
 # Modules whose `src` is a local file, and the role or playbook folder searched first.
-_SRC_MODULES = {"template": "templates", "copy": "files", "script": "files",
-                "unarchive": "files", "assemble": "files", "win_template": "templates",
-                "win_copy": "files"}
-_SRC_MODULES.update({f"ansible.builtin.{k}": v for k, v in list(_SRC_MODULES.items())
-                     if not k.startswith("win_")})
+_SHORT_SRC_MODULES = (("template", "templates"), ("copy", "files"), ("script", "files"),
+                      ("unarchive", "files"), ("assemble", "files"))
+_SRC_MODULES = MappingProxyType({
+    **dict(_SHORT_SRC_MODULES), "win_template": "templates", "win_copy": "files",
+    **{f"ansible.builtin.{k}": v for k, v in _SHORT_SRC_MODULES}})
 _BLOCK_KEYS = ("block", "rescue", "always")
 # Beside a playbook, Ansible reads these by itself.
 ADJACENT = ("group_vars", "host_vars", "files", "templates", "tasks", "vars", "handlers",
@@ -57,11 +58,11 @@ _REQUIREMENTS = ("requirements.yml", "requirements.yaml", "roles/requirements.ym
 _LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](file|template)['"]\s*,\s*['"]([^'"]+)['"]""")
 _FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)$")
 _BUILTIN = frozenset({("ansible", "builtin"), ("ansible", "legacy")})
-_CFG_PATHS = {"roles_path": "roles", "collections_path": "collections",
+_CFG_PATHS = MappingProxyType({"roles_path": "roles", "collections_path": "collections",
               "collections_paths": "collections", "library": "file", "module_utils": "file",
               "action_plugins": "file", "filter_plugins": "file", "lookup_plugins": "file",
               "callback_plugins": "file", "test_plugins": "file", "vars_plugins": "file",
-              "inventory": "file"}
+              "inventory": "file"})
 
 
 class _Loader(yaml.SafeLoader):
@@ -105,7 +106,7 @@ class Requirements:
             self.collections[_requirement(rel, entry, "collection")] = rel
 
 
-_UNPINNED = {"", "main", "master", "head", "latest", "*"}
+_UNPINNED = frozenset({"", "main", "master", "head", "latest", "*"})
 
 
 def _requirement(rel: str, entry: Any, kind: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from doit.exceptions import InvalidDodoFile
 from doit.tools import config_changed
 
-from . import actions, cloud_init, diagram, validate
+from . import actions, cloud_init, diagram, gc, validate
 from .config import STATE_DIR
 from .errors import AmiError
 from .options import default_jobs
@@ -199,13 +199,14 @@ class Creators:
             actions.gc,
             {"name": "apply", "long": "apply", "type": bool, "default": False,
              "help": "delete; without it, only say what would go and why the rest stays"},
-            {"name": "keep", "long": "keep", "type": int, "default": 3,
+            {"name": "keep", "long": "keep", "type": int, "default": gc.DEFAULTS["keep"],
              "help": "newest AMIs to keep per image and region"},
-            {"name": "days", "long": "days", "type": float, "default": 14,
+            {"name": "days", "long": "days", "type": float, "default": gc.DEFAULTS["days"],
              "help": "keep anything younger than this many days"},
-            {"name": "most", "long": "max", "type": int, "default": 20,
+            {"name": "most", "long": "max", "type": int, "default": gc.DEFAULTS["max"],
              "help": "delete at most this many AMIs per run"},
-            {"name": "leftover_hours", "long": "leftover-hours", "type": float, "default": 6,
+            {"name": "leftover_hours", "long": "leftover-hours", "type": float,
+             "default": gc.DEFAULTS["leftover-hours"],
              "help": "Packer instances and key pairs older than this are leftovers"})
 
     def task_promote(self) -> dict[str, Any]:

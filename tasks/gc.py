@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .errors import AmiError
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .run import Run
 
 MANAGED_BY = "amis-doit"
+# `doit gc`'s options and their defaults
+DEFAULTS = MappingProxyType({"keep": 3, "days": 14, "max": 20, "leftover-hours": 6})
 
 
 @dataclass

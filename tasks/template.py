@@ -15,7 +15,8 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .errors import AmiError
 from .refs import Found, Repo, Unresolved, read_text
@@ -30,7 +31,7 @@ ANSIBLE = frozenset({"ansible", "ansible-local"})
 # Per provisioner type, the fields that name local files: "file" (a file or
 # a folder), "files" (a list of them), "args" (ansible extra_arguments),
 # "env" (ansible_env_vars). A type not listed here cannot be tracked.
-_FILE_FIELDS: dict[str, dict[str, str]] = {
+_FILE_FIELDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "shell": {"script": "file", "scripts": "files"},
     "shell-local": {"script": "file", "scripts": "files"},
     "powershell": {"script": "file", "scripts": "files"},
@@ -47,13 +48,14 @@ _FILE_FIELDS: dict[str, dict[str, str]] = {
                       "role_paths": "role_folders", "group_vars": "file", "host_vars": "file",
                       "inventory_file": "file", "galaxy_file": "galaxy",
                       "extra_arguments": "args"},
-}
-_POST_PROCESSOR_FIELDS: dict[str, dict[str, str]] = {
+})
+_POST_PROCESSOR_FIELDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "shell-local": {"script": "file", "scripts": "files"},
     "manifest": {},
     "checksum": {},
-}
-_BUILDER_FIELDS = {"amazon-ebs": {"user_data_file": "file"}}
+})
+_BUILDER_FIELDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "amazon-ebs": {"user_data_file": "file"}})
 _STATIC = ("image", "region", "playbook", "parent_image")   # passed by the runner, known early
 
 
