@@ -240,9 +240,11 @@ def promote(run: Run, image: str, source: str, target: str) -> None:
                        f"(one of {', '.join(graph.names)}, or all)")
     who = provenance.actor(run.settings.root)
     active = run.channel()[0]
+    records = [run.registry.record_at(run.registry.current_key(source, n), n) for n in images]
+    existing = run.aws.existing_amis(graph.region, sorted({r.ami for r in records if r}))
+    for name in images:         # every image checked before any moves
+        run.registry.promotion_plan(name, source, target, existing)
     for name in images:
-        record = run.registry.record_at(run.registry.current_key(source, name), name)
-        existing = run.aws.existing_amis(graph.region, [record.ami]) if record else set()
         promoted, replaced, current = run.registry.promote(name, source, target, who, existing)
         if target == active:
             save_local(run.record_path(name), current.body())
