@@ -329,7 +329,7 @@ def test_gc_is_bounded_and_young_amis_survive(project, aws):
         (project.path / "ansible/base_ami.yaml").read_text() + "\n")
     ok(project.doit("amis"))
     young = ok(project.doit("gc", "--keep", "1", "--apply")).stdout      # default 14 days
-    assert "younger than 14 days" in young and not re.search(r"\sdeleted\s", young)
+    assert "younger than 14 days" in young and not re.search(r"  deleted  ", young)
     assert young.strip().splitlines()[-1].startswith("deleted 0 AMI(s) and 0 snapshot(s)")
     before = _all_amis(aws)
     ok(project.doit("gc", "--keep", "1", "--days", "0", "--max", "2", "--apply"))
