@@ -3,15 +3,11 @@
 import sys
 from pathlib import Path
 
-from tasks.config import STATE_DIR
 from tasks.creators import Creators
 from tasks.options import parallel_options
 from tasks.reporter import Reporter
 
-ROOT = Path(__file__).resolve().parent
-(ROOT / STATE_DIR).mkdir(exist_ok=True)    # doit opens its database there first
-
-_tasks = Creators(ROOT)
+_tasks = Creators(Path(__file__).resolve().parent)
 task_pull = _tasks.task_pull
 task_ami = _tasks.task_ami
 task_amis = _tasks.task_amis
@@ -30,8 +26,9 @@ task_sandbox_stop = _tasks.task_sandbox_stop
 DOIT_CONFIG = {
     "default_tasks": ["amis"],
     # sqlite3: safe when two doit processes touch it; dbm cannot be opened twice.
+    # Beside .amis/, not in it: sqlite cannot save into a file deleted under it.
     "backend": "sqlite3",
-    "dep_file": f"{STATE_DIR}/doit.sqlite3",
+    "dep_file": ".doit-amis.sqlite3",
     "check_file_uptodate": "md5",
     # Independent images build at once; `doit -n 1 amis` builds one at a time.
     # Packer is a subprocess: threads are enough and need no pickling.
@@ -40,7 +37,7 @@ DOIT_CONFIG = {
     # One image failing stops its children, not its siblings.
     "continue": True,
     "verbosity": 2,
-    "reporter": Reporter,
+    "reporter": Reporter(sys.stderr, {}, at_end=_tasks.at_end),   # ends with the summary
     "minversion": "0.36.0",
     **parallel_options(sys.argv),   # `doit amis -n 4 -P thread`
 }

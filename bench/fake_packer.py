@@ -6,6 +6,8 @@ in the emulator at $AWS_ENDPOINT_URL (plain HTTP, no boto3: it starts fast).
     FAKE_PACKER_SLEEP   seconds one build takes (default 1)
     FAKE_PACKER_TIMES   a file to append "<image> start|end <epoch>" lines to
     FAKE_PACKER_COUNT   a file to append the image name to, once per build
+    FAKE_PACKER_BLOCK   a FIFO to read before building: the build waits until a
+                        test writes to it (a deterministic "slow build")
 """
 
 from __future__ import annotations
@@ -20,18 +22,31 @@ import urllib.request
 import uuid
 
 
-def register_image(endpoint: str, region: str, name: str) -> str:
-    data = urllib.parse.urlencode({
-        "Action": "RegisterImage", "Version": "2016-11-15", "Name": name,
-        "RootDeviceName": "/dev/sda1", "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
-        "BlockDeviceMapping.1.Ebs.VolumeSize": "10"}).encode()
+def _ec2(endpoint: str, region: str, params: dict[str, str]) -> str:
+    data = urllib.parse.urlencode({"Version": "2016-11-15", **params}).encode()
     # moto routes by the credential scope; the signature is not checked.
     request = urllib.request.Request(endpoint, data=data, headers={
         "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request,"
                          " SignedHeaders=host, Signature=0",
         "Content-Type": "application/x-www-form-urlencoded"})
-    body = urllib.request.urlopen(request, timeout=60).read().decode()
-    return re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", body).group(1)
+    return urllib.request.urlopen(request, timeout=60).read().decode()
+
+
+def register_image(endpoint: str, region: str, name: str, tags: dict[str, str]) -> str:
+    """An AMI, tagged as Packer tags it (the template's `tags`)."""
+    body = _ec2(endpoint, region, {
+        "Action": "RegisterImage", "Name": name, "RootDeviceName": "/dev/sda1",
+        "BlockDeviceMapping.1.DeviceName": "/dev/sda1", "BlockDeviceMapping.1.Ebs.VolumeSize": "10"})
+    ami = re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", body).group(1)
+    params = {"Action": "CreateTags", "ResourceId.1": ami}
+    for i, (key, value) in enumerate(sorted(tags.items()), 1):
+        params.update({f"Tag.{i}.Key": key, f"Tag.{i}.Value": value})
+    _ec2(endpoint, region, params)
+    return ami
+
+
+def _filled(value: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\{\{\s*user\s+`([^`]+)`\s*\}\}", lambda m: variables.get(m[1], ""), value)
 
 
 def main(argv: list[str]) -> int:
@@ -43,6 +58,7 @@ def main(argv: list[str]) -> int:
     variables = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
     image = variables.get("image", "image")
     builder = json.load(open(argv[-1]))["builders"][0]
+    tags = {k: _filled(str(v), variables) for k, v in (builder.get("tags") or {}).items()}
     regions = dict.fromkeys([variables.get("region", "eu-west-1"), *builder.get("ami_regions", [])])
 
     def note(env: str, text: str) -> None:
@@ -53,8 +69,11 @@ def main(argv: list[str]) -> int:
     note("FAKE_PACKER_COUNT", image)
     note("FAKE_PACKER_TIMES", f"{image} start {time.time()}")
     print(f"{int(time.time())},,ui,say,==> amazon-ebs: fake build of {image}", flush=True)
+    if os.environ.get("FAKE_PACKER_BLOCK"):
+        with open(os.environ["FAKE_PACKER_BLOCK"]) as gate:
+            gate.read()
     time.sleep(float(os.environ.get("FAKE_PACKER_SLEEP", "1")))
-    ids = [f"{r}:{register_image(os.environ['AWS_ENDPOINT_URL'], r, f'{image}-{uuid.uuid4().hex[:12]}')}"
+    ids = [f"{r}:{register_image(os.environ['AWS_ENDPOINT_URL'], r, f'{image}-{uuid.uuid4().hex[:12]}', tags)}"
            for r in regions]
     note("FAKE_PACKER_TIMES", f"{image} end {time.time()}")
     print(f"{int(time.time())},amazon-ebs,artifact,0,id,{'%!(PACKER_COMMA)'.join(ids)}")

@@ -5,7 +5,6 @@ its one line (never a traceback)."""
 from __future__ import annotations
 
 import functools
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,11 +14,11 @@ from doit.exceptions import TaskFailed
 from . import (build, buildkite, cloud_init, console, decision, diagram, emulator,
                explain as explaining, facts, gc as collecting, plan as planning, provenance,
                validate)
+from .config import CHANNEL_RE
 from .errors import AmiError
 from .records import read_local, save_local, write_atomic
 from .run import Outcome, Run
 
-_CHANNEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,6 +46,13 @@ def pull(run: Run) -> None:
     run.say("pulled channel {} from s3://{}/{}: {}".format(
         channel, run.settings.bucket, run.settings.prefix,
         ", ".join(f"{n} {s}" for s, n in counts.items())))
+    for name in run.facts.txt_stale:
+        # A failed write (or a hand edit) left the plain-text id behind its record.
+        record = run.facts.records[name]
+        assert record is not None
+        run.registry.write_id(channel, record)
+        run.say(f"repaired {run.registry.url(run.registry.id_key(channel, name))}: it now says "
+                f"{record.ami}, as the record does", name)
     for name in run.graph.names:
         record = run.facts.records.get(name)
         if record is not None and not run.facts.amis.get(record.ami, True):
@@ -92,7 +98,7 @@ def image(run: Run, name: str) -> dict[str, str]:
 
 @_action
 def summary(run: Run) -> None:
-    if not run.facts.pulled:
+    if not run.outcomes.started:            # plan, graph, ...: no build run
         return
     run.say(build.summary(run))
     if buildkite.under_buildkite():
@@ -231,7 +237,7 @@ def gc(run: Run, apply: bool, keep: int, days: float, most: int, leftover_hours:
 @_action
 def promote(run: Run, image: str, source: str, target: str) -> None:
     for what, name in (("--from", source), ("--to", target)):
-        if not name or not _CHANNEL_RE.fullmatch(name):
+        if not name or not CHANNEL_RE.fullmatch(name):
             raise AmiError(f"promote {what}={name!r}: give a channel name ([a-z0-9_-])")
     graph = run.graph
     images = graph.names if image == "all" else [image]

@@ -1,8 +1,18 @@
-"""What a build made, checked before it is published: hardened (IMDSv2
-required at launch) and private."""
+"""What a build made, checked before it is published.
+
+Each AMI Packer names must be this build's: tagged with this image and
+digest (the runner adds those tags to every template) and created after
+the build started; a Packer, or a wrapper, that names an existing AMI (the
+parent's, an older build's) is not trusted. Each AMI is hardened (IMDSv2
+required at launch) and may be shared, by launch permission or by its
+snapshots' create-volume permission, only with the accounts the image
+declares in ``share_with``: anything else is revoked and nothing is
+published.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .errors import AmiError
@@ -11,22 +21,78 @@ if TYPE_CHECKING:
     from .run import Run
 
 
-def vet(run: Run, image: str, template: str, amis: dict[str, str]) -> None:
-    """Require IMDSv2 on instances launched from each AMI (Packer 1.6 cannot
-    set it) and make sure none is public. A public AMI is made private at
-    once, and the build is not published."""
-    public = []
+def _grantee(grant: dict) -> tuple[str, str]:
+    for key in ("Group", "UserId", "OrganizationArn", "OrganizationalUnitArn"):
+        if grant.get(key):
+            return key, grant[key]
+    return "unknown", str(grant)
+
+
+def _created(image: dict) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(image.get("CreationDate", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def vet(run: Run, name: str, digest: str, started: datetime, amis: dict[str, str]) -> None:
+    allowed = set(run.graph.images[name].share_with)
+    for region, ami in amis.items():
+        found = run.aws.describe_amis(region, [ami]).get(ami)
+        if found is None:
+            raise AmiError(f"image {name}: Packer named {region}:{ami}, which does not exist; "
+                           "nothing published")
+        tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+        created = _created(found)
+        # EC2 keeps creation times to the second.
+        if tags.get("Image") != name or tags.get("Digest") != digest or created is None \
+                or created < started.replace(microsecond=0) - timedelta(seconds=1):
+            raise AmiError(f"image {name}: Packer named {region}:{ami}, which this build did not "
+                           f"make (tags Image={tags.get('Image')!r}, Digest="
+                           f"{str(tags.get('Digest'))[:12]!r}, created {found.get('CreationDate')}); "
+                           "nothing published")
+    shared = []
     for region, ami in amis.items():
         run.aws.call(f"hardening {ami} in {region}", "ec2", region, "modify_image_attribute",
                      ImageId=ami, ImdsSupport={"Value": "v2.0"})
-        grants = run.aws.call(f"reading launch permissions of {ami}", "ec2", region,
-                              "describe_image_attribute", ImageId=ami,
-                              Attribute="launchPermission")
-        if any(g.get("Group") == "all" for g in grants.get("LaunchPermissions", [])):
-            run.aws.call(f"making {ami} private", "ec2", region, "modify_image_attribute",
-                         ImageId=ami, LaunchPermission={"Remove": [{"Group": "all"}]})
-            public.append(f"{region}:{ami}")
-    if public:
-        raise AmiError(f"image {image}: {template} made {', '.join(public)} public "
-                       "(ami_groups/ami_users); made private again, nothing published: "
-                       "remove the setting from the template")
+        shared += _launch_grants(run, region, ami, allowed)
+        shared += _snapshot_grants(run, region, ami, allowed)
+    if shared:
+        raise AmiError(f"image {name}: the build shared {', '.join(shared)}, which amis.yaml "
+                       f"does not allow (share_with: {sorted(allowed) or 'nobody'}); revoked, "
+                       "nothing published: remove ami_users/ami_groups/snapshot_users from the "
+                       "template or add the account to share_with")
+
+
+def _launch_grants(run: Run, region: str, ami: str, allowed: set[str]) -> list[str]:
+    grants = run.aws.call(f"reading launch permissions of {ami}", "ec2", region,
+                          "describe_image_attribute", ImageId=ami,
+                          Attribute="launchPermission").get("LaunchPermissions", [])
+    wrong = [g for g in grants if _grantee(g)[1] not in allowed or _grantee(g)[0] != "UserId"]
+    if wrong:
+        run.aws.call(f"revoking launch permissions of {ami}", "ec2", region,
+                     "modify_image_attribute", ImageId=ami,
+                     LaunchPermission={"Remove": wrong})
+    return [f"{region}:{ami} with {'everyone' if g.get('Group') == 'all' else _grantee(g)[1]}"
+            for g in wrong]
+
+
+def _snapshot_grants(run: Run, region: str, ami: str, allowed: set[str]) -> list[str]:
+    image = run.aws.describe_amis(region, [ami]).get(ami, {})
+    snapshots = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
+                 if m.get("Ebs", {}).get("SnapshotId")]
+    out = []
+    for snap in snapshots:
+        grants = run.aws.call(f"reading create-volume permissions of {snap}", "ec2", region,
+                              "describe_snapshot_attribute", SnapshotId=snap,
+                              Attribute="createVolumePermission").get("CreateVolumePermissions", [])
+        wrong = [g for g in grants if _grantee(g)[1] not in allowed or _grantee(g)[0] != "UserId"]
+        for grant in wrong:
+            kind, who = _grantee(grant)
+            args = {"GroupNames": [who]} if kind == "Group" else {"UserIds": [who]}
+            run.aws.call(f"revoking create-volume permission of {snap}", "ec2", region,
+                         "modify_snapshot_attribute", SnapshotId=snap,
+                         Attribute="createVolumePermission", OperationType="remove", **args)
+            out.append(f"snapshot {region}:{snap} with "
+                       f"{'everyone' if who == 'all' else who}")
+    return out

@@ -25,6 +25,10 @@ ATTEMPTS = 3
 PROBE_ATTEMPTS = 2
 
 
+_SERVER_FAULTS = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable",
+                            "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException"})
+
+
 class Unreachable(AmiError):
     """AWS could not be asked at all: no credentials, no network."""
 
@@ -60,7 +64,8 @@ def explain(err: Exception, what: str) -> AmiError:
             "UnauthorizedOperation": "grant the build role access (see README, IAM policy)",
             "403": "grant the build role access (see README, IAM policy)",
             "404": "create the bucket or fix AMI_BUCKET",
-        }.get(code, "see the AWS error above")
+        }.get(code, "a fault on AWS's side: run again" if code in _SERVER_FAULTS or
+              code.startswith("5") else "see AWS's message for what to fix")
         message = err.response.get("Error", {}).get("Message") or code
         return AmiError(f"{what}: {code}: {message}: {hint}")
     return AmiError(f"{what}: {type(err).__name__}: {err}")

@@ -61,20 +61,43 @@ def bring_up_to_date(run: Run, name: str) -> Outcome:
     verdict = decision.verdicts[name]
     parent = decision.verdicts[run.graph.images[name].parent]
     if verdict.action == KEEP:
-        assert verdict.record is not None
-        run.say(f"inputs unchanged (digest {str(verdict.digest)[:12]}): keeping "
-                f"{verdict.record.ami}" + (f"; {verdict.reason}" if verdict.cause == "promoted"
-                                           else ""), name)
-        return run.outcomes.add(Outcome(name, "reused", verdict.record.ami,
-                                        time.monotonic() - start))
-    if verdict.action == REUSE:
-        return _reuse(run, verdict, start)
+        return _keep(run, verdict, start)
     if parent.ami is None or verdict.digest is None:
         raise AmiError(f"image {name}: parent {parent.image} has no AMI: build it first "
                        f"(doit ami:{parent.image})")
     if verdict.cause == "too-old":
         run.say(f"{verdict.reason}: rebuilding for OS updates", name)
-    return _build(run, verdict, parent, start)
+    say = lambda text: run.say(text, name)      # noqa: E731
+    with locks.held(run, name, verdict.digest, say) as lock:
+        # Under the lock, look again: another agent may have built these inputs
+        # meanwhile, and what was to be reused may be gone (gc takes this lock too).
+        facts.forget(run, name, verdict.digest)
+        again = facts.decide(run).verdicts[name]
+        if again.action == KEEP:
+            return _keep(run, again, start)
+        if again.action == REUSE:
+            return _reuse(run, again, start)
+        if run.settings.validate:
+            validate.image(run, name, say)
+            linted = validate.lint(run, [name], say)
+            say("validated: packer validate, --syntax-check" + (", ansible-lint" if linted else ""))
+        record = _run_packer(run, name, parent, verdict.digest)
+        published = _publish(run, record, new_build=True)
+    run.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
+                                            if r != record.region), name)
+    if published is not record:
+        run.say(f"a build that started later ({published.ami}, commit "
+                f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so"
+                + (" (this build had lost its lock)" if lock.lost else ""), name)
+    return run.outcomes.add(Outcome(name, "built", record.ami, time.monotonic() - start))
+
+
+def _keep(run: Run, verdict: Verdict, start: float) -> Outcome:
+    assert verdict.record is not None
+    run.say(f"inputs unchanged (digest {str(verdict.digest)[:12]}): keeping {verdict.record.ami}"
+            + (f"; {verdict.reason}" if verdict.cause == "promoted" else ""), verdict.image)
+    return run.outcomes.add(Outcome(verdict.image, "reused", verdict.record.ami,
+                                    time.monotonic() - start))
 
 
 def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
@@ -85,30 +108,6 @@ def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
             f"reusing {earlier.ami}", verdict.image)
     return run.outcomes.add(Outcome(verdict.image, "reused", earlier.ami,
                                     time.monotonic() - start, "by digest"))
-
-
-def _build(run: Run, verdict: Verdict, parent: Verdict, start: float) -> Outcome:
-    name, digest = verdict.image, str(verdict.digest)
-    if run.settings.validate:
-        # Only what builds is validated; a failure stops this image and its children.
-        validate.image(run, name, lambda text: run.say(text, name))
-        linted = validate.lint(run, [name], lambda text: run.say(text, name))
-        run.say("validated: packer validate, --syntax-check" + (", ansible-lint" if linted else ""),
-                name)
-    with locks.held(run, name, lambda text: run.say(text, name)):
-        # Another agent may have built these inputs while we waited for the lock.
-        facts.forget_digest(run, name, digest)
-        again = facts.decide(run).verdicts[name]
-        if again.action == REUSE:
-            return _reuse(run, again, start)
-        record = _run_packer(run, name, parent, digest)
-        published = _publish(run, record, new_build=True)
-    run.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
-                                            if r != record.region), name)
-    if published is not record:
-        run.say(f"a build that started later ({published.ami}, commit "
-                f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so", name)
-    return run.outcomes.add(Outcome(name, "built", record.ami, time.monotonic() - start))
 
 
 def _packer_version(run: Run, exe: str, env: dict[str, str]) -> str:
@@ -141,8 +140,10 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
             result = run.packers.run(
                 job.argv(exe, "build", "-machine-readable", "-color=false"), job.env, job.cwd,
                 log, lambda text: run.say(text, name), mask,
-                lambda instance: run.aws.require_imdsv2(graph.region, instance))
-            if result.ok or not result.transient or attempt == settings.retries:
+                lambda instance: run.aws.require_imdsv2(graph.region, instance),
+                timeout=image.build_timeout)
+            if result.ok or not result.transient or result.timed_out or \
+                    attempt == settings.retries:
                 break
             delay = packer.backoff(attempt, settings.retry_base)
             run.say(f"transient AWS error ({result.reason()}); trying again in {delay:.0f} s "
@@ -157,7 +158,7 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
     if missing:
         raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
                        f"nothing published; log: {log}")
-    artifacts.vet(run, name, image.template, result.amis)
+    artifacts.vet(run, name, digest, started, result.amis)
     return Record(
         image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
         digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,

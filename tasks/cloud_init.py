@@ -64,7 +64,7 @@ def load_environments(root: Path) -> dict[str, dict[str, Any]]:
     _check_no_secret_vars(data, where)
     envs = {}
     for name, values in data["environments"].items():
-        if not isinstance(name, str) or not re.match(r"^[a-z0-9_-]+$", name):
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]+", name):
             raise AmiError(f"{where}: environment {name!r}: names must match [a-z0-9_-]+")
         if not isinstance(values, dict):
             raise AmiError(f"{where}: environment {name}: must be a mapping of variables")

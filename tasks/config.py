@@ -16,8 +16,10 @@ GRAPH_FILE = "amis.yaml"
 STATE_DIR = ".amis"          # gitignored: records, logs, work files, doit db
 SANDBOX_BUCKET = "amis-sandbox"
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+# Used with fullmatch: a trailing newline is not part of a value.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_RE = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
+CHANNEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def _flag(value: str | None) -> bool:
@@ -35,7 +37,7 @@ class Settings:
     validate: bool = True     # AMI_SKIP_VALIDATE=1 builds without `doit validate` first
     retries: int = 2          # AMI_PACKER_RETRIES: tries again after transient AWS errors
     retry_base: float = 30.0  # AMI_RETRY_BASE_SECONDS: first backoff, doubling each time
-    lock_ttl: float = 3600.0  # AMI_LOCK_TTL_SECONDS: a dead agent's lock expires after this
+    lock_ttl: float = 300.0   # AMI_LOCK_TTL_SECONDS: a lock not renewed (every TTL/3) expires
     lock_poll: float = 10.0   # AMI_LOCK_POLL_SECONDS: how often a waiting agent looks again
     channel: str | None = None  # AMI_CHANNEL: publish here instead of the branch's channel
     default_branch: str = "main"  # AMI_DEFAULT_BRANCH: its builds move the `main` channel
@@ -63,11 +65,8 @@ class Settings:
         return self.records / f"{image}.json"
 
 
-_CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
 def _channel(value: str) -> str:
-    if value and not _CHANNEL_RE.match(value):
+    if value and not CHANNEL_RE.fullmatch(value):
         raise AmiError(f"AMI_CHANNEL={value!r}: channel names must match [a-z0-9][a-z0-9_-]*")
     return value
 
@@ -75,7 +74,7 @@ def _channel(value: str) -> str:
 def _ssm_prefix(value: str) -> str | None:
     if not value:
         return None
-    if not re.match(r"^(/[A-Za-z0-9_.-]+)+$", value):
+    if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", value):
         raise AmiError(f"AMI_SSM_PREFIX={value!r} must look like /amis (letters, digits, _ . -)")
     return value
 
@@ -104,11 +103,11 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
     env = os.environ if env is None else env
     sandbox = _flag(env.get("AMI_SANDBOX"))
     bucket = env.get("AMI_BUCKET", "").strip() or (SANDBOX_BUCKET if sandbox else "")
-    if bucket and not _BUCKET_RE.match(bucket):
+    if bucket and not _BUCKET_RE.fullmatch(bucket):
         raise AmiError(f"AMI_BUCKET={bucket!r} is not a valid S3 bucket name: "
                        "use 3-63 lower-case letters, digits, '.' or '-'")
     prefix = env.get("AMI_PREFIX", "").strip().strip("/")
-    if not _PREFIX_RE.match(prefix) or ".." in prefix.split("/"):
+    if not _PREFIX_RE.fullmatch(prefix) or ".." in prefix.split("/"):
         raise AmiError(f"AMI_PREFIX={prefix!r} holds characters unsafe in an S3 key: "
                        "use letters, digits and / - _ .")
     return Settings(
@@ -121,7 +120,7 @@ def load_settings(root: Path = ROOT, env: os._Environ | dict | None = None) -> S
         validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
         retries=int(_number(env, "AMI_PACKER_RETRIES", 2, int)),
         retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
-        lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 3600.0),
+        lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 300.0),
         lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
         channel=_channel(env.get("AMI_CHANNEL", "").strip()) or None,
         default_branch=(env.get("AMI_DEFAULT_BRANCH") or env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH")

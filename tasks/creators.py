@@ -66,11 +66,14 @@ class Creators:
         except InvalidDodoFile:
             return 0
 
+    def at_end(self) -> None:
+        """When doit is done: the run's summary, if it pulled (built anything)."""
+        if self._run is not None:
+            actions.summary(self._run)
+
     def task_pull(self) -> dict[str, Any]:
         """Download every image's current record from S3 (runs before every build)."""
-        return {"actions": [(actions.pull, [self.run])],
-                "teardown": [(actions.summary, [self.run])],
-                "uptodate": [False], "verbosity": 2}
+        return {"actions": [(actions.pull, [self.run])], "uptodate": [False], "verbosity": 2}
 
     def task_ami(self) -> Iterator[dict[str, Any]]:
         """Build one image if its inputs changed: ami:<name> (see doit list --all)."""

@@ -150,7 +150,13 @@ def decide(run: Run) -> decision.Decision:
     raise AmiError("the decision did not settle: please report this as a bug")
 
 
-def forget_digest(run: Run, image: str, digest: str) -> None:
-    """Look the digest record up again (another agent may have built it)."""
+def forget(run: Run, image: str, digest: str) -> None:
+    """Look the digest record, and whether the AMIs that could be kept or
+    reused exist, up again: under the lock, another agent may have built
+    these inputs, or gc deleted what was to be reused."""
     with run.facts.lock:
-        run.facts.by_digest.pop((image, digest), None)
+        earlier = run.facts.by_digest.pop((image, digest), None)
+        current = run.facts.records.get(image)
+        for record in (earlier, current):
+            if record is not None:
+                run.facts.amis.pop(record.ami, None)

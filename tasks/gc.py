@@ -19,6 +19,7 @@ from typing import Any
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from . import locks
 from .errors import AmiError
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Candidate:
     created: datetime
     parent: str | None
     snapshots: list[str]
+    digest: str = ""                                    # its Digest tag: the lock it goes by
     keep: list[str] = field(default_factory=list)      # reasons it survives
     kept_children: set[str] = field(default_factory=set)
 
@@ -55,17 +57,20 @@ def _ours(run: Run, region: str) -> list[Candidate]:
         out.append(Candidate(
             ami=img["ImageId"], region=region, image=tags.get("Image", "?"),
             created=_created(img["CreationDate"]), parent=tags.get("ParentAmi"),
+            digest=tags.get("Digest", ""),
             snapshots=[m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", [])
                        if m.get("Ebs", {}).get("SnapshotId")]))
     return out
 
 
-def _channel_amis(run: Run) -> dict[str, str]:
-    """AMI id -> channel, for the current record of every image in every channel."""
+def _channel_amis(run: Run, image: str | None = None) -> dict[str, str]:
+    """AMI id -> channel, for the current record of every image (or of
+    ``image``) in every channel."""
     registry = run.registry
     prefix = registry.key("channels") + "/"
     found: dict[str, str] = {}
-    for key in sorted(k for k in registry.listing(prefix) if k.endswith(".json")):
+    wanted = f"/{image}.json" if image else ".json"
+    for key in sorted(k for k in registry.listing(prefix) if k.endswith(wanted)):
         record = registry.record_at(key)
         if record:
             channel = key[len(prefix):].split("/")[0]
@@ -167,13 +172,35 @@ def doomed(candidates: list[Candidate], most: int) -> list[Candidate]:
 
 
 def delete(run: Run, candidates: list[Candidate], most: int) -> list[Candidate]:
-    """Deregister the doomed (at most ``most``), oldest first, and their snapshots."""
-    gone = doomed(candidates, most)
-    for c in gone:
-        run.aws.call(f"deregistering {c.ami}", "ec2", c.region, "deregister_image", ImageId=c.ami)
-        for snap in c.snapshots:
-            run.aws.call(f"deleting snapshot {snap}", "ec2", c.region, "delete_snapshot",
-                         SnapshotId=snap)
+    """Deregister the doomed (the oldest ``most``) and their snapshots.
+
+    Each goes under the lock of its image and digest, the lock a reuse of it
+    takes, and is checked again there: one that became current meanwhile (a
+    revert reused it) or that a build or reuse is holding now stays, and so
+    do its parents. Children go first, so a parent is decided knowing them."""
+    gone: list[Candidate] = []
+    kept = {c.ami for c in candidates if c.keep}
+    for c in sorted(doomed(candidates, most), key=lambda c: c.created, reverse=True):
+        children = [o.ami for o in candidates if o.parent == c.ami and o.ami in kept]
+        if children:
+            c.keep.append("parent of kept " + ", ".join(sorted(children)))
+            kept.add(c.ami)
+            continue
+        with locks.held_if_free(run, c.image, c.digest or "untagged",
+                                lambda text: run.say(text, c.image)) as (lock, holder):
+            if lock is None:
+                c.keep.append(f"in use by {holder}, who holds its lock")
+            elif c.ami in (current := _channel_amis(run, c.image)):
+                c.keep.append(f"became current in channel {current[c.ami]} meanwhile")
+            else:
+                run.aws.call(f"deregistering {c.ami}", "ec2", c.region, "deregister_image",
+                             ImageId=c.ami)
+                for snap in c.snapshots:
+                    run.aws.call(f"deleting snapshot {snap}", "ec2", c.region,
+                                 "delete_snapshot", SnapshotId=snap)
+                gone.append(c)
+                continue
+        kept.add(c.ami)
     return gone
 
 

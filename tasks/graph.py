@@ -16,15 +16,20 @@ import yaml
 from .errors import AmiError
 from .refs import read_text, yaml_error
 
-NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
-AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Used with fullmatch: a trailing newline is not part of a name.
+NAME_RE = re.compile(r"[a-z0-9_-]{1,64}")
+AMI_RE = re.compile(r"ami-[0-9a-f]{8,17}")
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _TOP_KEYS = frozenset({"region", "source", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
 _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
-                         "extra_inputs", "regions", "vars", "max_age_days"})
+                         "extra_inputs", "regions", "vars", "max_age_days", "share_with",
+                         "build_timeout"})
+ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
+DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -85,6 +90,8 @@ class Image:
     extra_inputs: tuple[str, ...] = ()
     vars: tuple[tuple[str, str], ...] = ()
     max_age_days: int | None = None     # rebuilt when older, so OS updates land
+    share_with: tuple[str, ...] = ()    # accounts its AMIs may be shared with
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT   # seconds Packer may take
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
@@ -133,7 +140,7 @@ def _fail(file: Path, where: str, problem: str) -> AmiError:
 
 
 def _check_name(file: Path, name: Any, what: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _fail(file, f"{what} {name!r}",
                     "names must match [a-z0-9_-]+ (no path separators, dots or spaces)")
     return name
@@ -175,7 +182,7 @@ def _parse_source(file: Path, data: Any) -> Source:
     name = _check_name(file, data.get("name"), "source")
     where = f"source {name}"
     for key in ("ami", "sandbox_ami"):
-        if data.get(key) is not None and not (isinstance(data[key], str) and AMI_RE.match(data[key])):
+        if data.get(key) is not None and not (isinstance(data[key], str) and AMI_RE.fullmatch(data[key])):
             raise _fail(file, where, f"{key} {data[key]!r} is not an AMI id (ami-xxxxxxxx)")
     owners = _str_list(file, where, "owners", data.get("owners"))
     pattern = data.get("name_pattern")
@@ -204,7 +211,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
     parent = _check_name(file, parent, f"{where}: parent")
     regions = _str_list(file, where, "regions", data.get("regions")) or (region,)
     for r in regions:
-        if not REGION_RE.match(r):
+        if not REGION_RE.fullmatch(r):
             raise _fail(file, where, f"region {r!r} is not an AWS region name (e.g. eu-west-1)")
     if regions[0] != region:
         regions = (region, *[r for r in regions if r != region])
@@ -213,7 +220,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
         raise _fail(file, where, "'vars' must be a mapping of Packer variable names to values")
     pairs = []
     for key, value in sorted(raw_vars.items(), key=lambda kv: str(kv[0])):
-        if not isinstance(key, str) or not _VAR_RE.match(key):
+        if not isinstance(key, str) or not _VAR_RE.fullmatch(key):
             raise _fail(file, where, f"variable name {key!r} is not a valid Packer variable name")
         if not isinstance(value, (str, int, float, bool)):
             raise _fail(file, where, f"variable {key} must be a string or number")
@@ -225,6 +232,12 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
     for key in ("template", "playbook", "packer_dir"):
         if key in data and not isinstance(data[key], str):
             raise _fail(file, where, f"'{key}' must be a path")
+    share_with = _str_list(file, where, "share_with",
+                           [str(a) if isinstance(a, int) else a for a in data.get("share_with") or []])
+    for account in share_with:
+        if not ACCOUNT_RE.fullmatch(account):
+            raise _fail(file, where, f"share_with {account!r} is not an AWS account id "
+                                     "(12 digits; quote it in YAML)")
     playbook = data.get("playbook")
     if playbook is None and (root / f"ansible/{name}_ami.yaml").is_file():
         playbook = f"ansible/{name}_ami.yaml"       # by convention; an image needs none
@@ -243,7 +256,20 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
         extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=None)
                            for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
         vars=tuple(pairs),
+        share_with=share_with,
+        build_timeout=_duration(file, where, data.get("build_timeout")),
     )
+
+
+def _duration(file: Path, where: str, value: Any) -> float:
+    """``90m``, ``2h``, ``45s`` or a number of minutes, in seconds."""
+    if value is None:
+        return DEFAULT_BUILD_TIMEOUT
+    m = _DURATION_RE.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
+    if not m or float(m.group(1)) <= 0:
+        raise _fail(file, where, f"build_timeout {value!r} must be a duration such as 90m, "
+                                 "2h or 300s")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 60}[m.group(2)]
 
 
 def _order(file: Path, source: str, images: dict[str, Image]) -> dict[str, Image]:
@@ -277,7 +303,7 @@ def parse_graph(data: Any, file: Path, root: Path) -> Graph:
         raise AmiError(f"{file.name}: unknown key {sorted(unknown)[0]!r}; "
                        f"known keys: {', '.join(sorted(_TOP_KEYS))}")
     region = data.get("region")
-    if not isinstance(region, str) or not REGION_RE.match(region):
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
         raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name (e.g. eu-west-1)")
     source = _parse_source(file, data.get("source"))
     raw_images = data.get("images")

@@ -1,14 +1,21 @@
-"""Per-image build locks in S3, so two agents never build one image at once.
+"""Build locks in S3, one per image and digest, so two agents never build
+the same inputs at once, and gc never deletes an AMI a reuse is making
+current. Work on other inputs of the same image does not wait.
 
-A lock is ``locks/<image>.json`` holding its owner and expiry, created with
-``IfNoneMatch='*'`` (exactly one agent wins). The holder refreshes it while
-Packer runs; a lock left by a killed agent expires and is taken over with
-``IfMatch`` on its ETag, so two agents cannot both take it over.
+A lock is ``locks/<image>/<digest>.json`` holding its owner and expiry,
+created with ``IfNoneMatch='*'`` (exactly one agent wins). The holder
+refreshes it every TTL/3 while it works, and keeps trying after a failed
+refresh. A lock is taken over (with ``IfMatch`` on its ETag, so two agents
+cannot both take it) when it has expired, when its expiry is unreadable,
+or at once when its owner is a process on this host that no longer runs.
+Releasing is retried; a release that still fails is a warning (the lock
+expires by itself), never the build's error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -16,9 +23,8 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
-
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .errors import AmiError
 from .registry import Conflict
@@ -26,85 +32,160 @@ from .registry import Conflict
 if TYPE_CHECKING:
     from .run import Run
 
-
-def owner() -> str:
-    """Who holds a lock: host, process and Buildkite job (or a random tag)."""
-    return (f"{socket.gethostname()}:{os.getpid()}:"
-            f"{os.environ.get('BUILDKITE_JOB_ID') or uuid.uuid4().hex[:8]}")
+RELEASE_TRIES = 3
 
 
 @dataclass
 class Lock:
     key: str
     etag: str
+    lost: bool = False          # taken over by another agent while we held it
+
+
+def _process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), to tell a reused PID."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner() -> dict[str, object]:
+    """Who holds a lock: host, process (and its start) and Buildkite job."""
+    host, pid = socket.gethostname(), os.getpid()
+    job = os.environ.get("BUILDKITE_JOB_ID") or uuid.uuid4().hex[:8]
+    return {"owner": f"{host}:{pid}:{job}", "host": host, "pid": pid,
+            "pid_start": _process_start(pid)}
+
+
+def key(run: Run, image: str, digest: str) -> str:
+    return run.registry.key("locks", image, f"{digest}.json")
 
 
 def _body(run: Run) -> bytes:
     now = time.time()
-    me = run.once("lock-owner", owner)
-    return json.dumps({"owner": me, "acquired": now, "expires": now + run.settings.lock_ttl}).encode()
+    return json.dumps({**run.once("lock-owner", owner), "acquired": now,
+                       "expires": now + run.settings.lock_ttl}).encode()
 
 
-def _acquire(run: Run, image: str, say: Callable[[str], None]) -> tuple[Lock, bool]:
+def _gone_here(held: dict) -> bool:
+    """Its owner ran on this host and runs no more (killed, or the PID reused)."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    pid = held["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return held.get("pid_start") is not None and _process_start(pid) != held["pid_start"]
+
+
+def _read(found: tuple[bytes, str]) -> tuple[dict, str, float]:
+    try:
+        held = json.loads(found[0])
+        who, expires = str(held["owner"]), float(held["expires"])
+    except (ValueError, KeyError, TypeError):
+        return {}, "unknown (unreadable lock)", 0.0
+    return held, who, expires if math.isfinite(expires) else 0.0
+
+
+def _acquire(run: Run, image: str, digest: str, say: Callable[[str], None],
+             wait: bool) -> tuple[Lock | None, str]:
+    """The lock, or (without ``wait``) None and who holds it."""
     registry = run.registry
-    key = registry.key("locks", f"{image}.json")
-    waited = False
+    lock_key = key(run, image, digest)
+    said = False
     while True:
         try:
-            etag = registry.put(key, _body(run), if_none_match=True)
-            return Lock(key, etag), waited
+            return Lock(lock_key, registry.put(lock_key, _body(run), if_none_match=True)), ""
         except Conflict:
             pass
-        found = registry.get(key)
+        found = registry.get(lock_key)
         if found is None:
             continue                                    # released meanwhile
-        try:
-            held = json.loads(found[0])
-            owner, expires = str(held["owner"]), float(held["expires"])
-        except (ValueError, KeyError, TypeError):
-            owner, expires = "unknown (unreadable lock)", 0.0
-        if expires < time.time():
+        held, who, expires = _read(found)
+        gone = _gone_here(held)
+        if expires < time.time() or gone:
             try:
-                etag = registry.put(key, _body(run), if_match=found[1])
-                say(f"took over the expired lock of {owner}")
-                return Lock(key, etag), waited
+                etag = registry.put(lock_key, _body(run), if_match=found[1])
             except Conflict:
                 continue
-        if not waited:
-            say(f"waiting for {owner}, who is building {image} "
-                f"(lock expires in {expires - time.time():.0f} s)")
-            waited = True
+            say(f"took over the lock of {who}" + (" (that process is gone)" if gone else
+                                                  " (it had expired)"))
+            return Lock(lock_key, etag), ""
+        if not wait:
+            return None, who
+        if not said:
+            say(f"waiting for {who}, who is building {image} with these inputs "
+                f"(its lock expires in {expires - time.time():.0f} s unless renewed)")
+            said = True
         if run.packers.wait(run.settings.lock_poll):
             raise AmiError(f"image {image}: interrupted while waiting for its lock")
 
 
-def _refresh(run: Run, lock: Lock, stop: threading.Event) -> None:
-    while not stop.wait(max(run.settings.lock_ttl / 3, 0.05)):
+def _refresh(run: Run, lock: Lock, stop: threading.Event, say: Callable[[str], None]) -> None:
+    interval = max(run.settings.lock_ttl / 3, 0.05)
+    while not stop.wait(interval):
         try:
             lock.etag = run.registry.put(lock.key, _body(run), if_match=lock.etag)
-        except (Conflict, AmiError):
-            return          # taken over or unreachable: the build goes on, the lock lapses
+        except Conflict:
+            lock.lost = True
+            say(f"lost the lock {lock.key}: another agent took it over; this build will not "
+                "replace a newer one")
+            return
+        except AmiError as err:
+            say(f"could not renew the lock ({err}); trying again")
 
 
-def _release(run: Run, lock: Lock) -> None:
-    try:
-        found = run.registry.get(lock.key)
-        if found and found[1] == lock.etag:
-            run.registry.delete(lock.key)
-    except AmiError:
-        pass            # it expires by itself
+def _release(run: Run, lock: Lock, say: Callable[[str], None]) -> None:
+    if lock.lost:
+        return
+    problem = None
+    for attempt in range(RELEASE_TRIES):
+        try:
+            found = run.registry.get(lock.key)
+            if found and found[1] == lock.etag:
+                run.registry.delete(lock.key)
+            return
+        except AmiError as err:
+            problem = err
+            if attempt + 1 < RELEASE_TRIES:
+                time.sleep(0.2 * 2 ** attempt)
+    say(f"warning: could not release the lock {lock.key} ({problem}); it expires by itself "
+        f"within {run.settings.lock_ttl:.0f} s")
 
 
 @contextmanager
-def held(run: Run, image: str, say: Callable[[str], None]) -> Iterator[bool]:
-    """Hold the image's lock; yields whether we had to wait for another agent."""
-    lock, waited = _acquire(run, image, say)
+def _holding(run: Run, lock: Lock, say: Callable[[str], None]) -> Iterator[Lock]:
     stop = threading.Event()
-    refresher = threading.Thread(target=_refresh, args=(run, lock, stop), daemon=True)
+    refresher = threading.Thread(target=_refresh, args=(run, lock, stop, say), daemon=True)
     refresher.start()
     try:
-        yield waited
+        yield lock
     finally:
         stop.set()
         refresher.join()
-        _release(run, lock)
+        _release(run, lock, say)
+
+
+@contextmanager
+def held(run: Run, image: str, digest: str, say: Callable[[str], None]) -> Iterator[Lock]:
+    """Hold the lock of these inputs of ``image``, waiting for another holder."""
+    lock, _ = _acquire(run, image, digest, say, wait=True)
+    assert lock is not None
+    with _holding(run, lock, say) as holding:
+        yield holding
+
+
+@contextmanager
+def held_if_free(run: Run, image: str, digest: str,
+                 say: Callable[[str], None]) -> Iterator[tuple[Lock | None, str]]:
+    """Hold the lock if nobody does; else yield None and who holds it."""
+    lock, who = _acquire(run, image, digest, say, wait=False)
+    if lock is None:
+        yield None, who
+        return
+    with _holding(run, lock, say) as holding:
+        yield holding, ""

@@ -14,7 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import AmiError
 from .graph import AMI_RE, REGION_RE
@@ -27,6 +27,7 @@ MASK = "<sensitive>"
 _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
 _ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
+MAX_LINE = 64 * 1024    # bytes of one output line kept
 
 @dataclass(frozen=True)
 class Line:
@@ -54,7 +55,7 @@ def parse_artifact_ids(value: str) -> dict[str, str]:
     ids: dict[str, str] = {}
     for item in value.split(","):
         region, sep, ami = item.strip().partition(":")
-        if sep and REGION_RE.match(region) and AMI_RE.match(ami):
+        if sep and REGION_RE.fullmatch(region) and AMI_RE.fullmatch(ami):
             ids[region] = ami
     return ids
 
@@ -64,6 +65,7 @@ class Result:
     exit_code: int
     amis: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    timed_out: float | None = None      # the time limit it ran into, in seconds
 
     @property
     def ok(self) -> bool:
@@ -75,15 +77,30 @@ class Result:
         return not self.ok and any(t in e for e in self.errors for t in TRANSIENT_ERRORS)
 
     def reason(self) -> str:
-        if self.exit_code != 0:
+        if self.timed_out is not None:
+            why = f"Packer ran longer than its build_timeout ({self.timed_out:.0f} s) and was " \
+                  f"cancelled (exit {self.exit_code})"
+        elif self.exit_code != 0:
             why = f"Packer exited {self.exit_code}"
         elif self.errors:
             why = "Packer reported errors"
         else:
             why = "Packer reported no AMI artifact"
         if self.errors:
-            why += ": " + self.errors[-1].strip().splitlines()[0]
+            why += ": " + error_summary(self.errors[-1])
         return why
+
+
+def error_summary(error: str) -> str:
+    """The telling line of a Packer error: "1 error(s) occurred:" says nothing,
+    the "* ..." lines under it do."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    details = [line.lstrip("* ").strip() for line in lines[1:] if line.startswith("*")]
+    if re.match(r"\d+ error\(s\) occurred:?$", lines[0]) and details:
+        return "; ".join(details[:3])
+    return lines[0]
 
 
 def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
@@ -107,14 +124,24 @@ def sensitive_values(template: dict[str, Any], variables: dict[str, str],
     return values
 
 
+MASK_LINE_MIN = 8     # lines of a multi-line secret at least this long are masked on their own
+
+
 class Masker:
     """Replaces secret values in raw machine-readable text, in every form
-    Packer may print them (commas and newlines are escaped there)."""
+    Packer may print them (commas and newlines are escaped there). Packer
+    prints a provisioner's output line by line, so each line of a multi-line
+    secret (a PEM key) is masked on its own too."""
 
     def __init__(self, secrets: list[str]) -> None:
         forms = set()
         for secret in secrets:
-            forms |= {secret, secret.replace(",", "%!(PACKER_COMMA)").replace("\n", "\\n")}
+            parts = [secret]
+            if "\n" in secret.strip("\n"):
+                parts += [line.strip("\r") for line in secret.splitlines()
+                          if len(line.strip()) >= MASK_LINE_MIN]
+            for part in parts:
+                forms |= {part, part.replace(",", "%!(PACKER_COMMA)").replace("\n", "\\n")}
         self.forms = sorted((f for f in forms if f), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
@@ -226,16 +253,24 @@ class Packers:
 
     def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
             echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
-            on_instance: Callable[[str], None] | None = None) -> Result:
-        """Run Packer, keep its whole output in ``log``, echo it readably.
-        ``on_instance`` is called once with the build instance's id as soon as
-        Packer names it; if it fails, the build is cancelled and its error raised.
+            on_instance: Callable[[str], None] | None = None,
+            timeout: float | None = None) -> Result:
+        """Run Packer, keep its whole output in ``log`` (written line by line),
+        echo it readably. ``on_instance`` is called once with the build
+        instance's id as soon as Packer names it; if it fails, the build is
+        cancelled and its error raised. After ``timeout`` seconds the build is
+        cancelled like a Ctrl-C: SIGTERM, time to clean up, then SIGKILL.
         """
         if self.interrupted():
             raise AmiError("interrupted: not starting Packer")
         out = Output()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w", encoding="utf-8") as log_file:
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log_file = log.open("w", encoding="utf-8")
+        except OSError as err:
+            raise AmiError(f"{log}: cannot write the build log ({err.strerror}): check the "
+                           "folder's permissions") from None
+        with log_file:
             try:
                 with self._lock:
                     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -244,12 +279,19 @@ class Packers:
                     self._running.add(proc)
             except OSError as err:
                 raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
+            expired = threading.Event()
+            watchdog = threading.Timer(timeout, self._expire, (proc, expired)) \
+                if timeout else None
+            if watchdog:
+                watchdog.daemon = True
+                watchdog.start()
             try:
                 assert proc.stdout is not None
                 hook_error: AmiError | None = None
-                for raw_bytes in proc.stdout:
+                for raw_bytes in _lines(proc.stdout):
                     raw = mask(raw_bytes.decode("utf-8", errors="replace"))
                     log_file.write(raw)
+                    log_file.flush()
                     for text in out.readable(raw):
                         echo(text)
                     if on_instance and out.instance and hook_error is None:
@@ -264,9 +306,39 @@ class Packers:
                 if hook_error:
                     raise hook_error
             finally:
+                if watchdog:
+                    watchdog.cancel()
                 with self._lock:
                     self._running.discard(proc)
         if self.interrupted():
             raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
                            f"recorded; log: {log}")
-        return Result(exit_code=code, amis=out.amis, errors=out.errors)
+        return Result(exit_code=code, amis=out.amis, errors=out.errors,
+                      timed_out=timeout if expired.is_set() else None)
+
+    def _expire(self, proc: subprocess.Popen, expired: threading.Event) -> None:
+        """The build's time is up: cancel it as Ctrl-C would, then kill it."""
+        expired.set()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.cleanup_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _lines(stream: Any) -> Iterator[bytes]:
+    """Lines of output, each cut at MAX_LINE bytes: one huge line must not
+    take the memory of the run."""
+    cut = False
+    while True:
+        chunk = stream.readline(MAX_LINE)
+        if not chunk:
+            return
+        if cut:                                   # the rest of a line already cut
+            cut = not chunk.endswith(b"\n")
+            continue
+        if len(chunk) >= MAX_LINE and not chunk.endswith(b"\n"):
+            cut = True
+            chunk += f" [line cut at {MAX_LINE} bytes]\n".encode()
+        yield chunk

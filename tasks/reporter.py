@@ -10,18 +10,22 @@ needs failed, this prints one line naming them.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
 
 class Reporter(ConsoleReporter):
+    """``at_end`` is called once, when the run is over (failed or not): the
+    run's summary. (doit runs a teardown once per worker thread.)"""
     desc = "doit's console output, on stderr"
 
-    def __init__(self, outstream: Any, options: dict) -> None:
+    def __init__(self, outstream: Any, options: dict,
+                 at_end: Callable[[], None] | None = None) -> None:
         super().__init__(sys.stderr, options)
         self.held_back: list[str] = []
+        self.at_end = at_end
 
     def add_failure(self, task: Any, fail: Any) -> None:
         if isinstance(fail, UnmetDependency):
@@ -31,6 +35,8 @@ class Reporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self) -> None:
+        if self.at_end is not None:
+            self.at_end()
         super().complete_run()
         if self.held_back:
             shown = ", ".join(self.held_back[:8])

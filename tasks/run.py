@@ -44,9 +44,11 @@ class Outcomes:
         self.path = path
         self._lock = threading.Lock()
         self._outcomes: dict[str, Outcome] = {}
+        self.started = False                # a build run (pull) began
 
     def start(self) -> None:
         with self._lock:
+            self.started = True
             self._outcomes.clear()
             write_atomic(self.path, b"{}\n")
 
@@ -125,7 +127,8 @@ class Run:
                 "kind": self.inputs()[image].kind}
 
     def git(self) -> dict[str, object]:
-        return self.once("git", lambda: provenance.git_info(self.graph.root))
+        return self.once("git", lambda: provenance.git_info(
+            self.graph.root, sorted({f for i in self.inputs().values() for f in i.files})))
 
     def channel(self) -> tuple[str, str]:
         """The channel this run publishes to, and a note when it is not the obvious one."""

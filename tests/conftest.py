@@ -4,6 +4,7 @@ wrapper."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -121,6 +122,19 @@ def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
     return dest
 
 
+def print_sensitive(project: "Project", variable: str, command: str) -> None:
+    """base's template gets a sensitive variable from the environment (named
+    like the variable, upper case) and a shell-local step that prints it:
+    ``command`` with ``{value}`` where the value goes."""
+    template = project.path / "packer/base_ami.json"
+    data = json.loads(template.read_text())
+    data["variables"][variable] = f"{{{{env `{variable.upper()}`}}}}"
+    data["sensitive-variables"] = [variable]
+    data["provisioners"].append({"type": "shell-local", "inline": [
+        command.replace("{value}", f"{{{{user `{variable}`}}}}")]})
+    template.write_text(json.dumps(data, indent=2))
+
+
 def write_script(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -154,6 +168,17 @@ class Project:
 
     def record(self, image: str) -> Path:
         return self.path / ".amis" / "records" / f"{image}.json"
+
+    def digest(self, image: str) -> str:
+        """The digest `doit amis` would build ``image`` with now (its parent
+        must have an AMI)."""
+        code = ("import sys; from pathlib import Path; from tasks.run import Run; "
+                "from tasks import facts; "
+                "print(facts.decide(Run.load(Path('.'))).verdicts[sys.argv[1]].digest)")
+        done = subprocess.run([sys.executable, "-c", code, image], cwd=self.path, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
+        return done.stdout.strip()
 
     def clone(self, dest: Path) -> "Project":
         """A fresh clone: new folder, new mtimes, no doit database, no records."""
@@ -204,3 +229,12 @@ def project(tmp_path, aws, counting_packer) -> Project:
     """The example tree in a fresh repo, in the sandbox, on the test emulator."""
     script, runs = counting_packer
     return Project(copy_project(tmp_path / "repo"), sandbox_env(tmp_path, aws.url, script), runs)
+
+
+@pytest.fixture
+def proxy(aws):
+    """A fault-injecting proxy in front of the (reset) emulator."""
+    from faultproxy import FaultProxy
+    p = FaultProxy(aws.url)
+    yield p
+    p.close()

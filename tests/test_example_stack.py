@@ -190,7 +190,8 @@ def test_an_ami_made_public_by_its_template_is_made_private_and_not_published(pr
     template.write_text(json.dumps(data))
     before = aws.objects()["channels/main/worker.json"]
     out = failed(project.doit("amis"))
-    match = re.search(r"made eu-west-1:(ami-\w+) public", out)
+    match = re.search(r"image worker: the build shared eu-west-1:(ami-\w+) with everyone, "
+                      r"which amis.yaml does not allow", out)
     assert match, out
     grants = aws.ec2.describe_image_attribute(ImageId=match.group(1), Attribute="launchPermission")
     assert grants["LaunchPermissions"] == []
@@ -204,18 +205,28 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
     from tasks import artifacts
     from tasks.run import Run
 
+    from datetime import datetime, timezone
+
     ec2 = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="x",
                        aws_secret_access_key="x")
     run = Run.load(ROOT, {"AMI_BUCKET": "stub-bucket"})
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    amis = {"eu-west-1": "ami-11111111", "us-east-1": "ami-22222222"}
+    image = {"Tags": [{"Key": "Image", "Value": "web"}, {"Key": "Digest", "Value": "d" * 64}],
+             "CreationDate": "2026-01-01T00:00:05.000Z", "BlockDeviceMappings": []}
     with Stubber(ec2) as stub:
-        for ami in ("ami-11111111", "ami-22222222"):
+        for ami in amis.values():
+            stub.add_response("describe_images", {"Images": [{**image, "ImageId": ami}]},
+                              {"Filters": [{"Name": "image-id", "Values": [ami]}]})
+        for ami in amis.values():
             stub.add_response("modify_image_attribute", {},
                               {"ImageId": ami, "ImdsSupport": {"Value": "v2.0"}})
             stub.add_response("describe_image_attribute", {"LaunchPermissions": []},
                               {"ImageId": ami, "Attribute": "launchPermission"})
+            stub.add_response("describe_images", {"Images": [{**image, "ImageId": ami}]},
+                              {"Filters": [{"Name": "image-id", "Values": [ami]}]})
         monkeypatch.setattr(run.aws, "client", lambda *_: ec2)
-        artifacts.vet(run, "web", "packer/web_ami.json",
-                      {"eu-west-1": "ami-11111111", "us-east-1": "ami-22222222"})
+        artifacts.vet(run, "web", "d" * 64, started, amis)
         stub.assert_no_pending_responses()
 
 

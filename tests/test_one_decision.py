@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import BUCKET, GIT, REGION, commit, copy_project, failed, ok
+from conftest import REGION, commit, copy_project, ok
 
 ROLE = "ansible/roles/web_app/tasks/main.yml"
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import failed, ok, write_script
+from conftest import failed, ok, print_sensitive, write_script
 from tasks import packer
 
 REAL = shutil.which("packer")
@@ -90,13 +90,7 @@ SECRET = "dd0123456789abcdef, with a comma"
 
 def test_sensitive_values_never_reach_console_log_record_or_tags(project, aws):
     """Packer 1.6 prints sensitive variables unmasked in machine-readable mode."""
-    template = project.path / "packer/base_ami.json"
-    data = json.loads(template.read_text())
-    data["variables"]["datadog_api_key"] = "{{env `DATADOG_API_KEY`}}"
-    data["sensitive-variables"] = ["datadog_api_key"]
-    data["provisioners"].append({"type": "shell-local", "inline": [
-        "echo using key {{user `datadog_api_key`}}"]})
-    template.write_text(json.dumps(data, indent=2))
+    print_sensitive(project, "datadog_api_key", "echo using key {value}")
     result = ok(project.doit("amis", env={"DATADOG_API_KEY": SECRET}))
     assert f"using key {packer.MASK}" in result.stdout
     places = {"console": result.stdout + result.stderr}
@@ -151,7 +145,7 @@ def test_a_deregistered_ami_is_rebuilt_and_plan_says_so(project, aws):
 def test_losing_the_doit_database_rebuilds_nothing(project):
     ok(project.doit("amis"))
     project.reset_count()
-    (project.path / ".amis/doit.sqlite3").unlink()
+    (project.path / ".doit-amis.sqlite3").unlink()
     result = ok(project.doit("amis"))
     assert project.packer_builds() == []
     assert result.stdout.count(" reused") >= 5
