@@ -151,14 +151,16 @@ class Aws:
     # -- S3 ------------------------------------------------------------------
 
     def check_bucket(self, region: str) -> None:
-        """The bucket must exist and be ours to read; the sandbox creates its own.
-        Asked with few retries, so an unreachable endpoint is said at once."""
+        """The bucket must exist and be ours to list; the sandbox creates its own.
+        Asked with few retries, so an unreachable endpoint is said at once. A
+        one-key listing rather than HeadBucket: it needs s3:ListBucket, as
+        HeadBucket does on AWS, and an emulator agrees."""
         bucket = require_bucket(self.settings)
         if self._bucket_checked:
             return
         s3 = self.client("s3", region, attempts=PROBE_ATTEMPTS)
         try:
-            s3.head_bucket(Bucket=bucket)
+            s3.list_objects_v2(Bucket=bucket, Prefix=self.settings.prefix, MaxKeys=1)
         except aws_errors() as err:
             if self.settings.sandbox and error_code(err) in {"404", "NoSuchBucket"}:
                 args: dict[str, Any] = {"Bucket": bucket}

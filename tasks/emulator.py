@@ -42,8 +42,34 @@ def _patch_ebs_root_device() -> None:
     amis.Ami.__init__ = init
 
 
+def _patch_query_signing() -> None:
+    """With IAM enforced, moto 5.2 checks each request's SigV4 signature over
+    a URL it rebuilds with '/' in query values unescaped; clients sign them
+    escaped (%2F), as AWS's canonical query string has them, so every S3
+    listing with a prefix failed with SignatureDoesNotMatch. Escape them as
+    the clients do before the check."""
+    from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+    from moto.iam import access_control
+
+    original = access_control.IAMRequestBase._create_aws_request
+
+    @functools.wraps(original)
+    def create(self):
+        request = original(self)
+        parts = urlsplit(request.url)
+        if parts.query:
+            pairs = parse_qsl(parts.query, keep_blank_values=True)
+            query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs)
+            request.url = urlunsplit(parts._replace(query=query))
+        return request
+
+    access_control.IAMRequestBase._create_aws_request = create
+
+
 def serve(port: int) -> None:
     _patch_ebs_root_device()
+    _patch_query_signing()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)

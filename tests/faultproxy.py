@@ -25,6 +25,7 @@ from typing import Callable
 @dataclass
 class Request:
     method: str
+    raw: str                    # the request target as sent: path and query
     path: str                   # without the query
     query: dict[str, str]
     headers: dict[str, str]
@@ -95,7 +96,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 url = urllib.parse.urlparse(self.path)
-                request = Request(self.command, url.path,
+                request = Request(self.command, self.path, url.path,
                                   dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)),
                                   {k: v for k, v in self.headers.items()}, self._body())
                 with proxy.lock:
