@@ -139,6 +139,20 @@ def noop_figures(tree: Tree, repeats: int, target_s: float | None) -> None:
         note=f"{len(files)} files, {sum((graph.root / f).stat().st_size for f in files) / 1e6:.0f} MB")
 
 
+def unreachable_figures(tree: Tree, repeats: int) -> None:
+    """How long until an unreachable endpoint (a closed port) is reported."""
+    walls = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "doit", "amis"], cwd=tree.path,
+                              env={**tree.env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+                              capture_output=True, text=True)
+        walls.append(time.perf_counter() - started)
+        assert done.returncode != 0 and "cannot reach" in done.stderr, done.stderr
+    row("   unreachable endpoint: time to its one line", tree.name, walls, "s", "<= 5 s",
+        statistics.median(walls) <= 5)
+
+
 def staging_figures(tree: Tree, repeats: int) -> None:
     """What it costs to stage every image's inputs (hard links), as builds do."""
     from tasks import stage
@@ -304,6 +318,7 @@ def main() -> None:
         example.builds()
         noop_figures(example, args.repeats, 1.0)
         fresh_clone_figures(example, min(args.repeats, 3), 1.0)
+        unreachable_figures(example, min(args.repeats, 3))
         if not args.quick:
             one_role_change(example)
             real_packer(example, min(args.repeats, 3))

@@ -5,6 +5,7 @@ its one line (never a traceback)."""
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -136,7 +137,7 @@ def pipeline(run: Run) -> None:
     if offline:
         raise AmiError(f"cannot plan the pipeline offline: {offline}")
     target = run.settings.state / "pipeline.yml"
-    write_atomic(target, buildkite.pipeline(run.graph, rows).encode())
+    write_atomic(target, buildkite.pipeline(run.graph, rows, dict(os.environ)).encode())
     stale = sum(1 for r in rows if r.builds)
     shown = target.relative_to(run.settings.root)
     run.say(f"wrote {shown}: {stale} image step(s); upload it with: "

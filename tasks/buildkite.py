@@ -52,9 +52,14 @@ def annotate(markdown: str, style: str) -> str | None:
     return None
 
 
-def pipeline(graph: Graph, rows: list[Row]) -> str:
-    """One step per image that would build, `depends_on` following the tree."""
+def pipeline(graph: Graph, rows: list[Row], env: dict[str, str]) -> str:
+    """One step per image that would build, `depends_on` following the tree,
+    on the queue the upload ran on (Buildkite's BUILDKITE_AGENT_META_DATA_QUEUE),
+    with concurrency groups of this pipeline only (Buildkite's are
+    organisation-wide)."""
     stale = {r.image for r in rows if r.builds}
+    queue = env.get("BUILDKITE_AGENT_META_DATA_QUEUE")
+    scope = env.get("BUILDKITE_PIPELINE_SLUG") or "amis"
     steps = []
     for name, image in graph.images.items():
         if name not in stale:
@@ -63,16 +68,19 @@ def pipeline(graph: Graph, rows: list[Row]) -> str:
         steps.append({
             "label": f":packer: {name}",
             "key": STEP_KEY.format(name),
-            "command": f"bash .ci/install && python3 -m doit ami:{name}",
+            "command": f"bash .ci/install && .venv/bin/doit ami:{name}",
             **({"depends_on": STEP_KEY.format(parent)} if parent else {}),
+            **({"agents": {"queue": queue}} if queue else {}),
             "concurrency": 1,
-            "concurrency_group": f"amis/{name}",
+            "concurrency_group": f"{scope}/amis/{name}",
             "artifact_paths": [f".amis/logs/{name}-*.log"],
             "retry": {"automatic": [{"exit_status": -1, "limit": 2},
                                     {"exit_status": 255, "limit": 2}]},
         })
     if not steps:
         steps.append({"label": ":white_check_mark: AMIs up to date",
-                      "command": "echo every image is up to date"})
-    env = {k: os.environ[k] for k in PASSED_ON if os.environ.get(k)}
-    return yaml.safe_dump({**({"env": env} if env else {}), "steps": steps}, sort_keys=False)
+                      "command": "echo every image is up to date",
+                      **({"agents": {"queue": queue}} if queue else {})})
+    passed = {k: env[k] for k in PASSED_ON if env.get(k)}
+    return yaml.safe_dump({**({"env": passed} if passed else {}), "steps": steps},
+                          sort_keys=False)

@@ -6,6 +6,8 @@ files in order and only the variables it declares."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,14 @@ from . import stage, template as templates
 
 if TYPE_CHECKING:
     from .run import Run
+
+
+def with_tools(env: dict[str, str]) -> dict[str, str]:
+    """The environment with the tools beside this Python (the project's .venv,
+    activated or not) first on PATH: Packer runs ansible-playbook, and
+    ansible-lint runs it too."""
+    return {**env, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
+                                            env.get("PATH", "")])}
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
                                             endpoint=endpoint, sandbox=sandbox, tags=tags)
         path = root / inputs.template.path
         stage.replace_file(path, (json.dumps(data, indent=2) + "\n").encode())
-        env = dict(env)
+        env = with_tools(env)
         config = next((r.config for r in inputs.ansible if r.config), None)
         if config:
             env["ANSIBLE_CONFIG"] = str(root / config)

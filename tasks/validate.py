@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -28,7 +29,9 @@ _PLACEHOLDER_AMI = "ami-00000000"       # validate needs a value; no AMI is look
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
+    """A tool of the requirements: beside this Python (the project's .venv,
+    active or not), else on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if not found:
         raise AmiError(f"{name} not found: install the requirements (bash .ci/install)")
     return found
@@ -38,8 +41,8 @@ def _run(argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
          env: dict[str, str] | None = None) -> None:
     """Run a checker; on failure its output is shown and its first error line
     is part of the one-line error."""
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(argv, cwd=cwd, env=packing.with_tools(env or dict(os.environ)),
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
         say(output)

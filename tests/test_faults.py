@@ -426,3 +426,24 @@ def test_a_trailing_newline_is_not_part_of_an_id(tmp_path, value):
         record.update(region="eu-west-1\n", amis={"eu-west-1\n": "ami-12345678"})
     with pytest.raises(AmiError):
         Record.from_json(json.dumps(record), "s3://b/k")
+
+
+def test_a_no_op_lists_the_channel_and_fetches_nothing(project, aws, proxy):
+    """A warm no-op: the bucket check and one listing of the channel, no GET
+    however many images; a fresh clone GETs each record once, nothing else."""
+    ok(project.doit("amis"))
+    s3 = lambda method, get_object: lambda r: (                     # noqa: E731
+        r.method == method and r.path.startswith(f"/{BUCKET}")
+        and (r.path.count("/") > 1) == get_object)
+    via = {"AWS_ENDPOINT_URL": proxy.url}
+    ok(project.doit("amis", env=via))
+    assert proxy.count(s3("GET", True)) == 0
+    assert proxy.count(s3("GET", False)) == 2           # the bucket check, the channel
+    assert proxy.count(lambda r: r.action == "DescribeImages") == 1
+    proxy.seen.clear()
+    project.reset_count()
+    clone = project.clone(project.path.parent / "fresh")
+    ok(clone.doit("amis", env=via))
+    assert proxy.count(s3("GET", True)) == 6            # centos and five images, once each
+    assert proxy.count(s3("GET", False)) == 2
+    assert clone.packer_builds() == []

@@ -14,8 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path

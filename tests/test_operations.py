@@ -273,7 +273,7 @@ def test_the_dynamic_pipeline_follows_the_plan(project):
     assert edges == {(None, "ami-base")} | {("ami-base", f"ami-{c}")
                                            for c in ("build", "deploy", "web", "worker")}
     for step in pipeline:
-        assert step["command"].endswith(f"python3 -m doit ami:{step['key'][4:]}")
+        assert step["command"] == f"bash .ci/install && .venv/bin/doit ami:{step['key'][4:]}"
         assert step["retry"]["automatic"][0] == {"exit_status": -1, "limit": 2}
 
 
@@ -348,3 +348,38 @@ def test_gc_removes_packer_leftovers(project, aws):
                 if k["KeyName"].startswith("packer_")]
     assert not [g for g in aws.ec2.describe_security_groups()["SecurityGroups"]
                 if g["GroupName"].startswith("packer_")]
+
+
+def _schema_check(*paths):
+    import subprocess
+    import sys
+    from pathlib import Path
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run([str(exe), "--builtin-schema", "vendor.buildkite", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+def test_pipelines_are_valid_buildkite_and_steps_run_where_they_are_sent(project, tmp_path):
+    from conftest import ROOT
+    import yaml
+    done = _schema_check(*sorted((ROOT / ".buildkite").glob("*.yml")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("steps:\n  - command: true\n    concurrency: many\n")
+    assert _schema_check(bad).returncode != 0                   # the check can fail
+    buildkite = {"BUILDKITE_AGENT_META_DATA_QUEUE": "amis-builders",
+                 "BUILDKITE_PIPELINE_SLUG": "amis-prod"}
+    ok(project.doit("pipeline", env=buildkite))                 # nothing built: every image
+    generated = project.path / ".amis/pipeline.yml"
+    done = _schema_check(generated)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = yaml.safe_load(generated.read_text())["steps"]
+    assert len(steps) == 5
+    for step in steps:
+        assert step["agents"] == {"queue": "amis-builders"}
+        assert step["concurrency_group"] == f"amis-prod/amis/{step['key'][4:]}"
+    ok(project.doit("amis"))
+    ok(project.doit("pipeline", env=buildkite))
+    nothing = yaml.safe_load(generated.read_text())["steps"]
+    assert nothing[0]["agents"] == {"queue": "amis-builders"} and len(nothing) == 1
+    assert _schema_check(generated).returncode == 0
