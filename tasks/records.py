@@ -191,8 +191,9 @@ def read_local(path: Path) -> Record | None:
     return Record.from_json(text, str(path))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write by temporary file and rename: a crash leaves the old file whole."""
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write by temporary file and rename: a crash leaves the old file whole.
+    ``durable`` also forces it to disk first (records; not reports)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -202,8 +203,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
@@ -215,11 +217,13 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_local(path: Path, data: bytes) -> bool:
-    """Write only when the content differs, so doit sees no change in mtime either."""
+    """Mirror a record from S3: written only when the content differs, so doit
+    sees no change in mtime either. Not forced to disk: S3 holds the record,
+    and a lost copy is pulled again."""
     try:
         if path.read_bytes() == data:
             return False
     except OSError:
         pass
-    write_atomic(path, data)
+    write_atomic(path, data, durable=False)
     return True

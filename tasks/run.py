@@ -57,7 +57,7 @@ class Outcomes:
             self._outcomes[outcome.image] = outcome
             body = json.dumps({k: asdict(v) for k, v in self._outcomes.items()},
                               indent=2, sort_keys=True)
-            write_atomic(self.path, (body + "\n").encode())
+            write_atomic(self.path, (body + "\n").encode(), durable=False)
         return outcome
 
     def get(self, image: str) -> Outcome | None:
