@@ -49,6 +49,23 @@ def _filled(value: str, variables: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*user\s+`([^`]+)`\s*\}\}", lambda m: variables.get(m[1], ""), value)
 
 
+def _template(path: str, variables: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The AMI's tags and copy regions. A JSON template says them; of an HCL2
+    one (this runs on any python3, without an HCL parser) the tags are those
+    the runner adds and the copy regions are read off `ami_regions`."""
+    if path.endswith(".json") and not path.endswith(".pkr.json"):
+        builder = json.load(open(path))["builders"][0]
+        tags = {k: _filled(str(v), variables) for k, v in (builder.get("tags") or {}).items()}
+        return tags, builder.get("ami_regions", [])
+    files = [os.path.join(path, f) for f in sorted(os.listdir(path))] if os.path.isdir(path) \
+        else [path]
+    text = "".join(open(f).read() for f in files if f.endswith((".pkr.hcl", ".pkr.json")))
+    listed = re.search(r'"?ami_regions"?\s*[=:]\s*\[([^\]]*)\]', text)
+    tags = {"Image": variables.get("image", ""), "Digest": variables.get("digest", ""),
+            "ManagedBy": "amis-doit"}
+    return tags, re.findall(r'"([a-z]{2}-[a-z]+-\d)"', listed.group(1)) if listed else []
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["version"]:
         print(f"{int(time.time())},,version,1.6.6")
@@ -57,9 +74,8 @@ def main(argv: list[str]) -> int:
         return 0                    # `validate` and the rest: nothing to check here
     variables = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
     image = variables.get("image", "image")
-    builder = json.load(open(argv[-1]))["builders"][0]
-    tags = {k: _filled(str(v), variables) for k, v in (builder.get("tags") or {}).items()}
-    regions = dict.fromkeys([variables.get("region", "eu-west-1"), *builder.get("ami_regions", [])])
+    tags, copies = _template(argv[-1], variables)
+    regions = dict.fromkeys([variables.get("region", "eu-west-1"), *copies])
 
     def note(env: str, text: str) -> None:
         if os.environ.get(env):

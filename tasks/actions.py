@@ -13,7 +13,8 @@ from typing import Any, Callable
 from doit.exceptions import TaskFailed
 
 from . import (build, buildkite, cloud_init, console, decision, diagram, emulator,
-               explain as explaining, facts, gc as collecting, plan as planning, provenance,
+               explain as explaining, facts, gc as collecting, packing, plan as planning,
+               provenance,
                validate)
 from .config import CHANNEL_RE
 from .errors import AmiError
@@ -39,6 +40,7 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_action
 def pull(run: Run) -> None:
     run.outcomes.start()
+    packing.check_versions(run, list(run.graph.images))
     channel, note = run.channel()
     if note:
         run.say(note)
@@ -166,6 +168,7 @@ def explain(run: Run, ami: str) -> None:
 
 @_action
 def validate_image(run: Run, name: str) -> None:
+    packing.check_versions(run, [name])
     validate.image(run, name, lambda text: run.say(text, name))
     run.say("packer validate and ansible-playbook --syntax-check passed", name)
 

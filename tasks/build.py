@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from . import artifacts, console, facts, locks, packer, packing, validate
+from . import artifacts, console, facts, locks, packer, packing, template as templates, validate
 from .config import packer_executable
 from .decision import KEEP, REUSE, Verdict
 from .digest import source_digest
@@ -110,17 +110,13 @@ def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
                                     time.monotonic() - start, "by digest"))
 
 
-def _packer_version(run: Run, exe: str, env: dict[str, str]) -> str:
-    return run.once("packer-version", lambda: packer.version(exe, env))
-
-
 def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
     graph, settings = run.graph, run.settings
     image = graph.images[name]
     assert parent.ami is not None
     exe = packer_executable(settings)
     env = run.aws.subprocess_env()
-    version = _packer_version(run, exe, env)
+    version = packing.packer_version(run)
     git = run.git()
     started = _now()
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -134,7 +130,8 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
         if job.dropped:
             run.say(f"sandbox: left out {', '.join(job.dropped)} (they need an instance to "
                     "connect to)", name)
-        mask = packer.Masker(packer.sensitive_values(job.data, variables, job.env))
+        mask = packer.Masker(templates.sensitive_values(run.inputs()[name].template, variables,
+                                                        job.env))
         for attempt in range(settings.retries + 1):
             log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
             result = run.packers.run(

@@ -22,7 +22,7 @@ AMI_RE = re.compile(r"ami-[0-9a-f]{8,17}")
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
-_TOP_KEYS = frozenset({"region", "source", "images"})
+_TOP_KEYS = frozenset({"region", "source", "defaults", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
 _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
                          "extra_inputs", "regions", "vars", "max_age_days", "share_with",
@@ -159,12 +159,12 @@ def _str_list(file: Path, where: str, key: str, value: Any) -> tuple[str, ...]:
 def _repo_path(root: Path, file: Path, where: str, key: str, rel: str,
                must_exist: str | None = "file") -> str:
     """A path inside the repository, relative and without '..'; ``must_exist``
-    is "file", "dir" or None."""
+    is "file", "dir", "any" (either) or None."""
     p = Path(rel)
     if not rel or p.is_absolute() or ".." in p.parts or "\\" in rel:
         raise _fail(file, where, f"{key} {rel!r} must be a path inside the repository, "
                                  "relative and without '..'")
-    check = {"file": Path.is_file, "dir": Path.is_dir}.get(must_exist or "")
+    check = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}.get(must_exist or "")
     if check and not check(root / p):
         raise _fail(file, where, f"{key} {rel} does not exist: create it or set '{key}:' "
                                  "to the right path")
@@ -195,7 +195,24 @@ def _parse_source(file: Path, data: Any) -> Source:
                   sandbox_ami=data.get("sandbox_ami"))
 
 
-def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> Image:
+_DEFAULT_KEYS = _IMAGE_KEYS - {"parent", "playbook"}
+
+
+def _defaults(file: Path, data: Any) -> dict[str, Any]:
+    """Settings every image has unless it says otherwise."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _fail(file, "defaults", "must be a mapping of image settings (template, ...)")
+    unknown = set(data) - _DEFAULT_KEYS
+    if unknown:
+        raise _fail(file, "defaults", f"unknown key {sorted(unknown)[0]!r}; "
+                                      f"known keys: {', '.join(sorted(_DEFAULT_KEYS))}")
+    return data
+
+
+def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
+                 defaults: dict[str, Any]) -> Image:
     where = f"image {name}"
     if data is None:
         data = {}
@@ -205,6 +222,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
     if unknown:
         raise _fail(file, where, f"unknown key {sorted(unknown)[0]!r}; "
                                  f"known keys: {', '.join(sorted(_IMAGE_KEYS))}")
+    data = {**defaults, **data}
     parent = data.get("parent")
     if parent is None:
         raise _fail(file, where, "has no 'parent': name the source or another image")
@@ -246,7 +264,8 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str) -> I
         max_age_days=max_age,
         parent=parent,
         template=_repo_path(root, file, where, "template",
-                            data.get("template") or f"packer/{name}_ami.json"),
+                            data.get("template") or f"packer/{name}_ami.json",
+                            must_exist="any"),
         playbook=_repo_path(root, file, where, "playbook", playbook) if playbook else None,
         packer_dir=_repo_path(root, file, where, "packer_dir", data.get("packer_dir") or ".",
                               must_exist="dir"),
@@ -309,12 +328,13 @@ def parse_graph(data: Any, file: Path, root: Path) -> Graph:
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:
         raise AmiError(f"{file.name}: 'images' must map image names to their settings")
+    defaults = _defaults(file, data.get("defaults"))
     images: dict[str, Image] = {}
     for name, spec in raw_images.items():
         name = _check_name(file, name, "image")
         if name == source.name:
             raise _fail(file, f"image {name}", f"has the same name as the source {source.name!r}")
-        images[name] = _parse_image(root, file, name, spec, region)
+        images[name] = _parse_image(root, file, name, spec, region, defaults)
     return Graph(file=file, root=root, region=region, source=source,
                  images=_order(file, source.name, images))
 

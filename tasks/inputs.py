@@ -52,7 +52,8 @@ def image_inputs(graph: Graph, image: Image) -> Inputs:
     static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
               **({"playbook": image.playbook} if image.playbook else {})}
     values = templates.base_values(template, var_values, dict(image.vars), static)
-    ctx = templates.Context(repo, template.dir, image.packer_dir, values)
+    ctx = templates.Context(repo, template.dir, image.packer_dir, values, template.format,
+                            template.locals)
     walked = templates.walk(template, ctx)
     found = walked.found
     for vf in image.var_files:

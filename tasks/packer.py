@@ -25,7 +25,6 @@ TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceC
                     "RequestTimeout", "ResourceNotReady", "exceeded wait attempts")
 MASK = "<sensitive>"
 _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
-_ENV_DEFAULT = re.compile(r"^\{\{\s*env\s*`([^`]+)`\s*\}\}$")
 CLEANUP_TIMEOUT = 300   # seconds Packer may take to clean up after an interrupt
 MAX_LINE = 64 * 1024    # bytes of one output line kept
 
@@ -106,22 +105,6 @@ def error_summary(error: str) -> str:
 def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
     """Seconds before retry number ``attempt`` (0-based): exponential, jittered."""
     return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
-
-
-def sensitive_values(template: dict[str, Any], variables: dict[str, str],
-                     env: dict[str, str]) -> list[str]:
-    """Values of the template's ``sensitive-variables``: Packer 1.6 prints them
-    unmasked in machine-readable output, so the runner masks them itself."""
-    defaults = template.get("variables") or {}
-    values = []
-    for name in template.get("sensitive-variables") or []:
-        value = variables.get(name, defaults.get(name))
-        if isinstance(value, str):
-            m = _ENV_DEFAULT.match(value.strip())
-            value = env.get(m.group(1), "") if m else value
-        if value:
-            values.append(str(value))
-    return values
 
 
 MASK_LINE_MIN = 8     # lines of a multi-line secret at least this long are masked on their own

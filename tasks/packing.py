@@ -5,15 +5,19 @@ files in order and only the variables it declares."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from . import stage, template as templates
+from . import hcl, packer, stage, template as templates
+from .config import packer_executable
+from .errors import AmiError
+from .records import write_atomic
 
 if TYPE_CHECKING:
     from .run import Run
@@ -27,6 +31,57 @@ def with_tools(env: dict[str, str]) -> dict[str, str]:
                                             env.get("PATH", "")])}
 
 
+INIT_SINCE = (1, 7)          # `packer init` and required_plugins
+
+
+def packer_version(run: Run) -> str:
+    """The installed Packer's version, asked once per run."""
+    exe = packer_executable(run.settings)
+    return run.once("packer-version", lambda: packer.version(exe, with_tools(dict(os.environ))))
+
+
+def check_versions(run: Run, names: list[str]) -> None:
+    """Templates that need a newer Packer than the installed one stop the run
+    before any build, with one line naming the template, the block and the
+    version found."""
+    wanting = [run.inputs()[n].template for n in names]
+    wanting = [t for t in wanting if t.newer or t.required_version]
+    if not wanting:
+        return
+    version = packer_version(run)
+    for template in wanting:
+        for path, what in template.newer:
+            if hcl.version_tuple(version) < INIT_SINCE:
+                raise AmiError(f"{path}: {what} needs Packer 1.7 or newer; found {version}: "
+                               "upgrade Packer, or do without it (1.6 has the amazon-ebs "
+                               "builder built in; file() reads a file)")
+        if template.required_version and not hcl.satisfies(version, template.required_version):
+            raise AmiError(f"{template.path}: packer {{ required_version = "
+                           f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                           "install a Packer that meets it")
+
+
+def _init(run: Run, name: str, root: Path, path: Path, env: dict[str, str]) -> None:
+    """`packer init` for a template with required_plugins, once per digest of
+    its files (the plugins it installs are the machine's, not the run's)."""
+    template = run.inputs()[name].template
+    if not template.required_plugins or hcl.version_tuple(packer_version(run)) < INIT_SINCE:
+        return
+    manifest = run.manifest(name)
+    digest = hashlib.sha256("".join(f"{f} {manifest[f]}\n" for f in template.files
+                                    if f in manifest).encode()).hexdigest()
+    done = run.settings.state / "packer-init" / digest
+    if done.exists():
+        return
+    exe = packer_executable(run.settings)
+    result = subprocess.run([exe, "init", str(path)], cwd=root, env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        problem = (result.stdout + result.stderr).strip().splitlines() or ["(no output)"]
+        raise AmiError(f"packer init {template.path} failed: {problem[-1]}")
+    write_atomic(done, f"{template.path}\n".encode(), durable=False)
+
+
 @dataclass(frozen=True)
 class Invocation:
     root: Path                          # the stage: the repository's inputs
@@ -35,7 +90,6 @@ class Invocation:
     var_files: tuple[Path, ...]
     variables: dict[str, str]
     env: dict[str, str]
-    data: dict
     dropped: tuple[str, ...]            # provisioners the sandbox left out
 
     def argv(self, exe: str, command: str, *options: str) -> list[str]:
@@ -55,10 +109,12 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
     inputs = run.inputs()[name]
     with stage.staged(run.graph.root, run.settings.stage, name, run.manifest(name),
                       run.hasher) as root:
-        data, dropped = templates.effective(inputs.template, image=name, regions=image.regions,
-                                            endpoint=endpoint, sandbox=sandbox, tags=tags)
+        files, dropped = templates.effective(inputs.template, image=name, regions=image.regions,
+                                             endpoint=endpoint, sandbox=sandbox, tags=tags)
+        for rel, body in files.items():
+            stage.replace_file(root / rel, body)
         path = root / inputs.template.path
-        stage.replace_file(path, (json.dumps(data, indent=2) + "\n").encode())
+        _init(run, name, root, path, with_tools(env))
         env = with_tools(env)
         config = next((r.config for r in inputs.ansible if r.config), None)
         if config:
@@ -71,4 +127,4 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
         yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
                          var_files=tuple(root / vf for vf in image.var_files),
                          variables=templates.declared(inputs.template, variables), env=env,
-                         data=data, dropped=tuple(dropped))
+                         dropped=tuple(dropped))

@@ -1,12 +1,13 @@
-"""Packer templates: read them, find every file they name, and write the
-copy the runner hands Packer.
+"""Packer templates, JSON or HCL2: read them, find every file they name,
+and write the copy the runner hands Packer.
 
 Paths resolve the way Packer resolves them: relative to the folder Packer
-runs in (the image's ``packer_dir``), ``{{template_dir}}`` to the template's
-own folder, ``{{user `x`}}`` from the template's defaults, the image's var
-files, its ``vars`` in amis.yaml and the variables the runner passes.
-Values only known during the build (``{{env}}``, ``{{timestamp}}``, the
-parent's AMI, ...) leave a reference unresolved.
+runs in (the image's ``packer_dir``); ``{{template_dir}}`` and
+``${path.root}`` to the template's own folder; ``{{user `x`}}`` and
+``var.x`` from the template's defaults, the image's var files, its ``vars``
+in amis.yaml and the variables the runner passes. Values only known during
+the build (``{{env}}``, ``{{timestamp}}``, the parent's AMI, ...) leave a
+reference unresolved. HCL2 specifics live in ``hcl``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from . import hcl
 from .errors import AmiError
 from .refs import Found, Repo, Unresolved, read_text
 
@@ -75,19 +77,31 @@ class Block:
 @dataclass(frozen=True)
 class Template:
     path: str                                # repository path, as in amis.yaml
-    format: str                              # "json"
+    format: str                              # "json" (legacy) or "hcl2"
     files: tuple[str, ...]                   # its own files
-    dir: str                                 # what {{template_dir}} is
+    dir: str                                 # what {{template_dir}} / ${path.root} is
     variables: dict[str, str | None]         # declared variables and their defaults
     sensitive: tuple[str, ...]
     blocks: tuple[Block, ...]
-    data: dict = field(repr=False, default_factory=dict)
+    data: dict = field(repr=False, default_factory=dict)          # JSON: the template
+    documents: tuple[hcl.Document, ...] = field(repr=False, default=())   # HCL2: its files
+    locals: dict[str, Any] = field(repr=False, default_factory=dict)
+    required_version: str | None = None
+    newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
+
+    @property
+    def required_plugins(self) -> bool:
+        return any(what.startswith("packer {") for _, what in self.newer)
 
     def provisioners(self) -> list[Block]:
         return [b for b in self.blocks if b.kind == "provisioner"]
 
 
 def load(repo: Repo, path: str, image: str) -> Template:
+    """The image's template: a JSON template (``*.json``), or an HCL2 file
+    (``*.pkr.hcl``, ``*.pkr.json``) or folder of them."""
+    if repo.is_dir(path) or hcl.is_hcl(path):
+        return _load_hcl(repo, path, image)
     where = f"{path} (image {image})"
     text = read_text(repo.path(path), "template", where)
     try:
@@ -124,8 +138,32 @@ def load(repo: Repo, path: str, image: str) -> Template:
                     blocks=tuple(blocks), data=data)
 
 
+def _load_hcl(repo: Repo, path: str, image: str) -> Template:
+    files = hcl.files_of(repo, path, image)
+    documents = tuple(hcl.parse(repo, f) for f in files if f.endswith(hcl.SUFFIXES))
+    found = hcl.shape(list(documents))
+    blocks = [Block("source", i, kind, cfg) for i, (kind, _, cfg) in enumerate(found.sources, 1)]
+    blocks += [Block("provisioner", i, kind, cfg)
+               for i, (kind, cfg) in enumerate(found.provisioners, 1)]
+    blocks += [Block("post-processor", i, kind, cfg)
+               for i, (kind, cfg) in enumerate(found.post_processors, 1)]
+    if not any(b.kind == "source" and b.type in EBS_BUILDERS for b in blocks):
+        raise AmiError(f"{path} (image {image}): no amazon-ebs source: image {image} needs one")
+    variables = dict(found.variables)
+    for auto in (f for f in files if f.endswith(".auto.pkrvars.hcl")):
+        variables.update({k: v for k, v in hcl.var_file_values(repo, auto).items()
+                          if k in variables})
+    return Template(path=path, format="hcl2", files=tuple(files),
+                    dir=path if repo.is_dir(path) else (posixpath.dirname(path) or "."),
+                    variables=variables, sensitive=tuple(found.sensitive),
+                    blocks=tuple(blocks), documents=documents, locals=found.locals,
+                    required_version=found.required_version, newer=tuple(found.newer))
+
+
 def read_var_file(repo: Repo, path: str) -> dict[str, str]:
-    """A JSON var file's values (Packer 1.6 JSON templates take JSON var files)."""
+    """A var file's values: ``.pkrvars.hcl`` (HCL2), else JSON."""
+    if path.endswith(".hcl"):
+        return hcl.var_file_values(repo, path)
     try:
         data = json.loads(repo.path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -140,6 +178,8 @@ def read_var_file(repo: Repo, path: str) -> dict[str, str]:
 _ROOT = "/\x00repo"             # stands for the repository root while resolving
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
 _USER = re.compile(r"^\s*user\s+[`\"]([^`\"]+)[`\"]\s*$")
+# A default read from the environment: {{env `X`}} (JSON) or ${env("X")} (HCL2).
+_ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")
 
 
 @dataclass(frozen=True)
@@ -149,10 +189,24 @@ class Context:
     template_dir: str         # repository folders
     cwd: str
     values: dict[str, str | None]       # variable -> value; None: only known during the build
+    format: str = "json"
+    locals: dict[str, Any] = field(default_factory=dict)
 
-    def resolve(self, value: str) -> tuple[str | None, str, str]:
+    def plain(self, value: Any) -> str:
+        """A string field's text as written (HCL2: the template, unquoted)."""
+        return hcl.unquote(value) if self.format == "hcl2" and hcl.is_template(value) \
+            else str(value)
+
+    def wrap(self, text: str) -> Any:
+        """Text back into the form ``resolve`` takes."""
+        return hcl.quote(text) if self.format == "hcl2" else text
+
+    def resolve(self, value: Any) -> tuple[str | None, str, str]:
         """(the text with everything filled in, or None; a glob with ``*`` for
         what is unknown; why it is unknown)."""
+        if self.format == "hcl2":
+            return hcl.Scope(self.values, self.locals, f"{_ROOT}/{self.template_dir}",
+                             f"{_ROOT}/{self.cwd}").value(value)
         text, glob, unknown = [], [], []
         pos = 0
         for m in _ACTION.finditer(value):
@@ -195,7 +249,7 @@ def base_values(template: Template, var_files: dict[str, str], image_vars: dict[
             values[key] = value
     dynamic = {"source_ami", "digest", "branch", "commit", "dirty", "build_url", "build_time",
                "packer_version"}
-    return {k: (None if k in dynamic or (v is not None and "{{" in v) else v)
+    return {k: (None if k in dynamic or (v is not None and ("{{" in v or "${" in v)) else v)
             for k, v in values.items()}
 
 
@@ -246,12 +300,14 @@ def walk(template: Template, ctx: Context) -> Walk:
     out = Walk()
     for f in template.files:
         out.found.add(f, "template")
+    if template.format == "hcl2":
+        _file_calls(template, ctx, out)
     for block in template.blocks:
-        if block.kind == "builder":
+        if block.kind in ("builder", "source"):
             fields = _BUILDER_FIELDS.get(block.type)
             if fields is None:
-                raise AmiError(f"{template.path} {block.label}: only amazon-ebs builders are "
-                               "supported: remove this builder")
+                raise AmiError(f"{template.path} {block.label}: only amazon-ebs "
+                               f"{block.kind}s are supported: remove this one")
         elif block.kind == "provisioner":
             fields = _FILE_FIELDS.get(block.type)
             if fields is None:
@@ -279,6 +335,18 @@ def walk(template: Template, ctx: Context) -> Walk:
     return out
 
 
+def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
+    """HCL2 reads files with file(), templatefile() and fileset(): their paths
+    are inputs, wherever the calls are."""
+    places = [(f"{template.path} {b.label} {name}", value)
+              for b in template.blocks for name, value in b.config.items()]
+    places += [(f"{template.path} local {name}", value) for name, value in template.locals.items()]
+    for where, value in places:
+        for argument in hcl.file_calls(value):
+            _ref(ctx, out, f"{where} file()", argument if hcl.is_template(argument)
+                 else f"${{{argument}}}", "file", None)
+
+
 def _strings(value: Any, where: str) -> list[str]:
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(v, str) for v in items):
@@ -290,12 +358,13 @@ def _field(template: Template, block: Block, name: str, kind: str, value: Any, c
            out: Walk, use: AnsibleUse | None) -> None:
     where = f"{template.path} {block.label} {name}"
     if kind == "args":
-        for flag, path in extra_argument_files(_strings(value, where)):
-            _ref(ctx, out, f"{where} {flag}", path, "file", use)
+        args = [ctx.plain(v) for v in _strings(value, where)]
+        for flag, path in extra_argument_files(args):
+            _ref(ctx, out, f"{where} {flag}", ctx.wrap(path), "file", use)
         return
     if kind == "env":
         for item in _strings(value, where):
-            key, _, path = item.partition("=")
+            key, _, path = ctx.plain(item).partition("=")
             env_kind = {"ANSIBLE_CONFIG": "config", "ANSIBLE_ROLES_PATH": "roles_path",
                         "ANSIBLE_COLLECTIONS_PATH": "collections_path",
                         "ANSIBLE_COLLECTIONS_PATHS": "collections_path",
@@ -305,21 +374,22 @@ def _field(template: Template, block: Block, name: str, kind: str, value: Any, c
             if env_kind:
                 for part in path.split(":"):
                     if part:
-                        _ref(ctx, out, f"{where} {key.strip()}", part, env_kind, use)
+                        _ref(ctx, out, f"{where} {key.strip()}", ctx.wrap(part), env_kind, use)
         return
     for item in _strings(value, where):
         if kind == "roles_path" or kind == "collections_path":
-            for part in item.split(":"):
+            for part in ctx.plain(item).split(":"):
                 if part:
-                    _ref(ctx, out, where, part, kind, use)
+                    _ref(ctx, out, where, ctx.wrap(part), kind, use)
         else:
             _ref(ctx, out, where, item, {"files": "file", "playbooks": "playbook"}.get(kind, kind),
                  use)
 
 
-def _ref(ctx: Context, out: Walk, where: str, value: str, kind: str,
+def _ref(ctx: Context, out: Walk, where: str, raw: Any, kind: str,
          use: AnsibleUse | None) -> None:
-    text, glob, why = ctx.resolve(value)
+    text, glob, why = ctx.resolve(raw)
+    value = ctx.plain(raw)
     if text is None:
         out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob)))
         return
@@ -376,10 +446,15 @@ def extra_argument_files(args: list[str]) -> list[tuple[str, str]]:
 # -- the copy Packer gets --------------------------------------------------------
 
 def effective(template: Template, *, image: str, regions: tuple[str, ...], endpoint: str | None,
-              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The template with what the tree decides filled in: copy regions, the
-    EC2 endpoint, provenance tags and, in the sandbox, no communicator and no
-    provisioner that needs one. Returns it and the provisioners left out."""
+              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes], list[str]]:
+    """The template's files as Packer gets them, with what the tree decides
+    filled in: copy regions, the EC2 endpoint, provenance tags and, in the
+    sandbox, no communicator and no provisioner that needs one. Returns file
+    -> content, and the provisioners left out."""
+    if template.format == "hcl2":
+        return hcl.effective(list(template.documents), regions=regions, endpoint=endpoint,
+                             sandbox=sandbox, tags=tags,
+                             drop=lambda kind: kind in NEEDS_COMMUNICATOR)
     data = json.loads(json.dumps(template.data))
     for builder in data.get("builders") or []:
         if not isinstance(builder, dict) or builder.get("type") not in EBS_BUILDERS:
@@ -403,7 +478,22 @@ def effective(template: Template, *, image: str, regions: tuple[str, ...], endpo
             else:
                 kept.append(raw)
         data["provisioners"] = kept
-    return data, dropped
+    return {template.path: (json.dumps(data, indent=2) + "\n").encode()}, dropped
+
+
+def sensitive_values(template: Template, variables: dict[str, str],
+                     env: dict[str, str]) -> list[str]:
+    """Values of the template's sensitive variables: Packer 1.6 prints them
+    unmasked in machine-readable output, so the runner masks them itself."""
+    values = []
+    for name in template.sensitive:
+        value = variables.get(name, template.variables.get(name))
+        if isinstance(value, str):
+            m = _ENV_DEFAULT.match(value.strip())
+            value = env.get(m.group(1) or m.group(2), "") if m else value
+        if value:
+            values.append(str(value))
+    return values
 
 
 def declared(template: Template, variables: dict[str, str]) -> dict[str, str]:

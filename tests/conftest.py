@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -122,11 +123,29 @@ def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
     return dest
 
 
+def image_setting(project: "Project", image: str, line: str) -> None:
+    """Add a setting (``key: value``) to an image in amis.yaml."""
+    graph = project.path / "amis.yaml"
+    text = graph.read_text()
+    head = re.search(rf"^  {image}:\n", text, re.M)
+    assert head, f"no image {image} in amis.yaml"
+    graph.write_text(text[:head.end()] + f"    {line}\n" + text[head.end():])
+
+
+def legacy_template(project: "Project", image: str) -> Path:
+    """Give ``image`` a JSON template of its own (tests/fixtures/legacy_ami.json,
+    in the shape of the example's first templates), for tests that edit one."""
+    path = project.path / f"packer/{image}_ami.json"
+    shutil.copy(ROOT / "tests/fixtures/legacy_ami.json", path)
+    image_setting(project, image, f"template: packer/{image}_ami.json")
+    return path
+
+
 def print_sensitive(project: "Project", variable: str, command: str) -> None:
     """base's template gets a sensitive variable from the environment (named
     like the variable, upper case) and a shell-local step that prints it:
     ``command`` with ``{value}`` where the value goes."""
-    template = project.path / "packer/base_ami.json"
+    template = legacy_template(project, "base")
     data = json.loads(template.read_text())
     data["variables"][variable] = f"{{{{env `{variable.upper()}`}}}}"
     data["sensitive-variables"] = [variable]

@@ -191,3 +191,139 @@ def zoo(root: Path) -> Path:
     """Every shape in one tree, with the project's code beside it."""
     write(root, {**SHELL, **EKS, **APP, **LOCAL, "amis.yaml": GRAPH})
     return root
+
+
+# -- HCL2 -------------------------------------------------------------------------
+
+HCL_SOURCE = '''source "amazon-ebs" "NAME" {
+  region        = var.region
+  source_ami    = var.source_ami
+  instance_type = "t3.small"
+  ssh_username  = "ec2-user"
+  ami_name      = "${var.image}-${uuidv4()}"
+}
+'''
+HCL_VARIABLES = '''variable "region" {
+  type = string
+}
+
+variable "source_ami" {
+  type = string
+}
+
+variable "image" {
+  type = string
+}
+'''
+
+HCL = {
+    # One file, no playbook: shell and file provisioners, ${path.root} paths,
+    # file() (templatefile() needs Packer 1.7), and a script chosen by a
+    # .pkrvars.hcl var file.
+    "packer/hcl/image.pkr.hcl": HCL_VARIABLES + '''
+variable "arch" {
+  type    = string
+  default = "x86_64"
+}
+
+locals {
+  scripts = "${path.root}/scripts"
+}
+
+''' + HCL_SOURCE.replace("NAME", "image").replace(
+        '  ami_name      = "${var.image}-${uuidv4()}"\n',
+        '  ami_name      = "${var.image}-${uuidv4()}"\n'
+        '  user_data     = file("${path.root}/user-data.tpl")\n') + '''
+build {
+  sources = ["source.amazon-ebs.image"]
+
+  provisioner "shell" {
+    scripts = ["${local.scripts}/setup.sh", "${path.root}/scripts/install-${var.arch}.sh"]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/files/"
+    destination = "/etc/app"
+  }
+
+  provisioner "shell-local" {
+    inline = ["echo motd says ${file("${path.root}/motd")}"]
+  }
+
+  provisioner "shell-local" {
+    script = "${path.root}/scripts/local.sh"
+  }
+}
+''',
+    "packer/hcl/arm.pkrvars.hcl": 'arch = "arm64"\n',
+    "packer/hcl/scripts/setup.sh": "#!/bin/sh\necho setup\n",
+    "packer/hcl/scripts/install-arm64.sh": "#!/bin/sh\necho arm\n",
+    "packer/hcl/scripts/install-x86_64.sh": "#!/bin/sh\necho x86\n",
+    "packer/hcl/scripts/local.sh": "#!/bin/sh\necho hcl local step ran\n",
+    "packer/hcl/files/app.conf": "port=80\n",
+    "packer/hcl/motd": "hello\n",
+    "packer/hcl/user-data.tpl": "#cloud-config\nhostname: hcl\n",
+    # HCL2's JSON syntax.
+    "packer/pkrjson/image.pkr.json": json.dumps({
+        "variable": {"region": {"type": "string"}, "source_ami": {"type": "string"},
+                     "image": {"type": "string"}},
+        "source": {"amazon-ebs": {"image": {
+            "region": "${var.region}", "source_ami": "${var.source_ami}",
+            "instance_type": "t3.small", "ssh_username": "ec2-user",
+            "ami_name": "${var.image}-${uuidv4()}"}}},
+        "build": {"sources": ["source.amazon-ebs.image"], "provisioner": [
+            {"shell-local": {"script": "${path.root}/check.sh"}},
+            {"shell": {"inline": ["echo needs an instance"]}}]},
+    }, indent=2),
+    "packer/pkrjson/check.sh": "#!/bin/sh\necho pkr.json step ran\n",
+    # A folder of files: Packer's unit of HCL2 configuration.
+    "packer/folder/variables.pkr.hcl": HCL_VARIABLES,
+    "packer/folder/source.pkr.hcl": HCL_SOURCE.replace("NAME", "folder"),
+    "packer/folder/build.pkr.hcl": '''build {
+  sources = ["source.amazon-ebs.folder"]
+
+  provisioner "shell-local" {
+    inline = ["echo folder step ran"]
+  }
+}
+''',
+}
+
+HCL_GRAPH = """\
+region: eu-west-1
+source:
+  name: centos
+  ami: ami-bb9a6bc2
+images:
+  hcl:
+    parent: centos
+    template: packer/hcl/image.pkr.hcl
+    var_files: [packer/hcl/arm.pkrvars.hcl]
+  pkrjson:
+    parent: centos
+    template: packer/pkrjson/image.pkr.json
+  folder:
+    parent: centos
+    template: packer/folder
+"""
+
+HCL_READERS = {
+    "packer/hcl/image.pkr.hcl": ["hcl"],
+    "packer/hcl/arm.pkrvars.hcl": ["hcl"],
+    "packer/hcl/scripts/setup.sh": ["hcl"],
+    "packer/hcl/scripts/install-arm64.sh": ["hcl"],
+    "packer/hcl/scripts/local.sh": ["hcl"],
+    "packer/hcl/files/app.conf": ["hcl"],
+    "packer/hcl/motd": ["hcl"],
+    "packer/hcl/user-data.tpl": ["hcl"],
+    "packer/pkrjson/image.pkr.json": ["pkrjson"],
+    "packer/pkrjson/check.sh": ["pkrjson"],
+    "packer/folder/build.pkr.hcl": ["folder"],
+    "packer/folder/variables.pkr.hcl": ["folder"],
+}
+HCL_UNREAD = ["packer/hcl/scripts/install-x86_64.sh"]
+
+
+def hcl_zoo(root: Path) -> Path:
+    write(root, {**HCL, "amis.yaml": HCL_GRAPH})
+    return root

@@ -51,8 +51,9 @@ def test_doit_list_needs_no_network(offline):
      r"amis.yaml: duplicate key 'web'"),
     (("playbook: ansible/build_ami.yaml", "playbook: ansible/nope.yaml"),
      r"amis.yaml: image build: playbook ansible/nope.yaml does not exist"),
-    (("  deploy:\n    parent: base\n", "  deploy:\n    parent: base\n  cache:\n    parent: base\n"),
-     r"amis.yaml: image cache: template packer/cache_ami.json does not exist"),
+    (("  deploy:\n    parent: base\n", "  deploy:\n    parent: base\n  cache:\n    parent: base\n"
+                                      "    template: packer/cache.pkr.hcl\n"),
+     r"amis.yaml: image cache: template packer/cache.pkr.hcl does not exist"),
 ])
 def test_bad_graph_is_one_line(offline, edit, expected):
     graph = offline.path / "amis.yaml"

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import IMAGES, ROOT, failed, ok
+from conftest import IMAGES, ROOT, failed, legacy_template, ok
 from tasks import cloud_init
 from tasks.errors import AmiError
 
@@ -59,7 +59,7 @@ def test_the_example_tree_validates_and_builds_end_to_end(validating, aws):
 
 
 def test_a_broken_template_fails_validation_of_that_image_only(validating):
-    template = validating.path / "packer/web_ami.json"
+    template = legacy_template(validating, "web")
     data = json.loads(template.read_text())
     data["builders"][0]["instanse_type"] = "t3.small"
     template.write_text(json.dumps(data))
@@ -184,7 +184,7 @@ def test_check_refuses_invalid_cloud_config(text, expected):
 
 def test_an_ami_made_public_by_its_template_is_made_private_and_not_published(project, aws):
     ok(project.doit("amis"))
-    template = project.path / "packer/worker_ami.json"
+    template = legacy_template(project, "worker")
     data = json.loads(template.read_text())
     data["builders"][0]["ami_groups"] = ["all"]
     template.write_text(json.dumps(data))
@@ -233,7 +233,7 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
 def test_the_build_instance_requires_imdsv2_before_provisioning(project, aws):
     """Packer 1.6 cannot set metadata_options: the runner does, as soon as
     Packer names the instance."""
-    template = project.path / "packer/base_ami.json"
+    template = legacy_template(project, "base")
     data = json.loads(template.read_text())
     data["provisioners"].append({"type": "shell-local", "inline": ["sleep 1"]})
     template.write_text(json.dumps(data))

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import (BUCKET, FAKE_PACKER, REGION, commit, failed, ok, print_sensitive,
-                      write_script)
+from conftest import (BUCKET, FAKE_PACKER, REGION, commit, failed, image_setting,
+                      legacy_template, ok, print_sensitive, write_script)
 
 FAST_LOCKS = {"AMI_LOCK_POLL_SECONDS": "0.1"}
 
@@ -146,7 +146,7 @@ sys.exit(done.returncode)
 def test_an_ami_shared_with_an_undeclared_account_is_not_published(project, aws, setting,
                                                                    tmp_path):
     import shutil
-    template = project.path / "packer/base_ami.json"
+    template = legacy_template(project, "base")
     data = json.loads(template.read_text())
     data["builders"][0][setting] = ["123456789012"]
     del data["builders"][0]["encrypt_boot"]   # Packer shares no AMI encrypted with the default key
@@ -160,10 +160,7 @@ def test_an_ami_shared_with_an_undeclared_account_is_not_published(project, aws,
                      r"which amis.yaml does not allow \(share_with: nobody\); revoked, nothing "
                      r"published", out), out
     assert "channels/main/base.json" not in aws.objects()
-    graph = project.path / "amis.yaml"
-    graph.write_text(graph.read_text().replace(
-        "  base:\n    parent: centos\n", "  base:\n    parent: centos\n"
-                                         "    share_with: ['123456789012']\n"))
+    image_setting(project, "base", "share_with: ['123456789012']")
     ok(project.doit("ami:base"))
     ami = current_ami(aws, "base")
     grants = aws.ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
@@ -200,13 +197,14 @@ def test_a_hung_packer_is_stopped_after_the_build_timeout(project, tmp_path, cle
 [ "$1" = version ] && { echo "1,,version,1.6.6"; exit 0; }
 ON_TERM
 echo "1,,ui,say,==> amazon-ebs: hanging"
-while :; do sleep 1; done
+while :; do sleep 0.1; done
 """.replace("ON_TERM", on_term))
-    graph = project.path / "amis.yaml"
-    graph.write_text(graph.read_text().replace(
-        "  base:\n    parent: centos\n", "  base:\n    parent: centos\n    build_timeout: 2s\n"))
+    image_setting(project, "base", "build_timeout: 2s")
     started = time.monotonic()
-    out = failed(project.doit("ami:base", env={"PACKER": str(hung), "AMI_CLEANUP_SECONDS": "1"}))
+    # A Packer that cleans up gets the time to; one that ignores SIGTERM is killed.
+    cleanup = "30" if cleans_up else "1"
+    out = failed(project.doit("ami:base", env={"PACKER": str(hung),
+                                               "AMI_CLEANUP_SECONDS": cleanup}))
     assert time.monotonic() - started < 60
     assert "image base: Packer ran longer than its build_timeout (2 s) and was cancelled" in out
     if cleans_up:

@@ -105,9 +105,7 @@ def test_graph_prints_only_the_graph_offline_and_with_awkward_names(tmp_path):
     def renamed(root):
         graph = root / "amis.yaml"
         graph.write_text(graph.read_text().replace("  deploy:\n", "  end:\n"))
-        for old, new in (("packer/deploy_ami.json", "packer/end_ami.json"),
-                         ("ansible/deploy_ami.yaml", "ansible/end_ami.yaml")):
-            (root / old).rename(root / new)
+        (root / "ansible/deploy_ami.yaml").rename(root / "ansible/end_ami.yaml")
     from conftest import base_env
     repo = copy_project(tmp_path / "repo", tree=renamed)
     env = base_env(tmp_path)                        # no bucket, no endpoint, no sandbox

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BUCKET, FAKE_PACKER, IMAGES, REGION, ok, write_script
+from conftest import BUCKET, FAKE_PACKER, IMAGES, REGION, legacy_template, ok, write_script
 from tasks import emulator
 
 ALL = sorted(IMAGES)
@@ -151,7 +151,7 @@ exit 1
 
 def test_error_word_in_provisioner_output_is_not_a_failure(built_tree, tmp_path):
     """The Make approach greps for 'Error'; we go by exit code and error lines."""
-    template = built_tree.path / "packer/worker_ami.json"
+    template = legacy_template(built_tree, "worker")
     data = json.loads(template.read_text())
     data["provisioners"].append({"type": "shell-local", "inline": [
         "echo 'Installing libgpg-error-1.42: Error: none, errored: 0'"]})
@@ -292,7 +292,7 @@ def test_interrupt_mid_build_cleans_up_and_records_nothing(project, aws, how):
     import subprocess
     import sys
 
-    template = project.path / "packer/base_ami.json"
+    template = legacy_template(project, "base")
     data = json.loads(template.read_text())
     # Packer lets a running shell-local script finish before it cancels.
     data["provisioners"].append({"type": "shell-local", "inline": ["sleep 4"]})

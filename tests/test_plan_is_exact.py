@@ -25,7 +25,7 @@ EDITS = {
     "worker role": "ansible/roles/worker_app/defaults/main.yml",
     "agent role": "ansible/roles/buildkite_agent/defaults/main.yml",
     "base playbook": "ansible/base_ami.yaml",
-    "worker template": "packer/worker_ami.json",
+    "shared template": "packer/ami/ami.pkr.hcl",
 }
 IMAGES = ["base", "build", "deploy", "web", "worker"]
 
@@ -64,12 +64,7 @@ def make_machine(tmp: Path, url: str, packer: Path, runs: Path):
         def edit(self, what: str) -> None:
             self.edits += 1
             path = self.path / EDITS[what]
-            if path.suffix == ".json":
-                data = json.loads(path.read_text())
-                data["description"] = f"edit {self.edits}"
-                path.write_text(json.dumps(data, indent=2))
-            else:
-                path.write_text(path.read_text() + f"\n# edit {self.edits}\n")
+            path.write_text(path.read_text() + f"\n# edit {self.edits}\n")
 
         @precondition(lambda self: not self.clean())
         @rule()

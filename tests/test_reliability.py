@@ -114,10 +114,13 @@ def test_masker_handles_escaped_forms():
 
 
 def test_sensitive_values_resolve_env_defaults():
-    template = {"variables": {"k": "{{env `K`}}", "plain": "p", "other": "o"},
-                "sensitive-variables": ["k", "plain", "missing"]}
-    assert packer.sensitive_values(template, {"plain": "given"}, {"K": "from-env"}) == \
-        ["from-env", "given"]
+    from tasks.template import Template, sensitive_values
+    template = Template(path="t.json", format="json", files=("t.json",), dir=".",
+                        variables={"k": "{{env `K`}}", "h": '${env("H")}', "plain": "p",
+                                   "other": "o"},
+                        sensitive=("k", "h", "plain", "missing"), blocks=())
+    assert sensitive_values(template, {"plain": "given"}, {"K": "from-env", "H": "hcl"}) == \
+        ["from-env", "hcl", "given"]
 
 
 def test_backoff_grows_and_is_capped():

@@ -1,0 +1,452 @@
+"""HCL2 Packer configurations: a ``.pkr.hcl`` file, a ``.pkr.json`` file
+(HCL2's JSON syntax) or a folder of them (Packer's unit of configuration).
+
+``.pkr.hcl`` is parsed with python-hcl2, which keeps every value as its HCL
+source text: ``"\\"t3.small\\""`` is a quoted template, ``"${var.region}"``
+a bare expression, numbers and booleans are themselves. ``.pkr.json`` is
+brought to the same form, so one walk reads both. Values resolve the way
+Packer resolves them before a build: ``var.x`` from defaults, var files and
+``-var``, ``local.x``, ``path.root`` (the configuration's folder) and
+``path.cwd`` (the folder Packer runs in); ``file()`` and ``templatefile()``
+read files, so their paths are inputs. Anything else is only known during
+the build. The configuration Packer gets is written back in each file's own
+syntax.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Iterator
+
+from .errors import AmiError
+from .refs import Repo, read_text
+
+SUFFIXES = (".pkr.hcl", ".pkr.json")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_REF = re.compile(r"^(var|local|path)\.([A-Za-z_][A-Za-z0-9_-]*)$")
+_FILE_CALL = re.compile(r"\b(file|templatefile|fileset)\(")
+_ESCAPES = MappingProxyType({"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"})
+
+
+def is_hcl(path: str) -> bool:
+    return path.endswith(SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One file of the configuration, parsed, in its own syntax."""
+    path: str
+    syntax: str                 # "hcl" or "json"
+    data: dict
+
+
+def files_of(repo: Repo, path: str, image: str) -> list[str]:
+    """The configuration's files: the file itself, or a folder's *.pkr.hcl,
+    *.pkr.json and *.auto.pkrvars.hcl (Packer reads those by itself)."""
+    if not repo.is_dir(path):
+        return [path]
+    names = sorted(p.name for p in repo.path(path).iterdir() if p.is_file())
+    found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + (".auto.pkrvars.hcl",))]
+    if not any(f.endswith(SUFFIXES) for f in found):
+        raise AmiError(f"{path} (image {image}): a folder template needs *.pkr.hcl or *.pkr.json "
+                       "files")
+    return found
+
+
+def parse(repo: Repo, rel: str) -> Document:
+    text = read_text(repo.path(rel), "template", rel)
+    if rel.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise AmiError(f"{rel}: not valid JSON ({err}): fix the template") from None
+        if not isinstance(data, dict):
+            raise AmiError(f"{rel}: an HCL2 JSON configuration must be an object")
+        return Document(rel, "json", data)
+    import hcl2
+    from hcl2.utils import SerializationOptions
+    try:
+        data = hcl2.loads(text, serialization_options=SerializationOptions(
+            preserve_heredocs=False, with_comments=False))
+    except Exception as err:           # python-hcl2 raises lark's many error types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AmiError(f"{rel}: not valid HCL2 ({first}): fix the template "
+                       "(packer validate shows where)") from None
+    return Document(rel, "hcl", data)
+
+
+# -- values --------------------------------------------------------------------
+
+def unquote(text: str) -> str:
+    """A quoted HCL template's text, escapes undone (``${...}`` kept)."""
+    body = text[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+                i += 2
+                continue
+            if nxt in "uU":
+                width = 4 if nxt == "u" else 8
+                try:
+                    out.append(chr(int(body[i + 2:i + 2 + width], 16)))
+                    i += 2 + width
+                    continue
+                except ValueError:
+                    pass
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"'
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}") \
+        and _closing(value, 2) == len(value) - 1
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the ``}`` closing the interpolation opened before ``start``."""
+    depth, i, in_string = 1, start, False
+    while i < len(text):
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def parts(template: str) -> Iterator[tuple[str, bool]]:
+    """A template's literal text and its ``${...}`` expressions, in order."""
+    i = 0
+    while i < len(template):
+        start = template.find("${", i)
+        while start > 0 and template[start - 1] == "$":     # $${ is a literal ${
+            start = template.find("${", start + 2)
+        if start < 0:
+            yield template[i:].replace("$${", "${"), False
+            return
+        end = _closing(template, start + 2)
+        if end < 0:
+            yield template[i:], False
+            return
+        if start > i:
+            yield template[i:start].replace("$${", "${"), False
+        yield template[start + 2:end].strip(), True
+        i = end + 1
+
+
+class Scope:
+    """What an expression may refer to before the build."""
+
+    def __init__(self, values: dict[str, str | None], locals_: dict[str, Any],
+                 root: str, cwd: str) -> None:
+        self.values = values
+        self.locals = locals_
+        self.paths = {"root": root, "cwd": cwd}
+        self._depth = 0
+
+    def value(self, raw: Any) -> tuple[str | None, str, str]:
+        """(the text, or None if it is only known during the build; a glob
+        with ``*`` for the unknown parts; why it is unknown)."""
+        if isinstance(raw, bool):
+            return str(raw).lower(), str(raw).lower(), ""
+        if isinstance(raw, (int, float)):
+            return str(raw), str(raw), ""
+        if is_expression(raw):
+            return self.expression(raw[2:-1].strip())
+        if is_template(raw):
+            return self.template(unquote(raw))
+        return None, "*", f"{raw!r} is only known during the build"
+
+    def template(self, text: str) -> tuple[str | None, str, str]:
+        out, glob, why = [], [], []
+        for piece, expr in parts(text):
+            if not expr:
+                out.append(piece)
+                glob.append(piece)
+                continue
+            value, g, w = self.expression(piece)
+            out.append(value or "")
+            glob.append(g)
+            if value is None:
+                why.append(w)
+        return ("".join(out) if not why else None), "".join(glob), "; ".join(why)
+
+    def expression(self, expr: str) -> tuple[str | None, str, str]:
+        if is_template(expr):
+            return self.template(unquote(expr))
+        m = _REF.match(expr)
+        if not m:
+            return None, "*", f"${{{expr}}} is only known during the build"
+        kind, name = m.groups()
+        if kind == "path":
+            if name in self.paths:
+                return self.paths[name], self.paths[name], ""
+            return None, "*", f"path.{name} is not known before the build"
+        if kind == "var":
+            if name not in self.values:
+                return None, "*", f"variable {name} is not declared"
+            value = self.values[name]
+            return (value, value, "") if value is not None else \
+                (None, "*", f"variable {name} is only known during the build")
+        if name not in self.locals or self._depth > 10:
+            return None, "*", f"local {name} is not known before the build"
+        self._depth += 1
+        try:
+            return self.value(self.locals[name])
+        finally:
+            self._depth -= 1
+
+
+def file_calls(raw: Any) -> Iterator[str]:
+    """The first argument of every file(), templatefile() and fileset() call in
+    a value (any depth of a list or object)."""
+    if isinstance(raw, list):
+        for item in raw:
+            yield from file_calls(item)
+    elif isinstance(raw, dict):
+        for item in raw.values():
+            yield from file_calls(item)
+    elif isinstance(raw, str):
+        for m in _FILE_CALL.finditer(raw):
+            start = m.end()
+            depth, i, in_string = 0, start, False
+            while i < len(raw):
+                c = raw[i]
+                if in_string:
+                    if c == "\\":
+                        i += 1
+                    elif c == '"':
+                        in_string = False
+                elif c == '"':
+                    in_string = True
+                elif c in "({[":
+                    depth += 1
+                elif c in ")}]" and depth:
+                    depth -= 1
+                elif c in ",)" and depth == 0:
+                    break
+                i += 1
+            yield raw[start:i].strip()
+
+
+# -- the configuration's shape ---------------------------------------------------
+
+def _labelled(node: Any) -> Iterator[tuple[str, Any]]:
+    """(label, body) pairs of a block map, in either syntax."""
+    for item in node if isinstance(node, list) else [node]:
+        if isinstance(item, dict):
+            for key, body in item.items():
+                if key != "__is_block__":
+                    yield key.strip('"'), body
+
+
+def _bodies(node: Any) -> Iterator[dict]:
+    for item in node if isinstance(node, list) else [node]:
+        if isinstance(item, dict):
+            yield item
+
+
+def _to_hcl_form(value: Any) -> Any:
+    """A JSON-syntax value in python-hcl2's form: strings become quoted templates."""
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, list):
+        return [_to_hcl_form(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_hcl_form(v) for k, v in value.items()}
+    return value
+
+
+def _config(document: Document, body: Any) -> dict:
+    body = body[0] if isinstance(body, list) and len(body) == 1 else body
+    if not isinstance(body, dict):
+        return {}
+    body = {k: v for k, v in body.items() if k != "__is_block__"}
+    return _to_hcl_form(body) if document.syntax == "json" else body
+
+
+@dataclass
+class Shape:
+    variables: dict[str, str | None]
+    sensitive: list[str]
+    locals: dict[str, Any]
+    sources: list[tuple[str, str, dict]]              # (type, name, config)
+    provisioners: list[tuple[str, dict]]              # in build order
+    post_processors: list[tuple[str, dict]]
+    required_version: str | None
+    newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
+
+
+def shape(documents: list[Document]) -> Shape:
+    s = Shape({}, [], {}, [], [], [], None, [])
+    for doc in documents:
+        if "templatefile(" in json.dumps(doc.data):
+            s.newer.append((doc.path, "templatefile()"))
+    for doc in documents:
+        data = doc.data
+        for name, body in _labelled(data.get("variable", [])):
+            cfg = _config(doc, body)
+            default = cfg.get("default")
+            s.variables[name] = unquote(default) if is_template(default) and "${" not in default \
+                else (str(default).lower() if isinstance(default, bool) else
+                      str(default) if isinstance(default, (int, float)) else None)
+            if cfg.get("sensitive") in (True, "true", '"true"'):
+                s.sensitive.append(name)
+            if is_expression(default) and default.startswith('${env("'):
+                s.variables[name] = default       # an env default: resolved for masking only
+        for body in _bodies(data.get("locals", [])):
+            s.locals.update(_config(doc, body))
+        for kind, body in _labelled(data.get("source", [])):
+            for name, cfg in _labelled(body):
+                s.sources.append((kind, name, _config(doc, cfg)))
+        for build in _bodies(data.get("build", [])):
+            for kind, body in _labelled(build.get("provisioner", [])):
+                s.provisioners.append((kind, _config(doc, body)))
+            for kind, body in _labelled(build.get("post-processor", [])):
+                s.post_processors.append((kind, _config(doc, body)))
+            for group in _bodies(build.get("post-processors", [])):
+                for kind, body in _labelled(group.get("post-processor", [])):
+                    s.post_processors.append((kind, _config(doc, body)))
+        for packer in _bodies(data.get("packer", [])):
+            cfg = _config(doc, packer)
+            version = cfg.get("required_version")
+            if is_template(version):
+                s.required_version = unquote(version)
+            if "required_plugins" in packer:
+                s.newer.append((doc.path, "packer { required_plugins }"))
+    return s
+
+
+def var_file_values(repo: Repo, rel: str) -> dict[str, str]:
+    """A ``.pkrvars.hcl`` (or JSON) var file's literal string values."""
+    doc = parse(repo, rel)
+    values = doc.data if doc.syntax == "json" else {
+        k: v for k, v in doc.data.items() if k != "__is_block__"}
+    out = {}
+    for key, value in values.items():
+        value = _to_hcl_form(value) if doc.syntax == "json" else value
+        if is_template(value) and "${" not in value:
+            out[key] = unquote(value)
+        elif isinstance(value, (int, float, bool)):
+            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+# -- the configuration Packer gets -----------------------------------------------------
+
+def _set_tags(cfg: dict, key: str, tags: dict[str, str], syntax: str) -> None:
+    existing = cfg.get(key)
+    if isinstance(existing, dict):
+        for k, v in tags.items():
+            existing[k] = v if syntax == "json" else quote(v)
+    elif existing is None:
+        cfg[key] = dict(tags) if syntax == "json" else {k: quote(v) for k, v in tags.items()}
+    else:
+        inner = existing[2:-1] if is_expression(existing) else existing
+        extra = ", ".join(f"{k} = {quote(v)}" for k, v in tags.items())
+        cfg[key] = f"${{merge({inner}, {{{extra}}})}}"
+
+
+def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: str | None,
+              sandbox: bool, tags: dict[str, str],
+              drop: Callable[[str], bool]) -> tuple[dict[str, bytes], list[str]]:
+    """Each file as Packer gets it: copy regions, the endpoint, provenance tags
+    and, in the sandbox, no communicator and none of the provisioners ``drop``
+    says need one. Returns file -> content, and the provisioners left out."""
+    out: dict[str, bytes] = {}
+    dropped: list[str] = []
+    index = 0
+    for doc in documents:
+        data = copy.deepcopy(doc.data)
+        q = (lambda v: v) if doc.syntax == "json" else quote
+        for kind, body in _labelled(data.get("source", [])):
+            if kind != "amazon-ebs":
+                continue
+            for _, cfg in _labelled(body):
+                cfg = cfg[0] if isinstance(cfg, list) else cfg
+                if len(regions) > 1:
+                    cfg["ami_regions"] = [q(r) for r in regions[1:]]
+                if endpoint:
+                    cfg["custom_endpoint_ec2"] = q(endpoint)
+                    cfg["skip_region_validation"] = True
+                if sandbox:
+                    cfg["communicator"] = q("none")
+                for key in ("tags", "snapshot_tags"):
+                    _set_tags(cfg, key, tags, doc.syntax)
+        for build in _bodies(data.get("build", [])):
+            provisioners = build.get("provisioner")
+            if provisioners is None:
+                continue
+            kept = []
+            for item in provisioners if isinstance(provisioners, list) else [provisioners]:
+                labels = [k for k in item if k != "__is_block__"]
+                index += 1
+                kind = labels[0].strip('"') if labels else "?"
+                if sandbox and drop(kind):
+                    dropped.append(f"provisioner {index} ({kind})")
+                else:
+                    kept.append(item)
+            if kept:
+                build["provisioner"] = kept
+            else:
+                del build["provisioner"]
+        if doc.syntax == "json":
+            out[doc.path] = (json.dumps(data, indent=2) + "\n").encode()
+        else:
+            import hcl2
+            out[doc.path] = hcl2.dumps(data).encode()
+    return out, dropped
+
+
+# -- which Packer can read it ----------------------------------------------------
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3]) or (0,)
+
+
+def satisfies(version: str, constraint: str) -> bool:
+    """Whether a Packer version meets a constraint such as ">= 1.7.0, < 2" or "~> 1.8"."""
+    have = version_tuple(version)
+    for part in constraint.split(","):
+        m = re.match(r"\s*(>=|<=|!=|~>|>|<|=)?\s*v?([0-9][0-9.]*)\s*$", part)
+        if not m:
+            return False
+        op, want_text = m.group(1) or "=", m.group(2)
+        want = version_tuple(want_text)
+        pad = max(len(have), len(want))
+        h, w = have + (0,) * (pad - len(have)), want + (0,) * (pad - len(want))
+        if op == "~>":
+            fixed = want[:-1] if len(want) > 1 else want
+            if not (h >= w and h[:len(fixed)] == fixed):
+                return False
+        elif not {"=": h == w, "!=": h != w, ">": h > w, ">=": h >= w, "<": h < w,
+                  "<=": h <= w}[op]:
+            return False
+    return True

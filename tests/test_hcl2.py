@@ -1,0 +1,167 @@
+"""HCL2 templates with the real Packer 1.6.6 and the emulator: a .pkr.hcl
+file, a .pkr.json file and a folder build; edits rebuild exactly the image
+that reads the file; what 1.6.6 cannot read is refused before any build."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+import pytest
+
+import shapes
+from conftest import (CODE_FILES, Project, commit, copy_project, failed, image_setting, ok,
+                      sandbox_env, write_script)
+from test_inputs_e2e import edit, would_build
+
+ALL = ["folder", "hcl", "pkrjson"]
+
+
+@pytest.fixture
+def zoo(tmp_path, aws, counting_packer) -> Project:
+    script, runs = counting_packer
+    path = copy_project(tmp_path / "repo", CODE_FILES, shapes.hcl_zoo)
+    return Project(path, sandbox_env(tmp_path, aws.url, script), runs)
+
+
+def test_hcl2_images_build_and_rebuild_exactly_what_reads_an_edited_file(zoo, aws):
+    first = ok(zoo.doit("amis"))
+    assert sorted(zoo.packer_builds()) == ALL
+    for said in ("hcl local step ran", "motd says hello", "pkr.json step ran", "folder step ran"):
+        assert said in first.stdout, said
+    assert "[hcl] sandbox: left out provisioner 1 (shell), provisioner 2 (file)" in first.stdout
+    assert "[pkrjson] sandbox: left out provisioner 2 (shell)" in first.stdout
+    record = json.loads(aws.objects()["channels/main/hcl.json"])
+    tags = aws.ec2.describe_images(ImageIds=[record["amis"]["eu-west-1"]])["Images"][0]["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}["Digest"] == record["digest"]
+    zoo.reset_count()
+
+    by_image = defaultdict(list)
+    for path, readers in shapes.HCL_READERS.items():
+        by_image[readers[0]].append(path)
+    for i in range(max(len(p) for p in by_image.values())):
+        edited = {image: paths[i] for image, paths in by_image.items() if i < len(paths)}
+        for path in edited.values():
+            if path.endswith(".pkr.json"):
+                data = json.loads((zoo.path / path).read_text())
+                data["source"]["amazon-ebs"]["image"]["instance_type"] = "t3.medium"
+                (zoo.path / path).write_text(json.dumps(data, indent=2))
+            else:
+                edit(zoo.path, path)
+        commit(zoo.path)
+        plan = ok(zoo.doit("plan")).stdout
+        assert would_build(plan) == {image: f"changed {path}" for image, path in edited.items()}, plan
+        ok(zoo.doit("amis"))
+        assert sorted(zoo.packer_builds()) == sorted(edited), edited
+        zoo.reset_count()
+    for path in shapes.HCL_UNREAD:
+        edit(zoo.path, path)
+    commit(zoo.path)
+    assert "nothing to build" in ok(zoo.doit("plan")).stdout
+
+
+def test_only_declared_variables_reach_packer(zoo, tmp_path):
+    """HCL2 refuses a -var it does not declare; the folder template declares
+    neither `playbook` nor `digest`, and builds."""
+    argv = tmp_path / "argv"
+    real = zoo.env["PACKER"]
+    spy = write_script(tmp_path / "spy", f"""#!/bin/sh
+[ "$1" = build ] && echo "$@" >> "{argv}"
+exec "{real}" "$@"
+""")
+    ok(zoo.doit("ami:folder", env={"PACKER": str(spy)}))
+    passed = set(re.findall(r"-var (\w+)=", argv.read_text()))
+    assert passed == {"image", "region", "source_ami"}
+
+
+def test_required_plugins_are_refused_by_packer_1_6_before_any_build(zoo):
+    (zoo.path / "packer/folder/plugins.pkr.hcl").write_text(
+        'packer {\n  required_plugins {\n    amazon = {\n      version = ">= 1.0.0"\n'
+        '      source  = "github.com/hashicorp/amazon"\n    }\n  }\n}\n')
+    commit(zoo.path)
+    out = failed(zoo.doit("amis"))
+    assert "packer/folder/plugins.pkr.hcl: packer { required_plugins } needs Packer 1.7 or " \
+           "newer; found 1.6.6" in out
+    assert zoo.packer_builds() == []
+
+
+def test_templatefile_is_refused_by_packer_1_6_and_its_file_is_an_input(zoo):
+    path = zoo.path / "packer/hcl/image.pkr.hcl"
+    path.write_text(path.read_text().replace(
+        'file("${path.root}/user-data.tpl")',
+        'templatefile("${path.root}/user-data.tpl", { image = var.image })'))
+    commit(zoo.path)
+    inputs = ok(zoo.doit("inputs", "-i", "hcl")).stdout
+    assert re.search(r"^packer/hcl/user-data\.tpl\s+packer/hcl/image\.pkr\.hcl source 1 "
+                     r"\(amazon-ebs\) user_data file\(\)$", inputs, re.M), inputs
+    out = failed(zoo.doit("amis"))
+    assert "packer/hcl/image.pkr.hcl: templatefile() needs Packer 1.7 or newer; found 1.6.6" in out
+    assert zoo.packer_builds() == []
+
+
+def test_an_unmet_required_version_is_refused(zoo):
+    (zoo.path / "packer/folder/version.pkr.hcl").write_text(
+        'packer {\n  required_version = ">= 1.9.0"\n}\n')
+    commit(zoo.path)
+    out = failed(zoo.doit("amis"))
+    assert 'packer/folder: packer { required_version = ">= 1.9.0" } is not met by Packer 1.6.6' in out
+    assert zoo.packer_builds() == []
+
+
+def test_packer_init_runs_once_per_template_digest(zoo, tmp_path):
+    """A Packer that has `init` (1.7+) initialises a template with
+    required_plugins before validate and build, once per digest."""
+    calls = tmp_path / "calls"
+    real = zoo.env["PACKER"]
+    newer = write_script(tmp_path / "newer", f"""#!/bin/sh
+echo "$1" >> "{calls}"
+case "$1" in
+  version) echo "1,,version,1.8.0"; exit 0;;
+  init) exit 0;;
+esac
+exec "{real}" "$@"
+""")
+    plugins = zoo.path / "packer/folder/plugins.pkr.hcl"
+    env = {"PACKER": str(newer)}
+    plugins.write_text('packer {\n  required_plugins {\n    amazon = {\n      version = ">= 1.0.0"\n'
+                       '      source  = "github.com/hashicorp/amazon"\n    }\n  }\n}\n')
+    commit(zoo.path)
+    init_calls = lambda: calls.read_text().split().count("init")      # noqa: E731
+    # Packer 1.6.6 behind the stand-in cannot read the block it was asked to init
+    # for, so validate fails after init: what counts here is that init ran first.
+    zoo.doit("validate:folder", env=env)
+    assert init_calls() == 1
+    zoo.doit("validate:folder", env=env)
+    assert init_calls() == 1                           # same digest: not again
+    plugins.write_text(plugins.read_text() + "\n")
+    commit(zoo.path)
+    zoo.doit("validate:folder", env=env)
+    assert init_calls() == 2
+
+
+def test_validate_reports_hcl2_files_to_format(zoo):
+    path = zoo.path / "packer/folder/build.pkr.hcl"
+    path.write_text(path.read_text().replace("  sources = [", "  sources    =   ["))
+    out = failed(zoo.doit("validate:folder"))
+    assert "packer fmt -check: packer/folder/build.pkr.hcl not in Packer's canonical format" in out
+
+
+def test_an_hcl2_template_error_is_one_line(zoo):
+    (zoo.path / "packer/hcl/image.pkr.hcl").write_text('source "amazon-ebs" "x" {\n  region = \n')
+    out = failed(zoo.doit("list"))
+    assert "packer/hcl/image.pkr.hcl: not valid HCL2 (" in out
+
+
+def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):
+    path = zoo.path / "packer/folder/build.pkr.hcl"
+    path.write_text(path.read_text().replace(
+        '    inline = ["echo folder step ran"]',
+        '    script = "${path.root}/${var.source_ami}.sh"'))
+    image_setting(zoo, "folder", "vars: {}")
+    out = failed(zoo.doit("list"))
+    assert re.search(r"packer/folder provisioner 1 \(shell-local\) script "
+                     r"'\$\{path\.root\}/\$\{var\.source_ami\}\.sh': cannot be resolved before the "
+                     r"build \(variable source_ami is only known during the build\): list the "
+                     r'files it may read under extra_inputs of image folder in amis.yaml, e.g. '
+                     r'extra_inputs: \["packer/folder/\*\.sh"\]', out), out
