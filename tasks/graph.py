@@ -259,13 +259,13 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     playbook = data.get("playbook")
     if playbook is None and (root / f"ansible/{name}_ami.yaml").is_file():
         playbook = f"ansible/{name}_ami.yaml"       # by convention; an image needs none
+    template = data.get("template") or _conventional_template(root, name)
     return Image(
         name=name,
         max_age_days=max_age,
         parent=parent,
         template=_repo_path(root, file, where, "template",
-                            data.get("template") or f"packer/{name}_ami.json",
-                            must_exist="any"),
+                            template, must_exist="any"),
         playbook=_repo_path(root, file, where, "playbook", playbook) if playbook else None,
         packer_dir=_repo_path(root, file, where, "packer_dir", data.get("packer_dir") or ".",
                               must_exist="dir"),
@@ -278,6 +278,13 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
         share_with=share_with,
         build_timeout=_duration(file, where, data.get("build_timeout")),
     )
+
+
+def _conventional_template(root: Path, name: str) -> str:
+    """packer/NAME_ami.pkr.hcl, else the JSON template packer/NAME_ami.json;
+    when neither exists, the HCL2 one is the one to create."""
+    hcl2, legacy = f"packer/{name}_ami.pkr.hcl", f"packer/{name}_ami.json"
+    return legacy if not (root / hcl2).exists() and (root / legacy).exists() else hcl2
 
 
 def _duration(file: Path, where: str, value: Any) -> float:

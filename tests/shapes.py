@@ -279,6 +279,11 @@ build {
     # A folder of files: Packer's unit of HCL2 configuration.
     "packer/folder/variables.pkr.hcl": HCL_VARIABLES,
     "packer/folder/source.pkr.hcl": HCL_SOURCE.replace("NAME", "folder"),
+    "packer/folder/locals.pkr.hcl": '''locals {
+  confs = fileset("${path.root}/conf", "*.conf")
+}
+''',
+    "packer/folder/conf/app.conf": "workers=2\n",
     "packer/folder/build.pkr.hcl": '''build {
   sources = ["source.amazon-ebs.folder"]
 
@@ -320,6 +325,8 @@ HCL_READERS = {
     "packer/pkrjson/check.sh": ["pkrjson"],
     "packer/folder/build.pkr.hcl": ["folder"],
     "packer/folder/variables.pkr.hcl": ["folder"],
+    "packer/folder/locals.pkr.hcl": ["folder"],
+    "packer/folder/conf/app.conf": ["folder"],
 }
 HCL_UNREAD = ["packer/hcl/scripts/install-x86_64.sh"]
 

@@ -67,15 +67,22 @@ def test_cycle(tmp_path):
     assert message.startswith("amis.yaml: image a: parent cycle a -> b -> c -> a")
 
 
+def test_the_conventional_template_is_hcl2_first_then_json(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}})
+    assert load_graph(tmp_path).images["web"].template == "packer/web_ami.json"
+    (tmp_path / "packer/web_ami.pkr.hcl").write_text('source "amazon-ebs" "web" {}\n')
+    assert load_graph(tmp_path).images["web"].template == "packer/web_ami.pkr.hcl"
+
+
 @pytest.mark.parametrize("spec, missing", [
-    ({}, "packer/web_ami.json"),
+    ({}, "packer/web_ami.pkr.hcl"),
     ({"playbook": "ansible/other.yaml"}, "ansible/other.yaml"),
     ({"packer_dir": "packer/linux"}, "packer/linux"),
 ])
 def test_missing_template_playbook_or_packer_dir(tmp_path, spec, missing):
     make_tree(tmp_path, {"web": {"parent": "centos", **spec}})
-    if missing.endswith(".json"):
-        (tmp_path / missing).unlink()
+    if missing.startswith("packer/web_ami"):
+        (tmp_path / "packer/web_ami.json").unlink()
     message = error_of(tmp_path)
     assert message.startswith("amis.yaml: image web: ") and f"{missing} does not exist" in message
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections import defaultdict
 
 import pytest
 
 import shapes
-from conftest import (CODE_FILES, Project, commit, copy_project, failed, image_setting, ok,
-                      sandbox_env, write_script)
+from conftest import (CODE_FILES, IMAGES, Project, commit, copy_project, failed, image_setting,
+                      legacy_template, ok, sandbox_env, write_script)
 from test_inputs_e2e import edit, would_build
 
 ALL = ["folder", "hcl", "pkrjson"]
@@ -165,3 +167,29 @@ def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):
                      r"build \(variable source_ami is only known during the build\): list the "
                      r'files it may read under extra_inputs of image folder in amis.yaml, e.g. '
                      r'extra_inputs: \["packer/folder/\*\.sh"\]', out), out
+
+
+def _files_read(project, image: str) -> set[str]:
+    out = ok(project.doit("inputs", "-i", image)).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith(("ansible/", "packer/"))}
+
+
+def test_a_json_template_brought_over_with_hcl2_upgrade_reads_the_same_files_and_builds(project):
+    """The README's way from JSON to HCL2, with the real `packer hcl2_upgrade`."""
+    legacy = legacy_template(project, "worker")
+    commit(project.path)
+    before = _files_read(project, "worker")
+    subprocess.run([shutil.which("packer"), "hcl2_upgrade",
+                    "-output-file=packer/worker_ami.pkr.hcl", "packer/worker_ami.json"],
+                   cwd=project.path, check=True, capture_output=True)
+    legacy.unlink()
+    graph = project.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace("template: packer/worker_ami.json",
+                                               "template: packer/worker_ami.pkr.hcl"))
+    commit(project.path)
+    after = _files_read(project, "worker")
+    assert after - before == {"packer/worker_ami.pkr.hcl"}
+    assert before - after == {"packer/worker_ami.json"}
+    ok(project.doit("validate:worker", env={"AMI_SKIP_VALIDATE": None}))
+    ok(project.doit("amis"))
+    assert sorted(project.packer_builds()) == sorted(IMAGES)
