@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
 from .errors import AmiError
-from .refs import Repo, read_text
+from .refs import Repo, json_object, read_text
 
 SUFFIXES = (".pkr.hcl", ".pkr.json")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -60,13 +60,7 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
 def parse(repo: Repo, rel: str) -> Document:
     text = read_text(repo.path(rel), "template", rel)
     if rel.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise AmiError(f"{rel}: not valid JSON ({err}): fix the template") from None
-        if not isinstance(data, dict):
-            raise AmiError(f"{rel}: an HCL2 JSON configuration must be an object")
-        return Document(rel, "json", data)
+        return Document(rel, "json", json_object(text, rel, "an HCL2 JSON configuration"))
     import hcl2
     from hcl2.utils import SerializationOptions
     try:
@@ -121,7 +115,13 @@ def is_expression(value: Any) -> bool:
 
 def _closing(text: str, start: int) -> int:
     """Index of the ``}`` closing the interpolation opened before ``start``."""
-    depth, i, in_string = 1, start, False
+    return _end(text, start, "}")
+
+
+def _end(text: str, start: int, stops: str) -> int:
+    """Index of the first of ``stops`` from ``start`` outside brackets and
+    quoted strings; -1 if there is none."""
+    depth, i, in_string = 0, start, False
     while i < len(text):
         c = text[i]
         if in_string:
@@ -131,12 +131,12 @@ def _closing(text: str, start: int) -> int:
                 in_string = False
         elif c == '"':
             in_string = True
-        elif c == "{":
+        elif depth == 0 and c in stops:
+            return i
+        elif c in "({[":
             depth += 1
-        elif c == "}":
+        elif c in ")}]" and depth:
             depth -= 1
-            if depth == 0:
-                return i
         i += 1
     return -1
 
@@ -235,25 +235,8 @@ def file_calls(raw: Any) -> Iterator[str]:
             yield from file_calls(item)
     elif isinstance(raw, str):
         for m in _FILE_CALL.finditer(raw):
-            start = m.end()
-            depth, i, in_string = 0, start, False
-            while i < len(raw):
-                c = raw[i]
-                if in_string:
-                    if c == "\\":
-                        i += 1
-                    elif c == '"':
-                        in_string = False
-                elif c == '"':
-                    in_string = True
-                elif c in "({[":
-                    depth += 1
-                elif c in ")}]" and depth:
-                    depth -= 1
-                elif c in ",)" and depth == 0:
-                    break
-                i += 1
-            yield raw[start:i].strip()
+            end = _end(raw, m.end(), ",)")
+            yield raw[m.end():end if end >= 0 else len(raw)].strip()
 
 
 # -- the configuration's shape ---------------------------------------------------

@@ -10,6 +10,7 @@ declares those files (``extra_inputs``), and refused otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import stat
@@ -31,6 +32,17 @@ def read_text(path: Path, what: str, shown: object) -> str:
         raise AmiError(f"{what} {shown}: file not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise AmiError(f"{what} {shown}: cannot read ({err})") from None
+
+
+def json_object(text: str, shown: object, what: str) -> dict:
+    """A JSON document that must be an object; anything else is one line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise AmiError(f"{shown}: not valid JSON ({err}): fix the template") from None
+    if not isinstance(data, dict):
+        raise AmiError(f"{shown}: {what} must be an object")
+    return data
 
 
 def yaml_error(err: Exception, shown: object) -> AmiError:

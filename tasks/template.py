@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from . import hcl
 from .errors import AmiError
-from .refs import Found, Repo, Unresolved, read_text
+from .refs import Found, Repo, Unresolved, json_object, read_text
 
 EBS_BUILDERS = frozenset({"amazon-ebs"})
 # Provisioners that need a connection to the instance: the sandbox, whose
@@ -103,13 +103,7 @@ def load(repo: Repo, path: str, image: str) -> Template:
     if repo.is_dir(path) or hcl.is_hcl(path):
         return _load_hcl(repo, path, image)
     where = f"{path} (image {image})"
-    text = read_text(repo.path(path), "template", where)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise AmiError(f"{where}: not valid JSON ({err}): fix the template") from None
-    if not isinstance(data, dict):
-        raise AmiError(f"{where}: a JSON template must be an object")
+    data = json_object(read_text(repo.path(path), "template", where), where, "a JSON template")
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
         raise AmiError(f"{where}: 'variables' must be an object")

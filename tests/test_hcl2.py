@@ -8,14 +8,13 @@ import json
 import re
 import shutil
 import subprocess
-from collections import defaultdict
 
 import pytest
 
 import shapes
 from conftest import (CODE_FILES, IMAGES, Project, commit, copy_project, failed, image_setting,
                       legacy_template, ok, sandbox_env, write_script)
-from test_inputs_e2e import edit, would_build
+from test_inputs_e2e import edits_rebuild_exactly_their_readers
 
 ALL = ["folder", "hcl", "pkrjson"]
 
@@ -38,29 +37,7 @@ def test_hcl2_images_build_and_rebuild_exactly_what_reads_an_edited_file(zoo, aw
     tags = aws.ec2.describe_images(ImageIds=[record["amis"]["eu-west-1"]])["Images"][0]["Tags"]
     assert {t["Key"]: t["Value"] for t in tags}["Digest"] == record["digest"]
     zoo.reset_count()
-
-    by_image = defaultdict(list)
-    for path, readers in shapes.HCL_READERS.items():
-        by_image[readers[0]].append(path)
-    for i in range(max(len(p) for p in by_image.values())):
-        edited = {image: paths[i] for image, paths in by_image.items() if i < len(paths)}
-        for path in edited.values():
-            if path.endswith(".pkr.json"):
-                data = json.loads((zoo.path / path).read_text())
-                data["source"]["amazon-ebs"]["image"]["instance_type"] = "t3.medium"
-                (zoo.path / path).write_text(json.dumps(data, indent=2))
-            else:
-                edit(zoo.path, path)
-        commit(zoo.path)
-        plan = ok(zoo.doit("plan")).stdout
-        assert would_build(plan) == {image: f"changed {path}" for image, path in edited.items()}, plan
-        ok(zoo.doit("amis"))
-        assert sorted(zoo.packer_builds()) == sorted(edited), edited
-        zoo.reset_count()
-    for path in shapes.HCL_UNREAD:
-        edit(zoo.path, path)
-    commit(zoo.path)
-    assert "nothing to build" in ok(zoo.doit("plan")).stdout
+    edits_rebuild_exactly_their_readers(zoo, shapes.HCL_READERS, shapes.HCL_UNREAD)
 
 
 def test_only_declared_variables_reach_packer(zoo, tmp_path):

@@ -1,0 +1,69 @@
+"""HCL2 values in process: interpolations, file() calls and their paths,
+what is known before the build, and Packer version constraints."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks import hcl
+
+
+def test_parts_split_literal_text_from_interpolations():
+    assert list(hcl.parts('${path.root}/s/${var.arch}.sh')) == [
+        ("path.root", True), ("/s/", False), ("var.arch", True), (".sh", False)]
+    # $${ is a literal ${, and braces inside an interpolation's strings do not end it
+    assert list(hcl.parts("$${HOME}/x")) == [("${HOME}/x", False)]
+    assert list(hcl.parts('${lookup(m, "}")}!')) == [('lookup(m, "}")', True), ("!", False)]
+
+
+@pytest.mark.parametrize("value, paths", [
+    ('"${file("${path.root}/motd")}"', ['"${path.root}/motd"']),
+    ('${base64encode(file(var.user_data))}', ["var.user_data"]),
+    ('${templatefile("a.tpl", { names = ["x", "y"] })}', ['"a.tpl"']),
+    ('${fileset(path.root, "conf/*.conf")}', ["path.root"]),
+    (["${file(\"a\")}", {"k": "${file(\"b\")}"}], ['"a"', '"b"']),
+    ('"profile(x)"', []),
+])
+def test_file_calls_find_the_path_argument_at_any_depth(value, paths):
+    assert list(hcl.file_calls(value)) == paths
+
+
+def _scope(**values):
+    return hcl.Scope(values, {"scripts": '"${path.root}/scripts"', "loop": "${local.loop}"},
+                     root="packer/hcl", cwd=".")
+
+
+@pytest.mark.parametrize("raw, known", [
+    ('"${local.scripts}/setup.sh"', "packer/hcl/scripts/setup.sh"),
+    ('"${path.cwd}/${var.arch}.sh"', "./arm64.sh"),
+    ("${var.arch}", "arm64"),
+    ('"\\u00e9t\\u00e9.sh"', "été.sh"),
+])
+def test_known_before_the_build(raw, known):
+    assert _scope(arch="arm64").value(raw)[0] == known
+
+
+@pytest.mark.parametrize("raw, glob, why", [
+    ('"${path.root}/${var.ami}.sh"', "packer/hcl/*.sh", "variable ami is only known during the build"),
+    ('"${path.root}/${var.nope}.sh"', "packer/hcl/*.sh", "variable nope is not declared"),
+    ('"${timestamp()}.log"', "*.log", "${timestamp()} is only known during the build"),
+    ("${local.loop}", "*", "local loop is not known before the build"),
+    ("${path.module}", "*", "path.module is not known before the build"),
+])
+def test_unknown_before_the_build_says_why_and_suggests_a_glob(raw, glob, why):
+    assert _scope(ami=None).value(raw) == (None, glob, why)
+
+
+@pytest.mark.parametrize("version, constraint, met", [
+    ("1.6.6", ">= 1.7.0", False),
+    ("1.6.6", ">= 1.5, < 2", True),
+    ("1.8.3", "~> 1.8", True),
+    ("2.0.0", "~> 1.8", False),
+    ("1.9.0", "~> 1.8.1", False),
+    ("1.8.4", "~> 1.8.1", True),
+    ("1.6.6", "1.6.6", True),
+    ("1.6.6", "!= 1.6.6", False),
+    ("1.6.6", "newest", False),
+])
+def test_required_version_constraints(version, constraint, met):
+    assert hcl.satisfies(version, constraint) is met
