@@ -40,7 +40,6 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_action
 def pull(run: Run) -> None:
     run.outcomes.start()
-    packing.check_versions(run, list(run.graph.images))
     channel, note = run.channel()
     if note:
         run.say(note)
@@ -168,9 +167,9 @@ def explain(run: Run, ami: str) -> None:
 
 @_action
 def validate_image(run: Run, name: str) -> None:
-    packing.check_versions(run, [name])
-    validate.image(run, name, lambda text: run.say(text, name))
-    run.say("packer validate and ansible-playbook --syntax-check passed", name)
+    packing.check_versions(run, name)
+    checks = validate.image(run, name, lambda text: run.say(text, name))
+    run.say(f"{', '.join(checks)}: passed", name)
 
 
 @_action

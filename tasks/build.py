@@ -77,10 +77,12 @@ def bring_up_to_date(run: Run, name: str) -> Outcome:
             return _keep(run, again, start)
         if again.action == REUSE:
             return _reuse(run, again, start)
+        packing.check_versions(run, name)
         if run.settings.validate:
-            validate.image(run, name, say)
-            linted = validate.lint(run, [name], say)
-            say("validated: packer validate, --syntax-check" + (", ansible-lint" if linted else ""))
+            checks = validate.image(run, name, say)
+            if validate.lint(run, [name], say):
+                checks.append("ansible-lint")
+            say(f"validated: {', '.join(checks)}")
         record = _run_packer(run, name, parent, verdict.digest)
         published = _publish(run, record, new_build=True)
     run.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
@@ -130,8 +132,9 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
         if job.dropped:
             run.say(f"sandbox: left out {', '.join(job.dropped)} (they need an instance to "
                     "connect to)", name)
-        mask = packer.Masker(templates.sensitive_values(run.inputs()[name].template, variables,
-                                                        job.env))
+        inputs = run.inputs()[name]
+        mask = packer.Masker(templates.sensitive_values(
+            inputs.template, {**inputs.var_values, **variables}, job.env))
         for attempt in range(settings.retries + 1):
             log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
             result = run.packers.run(

@@ -222,7 +222,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     if unknown:
         raise _fail(file, where, f"unknown key {sorted(unknown)[0]!r}; "
                                  f"known keys: {', '.join(sorted(_IMAGE_KEYS))}")
-    data = {**defaults, **data}
+    own, data = data, {**defaults, **data}
     parent = data.get("parent")
     if parent is None:
         raise _fail(file, where, "has no 'parent': name the source or another image")
@@ -260,6 +260,11 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     if playbook is None and (root / f"ansible/{name}_ami.yaml").is_file():
         playbook = f"ansible/{name}_ami.yaml"       # by convention; an image needs none
     template = data.get("template") or _conventional_template(root, name)
+    if "template" in defaults and "template" not in own:
+        for mine in (f"packer/{name}_ami.pkr.hcl", f"packer/{name}_ami.json"):
+            if (root / mine).exists():
+                raise _fail(file, where, f"{mine} exists, but the image builds from {template} "
+                                         f"(defaults:): set 'template: {mine}' or remove the file")
     return Image(
         name=name,
         max_age_days=max_age,

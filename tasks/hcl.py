@@ -28,7 +28,11 @@ from .refs import Repo, json_object, read_text
 SUFFIXES = (".pkr.hcl", ".pkr.json")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _REF = re.compile(r"^(var|local|path)\.([A-Za-z_][A-Za-z0-9_-]*)$")
-_FILE_CALL = re.compile(r"\b(file|templatefile|fileset)\(")
+_FILE_CALL = re.compile(r"\b(file|templatefile|fileset|fileexists)\s*\(")
+_OPEN = re.compile(r"\$\$\{|%%\{|\$\{|%\{")       # escapes first: $${ and %%{ are literal
+_ENV_CALL = re.compile(r'^\$\{\s*env\(\s*"[^"]+"\s*\)\s*\}$')
+VAR_FILE_SUFFIXES = (".pkrvars.hcl", ".pkrvars.json")
+AUTO_VAR_FILES = (".auto.pkrvars.hcl", ".auto.pkrvars.json")
 _ESCAPES = MappingProxyType({"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"})
 
 
@@ -46,11 +50,14 @@ class Document:
 
 def files_of(repo: Repo, path: str, image: str) -> list[str]:
     """The configuration's files: the file itself, or a folder's *.pkr.hcl,
-    *.pkr.json and *.auto.pkrvars.hcl (Packer reads those by itself)."""
+    *.pkr.json and *.auto.pkrvars.hcl / .json (Packer reads those by itself)."""
     if not repo.is_dir(path):
         return [path]
     names = sorted(p.name for p in repo.path(path).iterdir() if p.is_file())
-    found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + (".auto.pkrvars.hcl",))]
+    for name in names:
+        if any("\udc80" <= c <= "\udcff" for c in name):
+            raise AmiError(f"{path}: a file name that is not UTF-8 ({name!r}): rename it")
+    found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + AUTO_VAR_FILES)]
     if not any(f.endswith(SUFFIXES) for f in found):
         raise AmiError(f"{path} (image {image}): a folder template needs *.pkr.hcl or *.pkr.json "
                        "files")
@@ -142,23 +149,30 @@ def _end(text: str, start: int, stops: str) -> int:
 
 
 def parts(template: str) -> Iterator[tuple[str, bool]]:
-    """A template's literal text and its ``${...}`` expressions, in order."""
-    i = 0
-    while i < len(template):
-        start = template.find("${", i)
-        while start > 0 and template[start - 1] == "$":     # $${ is a literal ${
-            start = template.find("${", start + 2)
-        if start < 0:
-            yield template[i:].replace("$${", "${"), False
-            return
-        end = _closing(template, start + 2)
+    """A template's literal text and its ``${...}`` interpolations, in order.
+    A ``%{...}`` directive comes as an expression of its own (``%{if x}``),
+    which nothing resolves."""
+    literal, i = [], 0
+    for m in _OPEN.finditer(template):
+        if m.start() < i:
+            continue
+        if m.group() in ("$${", "%%{"):
+            literal.append(template[i:m.start()] + m.group()[1:])
+            i = m.end()
+            continue
+        end = _closing(template, m.end())
         if end < 0:
-            yield template[i:], False
-            return
-        if start > i:
-            yield template[i:start].replace("$${", "${"), False
-        yield template[start + 2:end].strip(), True
+            break
+        literal.append(template[i:m.start()])
+        if "".join(literal):
+            yield "".join(literal), False
+        literal = []
+        inner = template[m.end():end].strip()
+        yield (inner if m.group() == "${" else f"%{{{inner}}}"), True
         i = end + 1
+    literal.append(template[i:])
+    if "".join(literal):
+        yield "".join(literal), False
 
 
 class Scope:
@@ -182,7 +196,8 @@ class Scope:
             return self.expression(raw[2:-1].strip())
         if is_template(raw):
             return self.template(unquote(raw))
-        return None, "*", f"{raw!r} is only known during the build"
+        return None, "*", ("a list or an object is not one path" if isinstance(raw, (list, dict))
+                           else f"{raw!r} is only known during the build")
 
     def template(self, text: str) -> tuple[str | None, str, str]:
         out, glob, why = [], [], []
@@ -203,7 +218,8 @@ class Scope:
             return self.template(unquote(expr))
         m = _REF.match(expr)
         if not m:
-            return None, "*", f"${{{expr}}} is only known during the build"
+            shown = expr if expr.startswith("%{") else f"${{{expr}}}"
+            return None, "*", f"{shown} is only known during the build"
         kind, name = m.groups()
         if kind == "path":
             if name in self.paths:
@@ -224,19 +240,29 @@ class Scope:
             self._depth -= 1
 
 
-def file_calls(raw: Any) -> Iterator[str]:
-    """The first argument of every file(), templatefile() and fileset() call in
-    a value (any depth of a list or object)."""
+def file_calls(raw: Any) -> Iterator[tuple[str, str]]:
+    """(function, first argument) of every file(), templatefile(), fileset()
+    and fileexists() call in a value: in its expressions, at any depth of a
+    list or object, keys included."""
     if isinstance(raw, list):
         for item in raw:
             yield from file_calls(item)
     elif isinstance(raw, dict):
-        for item in raw.values():
+        for key, item in raw.items():
+            yield from _calls_in(key if "${" in key else f"${{{key}}}")
             yield from file_calls(item)
     elif isinstance(raw, str):
-        for m in _FILE_CALL.finditer(raw):
-            end = _end(raw, m.end(), ",)")
-            yield raw[m.end():end if end >= 0 else len(raw)].strip()
+        yield from _calls_in(raw)
+
+
+def _calls_in(value: str) -> Iterator[tuple[str, str]]:
+    text = unquote(value) if is_template(value) else value
+    for expr, is_expr in parts(text):
+        if not is_expr:
+            continue
+        for m in _FILE_CALL.finditer(expr):
+            end = _end(expr, m.end(), ",)")
+            yield m.group(1), expr[m.end():end if end >= 0 else len(expr)].strip()
 
 
 # -- the configuration's shape ---------------------------------------------------
@@ -256,14 +282,14 @@ def _bodies(node: Any) -> Iterator[dict]:
             yield item
 
 
-def _to_hcl_form(value: Any) -> Any:
+def to_hcl_form(value: Any) -> Any:
     """A JSON-syntax value in python-hcl2's form: strings become quoted templates."""
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, list):
-        return [_to_hcl_form(v) for v in value]
+        return [to_hcl_form(v) for v in value]
     if isinstance(value, dict):
-        return {k: _to_hcl_form(v) for k, v in value.items()}
+        return {k: to_hcl_form(v) for k, v in value.items()}
     return value
 
 
@@ -272,7 +298,13 @@ def _config(document: Document, body: Any) -> dict:
     if not isinstance(body, dict):
         return {}
     body = {k: v for k, v in body.items() if k != "__is_block__"}
-    return _to_hcl_form(body) if document.syntax == "json" else body
+    return to_hcl_form(body) if document.syntax == "json" else body
+
+
+def _configs(document: Document, body: Any) -> Iterator[dict]:
+    """Each body of a block: in JSON syntax one label may hold a list of them."""
+    for item in body if isinstance(body, list) and len(body) > 1 else [body]:
+        yield _config(document, item)
 
 
 @dataclass
@@ -281,7 +313,7 @@ class Shape:
     sensitive: list[str]
     locals: dict[str, Any]
     sources: list[tuple[str, str, dict]]              # (type, name, config)
-    provisioners: list[tuple[str, dict]]              # in build order
+    provisioners: list[tuple[str, dict, dict]]        # (type, config, overrides), in order
     post_processors: list[tuple[str, dict]]
     required_version: str | None
     newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
@@ -297,26 +329,33 @@ def shape(documents: list[Document]) -> Shape:
         for name, body in _labelled(data.get("variable", [])):
             cfg = _config(doc, body)
             default = cfg.get("default")
-            s.variables[name] = unquote(default) if is_template(default) and "${" not in default \
-                else (str(default).lower() if isinstance(default, bool) else
-                      str(default) if isinstance(default, (int, float)) else None)
+            s.variables[name] = literal(default)
             if cfg.get("sensitive") in (True, "true", '"true"'):
                 s.sensitive.append(name)
-            if is_expression(default) and default.startswith('${env("'):
-                s.variables[name] = default       # an env default: resolved for masking only
+            text = unquote(default) if is_template(default) else default
+            if isinstance(text, str) and _ENV_CALL.match(text):
+                s.variables[name] = text          # an env default: resolved for masking only
         for body in _bodies(data.get("locals", [])):
             s.locals.update(_config(doc, body))
         for kind, body in _labelled(data.get("source", [])):
             for name, cfg in _labelled(body):
-                s.sources.append((kind, name, _config(doc, cfg)))
+                s.sources += [(kind, name, c) for c in _configs(doc, cfg)]
         for build in _bodies(data.get("build", [])):
+            # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
+            for label, body in _labelled(build.get("source", [])):
+                kind, _, name = label.partition(".")
+                s.sources += [(kind, name, c) for c in _configs(doc, body)]
             for kind, body in _labelled(build.get("provisioner", [])):
-                s.provisioners.append((kind, _config(doc, body)))
+                for cfg in _configs(doc, body):
+                    overrides = cfg.pop("override", None)
+                    overrides = overrides if isinstance(overrides, dict) else {}
+                    s.provisioners.append((kind, cfg, {k.strip('"'): v for k, v in overrides.items()
+                                                       if isinstance(v, dict)}))
             for kind, body in _labelled(build.get("post-processor", [])):
-                s.post_processors.append((kind, _config(doc, body)))
+                s.post_processors += [(kind, c) for c in _configs(doc, body)]
             for group in _bodies(build.get("post-processors", [])):
                 for kind, body in _labelled(group.get("post-processor", [])):
-                    s.post_processors.append((kind, _config(doc, body)))
+                    s.post_processors += [(kind, c) for c in _configs(doc, body)]
         for packer in _bodies(data.get("packer", [])):
             cfg = _config(doc, packer)
             version = cfg.get("required_version")
@@ -327,19 +366,26 @@ def shape(documents: list[Document]) -> Shape:
     return s
 
 
-def var_file_values(repo: Repo, rel: str) -> dict[str, str]:
-    """A ``.pkrvars.hcl`` (or JSON) var file's literal string values."""
+def literal(value: Any) -> str | None:
+    """A value's text when it is a literal string, number or bool; else None
+    (an expression, a list, an object: not a path known before the build)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    if is_template(value) and "${" not in value and "%{" not in value:
+        return unquote(value)
+    return None
+
+
+def var_file_values(repo: Repo, rel: str) -> dict[str, str | None]:
+    """A ``.pkrvars.hcl`` (or ``.json``) var file's values: None for one that
+    is not a literal (it is then only known during the build)."""
     doc = parse(repo, rel)
     values = doc.data if doc.syntax == "json" else {
         k: v for k, v in doc.data.items() if k != "__is_block__"}
-    out = {}
-    for key, value in values.items():
-        value = _to_hcl_form(value) if doc.syntax == "json" else value
-        if is_template(value) and "${" not in value:
-            out[key] = unquote(value)
-        elif isinstance(value, (int, float, bool)):
-            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out
+    return {key: literal(to_hcl_form(value) if doc.syntax == "json" else value)
+            for key, value in values.items()}
 
 
 # -- the configuration Packer gets -----------------------------------------------------
@@ -359,11 +405,13 @@ def _set_tags(cfg: dict, key: str, tags: dict[str, str], syntax: str) -> None:
 
 def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: str | None,
               sandbox: bool, tags: dict[str, str],
-              drop: Callable[[str], bool]) -> tuple[dict[str, bytes], list[str]]:
+              drop: Callable[[str], bool]) -> tuple[dict[str, bytes | None], list[str]]:
     """Each file as Packer gets it: copy regions, the endpoint, provenance tags
     and, in the sandbox, no communicator and none of the provisioners ``drop``
-    says need one. Returns file -> content, and the provisioners left out."""
-    out: dict[str, bytes] = {}
+    says need one. Returns file -> content (None: remove the file; a
+    ``.pkr.hcl`` file is replaced by its JSON-syntax copy), and the
+    provisioners left out."""
+    out: dict[str, bytes | None] = {}
     dropped: list[str] = []
     index = 0
     for doc in documents:
@@ -400,12 +448,34 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
                 build["provisioner"] = kept
             else:
                 del build["provisioner"]
-        if doc.syntax == "json":
-            out[doc.path] = (json.dumps(data, indent=2) + "\n").encode()
-        else:
-            import hcl2
-            out[doc.path] = hcl2.dumps(data).encode()
+        if doc.syntax == "hcl":
+            # Written in HCL2's JSON syntax, which needs no escaping of ours.
+            data = _json_syntax(data)
+            out[doc.path] = None
+        out[json_name(doc.path)] = (json.dumps(data, indent=2) + "\n").encode()
     return out, dropped
+
+
+def json_name(path: str) -> str:
+    """Where the JSON-syntax copy of a ``.pkr.hcl`` file goes (beside it)."""
+    return path[:-len(".pkr.hcl")] + ".hcl.pkr.json" if path.endswith(".pkr.hcl") else path
+
+
+def _json_syntax(node: Any, key: str = "") -> Any:
+    """python-hcl2's form (quoted templates, ``${expr}``) as HCL2 JSON syntax."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == "__is_block__":
+                continue
+            k = unquote(k) if is_template(k) else k
+            out[k] = _json_syntax(v, k)
+        return out
+    if isinstance(node, list):
+        return [_json_syntax(v, key) for v in node]
+    if key == "type" and is_expression(node):
+        return node[2:-1].strip()           # a variable's type: string, list(string)
+    return unquote(node) if is_template(node) else node
 
 
 # -- which Packer can read it ----------------------------------------------------

@@ -41,12 +41,23 @@ class Inputs:
     third_party: frozenset[str] = frozenset()    # role and collection folders not linted
     dropped_in_sandbox: tuple[str, ...] = ()
     values: dict[str, str | None] = field(default_factory=dict)
+    var_values: dict[str, str | None] = field(default_factory=dict)   # from its var files
 
 
 def image_inputs(graph: Graph, image: Image) -> Inputs:
     repo = Repo(graph.root)
     template = templates.load(repo, image.template, image.name)
-    var_values: dict[str, str] = {}
+    for key, _ in image.vars:
+        if key not in template.variables:
+            raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
+                           f"{image.template} declares, so Packer would never see it: declare "
+                           "it in the template or remove it")
+    if "playbook" in template.variables and template.variables["playbook"] is None \
+            and not image.playbook:
+        raise AmiError(f"amis.yaml: image {image.name}: {image.template} needs a playbook "
+                       f"(variable playbook has no default) and the image has none: create "
+                       f"ansible/{image.name}_ami.yaml or set playbook:")
+    var_values: dict[str, str | None] = {}
     for vf in image.var_files:
         var_values.update(templates.read_var_file(repo, vf))
     static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
@@ -64,7 +75,8 @@ def image_inputs(graph: Graph, image: Image) -> Inputs:
     return Inputs(image=image.name, files=dict(sorted(found.files.items())),
                   kind="ansible" if runs else "shell", template=template,
                   ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
-                  dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values)
+                  dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values,
+                  var_values=var_values)
 
 
 def _ansible(repo: Repo, image: Image, uses: list[templates.AnsibleUse],

@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterator
 
 from . import hcl, packer, stage, template as templates
@@ -40,25 +41,27 @@ def packer_version(run: Run) -> str:
     return run.once("packer-version", lambda: packer.version(exe, with_tools(dict(os.environ))))
 
 
-def check_versions(run: Run, names: list[str]) -> None:
-    """Templates that need a newer Packer than the installed one stop the run
-    before any build, with one line naming the template, the block and the
-    version found."""
-    wanting = [run.inputs()[n].template for n in names]
-    wanting = [t for t in wanting if t.newer or t.required_version]
-    if not wanting:
+_INSTEAD = MappingProxyType({
+    "templatefile()": "use file()",
+    "packer { required_plugins }": "remove the block (1.6 has amazon-ebs built in)"})
+
+
+def check_versions(run: Run, name: str) -> None:
+    """An image whose template needs a newer Packer than the installed one
+    stops before it is validated or built, with one line naming the image,
+    the template, the block and the version found."""
+    template = run.inputs()[name].template
+    if not (template.newer or template.required_version):
         return
     version = packer_version(run)
-    for template in wanting:
-        for path, what in template.newer:
-            if hcl.version_tuple(version) < INIT_SINCE:
-                raise AmiError(f"{path}: {what} needs Packer 1.7 or newer; found {version}: "
-                               "upgrade Packer, or do without it (1.6 has the amazon-ebs "
-                               "builder built in; file() reads a file)")
-        if template.required_version and not hcl.satisfies(version, template.required_version):
-            raise AmiError(f"{template.path}: packer {{ required_version = "
-                           f"\"{template.required_version}\" }} is not met by Packer {version}: "
-                           "install a Packer that meets it")
+    for path, what in template.newer:
+        if hcl.version_tuple(version) < INIT_SINCE:
+            raise AmiError(f"image {name}: {path}: {what} needs Packer 1.7 or newer; found "
+                           f"{version}: upgrade Packer, or {_INSTEAD[what]}")
+    if template.required_version and not hcl.satisfies(version, template.required_version):
+        raise AmiError(f"image {name}: {template.path}: packer {{ required_version = "
+                       f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                       "install a Packer that meets it")
 
 
 def _init(run: Run, name: str, root: Path, path: Path, env: dict[str, str]) -> None:
@@ -80,6 +83,15 @@ def _init(run: Run, name: str, root: Path, path: Path, env: dict[str, str]) -> N
         problem = (result.stdout + result.stderr).strip().splitlines() or ["(no output)"]
         raise AmiError(f"packer init {template.path} failed: {problem[-1]}")
     write_atomic(done, f"{template.path}\n".encode(), durable=False)
+
+
+def _no_pkr_vars(name: str, env: dict[str, str]) -> None:
+    """HCL2 Packer reads PKR_VAR_x as variable x: a value no digest sees."""
+    found = sorted(k for k in env if k.startswith("PKR_VAR_"))
+    if found:
+        raise AmiError(f"image {name}: {found[0]} is set: Packer would read it as variable "
+                       f"{found[0][len('PKR_VAR_'):]}, which the image's digest cannot see: "
+                       "unset it and set the value under vars: in amis.yaml or in a var file")
 
 
 @dataclass(frozen=True)
@@ -112,8 +124,13 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
         files, dropped = templates.effective(inputs.template, image=name, regions=image.regions,
                                              endpoint=endpoint, sandbox=sandbox, tags=tags)
         for rel, body in files.items():
-            stage.replace_file(root / rel, body)
-        path = root / inputs.template.path
+            if body is None:
+                (root / rel).unlink()
+            else:
+                stage.replace_file(root / rel, body)
+        path = root / hcl.json_name(inputs.template.path)
+        if inputs.template.format == "hcl2":
+            _no_pkr_vars(name, env)
         _init(run, name, root, path, with_tools(env))
         env = with_tools(env)
         config = next((r.config for r in inputs.ansible if r.config), None)

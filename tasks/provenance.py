@@ -15,7 +15,9 @@ DIRTY = "dirty"
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        # file names are bytes to git: decode them as Python names files (os.fsdecode)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
+                             encoding="utf-8", errors="surrogateescape")
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -51,7 +53,8 @@ def channel(settings: Settings, git: dict[str, object]) -> tuple[str, str]:
         name = channel_for_branch(str(git["branch"]))
     if name == MAIN and git["dirty"] and not settings.allow_dirty:
         untracked = git.get("untracked_inputs") or []
-        what = (f"inputs git does not have at HEAD ({', '.join(map(str, untracked[:3]))})"
+        more = ", ..." if len(untracked) > 3 else ""
+        what = (f"inputs git does not have at HEAD ({', '.join(map(str, untracked[:3]))}{more})"
                 if untracked else "uncommitted changes")
         return DIRTY, (f"the working tree has {what}: publishing to channel "
                        f"'{DIRTY}', not '{MAIN}' (commit them, or AMI_ALLOW_DIRTY=1)")

@@ -68,10 +68,11 @@ class Block:
     index: int           # 1-based, in the template's order
     type: str
     config: dict
+    via: str = ""        # HCL2: " override <source>", the fields one source sees
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.index} ({self.type})"
+        return f"{self.kind} {self.index} ({self.type}){self.via}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def load(repo: Repo, path: str, image: str) -> Template:
     if repo.is_dir(path) or hcl.is_hcl(path):
         return _load_hcl(repo, path, image)
     where = f"{path} (image {image})"
+    if not path.endswith(".json"):
+        raise AmiError(f"{where}: a template's name ends in .pkr.hcl, .pkr.json or .json "
+                       "(what Packer reads): rename it")
     data = json_object(read_text(repo.path(path), "template", where), where, "a JSON template")
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
@@ -137,14 +141,16 @@ def _load_hcl(repo: Repo, path: str, image: str) -> Template:
     documents = tuple(hcl.parse(repo, f) for f in files if f.endswith(hcl.SUFFIXES))
     found = hcl.shape(list(documents))
     blocks = [Block("source", i, kind, cfg) for i, (kind, _, cfg) in enumerate(found.sources, 1)]
-    blocks += [Block("provisioner", i, kind, cfg)
-               for i, (kind, cfg) in enumerate(found.provisioners, 1)]
+    for i, (kind, cfg, overrides) in enumerate(found.provisioners, 1):
+        blocks.append(Block("provisioner", i, kind, cfg))
+        blocks += [Block("provisioner", i, kind, {**cfg, **hcl_override}, f" override {source}")
+                   for source, hcl_override in sorted(overrides.items())]
     blocks += [Block("post-processor", i, kind, cfg)
                for i, (kind, cfg) in enumerate(found.post_processors, 1)]
     if not any(b.kind == "source" and b.type in EBS_BUILDERS for b in blocks):
         raise AmiError(f"{path} (image {image}): no amazon-ebs source: image {image} needs one")
     variables = dict(found.variables)
-    for auto in (f for f in files if f.endswith(".auto.pkrvars.hcl")):
+    for auto in (f for f in files if f.endswith(hcl.AUTO_VAR_FILES)):
         variables.update({k: v for k, v in hcl.var_file_values(repo, auto).items()
                           if k in variables})
     return Template(path=path, format="hcl2", files=tuple(files),
@@ -154,9 +160,10 @@ def _load_hcl(repo: Repo, path: str, image: str) -> Template:
                     required_version=found.required_version, newer=tuple(found.newer))
 
 
-def read_var_file(repo: Repo, path: str) -> dict[str, str]:
-    """A var file's values: ``.pkrvars.hcl`` (HCL2), else JSON."""
-    if path.endswith(".hcl"):
+def read_var_file(repo: Repo, path: str) -> dict[str, str | None]:
+    """A var file's values: ``.pkrvars.hcl`` / ``.pkrvars.json`` (HCL2), else
+    JSON; None for a value that is not a literal."""
+    if path.endswith((".hcl",) + hcl.VAR_FILE_SUFFIXES):
         return hcl.var_file_values(repo, path)
     try:
         data = json.loads(repo.path(path).read_text(encoding="utf-8"))
@@ -164,7 +171,7 @@ def read_var_file(repo: Repo, path: str) -> dict[str, str]:
         raise AmiError(f"{path}: cannot read the var file ({err}): fix it") from None
     if not isinstance(data, dict):
         raise AmiError(f"{path}: a var file must be a JSON object of variable values")
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    return {k: v if isinstance(v, str) else None for k, v in data.items()}
 
 
 # -- interpolation ------------------------------------------------------------
@@ -190,6 +197,16 @@ class Context:
         """A string field's text as written (HCL2: the template, unquoted)."""
         return hcl.unquote(value) if self.format == "hcl2" and hcl.is_template(value) \
             else str(value)
+
+    def expand(self, value: Any) -> Any:
+        """HCL2: ``local.x`` holding a list stands for that list."""
+        for _ in range(10):
+            m = self.format == "hcl2" and hcl.is_expression(value) and \
+                re.fullmatch(r"local\.([A-Za-z_][A-Za-z0-9_-]*)", value[2:-1].strip())
+            if not m or m.group(1) not in self.locals:
+                return value
+            value = self.locals[m.group(1)]
+        return value
 
     def wrap(self, text: str) -> Any:
         """Text back into the form ``resolve`` takes."""
@@ -247,21 +264,25 @@ def base_values(template: Template, var_files: dict[str, str], image_vars: dict[
             for k, v in values.items()}
 
 
-def to_repo(ctx: Context, text: str, where: str, value: str) -> str:
-    """A filled-in path as a repository path."""
+def to_repo(ctx: Context, text: str, where: str, value: str, base: str | None = None) -> str:
+    """A filled-in path as a repository path; a relative one from ``base``
+    (default: the folder Packer runs in)."""
     if text.startswith(_ROOT + "/") or text == _ROOT:
         return ctx.repo.rel(ctx.repo.root.as_posix() + text[len(_ROOT):], where, value)
-    return ctx.repo.join(ctx.cwd, text, where)
+    if _ROOT in text:
+        raise AmiError(f"{where} {value!r}: a path may only begin with the template's folder "
+                       "or the working folder: write it as ${path.root}/... or {{template_dir}}/...")
+    return ctx.repo.join(base or ctx.cwd, text, where)
 
 
-def glob_to_repo(ctx: Context, glob: str) -> str | None:
+def glob_to_repo(ctx: Context, glob: str, base: str | None = None) -> str | None:
     """A reference's glob as a repository glob, or None when it could be anything."""
     if glob.startswith(_ROOT + "/"):
         rel = posixpath.normpath(glob[len(_ROOT) + 1:])
-    elif glob.startswith("/"):
+    elif glob.startswith("/") or _ROOT in glob:
         return None
     else:
-        rel = posixpath.normpath(posixpath.join(ctx.cwd, glob))
+        rel = posixpath.normpath(posixpath.join(base or ctx.cwd, glob))
     if rel.startswith("..") or rel.strip("*/.") == "":
         return None
     return rel
@@ -308,7 +329,7 @@ def walk(template: Template, ctx: Context) -> Walk:
                 raise AmiError(f"{template.path} {block.label}: provisioner type "
                                f"{block.type!r} names files this tool cannot track: use shell, "
                                "shell-local, file, powershell or ansible provisioners")
-            if block.type in NEEDS_COMMUNICATOR:
+            if block.type in NEEDS_COMMUNICATOR and not block.via:
                 out.dropped_in_sandbox.append(block.label)
         else:
             fields = _POST_PROCESSOR_FIELDS.get(block.type)
@@ -316,7 +337,7 @@ def walk(template: Template, ctx: Context) -> Walk:
                 raise AmiError(f"{template.path} {block.label}: post-processor type "
                                f"{block.type!r} is not supported: use manifest, checksum or "
                                "shell-local")
-        if block.type == "file" and (block.config.get("direction") == "download"
+        if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
                                      or block.config.get("generated") in (True, "true")):
             continue        # the source is on the instance, or made during the build
         use = AnsibleUse(f"{template.path} {block.label}", block.type) \
@@ -330,15 +351,14 @@ def walk(template: Template, ctx: Context) -> Walk:
 
 
 def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
-    """HCL2 reads files with file(), templatefile() and fileset(): their paths
-    are inputs, wherever the calls are."""
-    places = [(f"{template.path} {b.label} {name}", value)
-              for b in template.blocks for name, value in b.config.items()]
-    places += [(f"{template.path} local {name}", value) for name, value in template.locals.items()]
-    for where, value in places:
-        for argument in hcl.file_calls(value):
-            _ref(ctx, out, f"{where} file()", argument if hcl.is_template(argument)
-                 else f"${{{argument}}}", "file", None)
+    """HCL2 reads files with file(), templatefile(), fileset() and
+    fileexists(): their paths are inputs wherever the calls are (Packer 1.6
+    resolves a relative one from the template's folder)."""
+    for doc in template.documents:
+        data = hcl.to_hcl_form(doc.data) if doc.syntax == "json" else doc.data
+        for function, argument in hcl.file_calls(data):
+            _ref(ctx, out, f"{doc.path} {function}()", argument if hcl.is_template(argument)
+                 else f"${{{argument}}}", "file", None, base=template.dir)
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -351,6 +371,7 @@ def _strings(value: Any, where: str) -> list[str]:
 def _field(template: Template, block: Block, name: str, kind: str, value: Any, ctx: Context,
            out: Walk, use: AnsibleUse | None) -> None:
     where = f"{template.path} {block.label} {name}"
+    value = ctx.expand(value)
     if kind == "args":
         args = [ctx.plain(v) for v in _strings(value, where)]
         for flag, path in extra_argument_files(args):
@@ -381,13 +402,13 @@ def _field(template: Template, block: Block, name: str, kind: str, value: Any, c
 
 
 def _ref(ctx: Context, out: Walk, where: str, raw: Any, kind: str,
-         use: AnsibleUse | None) -> None:
+         use: AnsibleUse | None, base: str | None = None) -> None:
     text, glob, why = ctx.resolve(raw)
     value = ctx.plain(raw)
     if text is None:
-        out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob)))
+        out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob, base)))
         return
-    rel = to_repo(ctx, text, where, value)
+    rel = to_repo(ctx, text, where, value, base)
     if kind in ("roles_path", "collections_path"):
         if use is not None:
             (use.roles_paths if kind == "roles_path" else use.collections_paths).append(rel)

@@ -51,11 +51,11 @@ def _run(argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
         raise AmiError(f"{what} failed{': ' + problem if problem else ''} (details above)")
 
 
-def image(run: Run, name: str, say: Callable[[str], None]) -> None:
+def image(run: Run, name: str, say: Callable[[str], None]) -> list[str]:
     """`packer fmt -check` on HCL2 files, `packer validate` on the template as
     the build hands it over, with the variables the build passes (the
     parent's AMI a placeholder), and `--syntax-check` of every playbook, the
-    last two in the image's stage."""
+    last two in the image's stage. Returns the checks that ran."""
     settings, graph = run.settings, run.graph
     spec = graph.images[name]
     inputs = run.inputs()[name]
@@ -65,7 +65,8 @@ def image(run: Run, name: str, say: Callable[[str], None]) -> None:
         digest="0" * 64, git={"branch": "validate", "commit": "validate", "dirty": False},
         build_time="validate", packer_version="validate")}
     env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
-    _fmt(run, exe, inputs.template.files, env)
+    checks = ["packer fmt -check"] if _fmt(run, exe, inputs.template.files, env) else []
+    checks.append("packer validate")
     with packing.prepared(run, name, variables, sandbox=False, endpoint=settings.endpoint,
                           tags={"Image": name, "ManagedBy": MANAGED_BY}, env=env) as job:
         _run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}", say,
@@ -79,12 +80,16 @@ def image(run: Run, name: str, say: Callable[[str], None]) -> None:
             _run([_tool("ansible-playbook"), "--syntax-check", "-i", "localhost,",
                   str(job.root / playbook.playbook)], job.root / playbook.cwd,
                  f"ansible-playbook --syntax-check {playbook.playbook}", say, env=job.env)
+            checks.append(f"--syntax-check {playbook.playbook}")
+    return checks
 
 
-def _fmt(run: Run, exe: str, files: tuple[str, ...], env: dict[str, str]) -> None:
-    """`packer fmt -check`, one file at a time (it takes one path)."""
+def _fmt(run: Run, exe: str, files: tuple[str, ...], env: dict[str, str]) -> bool:
+    """`packer fmt -check`, one file at a time (it takes one path). Whether
+    there was an HCL2 file to check."""
     unformatted = []
-    for path in (f for f in files if f.endswith(".pkr.hcl")):
+    hcl_files = [f for f in files if f.endswith(".pkr.hcl")]
+    for path in hcl_files:
         result = subprocess.run([exe, "fmt", "-check", path], cwd=run.graph.root,
                                 env=packing.with_tools(env), capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL)
@@ -93,6 +98,7 @@ def _fmt(run: Run, exe: str, files: tuple[str, ...], env: dict[str, str]) -> Non
     if unformatted:
         raise AmiError(f"packer fmt -check: {', '.join(unformatted)} not in Packer's canonical "
                        f"format: run packer fmt on {'them' if len(unformatted) > 1 else 'it'}")
+    return bool(hcl_files)
 
 
 def lint(run: Run, names: list[str], say: Callable[[str], None]) -> bool:

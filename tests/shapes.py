@@ -247,7 +247,8 @@ build {
   }
 
   provisioner "shell-local" {
-    inline = ["echo motd says ${file("${path.root}/motd")}"]
+    # an escaped quote before an interpolation, a brace in an expression's string
+    inline = ["echo \\"motd says\\" ${file("${path.root}/motd")}${replace("}", "}", "")}"]
   }
 
   provisioner "shell-local" {

@@ -28,7 +28,8 @@ def validating(project):
 def test_every_template_and_playbook_passes_validation(validating):
     result = ok(validating.doit("validate"))
     for image in IMAGES:
-        assert f"[{image}] packer validate and ansible-playbook --syntax-check passed" in result.stdout
+        assert f"[{image}] packer fmt -check, packer validate, --syntax-check " \
+               f"ansible/{image}_ami.yaml: passed" in result.stdout
     assert "ansible-lint passed" in result.stdout
     again = ok(validating.doit("validate"))
     assert "passed" not in again.stdout                      # file_dep: nothing to re-check
@@ -37,7 +38,8 @@ def test_every_template_and_playbook_passes_validation(validating):
         "buildkite_agent_repo_baseurl: https://yum.buildkite.com/buildkite-agent/stable/x86_64/\n"
         "buildkite_agent_config: /etc/buildkite-agent/buildkite-agent.cfg\n")
     third = ok(validating.doit("validate"))
-    rechecked = re.findall(r"^\[(\w+)\] packer validate", third.stdout, re.M)
+    rechecked = re.findall(r"^\[(\w+)\] packer fmt -check, packer validate.*: passed$", third.stdout,
+                           re.M)
     assert sorted(rechecked) == ["build", "deploy"] and "ansible-lint passed" in third.stdout
 
 
@@ -45,8 +47,9 @@ def test_the_example_tree_validates_and_builds_end_to_end(validating, aws):
     result = ok(validating.doit("amis"))
     assert sorted(validating.packer_builds()) == sorted(IMAGES)
     for image in IMAGES:
-        assert result.stdout.index(f"[{image}] validated: packer validate, --syntax-check, "
-                                   "ansible-lint") < result.stdout.index(f"[{image}] building")
+        assert result.stdout.index(f"[{image}] validated: packer fmt -check, packer validate, "
+                                   f"--syntax-check ansible/{image}_ami.yaml, ansible-lint") \
+            < result.stdout.index(f"[{image}] building")
     again = ok(validating.doit("amis"))
     assert "validated" not in again.stdout           # nothing builds: nothing is validated
     web = json.loads(aws.objects()["channels/main/web.json"])

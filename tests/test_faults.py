@@ -105,6 +105,16 @@ def test_an_untracked_input_makes_the_tree_dirty(project, aws):
     assert json.loads(objects["channels/dirty/web.json"])["git"]["dirty"] is True
 
 
+def test_a_committed_file_name_that_is_not_utf8_does_not_stop_provenance(tmp_path):
+    from tasks.provenance import git_info
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
+    (tmp_path / os.fsdecode(b"\xff.txt")).write_text("x")
+    (tmp_path / "a.txt").write_text("a")
+    commit(tmp_path)
+    info = git_info(tmp_path, ["a.txt", "new.txt"])
+    assert info["dirty"] is True and info["untracked_inputs"] == ["new.txt"]
+
+
 # 4 -------------------------------------------------------------------------
 
 def test_a_failed_id_write_is_repaired_by_the_next_run(project, aws, proxy):

@@ -192,3 +192,14 @@ def test_example_tree_role_precision():
     users = [n for n, i in graph.images.items()
              if "ansible/roles/buildkite_agent/tasks/main.yml" in image_inputs(graph, i).files]
     assert users == ["build", "deploy"]
+
+
+def test_an_own_template_beside_a_default_one_is_refused(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos"}}, files=["packer/shared/a.pkr.hcl"])
+    text = (tmp_path / "amis.yaml").read_text()
+    (tmp_path / "amis.yaml").write_text(text + "defaults:\n  template: packer/shared\n")
+    assert error_of(tmp_path) == (
+        "amis.yaml: image web: packer/web_ami.json exists, but the image builds from "
+        "packer/shared (defaults:): set 'template: packer/web_ami.json' or remove the file")
+    (tmp_path / "packer/web_ami.json").unlink()
+    assert load_graph(tmp_path).images["web"].template == "packer/shared"

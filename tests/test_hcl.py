@@ -16,16 +16,25 @@ def test_parts_split_literal_text_from_interpolations():
     assert list(hcl.parts('${lookup(m, "}")}!')) == [('lookup(m, "}")', True), ("!", False)]
 
 
-@pytest.mark.parametrize("value, paths", [
-    ('"${file("${path.root}/motd")}"', ['"${path.root}/motd"']),
-    ('${base64encode(file(var.user_data))}', ["var.user_data"]),
-    ('${templatefile("a.tpl", { names = ["x", "y"] })}', ['"a.tpl"']),
-    ('${fileset(path.root, "conf/*.conf")}', ["path.root"]),
-    (["${file(\"a\")}", {"k": "${file(\"b\")}"}], ['"a"', '"b"']),
-    ('"profile(x)"', []),
+@pytest.mark.parametrize("value, calls", [
+    ('"${file("${path.root}/motd")}"', [("file", '"${path.root}/motd"')]),
+    ('${base64encode(file(var.user_data))}', [("file", "var.user_data")]),
+    ('${templatefile("a.tpl", { names = ["x", "y"] })}', [("templatefile", '"a.tpl"')]),
+    ('${fileset(path.root, "conf/*.conf")}', [("fileset", "path.root")]),
+    ('${fileexists("flag") ? "a" : "b"}', [("fileexists", '"flag"')]),
+    ('${file ("spaced")}', [("file", '"spaced"')]),
+    (["${file(\"a\")}", {"k": "${file(\"b\")}"}], [("file", '"a"'), ("file", '"b"')]),
+    ({'(trimspace(file("/tmp/key")))': '"v"'}, [("file", '"/tmp/key"')]),      # an object key
+    ('"echo see file(README) and profile(x)"', []),      # text, not a call
+    ('"$${file(\"x\")}"', []),                           # $${ is a literal ${
 ])
-def test_file_calls_find_the_path_argument_at_any_depth(value, paths):
-    assert list(hcl.file_calls(value)) == paths
+def test_file_calls_are_found_in_expressions_at_any_depth(value, calls):
+    assert list(hcl.file_calls(value)) == calls
+
+
+def test_a_directive_is_an_expression_nothing_resolves():
+    assert list(hcl.parts("%{if true}x%{endif}%%{y}")) == [
+        ("%{if true}", True), ("x", False), ("%{endif}", True), ("%{y}", False)]
 
 
 def _scope(**values):
@@ -49,6 +58,8 @@ def test_known_before_the_build(raw, known):
     ('"${timestamp()}.log"', "*.log", "${timestamp()} is only known during the build"),
     ("${local.loop}", "*", "local loop is not known before the build"),
     ("${path.module}", "*", "path.module is not known before the build"),
+    ('"%{if true}${path.root}%{endif}/x.sh"', "*packer/hcl*/x.sh",
+     "%{if true} is only known during the build; %{endif} is only known during the build"),
 ])
 def test_unknown_before_the_build_says_why_and_suggests_a_glob(raw, glob, why):
     assert _scope(ami=None).value(raw) == (None, glob, why)
@@ -67,3 +78,9 @@ def test_unknown_before_the_build_says_why_and_suggests_a_glob(raw, glob, why):
 ])
 def test_required_version_constraints(version, constraint, met):
     assert hcl.satisfies(version, constraint) is met
+
+
+def test_only_literal_values_are_known():
+    assert [hcl.literal(v) for v in ('"a/b.sh"', 3, True, '"${var.x}"', '"%{if x}y%{endif}"',
+                                      ['"a"'], "${local.x}")] == [
+        "a/b.sh", "3", "true", None, None, None, None]

@@ -60,9 +60,9 @@ def test_required_plugins_are_refused_by_packer_1_6_before_any_build(zoo):
         '      source  = "github.com/hashicorp/amazon"\n    }\n  }\n}\n')
     commit(zoo.path)
     out = failed(zoo.doit("amis"))
-    assert "packer/folder/plugins.pkr.hcl: packer { required_plugins } needs Packer 1.7 or " \
-           "newer; found 1.6.6" in out
-    assert zoo.packer_builds() == []
+    assert "image folder: packer/folder/plugins.pkr.hcl: packer { required_plugins } needs " \
+           "Packer 1.7 or newer; found 1.6.6: upgrade Packer, or remove the block" in out
+    assert sorted(zoo.packer_builds()) == ["hcl", "pkrjson"]      # its siblings build
 
 
 def test_templatefile_is_refused_by_packer_1_6_and_its_file_is_an_input(zoo):
@@ -72,11 +72,12 @@ def test_templatefile_is_refused_by_packer_1_6_and_its_file_is_an_input(zoo):
         'templatefile("${path.root}/user-data.tpl", { image = var.image })'))
     commit(zoo.path)
     inputs = ok(zoo.doit("inputs", "-i", "hcl")).stdout
-    assert re.search(r"^packer/hcl/user-data\.tpl\s+packer/hcl/image\.pkr\.hcl source 1 "
-                     r"\(amazon-ebs\) user_data file\(\)$", inputs, re.M), inputs
+    assert re.search(r"^packer/hcl/user-data\.tpl\s+packer/hcl/image\.pkr\.hcl templatefile\(\)$",
+                     inputs, re.M), inputs
     out = failed(zoo.doit("amis"))
-    assert "packer/hcl/image.pkr.hcl: templatefile() needs Packer 1.7 or newer; found 1.6.6" in out
-    assert zoo.packer_builds() == []
+    assert "image hcl: packer/hcl/image.pkr.hcl: templatefile() needs Packer 1.7 or newer; " \
+           "found 1.6.6: upgrade Packer, or use file()" in out
+    assert sorted(zoo.packer_builds()) == ["folder", "pkrjson"]
 
 
 def test_an_unmet_required_version_is_refused(zoo):
@@ -84,8 +85,9 @@ def test_an_unmet_required_version_is_refused(zoo):
         'packer {\n  required_version = ">= 1.9.0"\n}\n')
     commit(zoo.path)
     out = failed(zoo.doit("amis"))
-    assert 'packer/folder: packer { required_version = ">= 1.9.0" } is not met by Packer 1.6.6' in out
-    assert zoo.packer_builds() == []
+    assert 'image folder: packer/folder: packer { required_version = ">= 1.9.0" } is not met ' \
+           'by Packer 1.6.6' in out
+    assert sorted(zoo.packer_builds()) == ["hcl", "pkrjson"]
 
 
 def test_packer_init_runs_once_per_template_digest(zoo, tmp_path):
@@ -170,3 +172,23 @@ def test_a_json_template_brought_over_with_hcl2_upgrade_reads_the_same_files_and
     ok(project.doit("validate:worker", env={"AMI_SKIP_VALIDATE": None}))
     ok(project.doit("amis"))
     assert sorted(project.packer_builds()) == sorted(IMAGES)
+
+
+def test_a_sensitive_value_from_a_var_file_is_masked(zoo):
+    (zoo.path / "packer/folder/secret.pkr.hcl").write_text(
+        'variable "token" {\n  type      = string\n  default   = "x"\n  sensitive = true\n}\n')
+    build = zoo.path / "packer/folder/build.pkr.hcl"
+    build.write_text(build.read_text().replace('"echo folder step ran"',
+                                               '"echo folder step ran with ${var.token}"'))
+    (zoo.path / "packer/folder.pkrvars.hcl").write_text('token = "s3cr3t-from-var-file"\n')
+    image_setting(zoo, "folder", "var_files: [packer/folder.pkrvars.hcl]")
+    out = ok(zoo.doit("ami:folder")).stdout
+    assert "folder step ran with <sensitive>" in out
+    logs = "".join(p.read_text() for p in (zoo.path / ".amis/logs").glob("folder-*.log"))
+    assert "s3cr3t-from-var-file" not in out + logs and "folder step ran with" in logs
+
+
+def test_pkr_var_in_the_environment_is_refused_before_packer(zoo):
+    out = failed(zoo.doit("ami:folder", env={"PKR_VAR_region": "us-west-2"}))
+    assert "image folder: PKR_VAR_region is set: Packer would read it as variable region" in out
+    assert zoo.packer_builds() == []

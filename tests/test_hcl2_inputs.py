@@ -1,0 +1,189 @@
+"""HCL2 inputs in process, in the shapes an adversary brings: every file
+Packer 1.6 would read is an input, and what cannot be known before the
+build is refused with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import shapes
+from tasks import hcl
+from tasks.errors import AmiError
+from tasks.graph import load_graph
+from tasks.inputs import image_inputs
+
+GRAPH = """\
+region: eu-west-1
+source: {name: centos, ami: ami-bb9a6bc2}
+images:
+  t:
+    parent: centos
+    template: packer/t
+"""
+SCRIPT_VAR = 'variable "script" {\n  type    = string\n  default = "packer/t/default.sh"\n}\n'
+SHELL_LOCAL = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n'
+               '  provisioner "shell-local" {\n    script = var.script\n  }\n}\n')
+
+
+def tree(root: Path, files: dict[str, str], graph: str = GRAPH) -> Path:
+    shapes.write(root, {"amis.yaml": graph,
+                        "packer/t/variables.pkr.hcl": shapes.HCL_VARIABLES,
+                        "packer/t/source.pkr.hcl": shapes.HCL_SOURCE.replace("NAME", "t"),
+                        "packer/t/default.sh": "#!/bin/sh\n", **files})
+    return root
+
+
+def inputs(root: Path, image: str = "t"):
+    graph = load_graph(root)
+    return image_inputs(graph, graph.images[image])
+
+
+def refusal(root: Path) -> str:
+    with pytest.raises(AmiError) as info:
+        inputs(root)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_a_var_file_value_that_is_an_expression_is_refused(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL,
+                    "packer/t/my.pkrvars.hcl": 'script = "/tmp/${"outside.sh"}"\n'},
+         GRAPH + "    var_files: [packer/t/my.pkrvars.hcl]\n")
+    assert "script '${var.script}': cannot be resolved before the build (variable script is " \
+           "only known during the build)" in refusal(tmp_path)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("site.auto.pkrvars.json", '{"script": "packer/t/other.sh"}'),
+    ("site.auto.pkrvars.hcl", 'script = "packer/t/other.sh"\n'),
+])
+def test_auto_var_files_of_either_syntax_are_inputs_and_set_values(tmp_path, name, text):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL, f"packer/t/{name}": text,
+                    "packer/t/other.sh": "#!/bin/sh\n"})
+    files = inputs(tmp_path).files
+    assert f"packer/t/{name}" in files and "packer/t/other.sh" in files
+    assert "packer/t/default.sh" not in files
+
+
+def test_a_source_block_inside_build_is_walked(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'build {\n  source "amazon-ebs.t" {\n    user_data_file = "${path.root}/ud.txt"\n'
+        '    user_data = file("${path.root}/ud2.txt")\n  }\n}\n'),
+        "packer/t/ud.txt": "a", "packer/t/ud2.txt": "b"})
+    files = inputs(tmp_path).files
+    assert {"packer/t/ud.txt", "packer/t/ud2.txt"} <= set(files)
+
+
+def test_a_provisioner_override_is_walked_and_an_absolute_one_refused(tmp_path):
+    build = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "shell-local" {\n'
+             '    script   = "${path.root}/ok.sh"\n    override = {\n'
+             '      t = {\n        script = "SCRIPT"\n      }\n    }\n  }\n}\n')
+    tree(tmp_path, {"packer/t/build.pkr.hcl": build.replace("SCRIPT", "${path.root}/t.sh"),
+                    "packer/t/ok.sh": "", "packer/t/t.sh": ""})
+    files = inputs(tmp_path).files
+    assert files["packer/t/t.sh"] == "packer/t provisioner 1 (shell-local) override t script"
+    assert "packer/t/ok.sh" in files
+    tree(tmp_path, {"packer/t/build.pkr.hcl": build.replace("SCRIPT", "/tmp/outside.sh")})
+    assert "override t script '/tmp/outside.sh': an absolute path" in refusal(tmp_path)
+
+
+def test_pkr_json_lists_of_bodies_and_spaced_calls(tmp_path):
+    (tmp_path / "packer/t").mkdir(parents=True)
+    tree(tmp_path, {"packer/t/build.pkr.json": json.dumps({"build": {
+        "sources": ["source.amazon-ebs.t"],
+        "provisioner": {"shell-local": [{"script": "${path.root}/one.sh"},
+                                        {"inline": ["echo ${file (\"${path.root}/motd\")}"]}]}}}),
+        "packer/t/one.sh": "", "packer/t/motd": ""})
+    files = inputs(tmp_path).files
+    assert {"packer/t/one.sh", "packer/t/motd"} <= set(files)
+
+
+def test_file_calls_anywhere_are_inputs_and_relative_ones_start_at_the_template(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'variable "v" {\n  type = string\n  default = "x"\n  validation {\n'
+        '    condition     = var.v != trimspace(file("flag"))\n    error_message = "no."\n  }\n}\n'
+        'build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "shell-local" {\n'
+        '    inline = ["echo see file(README) ${fileexists("${path.root}/maybe") ? 1 : 0}"]\n'
+        '  }\n}\n'), "packer/t/flag": "", "packer/t/maybe": "", "flag": "decoy"})
+    files = inputs(tmp_path).files
+    assert files["packer/t/flag"] == "packer/t/build.pkr.hcl file()"
+    assert files["packer/t/maybe"] == "packer/t/build.pkr.hcl fileexists()"
+    assert "flag" not in files and "README" not in files
+
+
+@pytest.mark.parametrize("script, message", [
+    ('"./${path.root}/x.sh"', "a path may only begin with the template's folder"),
+    ('"%{if true}${path.root}%{endif}/x.sh"', "%{if true} is only known during the build"),
+])
+def test_paths_that_cannot_be_followed_are_one_line(tmp_path, script, message):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SHELL_LOCAL.replace("var.script", script),
+                    "packer/t/x.sh": ""})
+    assert message in refusal(tmp_path)
+
+
+def test_a_download_is_not_a_local_file(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "file" {\n'
+        '    direction   = "download"\n    source      = "/var/log/cloud-init.log"\n'
+        '    destination = "logs/"\n  }\n}\n')})
+    assert "packer/t/build.pkr.hcl" in inputs(tmp_path).files
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SHELL_LOCAL.replace("var.script", '"x"')})
+    (tmp_path / os.fsdecode(b"packer/t/\xff.auto.pkrvars.hcl")).write_text("")
+    assert "a file name that is not UTF-8" in refusal(tmp_path)
+
+
+def test_vars_the_template_does_not_declare_are_refused(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL},
+         GRAPH + "    vars: {instnace_type: t3.large}\n")
+    assert refusal(tmp_path) == (
+        "amis.yaml: image t: vars: instnace_type is not a variable packer/t declares, so Packer "
+        "would never see it: declare it in the template or remove it")
+
+
+def test_the_effective_configuration_is_json_syntax_with_every_string_intact(tmp_path):
+    inline = 'echo \\"${var.image}\\" done ${upper("}")}'
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "shell-local" {\n'
+        f'    inline = ["{inline}"]\n  }}\n}}\n')})
+    template = inputs(tmp_path).template
+    files, _ = hcl.effective(list(template.documents), regions=("eu-west-1", "us-east-1"),
+                             endpoint=None, sandbox=True, tags={"Image": "t"},
+                             drop=lambda kind: False)
+    assert files["packer/t/build.pkr.hcl"] is None
+    build = json.loads(files["packer/t/build.hcl.pkr.json"])
+    assert build["build"][0]["provisioner"][0]["shell-local"]["inline"] == [
+        'echo "${var.image}" done ${upper("}")}']
+    source = json.loads(files["packer/t/source.hcl.pkr.json"])["source"][0]["amazon-ebs"]["t"]
+    assert source["ami_regions"] == ["us-east-1"] and source["tags"] == {"Image": "t"}
+    variables = json.loads(files["packer/t/variables.hcl.pkr.json"])["variable"]
+    assert variables[0]["region"]["type"] == "string"
+
+
+def test_a_template_that_wants_a_playbook_says_so(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": 'variable "playbook" {\n  type = string\n}\n'
+                    + SHELL_LOCAL.replace("var.script", '"${path.root}/default.sh"')})
+    assert refusal(tmp_path) == (
+        "amis.yaml: image t: packer/t needs a playbook (variable playbook has no default) and "
+        "the image has none: create ansible/t_ami.yaml or set playbook:")
+
+
+def test_a_template_named_unlike_any_packer_reads_is_one_line(tmp_path):
+    tree(tmp_path, {"packer/t.hcl": shapes.HCL_SOURCE.replace("NAME", "t")},
+         GRAPH.replace("template: packer/t", "template: packer/t.hcl"))
+    assert refusal(tmp_path) == ("packer/t.hcl (image t): a template's name ends in .pkr.hcl, "
+                                 ".pkr.json or .json (what Packer reads): rename it")
+
+
+def test_a_local_list_of_scripts_is_followed(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'locals {\n  scripts = ["${path.root}/a.sh", "${path.root}/b.sh"]\n  more = local.scripts\n}\n'
+        + SHELL_LOCAL.replace("script = var.script", "scripts = local.more")),
+        "packer/t/a.sh": "", "packer/t/b.sh": ""})
+    assert {"packer/t/a.sh", "packer/t/b.sh"} <= set(inputs(tmp_path).files)
