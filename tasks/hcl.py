@@ -64,10 +64,11 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
     return found
 
 
-def parse(repo: Repo, rel: str) -> Document:
-    text = read_text(repo.path(rel), "template", rel)
+def parse(repo: Repo, rel: str, image: str = "") -> Document:
+    shown = f"{rel} (image {image})" if image else rel
+    text = read_text(repo.path(rel), "template", shown)
     if rel.endswith(".json"):
-        return Document(rel, "json", json_object(text, rel, "an HCL2 JSON configuration"))
+        return Document(rel, "json", json_object(text, shown, "an HCL2 JSON configuration"))
     import hcl2
     from hcl2.utils import SerializationOptions
     try:
@@ -75,7 +76,7 @@ def parse(repo: Repo, rel: str) -> Document:
             preserve_heredocs=False, with_comments=False))
     except Exception as err:           # python-hcl2 raises lark's many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AmiError(f"{rel}: not valid HCL2 ({first}): fix the template "
+        raise AmiError(f"{shown}: not valid HCL2 ({first}): fix the template "
                        "(packer validate shows where)") from None
     return Document(rel, "hcl", data)
 
@@ -378,10 +379,10 @@ def literal(value: Any) -> str | None:
     return None
 
 
-def var_file_values(repo: Repo, rel: str) -> dict[str, str | None]:
+def var_file_values(repo: Repo, rel: str, image: str = "") -> dict[str, str | None]:
     """A ``.pkrvars.hcl`` (or ``.json``) var file's values: None for one that
     is not a literal (it is then only known during the build)."""
-    doc = parse(repo, rel)
+    doc = parse(repo, rel, image)
     values = doc.data if doc.syntax == "json" else {
         k: v for k, v in doc.data.items() if k != "__is_block__"}
     return {key: literal(to_hcl_form(value) if doc.syntax == "json" else value)

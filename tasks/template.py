@@ -138,7 +138,7 @@ def load(repo: Repo, path: str, image: str) -> Template:
 
 def _load_hcl(repo: Repo, path: str, image: str) -> Template:
     files = hcl.files_of(repo, path, image)
-    documents = tuple(hcl.parse(repo, f) for f in files if f.endswith(hcl.SUFFIXES))
+    documents = tuple(hcl.parse(repo, f, image) for f in files if f.endswith(hcl.SUFFIXES))
     found = hcl.shape(list(documents))
     blocks = [Block("source", i, kind, cfg) for i, (kind, _, cfg) in enumerate(found.sources, 1)]
     for i, (kind, cfg, overrides) in enumerate(found.provisioners, 1):
@@ -151,7 +151,7 @@ def _load_hcl(repo: Repo, path: str, image: str) -> Template:
         raise AmiError(f"{path} (image {image}): no amazon-ebs source: image {image} needs one")
     variables = dict(found.variables)
     for auto in (f for f in files if f.endswith(hcl.AUTO_VAR_FILES)):
-        variables.update({k: v for k, v in hcl.var_file_values(repo, auto).items()
+        variables.update({k: v for k, v in hcl.var_file_values(repo, auto, image).items()
                           if k in variables})
     return Template(path=path, format="hcl2", files=tuple(files),
                     dir=path if repo.is_dir(path) else (posixpath.dirname(path) or "."),

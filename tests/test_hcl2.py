@@ -131,7 +131,7 @@ def test_validate_reports_hcl2_files_to_format(zoo):
 def test_an_hcl2_template_error_is_one_line(zoo):
     (zoo.path / "packer/hcl/image.pkr.hcl").write_text('source "amazon-ebs" "x" {\n  region = \n')
     out = failed(zoo.doit("list"))
-    assert "packer/hcl/image.pkr.hcl: not valid HCL2 (" in out
+    assert "packer/hcl/image.pkr.hcl (image hcl): not valid HCL2 (" in out
 
 
 def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):
