@@ -58,6 +58,10 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
         if any("\udc80" <= c <= "\udcff" for c in name):
             raise AmiError(f"{path}: a file name that is not UTF-8 ({name!r}): rename it")
     found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + AUTO_VAR_FILES)]
+    for f in found:
+        if f.endswith(".pkr.hcl") and json_name(f) in found:
+            raise AmiError(f"{json_name(f)}: the name the build gives {f}'s JSON-syntax copy: "
+                           "rename it")
     if not any(f.endswith(SUFFIXES) for f in found):
         raise AmiError(f"{path} (image {image}): a folder template needs *.pkr.hcl or *.pkr.json "
                        "files")
@@ -72,22 +76,37 @@ def parse(repo: Repo, rel: str, image: str = "") -> Document:
     import hcl2
     from hcl2.utils import SerializationOptions
     try:
-        data = hcl2.loads(text, serialization_options=SerializationOptions(
-            preserve_heredocs=False, with_comments=False))
+        data = hcl2.loads(text.removeprefix("\ufeff"), serialization_options=SerializationOptions(
+            preserve_heredocs=True, with_comments=False))
     except Exception as err:           # python-hcl2 raises lark's many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AmiError(f"{shown}: not valid HCL2 ({first}): fix the template "
-                       "(packer validate shows where)") from None
+        raise AmiError(f"{shown}: not valid HCL2, or a construct python-hcl2 cannot read "
+                       f"({first}): run packer validate; if it passes, write the construct "
+                       "another way") from None
     return Document(rel, "hcl", data)
 
 
 # -- values --------------------------------------------------------------------
 
 def unquote(text: str) -> str:
-    """A quoted HCL template's text, escapes undone (``${...}`` kept)."""
+    """A quoted HCL template's text as HCL2's JSON syntax holds it: escapes
+    undone in the literal parts only (``${...}`` and ``%{...}`` kept as
+    written, and ``$${``); a heredoc's lines, each ending in a newline."""
     body = text[1:-1]
+    if body.startswith("<<"):
+        return _heredoc(body)
     out, i = [], 0
     while i < len(body):
+        if body.startswith(("$${", "%%{"), i):
+            out.append(body[i:i + 3])
+            i += 3
+            continue
+        if body.startswith(("${", "%{"), i):
+            end = _closing(body, i + 2)
+            if end >= 0:
+                out.append(body[i:end + 1])
+                i = end + 1
+                continue
         c = body[i]
         if c == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
@@ -108,8 +127,35 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+def _heredoc(body: str) -> str:
+    """``<<EOT`` / ``<<-EOT`` text as python-hcl2 keeps it: the lines between
+    the markers, each with its newline; ``<<-`` takes off the common indent."""
+    first, _, rest = body.partition("\n")
+    lines = rest.split("\n")[:-1]
+    if first.startswith("<<-"):
+        indent = min((len(line) - len(line.lstrip(" \t")) for line in lines if line.strip()),
+                     default=0)
+        lines = [line[indent:] for line in lines]
+    return "".join(line + "\n" for line in lines)
+
+
 def quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """Template text back into a quoted HCL template (what ``unquote`` undoes)."""
+    out, i = [], 0
+    for m in _OPEN.finditer(text):
+        if m.start() < i:
+            continue
+        end = m.end() - 1 if m.group() in ("$${", "%%{") else _closing(text, m.end())
+        if end < 0:
+            break
+        out.append(_escape(text[i:m.start()]) + text[m.start():end + 1])
+        i = end + 1
+    out.append(_escape(text[i:]))
+    return '"' + "".join(out) + '"'
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def is_template(value: Any) -> bool:
@@ -263,7 +309,15 @@ def _calls_in(value: str) -> Iterator[tuple[str, str]]:
             continue
         for m in _FILE_CALL.finditer(expr):
             end = _end(expr, m.end(), ",)")
-            yield m.group(1), expr[m.end():end if end >= 0 else len(expr)].strip()
+            end = end if end >= 0 else len(expr)
+            if m.group(1) == "fileset" and expr[end:end + 1] == ",":
+                after = _end(expr, end + 1, ",)")
+                pattern = expr[end + 1:after if after >= 0 else len(expr)]
+                if ".." in pattern:
+                    raise AmiError(f"fileset({expr[m.end():end].strip()}, {pattern.strip()}): "
+                                   "the pattern leaves the folder: put the folder in the "
+                                   "first argument")
+            yield m.group(1), expr[m.end():end].strip()
 
 
 # -- the configuration's shape ---------------------------------------------------
@@ -312,6 +366,7 @@ def _configs(document: Document, body: Any) -> Iterator[dict]:
 class Shape:
     variables: dict[str, str | None]
     sensitive: list[str]
+    secrets: list[str]                                # strings in sensitive list/map defaults
     locals: dict[str, Any]
     sources: list[tuple[str, str, dict]]              # (type, name, config)
     provisioners: list[tuple[str, dict, dict]]        # (type, config, overrides), in order
@@ -321,7 +376,7 @@ class Shape:
 
 
 def shape(documents: list[Document]) -> Shape:
-    s = Shape({}, [], {}, [], [], [], None, [])
+    s = Shape({}, [], [], {}, [], [], [], None, [])
     for doc in documents:
         if "templatefile(" in json.dumps(doc.data):
             s.newer.append((doc.path, "templatefile()"))
@@ -333,6 +388,8 @@ def shape(documents: list[Document]) -> Shape:
             s.variables[name] = literal(default)
             if cfg.get("sensitive") in (True, "true", '"true"'):
                 s.sensitive.append(name)
+                if isinstance(default, (list, dict)):
+                    s.secrets += _leaves(default)
             text = unquote(default) if is_template(default) else default
             if isinstance(text, str) and _ENV_CALL.match(text):
                 s.variables[name] = text          # an env default: resolved for masking only
@@ -340,11 +397,14 @@ def shape(documents: list[Document]) -> Shape:
             s.locals.update(_config(doc, body))
         for kind, body in _labelled(data.get("source", [])):
             for name, cfg in _labelled(body):
+                if not isinstance(cfg, (dict, list)):
+                    raise AmiError(f"{doc.path}: source \"{kind}\" needs a type and a name: "
+                                   f"source \"{kind}\" \"NAME\" {{ ... }}")
                 s.sources += [(kind, name, c) for c in _configs(doc, cfg)]
         for build in _bodies(data.get("build", [])):
             # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
             for label, body in _labelled(build.get("source", [])):
-                kind, _, name = label.partition(".")
+                kind, _, name = label.removeprefix("source.").partition(".")
                 s.sources += [(kind, name, c) for c in _configs(doc, body)]
             for kind, body in _labelled(build.get("provisioner", [])):
                 for cfg in _configs(doc, body):
@@ -365,6 +425,15 @@ def shape(documents: list[Document]) -> Shape:
             if "required_plugins" in packer:
                 s.newer.append((doc.path, "packer { required_plugins }"))
     return s
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    text = literal(value)
+    return [text] if text else []
 
 
 def literal(value: Any) -> str | None:
@@ -412,35 +481,45 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
     says need one. Returns file -> content (None: remove the file; a
     ``.pkr.hcl`` file is replaced by its JSON-syntax copy), and the
     provisioners left out."""
-    out: dict[str, bytes | None] = {}
-    dropped: list[str] = []
-    index = 0
-    for doc in documents:
-        data = copy.deepcopy(doc.data)
-        q = (lambda v: v) if doc.syntax == "json" else quote
+    datas = [copy.deepcopy(doc.data) for doc in documents]
+    added: dict[str, Any] = {}
+    if len(regions) > 1:
+        added["ami_regions"] = list(regions[1:])
+    if endpoint:
+        added.update(custom_endpoint_ec2=endpoint, skip_region_validation=True)
+    if sandbox:
+        added["communicator"] = "none"
+    # A source block inside build that sets one of these fields: Packer refuses
+    # the same field set twice, so the value goes there instead.
+    nested: dict[str, list[tuple[dict, str]]] = {}
+    for doc, data in zip(documents, datas):
+        for build in _bodies(data.get("build", [])):
+            for label, body in _labelled(build.get("source", [])):
+                for cfg in _bodies(body):
+                    nested.setdefault(label.removeprefix("source."), []).append((cfg, doc.syntax))
+    for doc, data in zip(documents, datas):
         for kind, body in _labelled(data.get("source", [])):
             if kind != "amazon-ebs":
                 continue
-            for _, cfg in _labelled(body):
-                cfg = cfg[0] if isinstance(cfg, list) else cfg
-                if len(regions) > 1:
-                    cfg["ami_regions"] = [q(r) for r in regions[1:]]
-                if endpoint:
-                    cfg["custom_endpoint_ec2"] = q(endpoint)
-                    cfg["skip_region_validation"] = True
-                if sandbox:
-                    cfg["communicator"] = q("none")
-                for key in ("tags", "snapshot_tags"):
-                    _set_tags(cfg, key, tags, doc.syntax)
+            for name, cfgs in _labelled(body):
+                for cfg in _bodies(cfgs):
+                    others = nested.get(f"{kind}.{name}", [])
+                    for key, value in added.items():
+                        for target, syntax in [o for o in others if key in o[0]] or [(cfg, doc.syntax)]:
+                            target[key] = _in_syntax(value, syntax)
+                    for key in ("tags", "snapshot_tags"):
+                        for target, syntax in [o for o in others if key in o[0]] or [(cfg, doc.syntax)]:
+                            _set_tags(target, key, tags, syntax)
+    out: dict[str, bytes | None] = {}
+    dropped: list[str] = []
+    index = 0
+    for doc, data in zip(documents, datas):
         for build in _bodies(data.get("build", [])):
-            provisioners = build.get("provisioner")
-            if provisioners is None:
+            if "provisioner" not in build:
                 continue
             kept = []
-            for item in provisioners if isinstance(provisioners, list) else [provisioners]:
-                labels = [k for k in item if k != "__is_block__"]
+            for kind, item in _one_by_one(build["provisioner"]):
                 index += 1
-                kind = labels[0].strip('"') if labels else "?"
                 if sandbox and drop(kind):
                     dropped.append(f"provisioner {index} ({kind})")
                 else:
@@ -452,9 +531,37 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
         if doc.syntax == "hcl":
             # Written in HCL2's JSON syntax, which needs no escaping of ours.
             data = _json_syntax(data)
+            for variables in _bodies(data.get("variable", [])):
+                for _, variable in _labelled(variables):
+                    for spec in _bodies(variable):
+                        if is_expression(spec.get("type")):
+                            spec["type"] = spec["type"][2:-1].strip()   # string, list(string)
             out[doc.path] = None
         out[json_name(doc.path)] = (json.dumps(data, indent=2) + "\n").encode()
     return out, dropped
+
+
+def _in_syntax(value: Any, syntax: str) -> Any:
+    if isinstance(value, list):
+        return [_in_syntax(v, syntax) for v in value]
+    return quote(value) if isinstance(value, str) and syntax == "hcl" else value
+
+
+def _one_by_one(provisioners: Any) -> list[tuple[str, Any]]:
+    """(type, block) for each provisioner, in order: JSON syntax may put
+    several types in one object, or several bodies under one type."""
+    out: list[tuple[str, Any]] = []
+    for item in provisioners if isinstance(provisioners, list) else [provisioners]:
+        if not isinstance(item, dict):
+            out.append(("?", item))
+            continue
+        marker = {"__is_block__": True} if "__is_block__" in item else {}
+        for label, body in item.items():
+            if label == "__is_block__":
+                continue
+            bodies = body if isinstance(body, list) and len(body) > 1 else [body]
+            out += [(label.strip('"'), {label: b, **marker}) for b in bodies]
+    return out
 
 
 def json_name(path: str) -> str:
@@ -462,20 +569,13 @@ def json_name(path: str) -> str:
     return path[:-len(".pkr.hcl")] + ".hcl.pkr.json" if path.endswith(".pkr.hcl") else path
 
 
-def _json_syntax(node: Any, key: str = "") -> Any:
+def _json_syntax(node: Any) -> Any:
     """python-hcl2's form (quoted templates, ``${expr}``) as HCL2 JSON syntax."""
     if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k == "__is_block__":
-                continue
-            k = unquote(k) if is_template(k) else k
-            out[k] = _json_syntax(v, k)
-        return out
+        return {(unquote(k) if is_template(k) else k): _json_syntax(v)
+                for k, v in node.items() if k != "__is_block__"}
     if isinstance(node, list):
-        return [_json_syntax(v, key) for v in node]
-    if key == "type" and is_expression(node):
-        return node[2:-1].strip()           # a variable's type: string, list(string)
+        return [_json_syntax(v) for v in node]
     return unquote(node) if is_template(node) else node
 
 

@@ -84,6 +84,7 @@ class Template:
     variables: dict[str, str | None]         # declared variables and their defaults
     sensitive: tuple[str, ...]
     blocks: tuple[Block, ...]
+    secrets: tuple[str, ...] = ()            # HCL2: strings in sensitive list/map defaults
     data: dict = field(repr=False, default_factory=dict)          # JSON: the template
     documents: tuple[hcl.Document, ...] = field(repr=False, default=())   # HCL2: its files
     locals: dict[str, Any] = field(repr=False, default_factory=dict)
@@ -156,6 +157,7 @@ def _load_hcl(repo: Repo, path: str, image: str) -> Template:
     return Template(path=path, format="hcl2", files=tuple(files),
                     dir=path if repo.is_dir(path) else (posixpath.dirname(path) or "."),
                     variables=variables, sensitive=tuple(found.sensitive),
+                    secrets=tuple(found.secrets),
                     blocks=tuple(blocks), documents=documents, locals=found.locals,
                     required_version=found.required_version, newer=tuple(found.newer))
 
@@ -356,7 +358,11 @@ def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
     resolves a relative one from the template's folder)."""
     for doc in template.documents:
         data = hcl.to_hcl_form(doc.data) if doc.syntax == "json" else doc.data
-        for function, argument in hcl.file_calls(data):
+        try:
+            calls = list(hcl.file_calls(data))
+        except AmiError as err:
+            raise AmiError(f"{doc.path}: {err}") from None
+        for function, argument in calls:
             _ref(ctx, out, f"{doc.path} {function}()", argument if hcl.is_template(argument)
                  else f"${{{argument}}}", "file", None, base=template.dir)
 
@@ -500,7 +506,7 @@ def sensitive_values(template: Template, variables: dict[str, str],
                      env: dict[str, str]) -> list[str]:
     """Values of the template's sensitive variables: Packer 1.6 prints them
     unmasked in machine-readable output, so the runner masks them itself."""
-    values = []
+    values = list(template.secrets)
     for name in template.sensitive:
         value = variables.get(name, template.variables.get(name))
         if isinstance(value, str):

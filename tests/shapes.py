@@ -281,7 +281,10 @@ build {
     "packer/folder/variables.pkr.hcl": HCL_VARIABLES,
     "packer/folder/source.pkr.hcl": HCL_SOURCE.replace("NAME", "folder"),
     "packer/folder/locals.pkr.hcl": '''locals {
-  confs = fileset("${path.root}/conf", "*.conf")
+  confs  = fileset("${path.root}/conf", "*.conf")
+  banner = <<-EOT
+    folder heredoc ran
+    EOT
 }
 ''',
     "packer/folder/conf/app.conf": "workers=2\n",
@@ -290,6 +293,10 @@ build {
 
   provisioner "shell-local" {
     inline = ["echo folder step ran"]
+  }
+
+  provisioner "shell-local" {
+    inline = ["printf '${local.banner}'"]
   }
 }
 ''',

@@ -29,7 +29,8 @@ def zoo(tmp_path, aws, counting_packer) -> Project:
 def test_hcl2_images_build_and_rebuild_exactly_what_reads_an_edited_file(zoo, aws):
     first = ok(zoo.doit("amis"))
     assert sorted(zoo.packer_builds()) == ALL
-    for said in ("hcl local step ran", "motd says hello", "pkr.json step ran", "folder step ran"):
+    for said in ("hcl local step ran", "motd says hello", "pkr.json step ran", "folder step ran",
+                 "folder heredoc ran"):
         assert said in first.stdout, said
     assert "[hcl] sandbox: left out provisioner 1 (shell), provisioner 2 (file)" in first.stdout
     assert "[pkrjson] sandbox: left out provisioner 2 (shell)" in first.stdout
@@ -131,7 +132,8 @@ def test_validate_reports_hcl2_files_to_format(zoo):
 def test_an_hcl2_template_error_is_one_line(zoo):
     (zoo.path / "packer/hcl/image.pkr.hcl").write_text('source "amazon-ebs" "x" {\n  region = \n')
     out = failed(zoo.doit("list"))
-    assert "packer/hcl/image.pkr.hcl (image hcl): not valid HCL2 (" in out
+    assert "packer/hcl/image.pkr.hcl (image hcl): not valid HCL2, or a construct python-hcl2 " \
+           "cannot read (" in out
 
 
 def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):

@@ -187,3 +187,83 @@ def test_a_local_list_of_scripts_is_followed(tmp_path):
         + SHELL_LOCAL.replace("script = var.script", "scripts = local.more")),
         "packer/t/a.sh": "", "packer/t/b.sh": ""})
     assert {"packer/t/a.sh", "packer/t/b.sh"} <= set(inputs(tmp_path).files)
+
+
+def _effective(root: Path, **options):
+    template = inputs(root).template
+    settings = {"regions": ("eu-west-1",), "endpoint": None, "sandbox": False,
+                "tags": {"Image": "t"}, "drop": lambda kind: False, **options}
+    files, dropped = hcl.effective(list(template.documents), **settings)
+    return {k: json.loads(v) for k, v in files.items() if v is not None}, dropped
+
+
+def test_strings_keep_their_meaning_in_json_syntax(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": '''locals {
+  type    = var.region
+  counted = "n=${length("\\\\n")}"
+  slash   = "x-${replace(var.region, "/", "\\\\")}"
+  cron    = <<EOT
+* * * * * root /bin/true
+EOT
+  flush   = <<-EOT
+    a
+      b
+    EOT
+  tagged  = { type = upper("x") }
+}
+'''})
+    files, _ = _effective(tmp_path)
+    local = files["packer/t/build.hcl.pkr.json"]["locals"][0]
+    assert local["type"] == "${var.region}" and local["tagged"] == {"type": '${upper("x")}'}
+    assert local["counted"] == 'n=${length("\\\\n")}'      # the escape is the expression's
+    assert local["slash"] == 'x-${replace(var.region, "/", "\\\\")}'
+    assert local["cron"] == "* * * * * root /bin/true\n" and local["flush"] == "a\n  b\n"
+
+
+def test_added_fields_go_where_a_source_inside_build_already_sets_them(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'build {\n  source "source.amazon-ebs.t" {\n    tags = { Role = "web" }\n  }\n}\n')})
+    files, _ = _effective(tmp_path, sandbox=True, regions=("eu-west-1", "us-east-1"))
+    top = files["packer/t/source.hcl.pkr.json"]["source"][0]["amazon-ebs"]["t"]
+    inner = files["packer/t/build.hcl.pkr.json"]["build"][0]["source"][0]["source.amazon-ebs.t"]
+    assert "tags" not in top and inner["tags"] == {"Role": "web", "Image": "t"}
+    assert top["snapshot_tags"] == {"Image": "t"} and top["communicator"] == "none"
+    assert top["ami_regions"] == ["us-east-1"]
+
+
+def test_each_type_of_a_json_provisioner_object_is_its_own_provisioner(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.json": json.dumps({"build": {
+        "sources": ["source.amazon-ebs.t"],
+        "provisioner": {"shell-local": {"inline": ["echo local"]},
+                        "shell": [{"inline": ["echo a"]}, {"inline": ["echo b"]}]}}})})
+    files, dropped = _effective(tmp_path, sandbox=True, drop=lambda kind: kind == "shell")
+    assert dropped == ["provisioner 2 (shell)", "provisioner 3 (shell)"]
+    assert files["packer/t/build.pkr.json"]["build"]["provisioner"] == [
+        {"shell-local": {"inline": ["echo local"]}}]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"packer/t/build.pkr.hcl": 'locals {\n  s = fileset(path.root, "../common/*.sh")\n}\n'},
+     'packer/t/build.pkr.hcl: fileset(path.root, "../common/*.sh"): the pattern leaves the folder'),
+    ({"packer/t/x.pkr.hcl": 'source "amazon-ebs" {\n  region = "eu-west-1"\n}\n'},
+     'packer/t/x.pkr.hcl: source "amazon-ebs" needs a type and a name'),
+    ({"packer/t/source.hcl.pkr.json": "{}"},
+     "packer/t/source.hcl.pkr.json: the name the build gives packer/t/source.pkr.hcl's "
+     "JSON-syntax copy: rename it"),
+])
+def test_what_the_build_could_not_follow_is_one_line(tmp_path, files, message):
+    tree(tmp_path, files)
+    assert message in refusal(tmp_path)
+
+
+def test_a_byte_order_mark_is_not_hcl(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": "\ufeff" + SCRIPT_VAR})
+    assert inputs(tmp_path).template.variables["script"] == "packer/t/default.sh"
+
+
+def test_strings_in_a_sensitive_map_are_masked(tmp_path):
+    from tasks.template import sensitive_values
+    tree(tmp_path, {"packer/t/secret.pkr.hcl": (
+        'variable "m" {\n  type      = map(string)\n  default   = { pass = "hunter2" }\n'
+        '  sensitive = true\n}\n')})
+    assert sensitive_values(inputs(tmp_path).template, {}, {}) == ["hunter2"]
