@@ -7,10 +7,11 @@ a bare expression, numbers and booleans are themselves. ``.pkr.json`` is
 brought to the same form, so one walk reads both. Values resolve the way
 Packer resolves them before a build: ``var.x`` from defaults, var files and
 ``-var``, ``local.x``, ``path.root`` (the configuration's folder) and
-``path.cwd`` (the folder Packer runs in); ``file()`` and ``templatefile()``
-read files, so their paths are inputs. Anything else is only known during
-the build. The configuration Packer gets is written back in each file's own
-syntax.
+``path.cwd`` (the folder Packer runs in); ``file()``, ``templatefile()``,
+``fileset()`` and ``fileexists()`` read files, so their paths are inputs.
+Anything else is only known during the build. The configuration Packer gets
+is written in HCL2's JSON syntax (``.pkr.hcl`` files as ``.hcl.pkr.json``
+copies), which needs no escaping of ours.
 """
 
 from __future__ import annotations
