@@ -71,7 +71,10 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
 
 def parse(repo: Repo, rel: str, image: str = "") -> Document:
     shown = f"{rel} (image {image})" if image else rel
-    text = read_text(repo.path(rel), "template", shown)
+    return parse_text(rel, read_text(repo.path(rel), "template", shown), shown)
+
+
+def parse_text(rel: str, text: str, shown: str) -> Document:
     if rel.endswith(".json"):
         return Document(rel, "json", json_object(text, shown, "an HCL2 JSON configuration"))
     import hcl2

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ansible, template as templates
+from . import ansible, hcl, template as templates
 from .errors import AmiError
 from .graph import Graph, Image
 from .refs import Found, Repo, covered
@@ -44,9 +44,10 @@ class Inputs:
     var_values: dict[str, str | None] = field(default_factory=dict)   # from its var files
 
 
-def image_inputs(graph: Graph, image: Image) -> Inputs:
+def image_inputs(graph: Graph, image: Image, parse: templates.Parse = hcl.parse) -> Inputs:
+    """``parse`` reads one HCL2 file (a run's remembers what it parsed)."""
     repo = Repo(graph.root)
-    template = templates.load(repo, image.template, image.name)
+    template = templates.load(repo, image.template, image.name, parse)
     for key, _ in image.vars:
         if key not in template.variables:
             raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "

@@ -4,14 +4,16 @@ creators) and every action receives it; nothing else holds state."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+from importlib.metadata import version
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from . import emulator, provenance
+from . import emulator, hcl, provenance
 from .console import Console
 from .aws import Aws
 from .config import Settings, load_settings
@@ -22,6 +24,7 @@ from .graph import Graph, load_graph
 from .inputs import Inputs, image_inputs
 from .packer import Packers
 from .records import write_atomic
+from .refs import Repo, read_text
 from .registry import Registry
 
 T = TypeVar("T")
@@ -113,7 +116,28 @@ class Run:
     def inputs(self) -> dict[str, Inputs]:
         """Each image's input files and why, read from local files only."""
         return self.once("inputs", lambda: {
-            name: image_inputs(self.graph, image) for name, image in self.graph.images.items()})
+            name: image_inputs(self.graph, image, self._parse_hcl)
+            for name, image in self.graph.images.items()})
+
+    def _parse_hcl(self, repo: Repo, rel: str, image: str) -> hcl.Document:
+        """Each HCL2 file once per run, and once per content on this machine:
+        parsed forms are kept in .amis/hcl/, so a no-op run needs no parser."""
+        def parsed() -> hcl.Document:
+            shown = f"{rel} (image {image})"
+            text = read_text(repo.path(rel), "template", shown)
+            if rel.endswith(".json"):
+                return hcl.parse_text(rel, text, shown)
+            # python-hcl2's parsed form is kept per its version
+            key = hashlib.sha256(f"{version('python-hcl2')}\0{text}".encode()).hexdigest()
+            kept = self.settings.state / "hcl" / f"{key}.json"
+            try:
+                return hcl.Document(rel, "hcl", json.loads(kept.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                pass
+            document = hcl.parse_text(rel, text, shown)
+            write_atomic(kept, json.dumps(document.data).encode(), durable=False)
+            return document
+        return self.once(f"hcl:{rel}", parsed)
 
     def manifest(self, image: str) -> dict[str, str]:
         """Its inputs' hashes, taken once per run: what the decision and the

@@ -17,7 +17,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from . import hcl
 from .errors import AmiError
@@ -99,11 +99,14 @@ class Template:
         return [b for b in self.blocks if b.kind == "provisioner"]
 
 
-def load(repo: Repo, path: str, image: str) -> Template:
+Parse = Callable[[Repo, str, str], hcl.Document]
+
+
+def load(repo: Repo, path: str, image: str, parse: Parse = hcl.parse) -> Template:
     """The image's template: a JSON template (``*.json``), or an HCL2 file
     (``*.pkr.hcl``, ``*.pkr.json``) or folder of them."""
     if repo.is_dir(path) or hcl.is_hcl(path):
-        return _load_hcl(repo, path, image)
+        return _load_hcl(repo, path, image, parse)
     where = f"{path} (image {image})"
     if not path.endswith(".json"):
         raise AmiError(f"{where}: a template's name ends in .pkr.hcl, .pkr.json or .json "
@@ -137,9 +140,9 @@ def load(repo: Repo, path: str, image: str) -> Template:
                     blocks=tuple(blocks), data=data)
 
 
-def _load_hcl(repo: Repo, path: str, image: str) -> Template:
+def _load_hcl(repo: Repo, path: str, image: str, parse: Parse) -> Template:
     files = hcl.files_of(repo, path, image)
-    documents = tuple(hcl.parse(repo, f, image) for f in files if f.endswith(hcl.SUFFIXES))
+    documents = tuple(parse(repo, f, image) for f in files if f.endswith(hcl.SUFFIXES))
     found = hcl.shape(list(documents))
     blocks = [Block("source", i, kind, cfg) for i, (kind, _, cfg) in enumerate(found.sources, 1)]
     for i, (kind, cfg, overrides) in enumerate(found.provisioners, 1):

@@ -267,3 +267,26 @@ def test_strings_in_a_sensitive_map_are_masked(tmp_path):
         'variable "m" {\n  type      = map(string)\n  default   = { pass = "hunter2" }\n'
         '  sensitive = true\n}\n')})
     assert sensitive_values(inputs(tmp_path).template, {}, {}) == ["hunter2"]
+
+
+def test_a_run_parses_each_hcl2_file_once_per_content(tmp_path, monkeypatch):
+    from tasks.run import Run
+    tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL})
+    graph = GRAPH + "  u:\n    parent: centos\n    template: packer/t\n"
+    (tmp_path / "amis.yaml").write_text(graph)
+    parsed = []
+    real = hcl.parse_text
+    monkeypatch.setattr(hcl, "parse_text", lambda rel, *a: parsed.append(rel) or real(rel, *a))
+    first = Run.load(tmp_path, {}).inputs()
+    assert sorted(parsed) == ["packer/t/build.pkr.hcl", "packer/t/source.pkr.hcl",
+                              "packer/t/variables.pkr.hcl"]      # two images, one parse each
+    parsed.clear()
+    again = Run.load(tmp_path, {}).inputs()                      # a later run: kept forms
+    assert parsed == [] and again["t"].template.variables == first["t"].template.variables
+    (tmp_path / "packer/t/build.pkr.hcl").write_text(SCRIPT_VAR.replace("default.sh", "x.sh")
+                                                     + SHELL_LOCAL)
+    (tmp_path / "packer/t/x.sh").write_text("")
+    for kept in (tmp_path / ".amis/hcl").iterdir():
+        kept.write_text("{not json")                             # a damaged one is parsed again
+    assert Run.load(tmp_path, {}).inputs()["u"].template.variables["script"] == "packer/t/x.sh"
+    assert len(parsed) == 3
