@@ -36,6 +36,9 @@ class Facts:
     txt_stale: list[str] = field(default_factory=list)
     pulled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # One lookup round at a time: builds deciding at once (77 leaves of a tree
+    # whose parents just finished) would each fetch the same missing records.
+    lookups: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def remember(self, record: Record) -> None:
         """A record this run made current."""
@@ -139,14 +142,17 @@ def decide(run: Run) -> decision.Decision:
         if result.complete:
             return result
         amis = set(result.need_amis)
-        with run.facts.lock:
-            wanted = {p for p in result.need_digests if p not in run.facts.by_digest}
-        if wanted:
-            found = run.registry.by_digest(wanted)
+        with run.facts.lookups:
             with run.facts.lock:
-                run.facts.by_digest.update(found)
-            amis |= {r.ami for r in found.values() if r is not None}
-        _check_amis(run, sorted(amis))
+                wanted = {p for p in result.need_digests if p not in run.facts.by_digest}
+                amis |= {r.ami for p in result.need_digests
+                         if (r := run.facts.by_digest.get(p)) is not None}
+            if wanted:
+                found = run.registry.by_digest(wanted)
+                with run.facts.lock:
+                    run.facts.by_digest.update(found)
+                amis |= {r.ami for r in found.values() if r is not None}
+            _check_amis(run, sorted(amis))
     raise AmiError("the decision did not settle: please report this as a bug")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Hashable
 
 import yaml
 
@@ -40,6 +40,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            raise AmiError(f"a key that is a list or mapping (line {key_node.start_mark.line + 1}): "
+                           "keys are names")
         if key in seen:
             raise AmiError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
         seen.add(key)

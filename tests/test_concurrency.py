@@ -123,3 +123,40 @@ def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aw
     assert result.digest == newer["digest"]
     assert json.loads(aws.objects()["channels/main/web.json"]) == newer
     assert f"digests/web/{'f' * 64}.json" in aws.objects()       # B's build is still kept
+
+
+def test_builds_deciding_at_once_fetch_each_digest_record_once(project, monkeypatch):
+    """Threads of one run (doit -n N -P thread) that decide together share one
+    lookup: the others wait for it instead of fetching the same records."""
+    import threading
+    from tasks import decision, facts
+    from tasks.run import Run
+    for key, value in project.env.items():
+        if key.startswith(("AWS_", "AMI_")):
+            monkeypatch.setenv(key, value)
+    run = Run.load(project.path, project.env)
+    facts.pull(run)
+    threads = 6
+    entered, fetched = [], []
+    pure, fetch = decision.decide, run.registry.by_digest
+    everyone_deciding = threading.Event()
+
+    def counting_decide(*args):
+        entered.append(1)
+        if len(entered) >= threads:
+            everyone_deciding.set()
+        return pure(*args)
+
+    def counting_fetch(wanted):
+        everyone_deciding.wait(10)       # without the shared lookup, all would be here now
+        fetched.extend(wanted)
+        return fetch(wanted)
+
+    monkeypatch.setattr(decision, "decide", counting_decide)
+    monkeypatch.setattr(run.registry, "by_digest", counting_fetch)
+    workers = [threading.Thread(target=facts.decide, args=(run,)) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert fetched and len(fetched) == len(set(fetched)), fetched

@@ -203,3 +203,9 @@ def test_an_own_template_beside_a_default_one_is_refused(tmp_path):
         "packer/shared (defaults:): set 'template: packer/web_ami.json' or remove the file")
     (tmp_path / "packer/web_ami.json").unlink()
     assert load_graph(tmp_path).images["web"].template == "packer/shared"
+
+
+def test_a_key_that_is_a_mapping_is_one_line(tmp_path):
+    (tmp_path / "amis.yaml").write_text("{{}}")
+    assert error_of(tmp_path).endswith("amis.yaml: a key that is a list or mapping (line 1): "
+                                       "keys are names")
