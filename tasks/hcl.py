@@ -70,8 +70,13 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
 
 
 def parse(repo: Repo, rel: str, image: str = "") -> Document:
+    return parse_text(rel, *source(repo, rel, image))
+
+
+def source(repo: Repo, rel: str, image: str = "") -> tuple[str, str]:
+    """A configuration file's text, and how errors name it."""
     shown = f"{rel} (image {image})" if image else rel
-    return parse_text(rel, read_text(repo.path(rel), "template", shown), shown)
+    return read_text(repo.path(rel), "template", shown), shown
 
 
 def parse_text(rel: str, text: str, shown: str) -> Document:
@@ -99,21 +104,15 @@ def unquote(text: str) -> str:
     body = text[1:-1]
     if body.startswith("<<"):
         return _heredoc(body)
+    return "".join(raw if interpolation else _unescape(raw) for raw, interpolation in _pieces(body))
+
+
+def _unescape(text: str) -> str:
     out, i = [], 0
-    while i < len(body):
-        if body.startswith(("$${", "%%{"), i):
-            out.append(body[i:i + 3])
-            i += 3
-            continue
-        if body.startswith(("${", "%{"), i):
-            end = _closing(body, i + 2)
-            if end >= 0:
-                out.append(body[i:end + 1])
-                i = end + 1
-                continue
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
             if nxt in _ESCAPES:
                 out.append(_ESCAPES[nxt])
                 i += 2
@@ -121,7 +120,7 @@ def unquote(text: str) -> str:
             if nxt in "uU":
                 width = 4 if nxt == "u" else 8
                 try:
-                    out.append(chr(int(body[i + 2:i + 2 + width], 16)))
+                    out.append(chr(int(text[i + 2:i + 2 + width], 16)))
                     i += 2 + width
                     continue
                 except ValueError:
@@ -129,6 +128,25 @@ def unquote(text: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _pieces(template: str) -> Iterator[tuple[str, bool]]:
+    """A template as written, in pieces: literal text (``$${`` and ``%%{``
+    escapes kept) and whole ``${...}`` / ``%{...}`` interpolations. An
+    interpolation that never closes is literal text."""
+    i = 0
+    for m in _OPEN.finditer(template):
+        if m.start() < i or m.group() in ("$${", "%%{"):
+            continue
+        end = _closing(template, m.end())
+        if end < 0:
+            break
+        if m.start() > i:
+            yield template[i:m.start()], False
+        yield template[m.start():end + 1], True
+        i = end + 1
+    if i < len(template):
+        yield template[i:], False
 
 
 def _heredoc(body: str) -> str:
@@ -145,17 +163,8 @@ def _heredoc(body: str) -> str:
 
 def quote(text: str) -> str:
     """Template text back into a quoted HCL template (what ``unquote`` undoes)."""
-    out, i = [], 0
-    for m in _OPEN.finditer(text):
-        if m.start() < i:
-            continue
-        end = m.end() - 1 if m.group() in ("$${", "%%{") else _closing(text, m.end())
-        if end < 0:
-            break
-        out.append(_escape(text[i:m.start()]) + text[m.start():end + 1])
-        i = end + 1
-    out.append(_escape(text[i:]))
-    return '"' + "".join(out) + '"'
+    return '"' + "".join(raw if interpolation else _escape(raw)
+                         for raw, interpolation in _pieces(text)) + '"'
 
 
 def _escape(text: str) -> str:
@@ -203,27 +212,18 @@ def parts(template: str) -> Iterator[tuple[str, bool]]:
     """A template's literal text and its ``${...}`` interpolations, in order.
     A ``%{...}`` directive comes as an expression of its own (``%{if x}``),
     which nothing resolves."""
-    literal, i = [], 0
-    for m in _OPEN.finditer(template):
-        if m.start() < i:
+    literal = ""
+    for raw, interpolation in _pieces(template):
+        if not interpolation:
+            literal += raw.replace("$${", "${").replace("%%{", "%{")
             continue
-        if m.group() in ("$${", "%%{"):
-            literal.append(template[i:m.start()] + m.group()[1:])
-            i = m.end()
-            continue
-        end = _closing(template, m.end())
-        if end < 0:
-            break
-        literal.append(template[i:m.start()])
-        if "".join(literal):
-            yield "".join(literal), False
-        literal = []
-        inner = template[m.end():end].strip()
-        yield (inner if m.group() == "${" else f"%{{{inner}}}"), True
-        i = end + 1
-    literal.append(template[i:])
-    if "".join(literal):
-        yield "".join(literal), False
+        if literal:
+            yield literal, False
+        literal = ""
+        inner = raw[2:-1].strip()
+        yield (inner if raw.startswith("$") else f"%{{{inner}}}"), True
+    if literal:
+        yield literal, False
 
 
 class Scope:
@@ -508,12 +508,12 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
             for name, cfgs in _labelled(body):
                 for cfg in _bodies(cfgs):
                     others = nested.get(f"{kind}.{name}", [])
-                    for key, value in added.items():
+                    for key in [*added, "tags", "snapshot_tags"]:
                         for target, syntax in [o for o in others if key in o[0]] or [(cfg, doc.syntax)]:
-                            target[key] = _in_syntax(value, syntax)
-                    for key in ("tags", "snapshot_tags"):
-                        for target, syntax in [o for o in others if key in o[0]] or [(cfg, doc.syntax)]:
-                            _set_tags(target, key, tags, syntax)
+                            if key in added:
+                                target[key] = _in_syntax(added[key], syntax)
+                            else:
+                                _set_tags(target, key, tags, syntax)
     out: dict[str, bytes | None] = {}
     dropped: list[str] = []
     index = 0

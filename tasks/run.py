@@ -24,7 +24,7 @@ from .graph import Graph, load_graph
 from .inputs import Inputs, image_inputs
 from .packer import Packers
 from .records import write_atomic
-from .refs import Repo, read_text
+from .refs import Repo
 from .registry import Registry
 
 T = TypeVar("T")
@@ -123,8 +123,7 @@ class Run:
         """Each HCL2 file once per run, and once per content on this machine:
         parsed forms are kept in .amis/hcl/, so a no-op run needs no parser."""
         def parsed() -> hcl.Document:
-            shown = f"{rel} (image {image})"
-            text = read_text(repo.path(rel), "template", shown)
+            text, shown = hcl.source(repo, rel, image)
             if rel.endswith(".json"):
                 return hcl.parse_text(rel, text, shown)
             # python-hcl2's parsed form is kept per its version
