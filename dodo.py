@@ -3,11 +3,12 @@
 import sys
 from pathlib import Path
 
-from tasks.creators import Creators
-from tasks.options import parallel_options
-from tasks.reporter import Reporter
+from tasks.cli.creators import Creators
+from tasks.cli.options import parallel_options
+from tasks.cli.reporter import Reporter
 
 _tasks = Creators(Path(__file__).resolve().parent)
+_tasks.install_signal_handlers()     # Ctrl-C / SIGTERM cancel Packer cleanly
 task_pull = _tasks.task_pull
 task_ami = _tasks.task_ami
 task_amis = _tasks.task_amis

@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from generate import generate, makefile  # noqa: E402
-from tasks import emulator  # noqa: E402
-from tasks.digest import Hasher  # noqa: E402
-from tasks.graph import load_graph  # noqa: E402
-from tasks.inputs import image_inputs  # noqa: E402
-from tasks.run import Run  # noqa: E402
+from tasks.adapters import emulator  # noqa: E402
+from tasks.core.digest import Hasher  # noqa: E402
+from tasks.core.graph import load_graph  # noqa: E402
+from tasks.inputs.image import image_inputs  # noqa: E402
+from tasks.ops.run import Run  # noqa: E402
 
 FAKE_PACKER = BENCH / "fake_packer.py"
 TIME = shutil.which("time") or "/usr/bin/time"
@@ -118,7 +118,7 @@ def noop_figures(tree: Tree, repeats: int, target_s: float | None) -> None:
         statistics.median(walls) < target_s if target_s else None, f"Packer runs: {len(builds)}")
     row("1. no-op doit amis: peak memory", tree.name, rss, "MB", "< 200 MB",
         max(rss) < 200)
-    imports = [tree.python("import doit.doit_cmd, tasks.creators") for _ in range(repeats)]
+    imports = [tree.python("import doit.doit_cmd, tasks.cli.creators") for _ in range(repeats)]
     listing = [tree.run("list")[0] for _ in range(repeats)]
     pulls = [tree.run("pull")[0] for _ in range(repeats)]
     row("   split: process start + imports", tree.name, imports, "s")
@@ -155,16 +155,16 @@ def unreachable_figures(tree: Tree, repeats: int) -> None:
 
 def staging_figures(tree: Tree, repeats: int) -> None:
     """What it costs to stage every image's inputs (hard links), as builds do."""
-    from tasks import stage
+    from tasks.adapters import stage
     run = Run.load(tree.path, tree.env)
     names = list(run.graph.images)
-    files = sum(len(run.inputs()[n].files) for n in names)
+    files = sum(len(run.checkout.inputs()[n].files) for n in names)
     walls = []
     for _ in range(repeats):
         started = time.perf_counter()
         for name in names:
-            with stage.staged(run.graph.root, run.settings.stage, name, run.manifest(name),
-                              run.hasher):
+            with stage.staged(run.graph.root, run.settings.stage, name,
+                              run.checkout.manifest(name), run.checkout.hasher):
                 pass
         walls.append(time.perf_counter() - started)
     row("   staging every image's inputs once", tree.name, walls, "s",

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FAKE_PACKER = ROOT / "bench" / "fake_packer.py"     # a stand-in with a controlled build time
 sys.path.insert(0, str(ROOT))
 
-from tasks import emulator  # noqa: E402
+from tasks.adapters import emulator  # noqa: E402
 
 BUCKET = "test-amis"
 REGION = "eu-west-1"
@@ -191,9 +191,8 @@ class Project:
     def digest(self, image: str) -> str:
         """The digest `doit amis` would build ``image`` with now (its parent
         must have an AMI)."""
-        code = ("import sys; from pathlib import Path; from tasks.run import Run; "
-                "from tasks import facts; "
-                "print(facts.decide(Run.load(Path('.'))).verdicts[sys.argv[1]].digest)")
+        code = ("import sys; from pathlib import Path; from tasks.ops.run import Run; "
+                "print(Run.load(Path('.')).lookup.decision().verdicts[sys.argv[1]].digest)")
         done = subprocess.run([sys.executable, "-c", code, image], cwd=self.path, env=self.env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr

@@ -97,8 +97,8 @@ def test_a_lock_with_an_unreadable_expiry_is_taken_over(project, aws):
 def test_a_newer_current_record_is_not_overwritten_by_an_older_build(project, aws, monkeypatch):
     """Agent A built web; agent B's slower, earlier-started build of other
     inputs finishes later: its publish must not replace A's newer record."""
-    from tasks.records import Record
-    from tasks.run import Run
+    from tasks.core.records import Record
+    from tasks.ops.run import Run
 
     ok(project.doit("amis"))
     newer = json.loads(aws.objects()["channels/main/web.json"])
@@ -129,13 +129,13 @@ def test_builds_deciding_at_once_fetch_each_digest_record_once(project, monkeypa
     """Threads of one run (doit -n N -P thread) that decide together share one
     lookup: the others wait for it instead of fetching the same records."""
     import threading
-    from tasks import decision, facts
-    from tasks.run import Run
+    from tasks.core import decision
+    from tasks.ops.run import Run
     for key, value in project.env.items():
         if key.startswith(("AWS_", "AMI_")):
             monkeypatch.setenv(key, value)
     run = Run.load(project.path, project.env)
-    facts.pull(run)
+    run.lookup.pull()
     threads = 6
     entered, fetched = [], []
     pure, fetch = decision.decide, run.registry.by_digest
@@ -154,7 +154,7 @@ def test_builds_deciding_at_once_fetch_each_digest_record_once(project, monkeypa
 
     monkeypatch.setattr(decision, "decide", counting_decide)
     monkeypatch.setattr(run.registry, "by_digest", counting_fetch)
-    workers = [threading.Thread(target=facts.decide, args=(run,)) for _ in range(threads)]
+    workers = [threading.Thread(target=run.lookup.decision) for _ in range(threads)]
     for w in workers:
         w.start()
     for w in workers:

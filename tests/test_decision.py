@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.decision import (BUILD, GONE, KEEP, MISSING, RESOLVE, REUSE, UP_TO_DATE,
+from tasks.core.decision import (BUILD, GONE, KEEP, MISSING, RESOLVE, REUSE, UP_TO_DATE,
                             WOULD_REBUILD, WOULD_RESOLVE, WOULD_REUSE, Known, decide)
-from tasks.digest import image_digest
-from tasks.graph import parse_graph
-from tasks.records import Promotion, Record
+from tasks.core.digest import image_digest
+from tasks.core.graph import parse_graph
+from tasks.core.records import Promotion, Record
 
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
 SOURCE_AMI = "ami-00000001"

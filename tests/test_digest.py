@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tasks import digest
+from tasks.core import digest
 
 SETTINGS = {"regions": ["eu-west-1"], "vars": {}, "sandbox": False}
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import IMAGES, ROOT, failed, legacy_template, ok
-from tasks import cloud_init
-from tasks.errors import AmiError
+from tasks.ops import cloud_init
+from tasks.core.errors import AmiError
 
 ENVIRONMENTS = ["production", "staging"]
 
@@ -205,8 +205,8 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
     """moto accepts ImdsSupport but does not keep it, so this checks the calls."""
     from botocore.stub import Stubber
     import boto3
-    from tasks import artifacts
-    from tasks.run import Run
+    from tasks.ops import vetting as artifacts
+    from tasks.ops.run import Run
 
     from datetime import datetime, timezone
 
@@ -229,7 +229,7 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
             stub.add_response("describe_images", {"Images": [{**image, "ImageId": ami}]},
                               {"Filters": [{"Name": "image-id", "Values": [ami]}]})
         monkeypatch.setattr(run.aws, "client", lambda *_: ec2)
-        artifacts.vet(run, "web", "d" * 64, started, amis)
+        artifacts.vet(run.aws, "web", (), "d" * 64, started, amis)
         stub.assert_no_pending_responses()
 
 

@@ -106,7 +106,7 @@ def test_an_untracked_input_makes_the_tree_dirty(project, aws):
 
 
 def test_a_committed_file_name_that_is_not_utf8_does_not_stop_provenance(tmp_path):
-    from tasks.provenance import git_info
+    from tasks.adapters.git import git_info
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
     (tmp_path / os.fsdecode(b"\xff.txt")).write_text("x")
     (tmp_path / "a.txt").write_text("a")
@@ -423,8 +423,8 @@ exit 1
 
 @pytest.mark.parametrize("value", ["eu-west-1\\n", "ami-12345678\\n"])
 def test_a_trailing_newline_is_not_part_of_an_id(tmp_path, value):
-    from tasks.errors import AmiError
-    from tasks.records import Record
+    from tasks.core.errors import AmiError
+    from tasks.core.records import Record
     record = {"image": "web", "region": "eu-west-1", "digest": "a" * 64,
               "amis": {"eu-west-1": "ami-12345678"}}
     if value.startswith("ami-"):

@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tasks import cloud_init
-from tasks.errors import AmiError
-from tasks.graph import load_graph, parse_graph
-from tasks.packer import Output, parse_artifact_ids
-from tasks.records import Record
+from tasks.ops import cloud_init
+from tasks.core.errors import AmiError
+from tasks.core.graph import load_graph, parse_graph
+from tasks.adapters.packer_output import Output, parse_artifact_ids
+from tasks.core.records import Record
 
 NAMES = st.sampled_from(["base", "web", "centos", "a/b", "..", "Web", "", "x" * 70, "ok_1"])
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20), NAMES)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.errors import AmiError
-from tasks.graph import load_graph, parse_graph
-from tasks.inputs import image_inputs
+from tasks.core.errors import AmiError
+from tasks.core.graph import load_graph, parse_graph
+from tasks.inputs.image import image_inputs
 
 SOURCE = {"name": "centos", "ami": "ami-12345678"}
 TEMPLATE = json.dumps({

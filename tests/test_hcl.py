@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import hcl
+from tasks.core.versions import satisfies
+from tasks.inputs.hcl.functions import file_calls
+from tasks.inputs.hcl.scope import Scope
+from tasks.inputs.hcl.syntax import literal, parts
 
 
 def test_parts_split_literal_text_from_interpolations():
-    assert list(hcl.parts('${path.root}/s/${var.arch}.sh')) == [
+    assert list(parts('${path.root}/s/${var.arch}.sh')) == [
         ("path.root", True), ("/s/", False), ("var.arch", True), (".sh", False)]
     # $${ is a literal ${, and braces inside an interpolation's strings do not end it
-    assert list(hcl.parts("$${HOME}/x")) == [("${HOME}/x", False)]
-    assert list(hcl.parts('${lookup(m, "}")}!')) == [('lookup(m, "}")', True), ("!", False)]
+    assert list(parts("$${HOME}/x")) == [("${HOME}/x", False)]
+    assert list(parts('${lookup(m, "}")}!')) == [('lookup(m, "}")', True), ("!", False)]
 
 
 @pytest.mark.parametrize("value, calls", [
@@ -29,16 +32,16 @@ def test_parts_split_literal_text_from_interpolations():
     ('"$${file(\"x\")}"', []),                           # $${ is a literal ${
 ])
 def test_file_calls_are_found_in_expressions_at_any_depth(value, calls):
-    assert list(hcl.file_calls(value)) == calls
+    assert list(file_calls(value)) == calls
 
 
 def test_a_directive_is_an_expression_nothing_resolves():
-    assert list(hcl.parts("%{if true}x%{endif}%%{y}")) == [
+    assert list(parts("%{if true}x%{endif}%%{y}")) == [
         ("%{if true}", True), ("x", False), ("%{endif}", True), ("%{y}", False)]
 
 
 def _scope(**values):
-    return hcl.Scope(values, {"scripts": '"${path.root}/scripts"', "loop": "${local.loop}"},
+    return Scope(values, {"scripts": '"${path.root}/scripts"', "loop": "${local.loop}"},
                      root="packer/hcl", cwd=".")
 
 
@@ -77,10 +80,10 @@ def test_unknown_before_the_build_says_why_and_suggests_a_glob(raw, glob, why):
     ("1.6.6", "newest", False),
 ])
 def test_required_version_constraints(version, constraint, met):
-    assert hcl.satisfies(version, constraint) is met
+    assert satisfies(version, constraint) is met
 
 
 def test_only_literal_values_are_known():
-    assert [hcl.literal(v) for v in ('"a/b.sh"', 3, True, '"${var.x}"', '"%{if x}y%{endif}"',
+    assert [literal(v) for v in ('"a/b.sh"', 3, True, '"${var.x}"', '"%{if x}y%{endif}"',
                                       ['"a"'], "${local.x}")] == [
         "a/b.sh", "3", "true", None, None, None, None]

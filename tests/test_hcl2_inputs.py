@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import shapes
-from tasks import hcl
-from tasks.errors import AmiError
-from tasks.graph import load_graph
-from tasks.inputs import image_inputs
+from tasks.inputs.hcl import effective as hcl_effective, parse as hcl_parse
+from tasks.core.errors import AmiError
+from tasks.core.graph import load_graph
+from tasks.inputs.image import image_inputs
 
 GRAPH = """\
 region: eu-west-1
@@ -136,7 +136,8 @@ def test_a_download_is_not_a_local_file(tmp_path):
 def test_a_file_name_that_is_not_utf8_is_one_line(tmp_path):
     tree(tmp_path, {"packer/t/build.pkr.hcl": SHELL_LOCAL.replace("var.script", '"x"')})
     (tmp_path / os.fsdecode(b"packer/t/\xff.auto.pkrvars.hcl")).write_text("")
-    assert "a file name that is not UTF-8" in refusal(tmp_path)
+    assert refusal(tmp_path) == "packer/t/\\xff.auto.pkrvars.hcl: the file name is not valid " \
+                                "UTF-8: rename it"
 
 
 def test_vars_the_template_does_not_declare_are_refused(tmp_path):
@@ -153,7 +154,7 @@ def test_the_effective_configuration_is_json_syntax_with_every_string_intact(tmp
         'build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "shell-local" {\n'
         f'    inline = ["{inline}"]\n  }}\n}}\n')})
     template = inputs(tmp_path).template
-    files, _ = hcl.effective(list(template.documents), regions=("eu-west-1", "us-east-1"),
+    files, _ = hcl_effective.effective(list(template.documents), regions=("eu-west-1", "us-east-1"),
                              endpoint=None, sandbox=True, tags={"Image": "t"},
                              drop=lambda kind: False)
     assert files["packer/t/build.pkr.hcl"] is None
@@ -193,7 +194,7 @@ def _effective(root: Path, **options):
     template = inputs(root).template
     settings = {"regions": ("eu-west-1",), "endpoint": None, "sandbox": False,
                 "tags": {"Image": "t"}, "drop": lambda kind: False, **options}
-    files, dropped = hcl.effective(list(template.documents), **settings)
+    files, dropped = hcl_effective.effective(list(template.documents), **settings)
     return {k: json.loads(v) for k, v in files.items() if v is not None}, dropped
 
 
@@ -262,7 +263,7 @@ def test_a_byte_order_mark_is_not_hcl(tmp_path):
 
 
 def test_strings_in_a_sensitive_map_are_masked(tmp_path):
-    from tasks.template import sensitive_values
+    from tasks.inputs.template import sensitive_values
     tree(tmp_path, {"packer/t/secret.pkr.hcl": (
         'variable "m" {\n  type      = map(string)\n  default   = { pass = "hunter2" }\n'
         '  sensitive = true\n}\n')})
@@ -270,23 +271,23 @@ def test_strings_in_a_sensitive_map_are_masked(tmp_path):
 
 
 def test_a_run_parses_each_hcl2_file_once_per_content(tmp_path, monkeypatch):
-    from tasks.run import Run
+    from tasks.ops.run import Run
     tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL})
     graph = GRAPH + "  u:\n    parent: centos\n    template: packer/t\n"
     (tmp_path / "amis.yaml").write_text(graph)
     parsed = []
-    real = hcl.parse_text
-    monkeypatch.setattr(hcl, "parse_text", lambda rel, *a: parsed.append(rel) or real(rel, *a))
-    first = Run.load(tmp_path, {}).inputs()
+    real = hcl_parse.parse_text
+    monkeypatch.setattr(hcl_parse, "parse_text", lambda rel, *a: parsed.append(rel) or real(rel, *a))
+    first = Run.load(tmp_path, {}).checkout.inputs()
     assert sorted(parsed) == ["packer/t/build.pkr.hcl", "packer/t/source.pkr.hcl",
                               "packer/t/variables.pkr.hcl"]      # two images, one parse each
     parsed.clear()
-    again = Run.load(tmp_path, {}).inputs()                      # a later run: kept forms
+    again = Run.load(tmp_path, {}).checkout.inputs()                      # a later run: kept forms
     assert parsed == [] and again["t"].template.variables == first["t"].template.variables
     (tmp_path / "packer/t/build.pkr.hcl").write_text(SCRIPT_VAR.replace("default.sh", "x.sh")
                                                      + SHELL_LOCAL)
     (tmp_path / "packer/t/x.sh").write_text("")
     for kept in (tmp_path / ".amis/hcl").iterdir():
         kept.write_text("{not json")                             # a damaged one is parsed again
-    assert Run.load(tmp_path, {}).inputs()["u"].template.variables["script"] == "packer/t/x.sh"
+    assert Run.load(tmp_path, {}).checkout.inputs()["u"].template.variables["script"] == "packer/t/x.sh"
     assert len(parsed) == 3

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import ROOT, Project, base_env, commit, copy_project, ok
 from faultproxy import FaultProxy
-from tasks import emulator
+from tasks.adapters import emulator
 
 BUCKET, PREFIX, REGION = "iam-amis", "amis", "eu-west-1"
 POLICIES = {"builder": "iam/build-policy.json", "collector": "iam/gc-policy.json"}

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import shapes
-from tasks.errors import AmiError
-from tasks.graph import load_graph
-from tasks.inputs import image_inputs
+from tasks.core.errors import AmiError
+from tasks.core.graph import load_graph
+from tasks.inputs.image import image_inputs
 
 
 def inputs_of(root: Path) -> dict[str, dict[str, str]]:

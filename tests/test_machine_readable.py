@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.packer import Output, Result, parse_artifact_ids, parse_line
+from tasks.adapters.packer_output import Output, Result, parse_artifact_ids, parse_line
 
 
 def feed(lines: list[str]) -> tuple[Output, list[str]]:

@@ -139,7 +139,7 @@ def test_gc_hint_repeats_the_options_and_apply_ends_with_a_summary(project):
 
 def test_importing_the_creators_creates_nothing_and_installs_no_handler(tmp_path):
     repo = copy_project(tmp_path / "repo")
-    code = ("import signal, pathlib, tasks.creators as c\n"
+    code = ("import signal, pathlib, tasks.cli.creators as c\n"
             "creators = c.Creators(pathlib.Path('.'))\n"
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
             "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n")
@@ -153,7 +153,7 @@ def test_no_module_of_tasks_holds_mutable_state():
     import ast
     from pathlib import Path
     offenders = []
-    for path in sorted(Path("tasks").glob("*.py")):
+    for path in sorted(Path("tasks").rglob("*.py")):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 value = node.value

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import BUCKET, FAKE_PACKER, IMAGES, REGION, legacy_template, ok, write_script
-from tasks import emulator
+from tasks.adapters import emulator
 
 ALL = sorted(IMAGES)
 

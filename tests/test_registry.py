@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from tasks.errors import AmiError
-from tasks.records import Record, save_local, write_atomic
+from tasks.core.errors import AmiError
+from tasks.core.records import Record, save_local
+from tasks.core.files import write_atomic
 
 GOOD = {"image": "web", "region": "eu-west-1", "digest": "a" * 64,
         "amis": {"eu-west-1": "ami-0123456789abcdef0", "us-east-1": "ami-12345678"}}
@@ -70,7 +71,7 @@ def test_save_local_keeps_mtime_when_content_is_equal(tmp_path):
 def test_aws_errors_become_one_line_with_what_to_do(code, hint):
     from botocore.exceptions import ClientError
 
-    from tasks.aws import explain
+    from tasks.adapters.aws import explain
 
     err = ClientError({"Error": {"Code": code, "Message": "nope"}}, "GetObject")
     message = str(explain(err, "reading s3://b/channels/main/web.json"))

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from conftest import failed, ok, print_sensitive, write_script
-from tasks import packer
+from tasks.adapters import packer_output as packer
+from tasks.ops.build import backoff
 
 REAL = shutil.which("packer")
 
@@ -114,7 +115,7 @@ def test_masker_handles_escaped_forms():
 
 
 def test_sensitive_values_resolve_env_defaults():
-    from tasks.template import Template, sensitive_values
+    from tasks.inputs.template import Template, sensitive_values
     template = Template(path="t.json", format="json", files=("t.json",), dir=".",
                         variables={"k": "{{env `K`}}", "h": '${env("H")}', "plain": "p",
                                    "other": "o"},
@@ -125,9 +126,9 @@ def test_sensitive_values_resolve_env_defaults():
 
 def test_backoff_grows_and_is_capped():
     for attempt in range(5):
-        delay = packer.backoff(attempt, 10)
+        delay = backoff(attempt, 10)
         assert 10 * 2 ** attempt * 0.5 <= delay <= min(600, 10 * 2 ** attempt)
-    assert packer.backoff(20, 10) <= 600
+    assert backoff(20, 10) <= 600
 
 
 def test_a_deregistered_ami_is_rebuilt_and_plan_says_so(project, aws):

@@ -1,0 +1,163 @@
+"""Stand-ins for the adapters, shipped beside them for tests (as invoke
+ships ``MockContext`` beside ``Context``):
+
+- :class:`MemoryStore`: the bucket in a dict, with S3's conditional
+  writes and MD5 ETags; ``before`` hooks may fail or hold an operation.
+- :class:`ScriptedPacker`: the Packer runner without Packer. A build makes
+  its AMIs through the EC2 client it is given (an emulator's), tagged as
+  the example template tags them, in well under a second; a script may
+  make a build fail, or hold it until released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..core.names import MANAGED_BY
+from .packer_output import Result
+from .s3 import Conflict
+
+
+class MemoryStore:
+    """A bucket in memory. Each hook in ``before`` is called with the
+    operation ("get", "put", "delete", "listing") and key (or prefix)
+    before it runs, and may raise."""
+
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+        self.before: list[Callable[[str, str], None]] = []
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _call(self, operation: str, key: str) -> None:
+        self.calls.append((operation, key))
+        for hook in list(self.before):
+            hook(operation, key)
+
+    @staticmethod
+    def etag(body: bytes) -> str:
+        return f'"{hashlib.md5(body).hexdigest()}"'
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def check(self) -> None:
+        self._call("check", "")
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        self._call("get", key)
+        with self._lock:
+            body = self.objects.get(key)
+        return None if body is None else (body, self.etag(body))
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json", *,
+            if_match: str | None = None, if_none_match: bool = False) -> str:
+        self._call("put", key)
+        with self._lock:
+            there = self.objects.get(key)
+            if if_none_match and there is not None:
+                raise Conflict(key)
+            if if_match and (there is None or self.etag(there) != if_match):
+                raise Conflict(key)
+            self.objects[key] = body
+        return self.etag(body)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key)
+        with self._lock:
+            self.objects.pop(key, None)
+
+    def listing(self, prefix: str) -> dict[str, str]:
+        self._call("listing", prefix)
+        with self._lock:
+            return {k: self.etag(v) for k, v in sorted(self.objects.items())
+                    if k.startswith(prefix)}
+
+
+def variables(argv: list[str]) -> dict[str, str]:
+    """The ``-var key=value`` pairs of a Packer command line."""
+    found = {}
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "-var":
+            key, _, val = value.partition("=")
+            found[key] = val
+    return found
+
+
+@dataclass
+class Build:
+    """One build the fake ran: its variables and what it made."""
+    image: str
+    variables: dict[str, str]
+    amis: dict[str, str]
+    env: Mapping[str, str]
+
+
+@dataclass
+class ScriptedPacker:
+    """The Packer runner's interface (``executable``, ``version``, ``run``).
+
+    ``ec2(region)`` returns a boto3 EC2 client for the region. A build of an
+    image in ``fail`` reports that error (and makes nothing); one in ``hold``
+    waits on its Event, once ``started`` is set, before it makes its AMIs."""
+    ec2: Callable[[str], Any]
+    regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # image -> copies
+    fail: dict[str, str] = field(default_factory=dict)
+    hold: dict[str, threading.Event] = field(default_factory=dict)
+    started: dict[str, threading.Event] = field(default_factory=dict)
+    builds: list[Build] = field(default_factory=list)
+    packer_version: str = "1.6.6"
+
+    def executable(self) -> str:
+        return "scripted-packer"
+
+    def version(self) -> str:
+        return self.packer_version
+
+    def run(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Path,
+            echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
+            on_instance: Callable[[str], None] | None = None,
+            timeout: float | None = None) -> Result:
+        given = variables(argv)
+        image, region = given["image"], given["region"]
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.started.setdefault(image, threading.Event()).set()
+        if image in self.hold:
+            self.hold[image].wait()
+        if image in self.fail:
+            log.write_text(mask(f"0,,error,{self.fail[image]}\n"))
+            echo(self.fail[image])
+            return Result(exit_code=1, errors=[self.fail[image]])
+        ec2 = self.ec2(region)
+        instance = ec2.run_instances(ImageId=given["source_ami"], MinCount=1, MaxCount=1,
+                                     InstanceType="t3.small")["Instances"][0]["InstanceId"]
+        if on_instance:
+            on_instance(instance)
+        ami = ec2.create_image(InstanceId=instance,
+                               Name=f"{image}-{given.get('build_time', '')}-{len(self.builds)}"
+                               )["ImageId"]
+        tags = {"Image": image, "Digest": given.get("digest", ""), "ManagedBy": MANAGED_BY,
+                "ParentImage": given.get("parent_image", ""),
+                "ParentAmi": given.get("source_ami", ""),
+                "Commit": given.get("commit", ""), "Branch": given.get("branch", ""),
+                "BuildTime": given.get("build_time", "")}
+        ec2.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        ec2.terminate_instances(InstanceIds=[instance])
+        amis = {region: ami}
+        for copy in self.regions.get(image, ()):
+            other = self.ec2(copy)
+            copied = other.copy_image(SourceImageId=ami, SourceRegion=region,
+                                      Name=f"{image}-copy")["ImageId"]
+            other.create_tags(Resources=[copied],
+                              Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+            amis[copy] = copied
+        log.write_text(mask("".join(f"0,amazon-ebs,artifact,0,id,{r}:{a}\n"
+                                    for r, a in amis.items())))
+        echo(f"==> {image}: AMIs were created: " + ", ".join(f"{r}: {a}" for r, a in amis.items()))
+        self.builds.append(Build(image, given, amis, env))
+        return Result(exit_code=0, amis=amis)

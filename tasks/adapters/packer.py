@@ -1,0 +1,166 @@
+"""Running Packer: one process per build, in a session of its own, so a
+signal reaches it once and only from here (Packer ignores SIGINT sent to
+its PID alone; SIGTERM to its PID cancels the build cleanly and Packer
+then removes its instance, key pair and security group)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ..core.errors import AmiError
+from ..core.once import Once
+from .packer_output import Output, Result, parse_line
+from .signals import Interrupts
+from .tools import packer_executable, with_tools
+
+MAX_LINE = 64 * 1024    # bytes of one output line kept
+
+
+def version(packer: str, env: dict[str, str]) -> str:
+    try:
+        out = subprocess.run([packer, "version", "-machine-readable"], env=env,
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise AmiError(f"cannot run {packer!r} ({err}): check PACKER or your Packer install") from None
+    for raw in out.splitlines():
+        line = parse_line(raw)
+        if line and line.type == "version" and line.data:
+            return line.data[0]
+    return "unknown"
+
+
+class Packers:
+    """The Packer processes of one run: ``packer`` (a name on PATH or a
+    path), asked for its version once. On Ctrl-C or SIGTERM each running
+    build gets SIGTERM, exactly once, and ``cleanup_timeout`` seconds to
+    clean up before it is killed."""
+
+    def __init__(self, interrupts: Interrupts, cleanup_timeout: float, packer: str = "packer",
+                 env: Mapping[str, str] | None = None) -> None:
+        self.interrupts = interrupts
+        self.cleanup_timeout = cleanup_timeout
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._executable = Once(lambda: packer_executable(packer))
+        self._version = Once(lambda: version(self.executable(), with_tools(env or {})))
+        interrupts.listen(self._cancel_all)
+
+    def executable(self) -> str:
+        return self._executable()
+
+    def version(self) -> str:
+        """The installed Packer's version, asked once per run."""
+        return self._version()
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            for proc in self._running:
+                proc.kill()
+
+    def _cancel_all(self) -> None:
+        with self._lock:
+            if self._running:
+                sys.__stderr__.write(f"asking Packer to cancel and clean up (up to "
+                                     f"{self.cleanup_timeout:.0f} s); nothing will be recorded\n")
+            for proc in self._running:
+                proc.send_signal(signal.SIGTERM)
+        timer = threading.Timer(self.cleanup_timeout, self._kill_all)
+        timer.daemon = True
+        timer.start()
+
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
+            echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
+            on_instance: Callable[[str], None] | None = None,
+            timeout: float | None = None) -> Result:
+        """Run Packer, keep its whole output in ``log`` (written line by line),
+        echo it readably. ``on_instance`` is called once with the build
+        instance's id as soon as Packer names it; if it fails, the build is
+        cancelled and its error raised. After ``timeout`` seconds the build is
+        cancelled like a Ctrl-C: SIGTERM, time to clean up, then SIGKILL.
+        """
+        if self.interrupts.interrupted():
+            raise AmiError("interrupted: not starting Packer")
+        out = Output()
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log_file = log.open("w", encoding="utf-8")
+        except OSError as err:
+            raise AmiError(f"{log}: cannot write the build log ({err.strerror}): check the "
+                           "folder's permissions") from None
+        with log_file:
+            try:
+                with self._lock:
+                    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+                    self._running.add(proc)
+            except OSError as err:
+                raise AmiError(f"cannot run {argv[0]!r} ({err}): check PACKER or your Packer install") from None
+            expired = threading.Event()
+            watchdog = threading.Timer(timeout, self._expire, (proc, expired)) \
+                if timeout else None
+            if watchdog:
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                assert proc.stdout is not None
+                hook_error: AmiError | None = None
+                for raw_bytes in _lines(proc.stdout):
+                    raw = mask(raw_bytes.decode("utf-8", errors="replace"))
+                    log_file.write(raw)
+                    log_file.flush()
+                    for text in out.readable(raw):
+                        echo(text)
+                    if on_instance and out.instance and hook_error is None:
+                        try:
+                            on_instance(out.instance)
+                        except AmiError as err:
+                            hook_error = err
+                            echo(f"{err}: cancelling the build")
+                            proc.send_signal(signal.SIGTERM)
+                        on_instance = None
+                code = proc.wait()
+                if hook_error:
+                    raise hook_error
+            finally:
+                if watchdog:
+                    watchdog.cancel()
+                with self._lock:
+                    self._running.discard(proc)
+        if self.interrupts.interrupted():
+            raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
+                           f"recorded; log: {log}")
+        return Result(exit_code=code, amis=out.amis, errors=out.errors,
+                      timed_out=timeout if expired.is_set() else None)
+
+    def _expire(self, proc: subprocess.Popen, expired: threading.Event) -> None:
+        """The build's time is up: cancel it as Ctrl-C would, then kill it."""
+        expired.set()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.cleanup_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _lines(stream: Any) -> Iterator[bytes]:
+    """Lines of output, each cut at MAX_LINE bytes: one huge line must not
+    take the memory of the run."""
+    cut = False
+    while True:
+        chunk = stream.readline(MAX_LINE)
+        if not chunk:
+            return
+        if cut:                                   # the rest of a line already cut
+            cut = not chunk.endswith(b"\n")
+            continue
+        if len(chunk) >= MAX_LINE and not chunk.endswith(b"\n"):
+            cut = True
+            chunk += f" [line cut at {MAX_LINE} bytes]\n".encode()
+        yield chunk

@@ -1,0 +1,260 @@
+"""The registry: image records in S3, shared by every laptop and agent.
+
+Under ``$AMI_PREFIX`` in the bucket:
+
+- ``channels/<channel>/<image>.json``  the record of the image's current AMI
+  in that channel (``main`` for the default branch, else the branch's)
+- ``channels/<channel>/<image>.txt``   just its AMI id in the main region
+- ``digests/<image>/<digest>.json``  every record ever built, by content
+  digest, shared by all channels
+- ``promotions/<image>/<time>-<id>.json``  who promoted what, when
+- ``locks/<image>/<digest>.json``  who is building (see ``state.locks``)
+
+SSE-S3 ETags are the MD5 of the body: a pull lists the channel once and
+fetches only the records whose ETag differs from the local copy. The
+registry works on any :class:`~tasks.adapters.s3.Store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from ..core.errors import AmiError
+from ..core.records import Promotion, Record
+from .s3 import Conflict, Store
+
+FETCH_THREADS = 16
+_MD5_ETAG = re.compile(r'"?([0-9a-f]{32})"?')
+
+
+def md5_etag(body: bytes) -> str:
+    return f'"{hashlib.md5(body).hexdigest()}"'
+
+
+def same_body(etag: str | None, body: bytes | None) -> bool:
+    """Whether an object with this ETag holds ``body`` (SSE-S3 ETags are MD5s;
+    any other kind of ETag never matches, so the object is fetched)."""
+    if etag is None or body is None:
+        return False
+    m = _MD5_ETAG.fullmatch(etag)
+    return bool(m) and m.group(1) == hashlib.md5(body).hexdigest()
+
+
+@dataclass
+class Pulled:
+    """A channel as listed and fetched: each image's record (or None) and
+    whether its ``.txt`` holds the record's AMI id."""
+    records: dict[str, Record | None] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)     # new, updated, same, absent
+    txt_stale: list[str] = field(default_factory=list)
+
+
+class Registry:
+    """Records under ``prefix`` in ``store``. With ``ssm_prefix``, each
+    published id is also an SSM parameter, written by ``put_ssm(region,
+    name, ami)``."""
+
+    def __init__(self, store: Store, prefix: str = "", ssm_prefix: str | None = None,
+                 put_ssm: Callable[[str, str, str], None] | None = None) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.ssm_prefix = ssm_prefix
+        self.put_ssm = put_ssm
+        self.threads = FETCH_THREADS
+
+    # -- keys ----------------------------------------------------------------
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + "/".join(parts)
+
+    def current_key(self, channel: str, image: str) -> str:
+        return self.key("channels", channel, f"{image}.json")
+
+    def id_key(self, channel: str, image: str) -> str:
+        return self.key("channels", channel, f"{image}.txt")
+
+    def digest_key(self, image: str, digest: str) -> str:
+        return self.key("digests", image, f"{digest}.json")
+
+    def url(self, key: str) -> str:
+        return self.store.url(key)
+
+    # -- objects -------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        return self.store.get(key)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json", *,
+            if_match: str | None = None, if_none_match: bool = False) -> str:
+        return self.store.put(key, body, content_type, if_match=if_match,
+                              if_none_match=if_none_match)
+
+    def listing(self, prefix: str) -> dict[str, str]:
+        return self.store.listing(prefix)
+
+    def record_at(self, key: str, image: str | None = None) -> Record | None:
+        found = self.get(key)
+        if found is None:
+            return None
+        record = Record.from_json(found[0], self.url(key))
+        if image is not None and record.image != image:
+            raise AmiError(f"{self.url(key)}: holds the record of {record.image!r}, "
+                           f"not {image!r}")
+        return record
+
+    # -- channels ------------------------------------------------------------
+
+    def pull(self, channel: str, images: list[str], local: dict[str, bytes]) -> Pulled:
+        """Every image's current record in ``channel``: one listing, then a GET
+        of each record whose ETag differs from ``local`` (image -> body held).
+        Any record that fails its checks stops the pull."""
+        self.store.check()
+        listed = self.listing(self.key("channels", channel) + "/")
+        pulled = Pulled()
+        stale = []
+        for image in images:
+            etag = listed.get(self.current_key(channel, image))
+            if etag is None:
+                pulled.status[image] = "absent"
+                pulled.records[image] = None
+            elif same_body(etag, local.get(image)):
+                pulled.status[image] = "same"
+                pulled.bodies[image] = local[image]
+            else:
+                stale.append(image)
+
+        def fetch(image: str) -> tuple[str, bytes | None]:
+            found = self.get(self.current_key(channel, image))
+            return image, found[0] if found else None
+
+        for image, body in self._parallel(fetch, stale):
+            if body is None:            # deleted between the listing and the GET
+                pulled.status[image] = "absent"
+                pulled.records[image] = None
+            else:
+                pulled.status[image] = "updated" if image in local else "new"
+                pulled.bodies[image] = body
+        for image, body in pulled.bodies.items():
+            key = self.current_key(channel, image)
+            record = Record.from_json(body, self.url(key))
+            if record.image != image:
+                raise AmiError(f"{self.url(key)}: holds the record of {record.image!r}, "
+                               f"not {image!r}")
+            pulled.records[image] = record
+            if not same_body(listed.get(self.id_key(channel, image)), _id_body(record)):
+                pulled.txt_stale.append(image)
+        return pulled
+
+    def _parallel(self, fn: Any, items: list) -> list:
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def write_id(self, channel: str, record: Record) -> None:
+        """``channels/<channel>/<image>.txt``: the AMI id in the main region."""
+        self.put(self.id_key(channel, record.image), _id_body(record), "text/plain")
+
+    # -- digests -------------------------------------------------------------
+
+    def by_digest(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record | None]:
+        """The records kept under ``digests/`` for these (image, digest) pairs,
+        fetched in parallel; None where there is none."""
+        def fetch(pair: tuple[str, str]) -> tuple[tuple[str, str], Record | None]:
+            image, digest = pair
+            record = self.record_at(self.digest_key(image, digest))
+            ok = record is not None and record.image == image and record.digest == digest
+            return pair, record if ok else None
+
+        return dict(self._parallel(fetch, sorted(set(wanted))))
+
+    # -- publishing ----------------------------------------------------------
+
+    def publish(self, record: Record, channel: str, *, new_build: bool) -> Record:
+        """Publish to S3; returns the record now current.
+
+        The digest copy goes first, so a current pointer never names a record
+        that is not also kept by digest. The pointer moves by conditional
+        write on the ETag just read. A new build never replaces a current
+        record whose build started later (an agent that lost its lock, a
+        slower build of other inputs): that one stays current."""
+        body = record.body()
+        if new_build:
+            self.put(self.digest_key(record.image, record.digest), body)
+        key = self.current_key(channel, record.image)
+        for _ in range(10):
+            found = self.get(key)
+            if found and found[0] == body:
+                break
+            if found and new_build:
+                theirs = Record.from_json(found[0], self.url(key))
+                if (theirs.build_started or "") > (record.build_started or ""):
+                    return theirs
+            try:
+                self.put(key, body, if_match=found[1] if found else None,
+                         if_none_match=not found)
+                break
+            except Conflict:
+                continue
+        else:
+            raise AmiError(f"{self.url(key)}: kept changing while publishing "
+                           f"{record.image}: run again")
+        self.write_id(channel, record)
+        if self.ssm_prefix and self.put_ssm:
+            self.put_ssm(record.region, f"{self.ssm_prefix}/{channel}/{record.image}", record.ami)
+        return record
+
+    def promote(self, image: str, source: str, target: str, actor: str,
+                existing: set[str]) -> tuple[Record, Record | None, Record]:
+        """Point channel ``target`` at channel ``source``'s record of ``image``
+        and keep a note of who did it, when, and what it replaced. Returns
+        the source's record, the one replaced and the one now current."""
+        record, replaced = self.promotion_plan(image, source, target, existing)
+        now = datetime.now(timezone.utc)
+        promotion = Promotion(from_channel=source, by=actor,
+                              at=now.isoformat(timespec="seconds"),
+                              replaced_ami=replaced.ami if replaced else None,
+                              replaced_digest=_own_digest(replaced))
+        note = {"image": image, "from_channel": source, "to_channel": target, "ami": record.ami,
+                "replaced_ami": promotion.replaced_ami, "by": actor, "at": promotion.at}
+        stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+        self.put(self.key("promotions", image, f"{stamp}-{uuid.uuid4().hex[:8]}.json"),
+                 (json.dumps(note, indent=2, sort_keys=True) + "\n").encode(),
+                 if_none_match=True)
+        current = replace(record, promotion=promotion)
+        self.publish(current, target, new_build=False)
+        return record, replaced, current
+
+    def promotion_plan(self, image: str, source: str, target: str,
+                       existing: set[str]) -> tuple[Record, Record | None]:
+        """What promoting ``image`` would do, checked before anything moves."""
+        key = self.current_key(source, image)
+        record = self.record_at(key, image)
+        if record is None:
+            raise AmiError(f"{self.url(key)}: channel {source} has no record of {image}: "
+                           "build it there first, or check the channel name")
+        if record.ami not in existing:
+            raise AmiError(f"{image} in channel {source} is {record.ami}, which no longer "
+                           "exists: rebuild it before promoting")
+        return replace(record, promotion=None), self.record_at(self.current_key(target, image),
+                                                               image)
+
+
+def _id_body(record: Record) -> bytes:
+    return (record.ami + "\n").encode()
+
+
+def _own_digest(record: Record | None) -> str | None:
+    """The digest a channel's own build would have: a promoted record's is
+    the one it replaced, kept in its promotion."""
+    if record is None:
+        return None
+    return record.promotion.replaced_digest if record.promotion else record.digest

@@ -1,0 +1,39 @@
+"""doit's settings for this tree, from the graph and the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.graph import Graph
+
+MOST_JOBS = 8
+
+
+def default_jobs(graph: Graph | None) -> int:
+    """Parallel builds by default, as many as the tree has leaves (Packer
+    mostly waits on AWS, so cores do not limit it). 0 when there is no
+    graph: the task creators then report why."""
+    if graph is None or graph.width <= 1:
+        return 0
+    return min(graph.width, MOST_JOBS)
+
+
+def parallel_options(argv: list[str]) -> dict[str, Any]:
+    """Honour `doit amis -n 4 -P thread`. doit reads its own options only
+    before the task names; options after `amis` are `amis`'s params (see
+    task_amis), and are read here from the command line for DOIT_CONFIG.
+    Options before the task name still win, as doit gives them precedence."""
+    args = argv[1:]
+    if "amis" not in args:
+        return {}
+    tail = args[args.index("amis") + 1:]
+    found: dict[str, Any] = {}
+    for i, arg in enumerate(tail):
+        value = tail[i + 1] if i + 1 < len(tail) else ""
+        if arg in ("-n", "--process") and value.isdigit():
+            found["num_process"] = int(value)
+        elif arg.startswith("--process=") and arg[10:].isdigit():
+            found["num_process"] = int(arg[10:])
+        elif arg.startswith("-n") and arg[2:].isdigit():
+            found["num_process"] = int(arg[2:])
+    return found

@@ -1,0 +1,38 @@
+"""Channels: which pointer in the registry a run moves. The default branch
+moves ``main``; any other branch its own channel; a dirty tree never moves
+``main`` unless allowed."""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from .settings import Settings
+
+MAIN = "main"
+DIRTY = "dirty"
+
+
+def channel_for_branch(branch: str) -> str:
+    """A branch's channel name: lower case, [a-z0-9_-], at most 63 characters."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", branch.lower()).strip("-_")[:63]
+    return slug or "detached"
+
+
+def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
+    """The channel this run publishes to, and a note when it is not the
+    obvious one."""
+    if settings.channel:
+        name = settings.channel
+    elif git["branch"] == settings.default_branch:
+        name = MAIN
+    else:
+        name = channel_for_branch(str(git["branch"]))
+    if name == MAIN and git["dirty"] and not settings.allow_dirty:
+        untracked = list(git.get("untracked_inputs") or [])     # type: ignore[call-overload]
+        more = ", ..." if len(untracked) > 3 else ""
+        what = (f"inputs git does not have at HEAD ({', '.join(map(str, untracked[:3]))}{more})"
+                if untracked else "uncommitted changes")
+        return DIRTY, (f"the working tree has {what}: publishing to channel "
+                       f"'{DIRTY}', not '{MAIN}' (commit them, or AMI_ALLOW_DIRTY=1)")
+    return name, ""

@@ -1,0 +1,78 @@
+"""Content digests: what an image was built from, independent of mtimes.
+
+As in Buildkite's elastic-ci-stack ``packer.sh``, each input is hashed on
+its own and the digest is taken over the sorted ``path  sha256`` lines, so
+the order files are found in and their modification times never matter;
+their contents and paths do, and so do the parent's AMI id and the build
+settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import AmiError
+from .files import not_regular
+
+
+class Hasher:
+    """sha256 of input files, each hashed once per run even when many
+    images share it. Only regular files are read: a FIFO or a device
+    would block or never end."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[int, int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def file(self, path: Path, shown: str) -> str:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise AmiError(f"{shown}: input file disappeared while planning: run again") from None
+        except OSError as err:
+            raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise not_regular(shown)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._cache.get(path)
+        if hit and hit[:3] == key:
+            return hit[3]
+        h = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as err:
+            raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
+        value = h.hexdigest()
+        with self._lock:
+            self._cache[path] = (*key, value)
+        return value
+
+    def manifest(self, root: Path, paths: list[str]) -> dict[str, str]:
+        """Repository-relative path -> sha256 of its contents, sorted by path."""
+        return {p: self.file(root / p, p) for p in sorted(paths)}
+
+
+def image_digest(inputs: dict[str, str], parent_ami: str, settings: dict[str, Any]) -> str:
+    lines = [f"{path}  {sha}" for path, sha in sorted(inputs.items())]
+    lines.append(f"parent-ami  {parent_ami}")
+    lines.append("settings  " + json.dumps(settings, sort_keys=True, separators=(",", ":")))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def source_digest(spec: dict[str, Any], ami: str) -> str:
+    text = json.dumps({"spec": spec, "ami": ami}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed_inputs(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Paths added, removed or changed between two manifests, sorted."""
+    return sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))

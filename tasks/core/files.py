@@ -1,0 +1,121 @@
+"""Local files: reading text, JSON and YAML with one-line errors, writing
+atomically, and the messages for files that cannot be inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, Hashable
+
+import yaml
+
+from .errors import AmiError
+
+
+def read_text(path: Path, what: str, shown: object) -> str:
+    """A text file's content; a missing or unreadable one is one line naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AmiError(f"{what} {shown}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AmiError(f"{what} {shown}: cannot read ({err})") from None
+
+
+def json_object(text: str, shown: object, what: str) -> dict:
+    """A JSON document that must be an object; anything else is one line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise AmiError(f"{shown}: not valid JSON ({err}): fix the template") from None
+    if not isinstance(data, dict):
+        raise AmiError(f"{shown}: {what} must be an object")
+    return data
+
+
+def yaml_error(err: Exception, shown: object) -> AmiError:
+    """A YAML parse error as one line naming the file and line."""
+    mark = getattr(err, "problem_mark", None)
+    line = f" line {mark.line + 1}" if mark else ""
+    problem = getattr(err, "problem", None) or "invalid YAML"
+    return AmiError(f"{shown}:{line}: {problem}: fix the YAML syntax")
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML keeps the last of two equal keys; a duplicate image must be an error."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            raise AmiError(f"a key that is a list or mapping (line {key_node.start_mark.line + 1}): "
+                           "keys are names")
+        if key in seen:
+            raise AmiError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; a missing or malformed file, or a duplicate key, is
+    an AmiError naming it."""
+    text = read_text(path, what, path)
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except AmiError as err:
+        raise AmiError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise yaml_error(err, path) from None
+
+
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write by temporary file and rename: a crash leaves the old file whole.
+    ``durable`` also forces it to disk first (records; not reports)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise AmiError(f"{path.parent}: cannot write ({err.strerror}): check that the folder "
+                       "exists and is writable") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise AmiError(f"{path}: cannot write ({err.strerror}): check the disk and "
+                       "the folder's permissions") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def not_regular(shown: str) -> AmiError:
+    """An input that is a FIFO, socket or device: reading it would block or never end."""
+    return AmiError(f"{shown}: not a regular file (a FIFO, socket or device): inputs must "
+                    "be regular files: remove it")
+
+
+def check_regular(shown: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise not_regular(shown)
+
+
+def check_utf8_name(name: str) -> None:
+    """A file name that is not valid UTF-8 (Python keeps its bytes as
+    surrogates) cannot be written into a record: one line naming it."""
+    if name.isascii() or not any("\udc80" <= c <= "\udcff" for c in name):
+        return
+    shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    raise AmiError(f"{shown}: the file name is not valid UTF-8: rename it")

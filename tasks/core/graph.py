@@ -1,0 +1,324 @@
+"""The image graph: ``amis.yaml`` read, checked and put in build order.
+
+Every mistake in the file is an :class:`AmiError` that names the file and
+the image, so ``doit list`` prints one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AmiError
+from .files import load_yaml
+from .names import ACCOUNT_RE, AMI_RE, NAME_RE, REGION_RE
+from .settings import GRAPH_FILE
+
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+_TOP_KEYS = frozenset({"region", "source", "defaults", "images"})
+_SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
+_IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
+                         "extra_inputs", "regions", "vars", "max_age_days", "share_with",
+                         "build_timeout"})
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
+DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
+
+
+@dataclass(frozen=True)
+class Source:
+    """The upstream image the tree starts from: pinned, or found by filter."""
+    name: str
+    ami: str | None = None
+    owners: tuple[str, ...] = ()
+    name_pattern: str | None = None
+    sandbox_ami: str | None = None
+
+    def spec(self, sandbox: bool) -> dict[str, Any]:
+        """What the source resolves from, as recorded and digested."""
+        if sandbox and self.sandbox_ami:
+            return {"ami": self.sandbox_ami}
+        if self.ami:
+            return {"ami": self.ami}
+        return {"owners": list(self.owners), "name_pattern": self.name_pattern}
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    parent: str
+    template: str
+    playbook: str | None                # None: the template provisions without Ansible
+    regions: tuple[str, ...]
+    packer_dir: str = "."               # the folder Packer runs in
+    var_files: tuple[str, ...] = ()
+    extra_inputs: tuple[str, ...] = ()
+    vars: tuple[tuple[str, str], ...] = ()
+    max_age_days: int | None = None     # rebuilt when older, so OS updates land
+    share_with: tuple[str, ...] = ()    # accounts its AMIs may be shared with
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT   # seconds Packer may take
+
+    def settings(self, sandbox: bool) -> dict[str, Any]:
+        """Build settings that change the image; part of its digest."""
+        return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox,
+                "packer_dir": self.packer_dir, "var_files": list(self.var_files)}
+
+
+@dataclass(frozen=True)
+class Graph:
+    file: Path
+    root: Path
+    region: str
+    source: Source
+    images: dict[str, Image] = field(default_factory=dict)   # parents before children
+
+    @property
+    def names(self) -> list[str]:
+        """Every node, the source first, then images parents-first."""
+        return [self.source.name, *self.images]
+
+    @property
+    def width(self) -> int:
+        """How many images can build at once at most: the tree's leaves."""
+        parents = {i.parent for i in self.images.values()}
+        return sum(1 for name in self.images if name not in parents)
+
+    def children(self, name: str) -> list[str]:
+        return [i.name for i in self.images.values() if i.parent == name]
+
+    def descendants(self, name: str) -> list[str]:
+        out: list[str] = []
+        for child in self.children(name):
+            out += [child, *self.descendants(child)]
+        return out
+
+    def ancestors(self, name: str) -> list[str]:
+        chain = []
+        while name in self.images:
+            name = self.images[name].parent
+            chain.append(name)
+        return chain
+
+
+def _fail(file: Path, where: str, problem: str) -> AmiError:
+    return AmiError(f"{file.name}: {where}: {problem}")
+
+
+def _check_name(file: Path, name: Any, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise _fail(file, f"{what} {name!r}",
+                    "names must match [a-z0-9_-]+ (no path separators, dots or spaces)")
+    return name
+
+
+def _str_list(file: Path, where: str, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(file, where, f"'{key}' must be a list of strings")
+    return tuple(value)
+
+
+def _repo_path(root: Path, file: Path, where: str, key: str, rel: str,
+               must_exist: str | None = "file") -> str:
+    """A path inside the repository, relative and without '..'; ``must_exist``
+    is "file", "dir", "any" (either) or None."""
+    p = Path(rel)
+    if not rel or p.is_absolute() or ".." in p.parts or "\\" in rel:
+        raise _fail(file, where, f"{key} {rel!r} must be a path inside the repository, "
+                                 "relative and without '..'")
+    check = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}.get(must_exist or "")
+    if check and not check(root / p):
+        raise _fail(file, where, f"{key} {rel} does not exist: create it or set '{key}:' "
+                                 "to the right path")
+    return p.as_posix()
+
+
+def _parse_source(file: Path, data: Any) -> Source:
+    if not isinstance(data, dict):
+        raise _fail(file, "source", "must be a mapping with 'name' and either 'ami' "
+                                    "or 'owners' + 'name_pattern'")
+    unknown = set(data) - _SOURCE_KEYS
+    if unknown:
+        raise _fail(file, "source", f"unknown key {sorted(unknown)[0]!r}; "
+                                    f"known keys: {', '.join(sorted(_SOURCE_KEYS))}")
+    name = _check_name(file, data.get("name"), "source")
+    where = f"source {name}"
+    for key in ("ami", "sandbox_ami"):
+        if data.get(key) is not None and not (isinstance(data[key], str) and AMI_RE.fullmatch(data[key])):
+            raise _fail(file, where, f"{key} {data[key]!r} is not an AMI id (ami-xxxxxxxx)")
+    owners = _str_list(file, where, "owners", data.get("owners"))
+    pattern = data.get("name_pattern")
+    if data.get("ami") and (owners or pattern):
+        raise _fail(file, where, "give either 'ami' or 'owners' + 'name_pattern', not both")
+    if not data.get("ami") and not (owners and isinstance(pattern, str) and pattern):
+        raise _fail(file, where, "needs 'ami' (a pinned id) or 'owners' and 'name_pattern' "
+                                 "(resolved to the newest match)")
+    return Source(name=name, ami=data.get("ami"), owners=owners, name_pattern=pattern,
+                  sandbox_ami=data.get("sandbox_ami"))
+
+
+_DEFAULT_KEYS = _IMAGE_KEYS - {"parent", "playbook"}
+
+
+def _defaults(file: Path, data: Any) -> dict[str, Any]:
+    """Settings every image has unless it says otherwise."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _fail(file, "defaults", "must be a mapping of image settings (template, ...)")
+    unknown = set(data) - _DEFAULT_KEYS
+    if unknown:
+        raise _fail(file, "defaults", f"unknown key {sorted(unknown)[0]!r}; "
+                                      f"known keys: {', '.join(sorted(_DEFAULT_KEYS))}")
+    return data
+
+
+def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
+                 defaults: dict[str, Any]) -> Image:
+    where = f"image {name}"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _fail(file, where, "must be a mapping (parent, template, playbook, ...)")
+    unknown = set(data) - _IMAGE_KEYS
+    if unknown:
+        raise _fail(file, where, f"unknown key {sorted(unknown)[0]!r}; "
+                                 f"known keys: {', '.join(sorted(_IMAGE_KEYS))}")
+    own, data = data, {**defaults, **data}
+    parent = data.get("parent")
+    if parent is None:
+        raise _fail(file, where, "has no 'parent': name the source or another image")
+    parent = _check_name(file, parent, f"{where}: parent")
+    regions = _str_list(file, where, "regions", data.get("regions")) or (region,)
+    for r in regions:
+        if not REGION_RE.fullmatch(r):
+            raise _fail(file, where, f"region {r!r} is not an AWS region name (e.g. eu-west-1)")
+    if regions[0] != region:
+        regions = (region, *[r for r in regions if r != region])
+    raw_vars = data.get("vars") or {}
+    if not isinstance(raw_vars, dict):
+        raise _fail(file, where, "'vars' must be a mapping of Packer variable names to values")
+    pairs = []
+    for key, value in sorted(raw_vars.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(key, str) or not _VAR_RE.fullmatch(key):
+            raise _fail(file, where, f"variable name {key!r} is not a valid Packer variable name")
+        if not isinstance(value, (str, int, float, bool)):
+            raise _fail(file, where, f"variable {key} must be a string or number")
+        pairs.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
+    max_age = data.get("max_age_days")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
+                                or max_age < 1):
+        raise _fail(file, where, f"max_age_days {max_age!r} must be a whole number of days >= 1")
+    for key in ("template", "playbook", "packer_dir"):
+        if key in data and not isinstance(data[key], str):
+            raise _fail(file, where, f"'{key}' must be a path")
+    share_with = _str_list(file, where, "share_with",
+                           [str(a) if isinstance(a, int) else a for a in data.get("share_with") or []])
+    for account in share_with:
+        if not ACCOUNT_RE.fullmatch(account):
+            raise _fail(file, where, f"share_with {account!r} is not an AWS account id "
+                                     "(12 digits; quote it in YAML)")
+    playbook = data.get("playbook")
+    if playbook is None and (root / f"ansible/{name}_ami.yaml").is_file():
+        playbook = f"ansible/{name}_ami.yaml"       # by convention; an image needs none
+    template = data.get("template") or _conventional_template(root, name)
+    if "template" in defaults and "template" not in own:
+        for mine in (f"packer/{name}_ami.pkr.hcl", f"packer/{name}_ami.json"):
+            if (root / mine).exists():
+                raise _fail(file, where, f"{mine} exists, but the image builds from {template} "
+                                         f"(defaults:): set 'template: {mine}' or remove the file")
+    return Image(
+        name=name,
+        max_age_days=max_age,
+        parent=parent,
+        template=_repo_path(root, file, where, "template",
+                            template, must_exist="any"),
+        playbook=_repo_path(root, file, where, "playbook", playbook) if playbook else None,
+        packer_dir=_repo_path(root, file, where, "packer_dir", data.get("packer_dir") or ".",
+                              must_exist="dir"),
+        regions=regions,
+        var_files=tuple(_repo_path(root, file, where, "var_files", v)
+                        for v in _str_list(file, where, "var_files", data.get("var_files"))),
+        extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=None)
+                           for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
+        vars=tuple(pairs),
+        share_with=share_with,
+        build_timeout=_duration(file, where, data.get("build_timeout")),
+    )
+
+
+def _conventional_template(root: Path, name: str) -> str:
+    """packer/NAME_ami.pkr.hcl, else the JSON template packer/NAME_ami.json;
+    when neither exists, the HCL2 one is the one to create."""
+    hcl2, legacy = f"packer/{name}_ami.pkr.hcl", f"packer/{name}_ami.json"
+    return legacy if not (root / hcl2).exists() and (root / legacy).exists() else hcl2
+
+
+def _duration(file: Path, where: str, value: Any) -> float:
+    """``90m``, ``2h``, ``45s`` or a number of minutes, in seconds."""
+    if value is None:
+        return DEFAULT_BUILD_TIMEOUT
+    m = _DURATION_RE.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
+    if not m or float(m.group(1)) <= 0:
+        raise _fail(file, where, f"build_timeout {value!r} must be a duration such as 90m, "
+                                 "2h or 300s")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 60}[m.group(2)]
+
+
+def _order(file: Path, source: str, images: dict[str, Image]) -> dict[str, Image]:
+    """Parents before children; unknown parents and cycles are errors."""
+    for image in images.values():
+        if image.parent != source and image.parent not in images:
+            raise _fail(file, f"image {image.name}",
+                        f"unknown parent {image.parent!r}: declare it under 'images' or use "
+                        f"the source {source!r}")
+    ordered: dict[str, Image] = {}
+    for name in sorted(images):
+        path: list[str] = []
+        node = name
+        while node != source and node not in ordered:
+            if node in path:
+                cycle = " -> ".join(path[path.index(node):] + [node])
+                raise _fail(file, f"image {node}", f"parent cycle {cycle}: one of them must "
+                                                   f"build on {source!r} or a non-cyclic image")
+            path.append(node)
+            node = images[node].parent
+        for n in reversed(path):
+            ordered[n] = images[n]
+    return ordered
+
+
+def parse_graph(data: Any, file: Path, root: Path) -> Graph:
+    if not isinstance(data, dict):
+        raise AmiError(f"{file.name}: must be a mapping with 'region', 'source' and 'images'")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise AmiError(f"{file.name}: unknown key {sorted(unknown)[0]!r}; "
+                       f"known keys: {', '.join(sorted(_TOP_KEYS))}")
+    region = data.get("region")
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
+        raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name (e.g. eu-west-1)")
+    source = _parse_source(file, data.get("source"))
+    raw_images = data.get("images")
+    if not isinstance(raw_images, dict) or not raw_images:
+        raise AmiError(f"{file.name}: 'images' must map image names to their settings")
+    defaults = _defaults(file, data.get("defaults"))
+    images: dict[str, Image] = {}
+    for name, spec in raw_images.items():
+        name = _check_name(file, name, "image")
+        if name == source.name:
+            raise _fail(file, f"image {name}", f"has the same name as the source {source.name!r}")
+        images[name] = _parse_image(root, file, name, spec, region, defaults)
+    return Graph(file=file, root=root, region=region, source=source,
+                 images=_order(file, source.name, images))
+
+
+def load_graph(root: Path, filename: str = GRAPH_FILE) -> Graph:
+    root = root.resolve()
+    file = root / filename
+    return parse_graph(load_yaml(file, "image graph"), file, root)

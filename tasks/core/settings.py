@@ -1,0 +1,166 @@
+"""Settings: the environment, read once, here and nowhere else, so a
+Buildkite step configures a run with nothing but variables. Everything
+below receives what it needs from :class:`Settings`; subprocesses get
+``Settings.env``, the environment as it was when the run began."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import AmiError
+from .names import CHANNEL_RE
+
+GRAPH_FILE = "amis.yaml"
+STATE_DIR = ".amis"          # gitignored: records, logs, work files
+SANDBOX_BUCKET = "amis-sandbox"
+
+# Used with fullmatch: a trailing newline is not part of a value.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_RE = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Buildkite:
+    """What a Buildkite job says about itself (all empty off Buildkite)."""
+    active: bool = False            # BUILDKITE=true
+    commit: str = ""                # BUILDKITE_COMMIT: Buildkite checks out a detached HEAD
+    branch: str = ""
+    build_url: str = ""
+    job_id: str = ""
+    creator: str = ""               # BUILDKITE_BUILD_CREATOR_EMAIL, else BUILDKITE_BUILD_CREATOR
+    queue: str = ""                 # BUILDKITE_AGENT_META_DATA_QUEUE
+    pipeline_slug: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    sandbox: bool
+    bucket: str
+    prefix: str
+    endpoint: str | None      # AWS_ENDPOINT_URL, when set by the user
+    packer: str
+    validate: bool = True     # AMI_SKIP_VALIDATE=1 builds without `doit validate` first
+    retries: int = 2          # AMI_PACKER_RETRIES: tries again after transient AWS errors
+    retry_base: float = 30.0  # AMI_RETRY_BASE_SECONDS: first backoff, doubling each time
+    lock_ttl: float = 300.0   # AMI_LOCK_TTL_SECONDS: a lock not renewed (every TTL/3) expires
+    lock_poll: float = 10.0   # AMI_LOCK_POLL_SECONDS: how often a waiting agent looks again
+    channel: str | None = None  # AMI_CHANNEL: publish here instead of the branch's channel
+    default_branch: str = "main"  # AMI_DEFAULT_BRANCH: its builds move the `main` channel
+    allow_dirty: bool = False  # AMI_ALLOW_DIRTY=1: uncommitted changes may move `main`
+    ssm_prefix: str | None = None  # AMI_SSM_PREFIX (e.g. /amis): also publish ids to SSM
+    cleanup_timeout: float = 300.0  # AMI_CLEANUP_SECONDS: how long Packer may clean up when cancelled
+    actor: str = ""           # AMI_ACTOR: who promotes, for the log (else Buildkite's, git's, $USER)
+    user: str = ""            # USER
+    buildkite: Buildkite = field(default_factory=Buildkite)
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def records(self) -> Path:
+        return self.state / "records"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def stage(self) -> Path:
+        return self.state / "stage"
+
+    def record_path(self, image: str) -> Path:
+        return self.records / f"{image}.json"
+
+
+def _channel(value: str) -> str:
+    if value and not CHANNEL_RE.fullmatch(value):
+        raise AmiError(f"AMI_CHANNEL={value!r}: channel names must match [a-z0-9][a-z0-9_-]*")
+    return value
+
+
+def _ssm_prefix(value: str) -> str | None:
+    if not value:
+        return None
+    if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", value):
+        raise AmiError(f"AMI_SSM_PREFIX={value!r} must look like /amis (letters, digits, _ . -)")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise AmiError(f"{name}={raw!r} must be a non-negative {'whole ' if kind is int else ''}number")
+    return value
+
+
+def _buildkite(env: Mapping[str, str]) -> Buildkite:
+    get = lambda name: env.get(name, "").strip()    # noqa: E731
+    return Buildkite(active=get("BUILDKITE") == "true", commit=get("BUILDKITE_COMMIT"),
+                     branch=get("BUILDKITE_BRANCH"), build_url=get("BUILDKITE_BUILD_URL"),
+                     job_id=get("BUILDKITE_JOB_ID"),
+                     creator=get("BUILDKITE_BUILD_CREATOR_EMAIL") or get("BUILDKITE_BUILD_CREATOR"),
+                     queue=get("BUILDKITE_AGENT_META_DATA_QUEUE"),
+                     pipeline_slug=get("BUILDKITE_PIPELINE_SLUG"))
+
+
+def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings without touching the network. Errors name the variable.
+    ``env`` defaults to this process's environment."""
+    env = MappingProxyType(dict(os.environ if env is None else env))
+    sandbox = _flag(env.get("AMI_SANDBOX"))
+    bucket = env.get("AMI_BUCKET", "").strip() or (SANDBOX_BUCKET if sandbox else "")
+    if bucket and not _BUCKET_RE.fullmatch(bucket):
+        raise AmiError(f"AMI_BUCKET={bucket!r} is not a valid S3 bucket name: "
+                       "use 3-63 lower-case letters, digits, '.' or '-'")
+    prefix = env.get("AMI_PREFIX", "").strip().strip("/")
+    if not _PREFIX_RE.fullmatch(prefix) or ".." in prefix.split("/"):
+        raise AmiError(f"AMI_PREFIX={prefix!r} holds characters unsafe in an S3 key: "
+                       "use letters, digits and / - _ .")
+    return Settings(
+        root=root,
+        sandbox=sandbox,
+        bucket=bucket,
+        prefix=f"{prefix}/" if prefix else "",
+        endpoint=env.get("AWS_ENDPOINT_URL", "").strip() or None,
+        packer=env.get("PACKER", "").strip() or "packer",
+        validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
+        retries=int(_number(env, "AMI_PACKER_RETRIES", 2, int)),
+        retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
+        lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 300.0),
+        lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
+        channel=_channel(env.get("AMI_CHANNEL", "").strip()) or None,
+        default_branch=(env.get("AMI_DEFAULT_BRANCH") or env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH")
+                        or "main").strip(),
+        allow_dirty=_flag(env.get("AMI_ALLOW_DIRTY")),
+        ssm_prefix=_ssm_prefix(env.get("AMI_SSM_PREFIX", "").strip()),
+        cleanup_timeout=_number(env, "AMI_CLEANUP_SECONDS", 300.0),
+        actor=env.get("AMI_ACTOR", "").strip(),
+        user=env.get("USER", "").strip(),
+        buildkite=_buildkite(env),
+        env=env,
+    )
+
+
+def require_bucket(settings: Settings) -> str:
+    if not settings.bucket:
+        raise AmiError("AMI_BUCKET is not set: export AMI_BUCKET=<your S3 bucket> "
+                       "(or AMI_SANDBOX=1 to build against the local emulator)")
+    return settings.bucket

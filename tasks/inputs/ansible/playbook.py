@@ -1,0 +1,424 @@
+"""Which files an Ansible run reads, found the way Ansible finds them: the
+walk from a playbook through its plays, roles, tasks and the files they
+read (see the package's docstring)."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterator
+
+from ...core.errors import AmiError
+from ..repo import Found, Unresolved
+from .config import Context
+from .loader import load
+
+
+_ROLE_CALLS = frozenset({"include_role", "import_role", "ansible.builtin.include_role",
+                         "ansible.builtin.import_role", "ansible.legacy.include_role",
+                         "ansible.legacy.import_role"})
+_TASK_INCLUDES = frozenset({"include_tasks", "import_tasks", "include",
+                            "ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
+                            "ansible.builtin.include"})
+_PLAYBOOK_IMPORTS = frozenset({"import_playbook", "ansible.builtin.import_playbook"})
+_VARS_INCLUDES = frozenset({"include_vars", "ansible.builtin.include_vars"})
+# Modules whose `src` is a local file, and the role or playbook folder searched first.
+_SHORT_SRC_MODULES = (("template", "templates"), ("copy", "files"), ("script", "files"),
+                      ("unarchive", "files"), ("assemble", "files"))
+_SRC_MODULES = MappingProxyType({
+    **dict(_SHORT_SRC_MODULES), "win_template": "templates", "win_copy": "files",
+    **{f"ansible.builtin.{k}": v for k, v in _SHORT_SRC_MODULES}})
+_BLOCK_KEYS = ("block", "rescue", "always")
+# Beside a playbook, Ansible reads these by itself.
+ADJACENT = ("group_vars", "host_vars", "files", "templates", "tasks", "vars", "handlers",
+            "library", "module_utils", "action_plugins", "filter_plugins", "lookup_plugins",
+            "callback_plugins", "test_plugins", "vars_plugins", "inventory_plugins")
+_OUTSIDE_ROLES = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
+_OUTSIDE_COLLECTIONS = ("~/.ansible/collections", "/usr/share/ansible/collections")
+_REQUIREMENTS = ("requirements.yml", "requirements.yaml", "roles/requirements.yml",
+                 "roles/requirements.yaml", "collections/requirements.yml",
+                 "collections/requirements.yaml")
+_LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](file|template)['"]\s*,\s*['"]([^'"]+)['"]""")
+_FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)$")
+_BUILTIN = frozenset({("ansible", "builtin"), ("ansible", "legacy")})
+
+
+@dataclass
+class Result:
+    third_party: set[str] = field(default_factory=set)       # role folders not ours to lint
+    roles: dict[str, str] = field(default_factory=dict)       # role name -> folder or requirement
+    missing_roles: set[str] = field(default_factory=set)      # installed at build time
+
+
+
+def walk_playbook(ctx: Context, playbook: str, found: Found, result: Result,
+                  why: str) -> None:
+    _Walker(ctx, found, result).playbook(playbook, why, set())
+
+
+class _Walker:
+    def __init__(self, ctx: Context, found: Found, result: Result) -> None:
+        self.ctx = ctx
+        self.repo = ctx.repo
+        self.found = found
+        self.result = result
+        self.walked_roles: set[str] = set()
+        self.walked_files: set[str] = set()
+        self.base = ""                          # the top playbook's folder
+
+    # playbooks
+
+    def playbook(self, rel: str, why: str, seen: set[str]) -> None:
+        if rel in seen:
+            return
+        seen.add(rel)
+        if not self.base:
+            self.base = posixpath.dirname(rel) or "."
+            self._requirements_beside(self.base)
+        self.found.add(rel, why)
+        folder = posixpath.dirname(rel) or "."
+        for adjacent in ADJACENT:
+            path = posixpath.normpath(posixpath.join(folder, adjacent))
+            if self.repo.is_dir(path):
+                self.repo.add_tree(self.found, path, f"beside playbook {rel}")
+        plays = load(self.repo, rel, "playbook")
+        if plays is None:
+            return
+        if not isinstance(plays, list):
+            raise AmiError(f"{rel}: a playbook must be a list of plays")
+        for play in plays:
+            if not isinstance(play, dict):
+                raise AmiError(f"{rel}: every play must be a mapping")
+            for key in _PLAYBOOK_IMPORTS & set(play):
+                target = _free_form(play[key])
+                self._path(folder, target, f"{rel} {key}", f"playbook imported by {rel}",
+                           lambda p: self.playbook(p, f"playbook imported by {rel}", seen))
+            collections = [c for c in play.get("collections") or [] if isinstance(c, str)]
+            for name in collections:
+                self._collection(name, f"{rel} collections")
+            for entry in play.get("roles") or []:
+                name = _role_name(entry)
+                if not name:
+                    raise AmiError(f"{rel}: a 'roles' entry has no role name")
+                self.role(name, rel, folder, collections)
+            for vf in _listish(play.get("vars_files")):
+                for item in _listish(vf):
+                    if isinstance(item, str):
+                        self._path(folder, item, f"{rel} vars_files", f"vars file of {rel}")
+            for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+                self.tasks(play.get(key) or [], rel, folder, None, collections)
+
+    # roles
+
+    def role(self, name: str, used_by: str, folder: str, collections: list[str],
+             parent_role: str | None = None) -> None:
+        if "{{" in name:
+            raise AmiError(f"{used_by}: role {name!r} cannot be resolved before the build: "
+                           "name roles literally so their files can be tracked")
+        key = name
+        if key in self.walked_roles:
+            return
+        self.walked_roles.add(key)
+        located = self._locate_role(name, used_by, folder, collections, parent_role)
+        if located is None:
+            return                                  # pinned in a requirements file
+        self.result.roles[name] = located
+        self.repo.add_tree(self.found, located, f"role {name} (named in {used_by})")
+        if self.repo.is_file(posixpath.join(located, "meta/.galaxy_install_info")):
+            self.result.third_party.add(located)
+        meta_file = next((posixpath.join(located, "meta", m) for m in ("main.yml", "main.yaml")
+                          if self.repo.is_file(posixpath.join(located, "meta", m))), None)
+        role_collections = list(collections)
+        if meta_file:
+            meta = load(self.repo, meta_file, "role meta") or {}
+            if isinstance(meta, dict):
+                role_collections += [c for c in meta.get("collections") or []
+                                     if isinstance(c, str)]
+                for c in meta.get("collections") or []:
+                    if isinstance(c, str):
+                        self._collection(c, f"{meta_file} collections")
+                for dep in meta.get("dependencies") or []:
+                    dep_name = _role_name(dep)
+                    if dep_name:
+                        self.role(dep_name, meta_file, folder, role_collections, located)
+        for sub in ("tasks", "handlers"):
+            subdir = posixpath.join(located, sub)
+            if self.repo.is_dir(subdir):
+                for f in self.repo.files_under(subdir):
+                    if f.endswith((".yml", ".yaml")) and f not in self.walked_files:
+                        self.walked_files.add(f)
+                        self.tasks(load(self.repo, f, "role tasks") or [], f, folder, located,
+                                   role_collections)
+
+    def _locate_role(self, name: str, used_by: str, folder: str, collections: list[str],
+                     parent_role: str | None) -> str | None:
+        repo = self.repo
+        fqcn = _FQCN.match(name)
+        if fqcn:
+            ns, coll, short = fqcn.groups()
+            return self._collection_role(ns, coll, short, used_by)
+        if "/" in name or name.startswith("."):
+            rel = repo.join(folder, name, f"{used_by}: role")
+            if repo.is_dir(rel):
+                return rel
+            raise AmiError(f"{used_by}: role path {name!r} not found ({rel}): fix the path")
+        candidates = [posixpath.join(folder, "roles")]
+        candidates += self.ctx.roles_paths
+        candidates += [posixpath.dirname(f) or "." for f in self.ctx.role_folders]
+        if parent_role:
+            candidates.append(posixpath.dirname(parent_role) or ".")
+        candidates.append(folder)
+        for base in candidates:
+            rel = posixpath.normpath(posixpath.join(base, name))
+            if repo.is_dir(rel) and (rel in self.ctx.role_folders or base != folder
+                                     or repo.is_dir(posixpath.join(rel, "tasks"))):
+                return rel
+        for c in collections:
+            parts = c.split(".")
+            if len(parts) == 2 and c not in ("ansible.builtin", "ansible.legacy"):
+                located = self._collection_role(parts[0], parts[1], name, used_by, quiet=True)
+                if located:
+                    return located
+        pinned = self.ctx.requirements.roles.get(name)
+        if pinned:
+            self.found.add(pinned, f"pins role {name}")
+            self.result.roles[name] = pinned
+            self.result.missing_roles.add(name)
+            return None
+        outside = [os.path.join(os.path.expanduser(p), name)
+                   for p in [*self.ctx.outside_roles_paths, *_OUTSIDE_ROLES]]
+        there = next((p for p in outside if os.path.isdir(p)), None)
+        if there:
+            raise AmiError(f"{used_by}: role {name!r} is only in {there}, outside the "
+                           "repository: vendor it into the repository, or pin it in a "
+                           "requirements file (galaxy_file)")
+        looked = ", ".join(sorted({posixpath.normpath(c) + "/" for c in candidates[:-1]}))
+        raise AmiError(f"{used_by}: role {name!r} not found in {looked}: create it, fix the "
+                       "name, or pin it in a requirements file")
+
+    def _collection_paths(self) -> list[str]:
+        return [*self.ctx.collections_paths, posixpath.join(self.base or ".", "collections")]
+
+    def _collection_dir(self, ns: str, coll: str) -> str | None:
+        for base in self._collection_paths():
+            rel = posixpath.normpath(posixpath.join(base, "ansible_collections", ns, coll))
+            if self.repo.is_dir(rel):
+                return rel
+        return None
+
+    def _collection(self, name: str, used_by: str) -> None:
+        parts = name.split(".")
+        if len(parts) != 2 or tuple(parts) in _BUILTIN:
+            return
+        key = f"collection {name}"
+        if key in self.walked_roles:
+            return
+        self.walked_roles.add(key)
+        located = self._collection_dir(*parts)
+        if located:
+            self.repo.add_tree(self.found, located, key)
+            return
+        pinned = self.ctx.requirements.collections.get(name)
+        if pinned:
+            self.found.add(pinned, f"pins {key}")
+            return
+        raise AmiError(f"{used_by}: collection {name} is neither in the repository "
+                       f"({', '.join(p + '/ansible_collections' for p in self._collection_paths())}) "
+                       "nor pinned in a requirements file: vendor it or pin it")
+
+    def _collection_role(self, ns: str, coll: str, short: str, used_by: str,
+                         quiet: bool = False) -> str | None:
+        name = f"{ns}.{coll}"
+        located = self._collection_dir(ns, coll)
+        if located:
+            role = posixpath.join(located, "roles", short)
+            if not self.repo.is_dir(role):
+                if quiet:
+                    return None
+                raise AmiError(f"{used_by}: role {ns}.{coll}.{short} not found in {located}/roles")
+            self._collection(name, used_by)
+            self.result.third_party.add(located)
+            return role
+        if quiet:
+            return None
+        self._collection(name, used_by)       # pinned (tracked by its file), or refused
+        self.result.missing_roles.add(f"{ns}.{coll}.{short}")
+        return None
+
+    # tasks
+
+    def tasks(self, tasks: Any, file: str, folder: str, role: str | None,
+              collections: list[str]) -> None:
+        for task in _task_list(tasks):
+            self._task(task, file, folder, role, collections)
+
+    def _task(self, task: dict, file: str, folder: str, role: str | None,
+              collections: list[str]) -> None:
+        for key in _BLOCK_KEYS:
+            if isinstance(task.get(key), list):
+                self.tasks(task[key], file, folder, role, collections)
+        for string in _strings(task):
+            for m in _LOOKUP.finditer(string):
+                sub = "files" if m.group(1) == "file" else "templates"
+                self._local(m.group(2), sub, file, folder, role, f"lookup('{m.group(1)}')")
+        for key, value in task.items():
+            if key in _ROLE_CALLS:
+                name = _role_name(value) if not isinstance(value, str) else value
+                if name:
+                    self.role(name, file, folder, collections, role)
+            elif key in _TASK_INCLUDES:
+                target = _free_form(value, "file")
+                base = posixpath.join(role, "tasks") if role else posixpath.dirname(file) or "."
+                self._path(base, target, f"{file} {key}", f"tasks included by {file}",
+                           lambda p: self._included(p, file, folder, role, collections),
+                           covered_by_role=role)
+            elif key in _VARS_INCLUDES:
+                target = _free_form(value, "file") or _free_form(value, "dir")
+                if target:
+                    self._local(target, "vars", file, folder, role, key)
+            elif key in _SRC_MODULES or (key.startswith("ansible.windows.") and
+                                         key.split(".")[-1] in _SRC_MODULES):
+                args = _args(value)
+                if str(args.get("remote_src", "")).lower() in ("true", "yes", "1"):
+                    continue
+                src = args.get("src") if key not in ("script", "ansible.builtin.script") \
+                    else (args.get("cmd") or args.get("_raw", "").split(" ")[0] or None)
+                if isinstance(src, str) and src:
+                    self._local(src, _SRC_MODULES.get(key, "files"), file, folder, role, key)
+            else:
+                self._module(key, file)
+
+    def _included(self, rel: str, file: str, folder: str, role: str | None,
+                  collections: list[str]) -> None:
+        if rel in self.walked_files:
+            return
+        self.walked_files.add(rel)
+        self.found.add(rel, f"tasks included by {file}")
+        self.tasks(load(self.repo, rel, "tasks") or [], rel, folder, role, collections)
+
+    def _module(self, key: str, file: str) -> None:
+        m = _FQCN.match(key)
+        if m and (m.group(1), m.group(2)) not in _BUILTIN:
+            self._collection(f"{m.group(1)}.{m.group(2)}", f"{file} module {key}")
+
+    # paths
+
+    def _local(self, value: str, sub: str, file: str, folder: str, role: str | None,
+               what: str) -> None:
+        """A file a module or lookup reads: searched in the role's ``sub`` folder
+        and the role, then the playbook's ``sub`` folder and the playbook's folder."""
+        where = f"{file} {what}"
+        bases = ([posixpath.join(role, sub), role] if role else []) + \
+            [posixpath.join(folder, sub), folder]
+        if "{{" in value:
+            value = value.replace("{{ playbook_dir }}", folder).replace("{{playbook_dir}}", folder)
+            if role:
+                value = value.replace("{{ role_path }}", role).replace("{{role_path}}", role)
+        if "{{" not in value:
+            if value.startswith("/"):
+                return              # a path on the build host's own system: not repository content
+            for base in bases:
+                rel = posixpath.normpath(posixpath.join(base, value))
+                if not rel.startswith("..") and self.repo.exists(rel):
+                    self.repo.add_file(self.found, rel, f"read by {file}", where, value)
+                    return
+            raise AmiError(f"{where} {value!r}: not found in {', '.join(b + '/' for b in bases)}: "
+                           "create it or fix the path")
+        glob = re.sub(r"\{\{.*?\}\}", "*", value)
+        if role and not glob.startswith(("/", "..", "*")) and ".." not in glob.split("/"):
+            return                  # inside the role (all of it tracked) or the playbook folders
+        self.found.unresolved.append(Unresolved(
+            where, value, "a Jinja2 expression only known during the build",
+            None if glob.startswith("/") else posixpath.normpath(posixpath.join(bases[-1], glob))))
+
+    def _path(self, base: str, value: str | None, where: str, why: str,
+              then: Any = None, covered_by_role: str | None = None) -> None:
+        if not value:
+            return
+        if "{{" in value:
+            value = value.replace("{{ playbook_dir }}", self.base).replace("{{playbook_dir}}",
+                                                                            self.base)
+        if "{{" in value:
+            glob = re.sub(r"\{\{.*?\}\}", "*", value)
+            if covered_by_role and not glob.startswith(("/", "..")):
+                return
+            self.found.unresolved.append(Unresolved(
+                where, value, "a Jinja2 expression only known during the build",
+                None if glob.startswith("/") else posixpath.normpath(posixpath.join(base, glob))))
+            return
+        rel = self.repo.join(base, value, where)
+        if not self.repo.exists(rel) and covered_by_role:
+            # Ansible also looks in the role itself and the playbook's folder
+            for alt in (covered_by_role, self.base):
+                alt_rel = posixpath.normpath(posixpath.join(alt, value))
+                if self.repo.exists(alt_rel):
+                    rel = alt_rel
+                    break
+        self.repo.add_file(self.found, rel, why, where, value)
+        if then is not None:
+            then(rel)
+
+    def _requirements_beside(self, folder: str) -> None:
+        for name in _REQUIREMENTS:
+            rel = posixpath.normpath(posixpath.join(folder, name))
+            if self.repo.is_file(rel):
+                self.ctx.requirements.add_file(self.repo, rel)
+
+
+def _listish(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _task_list(tasks: Any) -> Iterator[dict]:
+    for task in _listish(tasks):
+        if isinstance(task, dict):
+            yield task
+
+
+def _role_name(entry: Any) -> str | None:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        name = entry.get("role") or entry.get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def _args(value: Any) -> dict[str, Any]:
+    """A module's arguments, from a mapping or a free-form ``k=v`` string."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        return {}
+    args: dict[str, Any] = {"_raw": value}
+    for part in value.split():
+        key, sep, val = part.partition("=")
+        if sep:
+            args[key] = val.strip("'\"")
+    return args
+
+
+def _free_form(value: Any, key: str = "file") -> str | None:
+    if isinstance(value, str):
+        return value.split()[0] if value.split() else None
+    if isinstance(value, dict):
+        found = value.get(key) or value.get("_raw_params")
+        return found if isinstance(found, str) else None
+    return None
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k not in _BLOCK_KEYS:
+                yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)

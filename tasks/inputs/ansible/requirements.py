@@ -1,0 +1,66 @@
+"""Galaxy requirements files: the roles and collections they pin. An entry
+without a pinned version is refused: an unpinned requirement changes
+under you."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...core.errors import AmiError
+from ..repo import Repo
+from .loader import load
+
+
+@dataclass
+class Requirements:
+    """Roles and collections pinned in requirements files: name -> the file."""
+    roles: dict[str, str] = field(default_factory=dict)
+    collections: dict[str, str] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)
+
+    def add_file(self, repo: Repo, rel: str) -> None:
+        if rel in self.read:
+            return
+        self.read.add(rel)
+        data = load(repo, rel, "requirements file")
+        if isinstance(data, list):
+            data = {"roles": data}
+        if not isinstance(data, dict):
+            raise AmiError(f"{rel}: a requirements file is a list of roles, or a mapping "
+                           "with 'roles' and 'collections'")
+        for entry in data.get("roles") or []:
+            self.roles[_requirement(rel, entry, "role")] = rel
+        for entry in data.get("collections") or []:
+            self.collections[_requirement(rel, entry, "collection")] = rel
+
+
+_UNPINNED = frozenset({"", "main", "master", "head", "latest", "*"})
+
+
+def _requirement(rel: str, entry: Any, kind: str) -> str:
+    """An entry's name; an entry without a pinned version is refused."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict):
+        raise AmiError(f"{rel}: a {kind} entry must be a name or a mapping")
+    src = str(entry.get("src") or "")
+    name = str(entry.get("name") or "")
+    if not name:
+        if kind == "role" and ("://" in src or src.startswith("git")):
+            name = re.sub(r"\.git$", "", src.split(",")[0].rstrip("/").rsplit("/", 1)[-1])
+        else:
+            name = src
+    if not name:
+        raise AmiError(f"{rel}: a {kind} entry has neither 'name' nor 'src'")
+    version = str(entry.get("version") or "").strip()
+    if "," in src and not version:
+        version = src.split(",", 1)[1].strip()
+    archive = src.endswith((".tar.gz", ".tgz", ".zip"))
+    loose = version.lower() in _UNPINNED or (
+        kind == "collection" and bool(re.search(r"[<>*~!,]|^\s*>=|^\s*=\s*$", version)))
+    if not archive and loose:
+        raise AmiError(f"{rel}: {kind} {name!r} has no pinned version: set 'version:' to a "
+                       "release or commit (an unpinned requirement changes under you)")
+    return name

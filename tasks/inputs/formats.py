@@ -1,0 +1,46 @@
+"""The two template formats behind one face: JSON templates
+(``packer_json``) and HCL2 configurations (``hcl``). Which one a path is,
+how to read it and its var files, and the copy Packer gets."""
+
+from __future__ import annotations
+
+from ..core.errors import AmiError
+from . import packer_json
+from .hcl import config as hcl_config, effective as hcl_effective
+from .hcl.parse import SUFFIXES, VAR_FILE_SUFFIXES, parse, var_file_values
+from .kinds import NEEDS_COMMUNICATOR
+from .repo import Repo
+from .template import Parse, Template
+
+
+def load(repo: Repo, path: str, image: str, parse: Parse = parse) -> Template:
+    """The image's template: a JSON template (``*.json``), or an HCL2 file
+    (``*.pkr.hcl``, ``*.pkr.json``) or folder of them."""
+    if repo.is_dir(path) or path.endswith(SUFFIXES):
+        return hcl_config.load(repo, path, image, parse)
+    if not path.endswith(".json"):
+        raise AmiError(f"{path} (image {image}): a template's name ends in .pkr.hcl, "
+                       ".pkr.json or .json (what Packer reads): rename it")
+    return packer_json.load(repo, path, image)
+
+
+def read_var_file(repo: Repo, path: str) -> dict[str, str | None]:
+    """A var file's values: ``.pkrvars.hcl`` / ``.pkrvars.json`` (HCL2), else
+    JSON; None for a value that is not a literal."""
+    if path.endswith((".hcl",) + VAR_FILE_SUFFIXES):
+        return var_file_values(repo, path)
+    return packer_json.var_file_values(repo, path)
+
+
+def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,
+              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes | None], list[str]]:
+    """The template's files as Packer gets them, with what the tree decides
+    filled in: copy regions, the EC2 endpoint, provenance tags and, in the
+    sandbox, no communicator and no provisioner that needs one. Returns file
+    -> content (None: remove the file), and the provisioners left out."""
+    if template.format == "hcl2":
+        return hcl_effective.effective(list(template.documents), regions=regions,
+                                       endpoint=endpoint, sandbox=sandbox, tags=tags,
+                                       drop=lambda kind: kind in NEEDS_COMMUNICATOR)
+    return packer_json.effective(template, regions=regions, endpoint=endpoint,
+                                 sandbox=sandbox, tags=tags)

@@ -1,0 +1,125 @@
+"""HCL2 configuration files: a ``.pkr.hcl`` file, a ``.pkr.json`` file
+(HCL2's JSON syntax) or a folder of them (Packer's unit of configuration),
+read and parsed. ``.pkr.hcl`` is parsed with python-hcl2; a run parses each
+file once, and keeps the parsed form by content in ``.amis/hcl/``
+(:class:`ParseCache`), so a no-op run needs no parser."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from ...core.errors import AmiError
+from ...core.files import check_utf8_name, json_object, read_text, write_atomic
+from ..repo import Repo
+from .syntax import literal, to_hcl_form
+
+SUFFIXES = (".pkr.hcl", ".pkr.json")
+VAR_FILE_SUFFIXES = (".pkrvars.hcl", ".pkrvars.json")
+AUTO_VAR_FILES = (".auto.pkrvars.hcl", ".auto.pkrvars.json")
+
+
+def is_hcl(path: str) -> bool:
+    return path.endswith(SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One file of the configuration, parsed, in its own syntax."""
+    path: str
+    syntax: str                 # "hcl" or "json"
+    data: dict
+
+
+def files_of(repo: Repo, path: str, image: str) -> list[str]:
+    """The configuration's files: the file itself, or a folder's *.pkr.hcl,
+    *.pkr.json and *.auto.pkrvars.hcl / .json (Packer reads those by itself)."""
+    if not repo.is_dir(path):
+        return [path]
+    names = sorted(p.name for p in repo.path(path).iterdir() if p.is_file())
+    for name in names:
+        check_utf8_name(f"{path}/{name}")
+    found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + AUTO_VAR_FILES)]
+    for f in found:
+        if f.endswith(".pkr.hcl") and json_name(f) in found:
+            raise AmiError(f"{json_name(f)}: the name the build gives {f}'s JSON-syntax copy: "
+                           "rename it")
+    if not any(f.endswith(SUFFIXES) for f in found):
+        raise AmiError(f"{path} (image {image}): a folder template needs *.pkr.hcl or *.pkr.json "
+                       "files")
+    return found
+
+
+def parse(repo: Repo, rel: str, image: str = "") -> Document:
+    return parse_text(rel, *source(repo, rel, image))
+
+
+def source(repo: Repo, rel: str, image: str = "") -> tuple[str, str]:
+    """A configuration file's text, and how errors name it."""
+    shown = f"{rel} (image {image})" if image else rel
+    return read_text(repo.path(rel), "template", shown), shown
+
+
+def parse_text(rel: str, text: str, shown: str) -> Document:
+    if rel.endswith(".json"):
+        return Document(rel, "json", json_object(text, shown, "an HCL2 JSON configuration"))
+    import hcl2
+    from hcl2.utils import SerializationOptions
+    try:
+        data = hcl2.loads(text.removeprefix("\ufeff"), serialization_options=SerializationOptions(
+            preserve_heredocs=True, with_comments=False))
+    except Exception as err:           # python-hcl2 raises lark's many error types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AmiError(f"{shown}: not valid HCL2, or a construct python-hcl2 cannot read "
+                       f"({first}): run packer validate; if it passes, write the construct "
+                       "another way") from None
+    return Document(rel, "hcl", data)
+
+
+def json_name(path: str) -> str:
+    """Where the JSON-syntax copy of a ``.pkr.hcl`` file goes (beside it)."""
+    return path[:-len(".pkr.hcl")] + ".hcl.pkr.json" if path.endswith(".pkr.hcl") else path
+
+
+def var_file_values(repo: Repo, rel: str, image: str = "") -> dict[str, str | None]:
+    """A ``.pkrvars.hcl`` (or ``.json``) var file's values: None for one that
+    is not a literal (it is then only known during the build)."""
+    doc = parse(repo, rel, image)
+    values = doc.data if doc.syntax == "json" else {
+        k: v for k, v in doc.data.items() if k != "__is_block__"}
+    return {key: literal(to_hcl_form(value) if doc.syntax == "json" else value)
+            for key, value in values.items()}
+
+
+class ParseCache:
+    """Parses each file once per run, and once per content on this machine:
+    the parsed forms are kept in ``folder`` per python-hcl2 version."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.RLock()
+        self._parsed: dict[str, Document] = {}
+
+    def __call__(self, repo: Repo, rel: str, image: str = "") -> Document:
+        with self._lock:
+            if rel not in self._parsed:
+                self._parsed[rel] = self._parse(repo, rel, image)
+            return self._parsed[rel]
+
+    def _parse(self, repo: Repo, rel: str, image: str) -> Document:
+        text, shown = source(repo, rel, image)
+        if rel.endswith(".json"):
+            return parse_text(rel, text, shown)
+        key = hashlib.sha256(f"{version('python-hcl2')}\0{text}".encode()).hexdigest()
+        kept = self.folder / f"{key}.json"
+        try:
+            return Document(rel, "hcl", json.loads(kept.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+        document = parse_text(rel, text, shown)
+        write_atomic(kept, json.dumps(document.data).encode(), durable=False)
+        return document

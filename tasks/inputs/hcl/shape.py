@@ -1,0 +1,135 @@
+"""The shape of an HCL2 configuration: its variables, locals, sources,
+build blocks (provisioners, post-processors) and ``packer`` block, read
+from either syntax into one form."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ...core.errors import AmiError
+from .parse import Document
+from .syntax import is_template, literal, to_hcl_form, unquote
+
+_ENV_CALL = re.compile(r'^\$\{\s*env\(\s*"[^"]+"\s*\)\s*\}$')
+
+
+def labelled(node: Any) -> Iterator[tuple[str, Any]]:
+    """(label, body) pairs of a block map, in either syntax."""
+    for item in node if isinstance(node, list) else [node]:
+        if isinstance(item, dict):
+            for key, body in item.items():
+                if key != "__is_block__":
+                    yield key.strip('"'), body
+
+
+def bodies(node: Any) -> Iterator[dict]:
+    for item in node if isinstance(node, list) else [node]:
+        if isinstance(item, dict):
+            yield item
+
+
+def _config(document: Document, body: Any) -> dict:
+    body = body[0] if isinstance(body, list) and len(body) == 1 else body
+    if not isinstance(body, dict):
+        return {}
+    body = {k: v for k, v in body.items() if k != "__is_block__"}
+    return to_hcl_form(body) if document.syntax == "json" else body
+
+
+def _configs(document: Document, body: Any) -> Iterator[dict]:
+    """Each body of a block: in JSON syntax one label may hold a list of them."""
+    for item in body if isinstance(body, list) and len(body) > 1 else [body]:
+        yield _config(document, item)
+
+
+@dataclass
+class Shape:
+    variables: dict[str, str | None]
+    sensitive: list[str]
+    secrets: list[str]                                # strings in sensitive list/map defaults
+    locals: dict[str, Any]
+    sources: list[tuple[str, str, dict]]              # (type, name, config)
+    provisioners: list[tuple[str, dict, dict]]        # (type, config, overrides), in order
+    post_processors: list[tuple[str, dict]]
+    required_version: str | None
+    newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
+
+
+def shape(documents: list[Document]) -> Shape:
+    """The configuration's blocks, file by file, in Packer's order."""
+    s = Shape({}, [], [], {}, [], [], [], None, [])
+    for doc in documents:
+        if "templatefile(" in json.dumps(doc.data):
+            s.newer.append((doc.path, "templatefile()"))
+    for doc in documents:
+        for name, body in labelled(doc.data.get("variable", [])):
+            _variable(s, doc, name, body)
+        for body in bodies(doc.data.get("locals", [])):
+            s.locals.update(_config(doc, body))
+        for kind, body in labelled(doc.data.get("source", [])):
+            _sources(s, doc, kind, body)
+        for build in bodies(doc.data.get("build", [])):
+            _build(s, doc, build)
+        for packer in bodies(doc.data.get("packer", [])):
+            _packer(s, doc, packer)
+    return s
+
+
+def _variable(s: Shape, doc: Document, name: str, body: Any) -> None:
+    cfg = _config(doc, body)
+    default = cfg.get("default")
+    s.variables[name] = literal(default)
+    if cfg.get("sensitive") in (True, "true", '"true"'):
+        s.sensitive.append(name)
+        if isinstance(default, (list, dict)):
+            s.secrets += _leaves(default)
+    text = unquote(default) if is_template(default) else default
+    if isinstance(text, str) and _ENV_CALL.match(text):
+        s.variables[name] = text          # an env default: resolved for masking only
+
+
+def _sources(s: Shape, doc: Document, kind: str, body: Any) -> None:
+    for name, cfg in labelled(body):
+        if not isinstance(cfg, (dict, list)):
+            raise AmiError(f"{doc.path}: source \"{kind}\" needs a type and a name: "
+                           f"source \"{kind}\" \"NAME\" {{ ... }}")
+        s.sources += [(kind, name, c) for c in _configs(doc, cfg)]
+
+
+def _build(s: Shape, doc: Document, build: dict) -> None:
+    # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
+    for label, body in labelled(build.get("source", [])):
+        kind, _, name = label.removeprefix("source.").partition(".")
+        s.sources += [(kind, name, c) for c in _configs(doc, body)]
+    for kind, body in labelled(build.get("provisioner", [])):
+        for cfg in _configs(doc, body):
+            overrides = cfg.pop("override", None)
+            overrides = overrides if isinstance(overrides, dict) else {}
+            s.provisioners.append((kind, cfg, {k.strip('"'): v for k, v in overrides.items()
+                                               if isinstance(v, dict)}))
+    for kind, body in labelled(build.get("post-processor", [])):
+        s.post_processors += [(kind, c) for c in _configs(doc, body)]
+    for group in bodies(build.get("post-processors", [])):
+        for kind, body in labelled(group.get("post-processor", [])):
+            s.post_processors += [(kind, c) for c in _configs(doc, body)]
+
+
+def _packer(s: Shape, doc: Document, packer: dict) -> None:
+    cfg = _config(doc, packer)
+    version = cfg.get("required_version")
+    if is_template(version):
+        s.required_version = unquote(version)
+    if "required_plugins" in packer:
+        s.newer.append((doc.path, "packer { required_plugins }"))
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    text = literal(value)
+    return [text] if text else []

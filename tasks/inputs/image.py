@@ -1,0 +1,149 @@
+"""Which files an image is built from, and why each one.
+
+Every file the build reads is an input of exactly the image that reads it:
+the template and every file its builders, provisioners and post-processors
+name; for Ansible, the playbooks and everything they read (see
+``ansible``); the image's var files; its declared ``extra_inputs``. A
+reference that cannot be resolved before the build stops the run with one
+line, unless the files it may read are declared. Nothing here touches the
+network or runs a program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.errors import AmiError
+from ..core.graph import Graph, Image
+from . import formats
+from .ansible import config as ansible_config, playbook as ansible_playbook
+from .context import Context, base_values
+from .hcl.parse import parse as parse_hcl
+from .repo import Found, Repo, covered
+from .template import Parse, Template
+from .walk import AnsibleUse, walk
+
+
+@dataclass(frozen=True)
+class AnsibleRun:
+    """A playbook as one provisioner (or amis.yaml) hands it to Ansible."""
+    where: str
+    playbook: str
+    cwd: str
+    config: str | None
+    roles_paths: tuple[str, ...]
+    missing_roles: tuple[str, ...]      # installed from a requirements file at build time
+
+
+@dataclass(frozen=True)
+class Inputs:
+    image: str
+    files: dict[str, str]               # repository path -> why it is an input
+    kind: str                           # "ansible" or "shell"
+    template: Template
+    ansible: tuple[AnsibleRun, ...] = ()
+    roles: dict[str, str] = field(default_factory=dict)   # role name -> folder (or requirements file)
+    third_party: frozenset[str] = frozenset()    # role and collection folders not linted
+    dropped_in_sandbox: tuple[str, ...] = ()
+    values: dict[str, str | None] = field(default_factory=dict)
+    var_values: dict[str, str | None] = field(default_factory=dict)   # from its var files
+
+
+def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs:
+    """``parse`` reads one HCL2 file (a run's :class:`ParseCache` remembers
+    what it parsed)."""
+    repo = Repo(graph.root)
+    template = formats.load(repo, image.template, image.name, parse)
+    for key, _ in image.vars:
+        if key not in template.variables:
+            raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
+                           f"{image.template} declares, so Packer would never see it: declare "
+                           "it in the template or remove it")
+    if "playbook" in template.variables and template.variables["playbook"] is None \
+            and not image.playbook:
+        raise AmiError(f"amis.yaml: image {image.name}: {image.template} needs a playbook "
+                       f"(variable playbook has no default) and the image has none: create "
+                       f"ansible/{image.name}_ami.yaml or set playbook:")
+    var_values: dict[str, str | None] = {}
+    for vf in image.var_files:
+        var_values.update(formats.read_var_file(repo, vf))
+    static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
+              **({"playbook": image.playbook} if image.playbook else {})}
+    values = base_values(template, var_values, dict(image.vars), static)
+    ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
+                            template.locals)
+    walked = walk(template, ctx)
+    found = walked.found
+    for vf in image.var_files:
+        found.add(vf, "var file (amis.yaml)")
+    runs, roles, third_party = _ansible(repo, image, walked.ansible, found)
+    _extra_inputs(repo, graph, image, found)
+    _check_unresolved(repo, graph, image, found)
+    return Inputs(image=image.name, files=dict(sorted(found.files.items())),
+                  kind="ansible" if runs else "shell", template=template,
+                  ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
+                  dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values,
+                  var_values=var_values)
+
+
+def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
+             found: Found) -> tuple[list[AnsibleRun], dict[str, str], set[str]]:
+    runs: list[AnsibleRun] = []
+    roles: dict[str, str] = {}
+    third_party: set[str] = set()
+    walked: set[tuple[str, str | None]] = set()
+    jobs = [(use, playbook) for use in uses for playbook in use.playbooks]
+    if image.playbook and image.playbook not in {p for _, p in jobs}:
+        jobs.append((None, image.playbook))
+    for use, playbook in jobs:
+        ctx = ansible_config.Context(repo, image.packer_dir,
+                              roles_paths=list(use.roles_paths) if use else [],
+                              collections_paths=list(use.collections_paths) if use else [],
+                              role_folders=list(use.role_folders) if use else [])
+        for galaxy in use.galaxy_files if use else []:
+            ctx.requirements.add_file(repo, galaxy)
+        if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg
+            ansible_config.configure(ctx, found, use.config if use else None)
+        result = ansible_playbook.Result()
+        why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
+        ansible_playbook.walk_playbook(ctx, playbook, found, result, why)
+        for role in ctx.role_folders:
+            repo.add_tree(found, role, f"role folder ({use.where if use else 'amis.yaml'})")
+        roles.update(result.roles)
+        third_party |= result.third_party
+        third_party |= {p for name, p in result.roles.items()
+                        if name in ctx.requirements.roles and repo.is_dir(p)}
+        if (playbook, ctx.config) not in walked:
+            walked.add((playbook, ctx.config))
+            runs.append(AnsibleRun(where=use.where if use else "amis.yaml", playbook=playbook,
+                                   cwd=image.packer_dir, config=ctx.config,
+                                   roles_paths=tuple(ctx.roles_paths),
+                                   missing_roles=tuple(sorted(result.missing_roles))))
+    return runs, roles, third_party
+
+
+def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
+    for pattern in image.extra_inputs:
+        if any(c in pattern for c in "*?["):
+            matches = repo.glob(pattern)
+        elif repo.is_dir(pattern):
+            matches = repo.files_under(pattern)
+        else:
+            matches = [pattern] if repo.exists(pattern) else []
+        if not matches:
+            raise AmiError(f"{graph.file.name}: image {image.name}: extra_inputs {pattern!r} "
+                           "matches no file: fix the path or remove it")
+        for m in matches:
+            repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
+                                                                 f"{image.name}: extra_inputs", m)
+
+
+def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
+    for ref in found.unresolved:
+        if ref.glob and covered(repo, ref.glob, found.files):
+            continue
+        hint = f'e.g. extra_inputs: ["{ref.glob}"]' if ref.glob else \
+            "or write the path literally"
+        raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
+                       f"({ref.why}): list the files it may read under extra_inputs of image "
+                       f"{image.name} in {graph.file.name}, {hint}")

@@ -1,0 +1,127 @@
+"""Packer's JSON templates (the legacy format): read one, resolve its
+``{{...}}`` template actions as far as they are known before the build,
+and write the copy Packer gets."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+
+from ..core.errors import AmiError
+from ..core.files import json_object, read_text
+from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR
+from .repo import Repo
+from .template import Block, Template
+
+_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
+_USER = re.compile(r"^\s*user\s+[`\"]([^`\"]+)[`\"]\s*$")
+
+
+def load(repo: Repo, path: str, image: str) -> Template:
+    """A JSON template (``*.json``)."""
+    where = f"{path} (image {image})"
+    data = json_object(read_text(repo.path(path), "template", where), where, "a JSON template")
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise AmiError(f"{where}: 'variables' must be an object")
+    blocks = []
+    for kind, key in (("builder", "builders"), ("provisioner", "provisioners"),
+                      ("post-processor", "post-processors")):
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise AmiError(f"{where}: '{key}' must be a list")
+        flat = []
+        for item in items:     # a post-processor entry may be a sequence of them
+            flat += item if kind == "post-processor" and isinstance(item, list) else [item]
+        for i, item in enumerate(flat, 1):
+            if isinstance(item, str):
+                item = {"type": item}
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                raise AmiError(f"{where}: {kind} {i} has no 'type'")
+            blocks.append(Block(kind, i, item["type"], item))
+    if not any(b.kind == "builder" and b.type in EBS_BUILDERS for b in blocks):
+        raise AmiError(f"{where}: no amazon-ebs builder: image {image} needs one")
+    sensitive = data.get("sensitive-variables") or []
+    return Template(path=path, format="json", files=(path,),
+                    dir=posixpath.dirname(path) or ".",
+                    variables={k: v if isinstance(v, str) else None for k, v in variables.items()},
+                    sensitive=tuple(s for s in sensitive if isinstance(s, str)),
+                    blocks=tuple(blocks), data=data)
+
+
+def var_file_values(repo: Repo, path: str) -> dict[str, str | None]:
+    """A JSON var file's values; None for a value that is not a string."""
+    try:
+        data = json.loads(repo.path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AmiError(f"{path}: cannot read the var file ({err}): fix it") from None
+    if not isinstance(data, dict):
+        raise AmiError(f"{path}: a var file must be a JSON object of variable values")
+    return {k: v if isinstance(v, str) else None for k, v in data.items()}
+
+
+def resolve(value: str, template_dir: str, cwd: str,
+            values: dict[str, str | None]) -> tuple[str | None, str, str]:
+    """(the text with every action filled in, or None; a glob with ``*`` for
+    what is unknown; why it is unknown). ``{{template_dir}}`` and ``{{pwd}}``
+    become ``template_dir`` and ``cwd``; ``{{user `x`}}`` comes from ``values``."""
+    text, glob, unknown = [], [], []
+    pos = 0
+    for m in _ACTION.finditer(value):
+        text.append(value[pos:m.start()])
+        glob.append(value[pos:m.start()])
+        pos = m.end()
+        action = m.group(1).strip()
+        user = _USER.match(action)
+        if action == "template_dir":
+            filled: str | None = template_dir
+        elif action == "pwd":
+            filled = cwd
+        elif user:
+            filled = values.get(user.group(1))
+            if filled is None:
+                known = user.group(1) in values
+                unknown.append(f"user variable {user.group(1)} " +
+                               ("is only known during the build" if known else
+                                "is not declared"))
+            elif "{{" in filled:
+                filled = None
+                unknown.append(f"user variable {user.group(1)} is a template itself")
+        else:
+            filled = None
+            unknown.append(f"{{{{{action}}}}} is only known during the build")
+        text.append(filled if filled is not None else "")
+        glob.append(filled if filled is not None else "*")
+    text.append(value[pos:])
+    glob.append(value[pos:])
+    return ("".join(text) if not unknown else None), "".join(glob), "; ".join(unknown)
+
+
+def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,
+              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes | None], list[str]]:
+    """The template as Packer gets it (see ``formats.effective``)."""
+    data = json.loads(json.dumps(template.data))
+    for builder in data.get("builders") or []:
+        if not isinstance(builder, dict) or builder.get("type") not in EBS_BUILDERS:
+            continue
+        if len(regions) > 1:
+            builder["ami_regions"] = list(regions[1:])
+        if endpoint:
+            builder["custom_endpoint_ec2"] = endpoint
+            builder["skip_region_validation"] = True
+        for key in ("tags", "snapshot_tags"):
+            if isinstance(builder.get(key), dict) or key not in builder:
+                builder[key] = {**(builder.get(key) or {}), **tags}
+        if sandbox:
+            builder["communicator"] = "none"
+    dropped = []
+    if sandbox:
+        kept = []
+        for block, raw in zip(template.provisioners(), data.get("provisioners") or []):
+            if block.type in NEEDS_COMMUNICATOR:
+                dropped.append(block.label)
+            else:
+                kept.append(raw)
+        data["provisioners"] = kept
+    return {template.path: (json.dumps(data, indent=2) + "\n").encode()}, dropped

@@ -1,0 +1,78 @@
+"""A Packer template as this tool sees it, JSON or HCL2: its files, its
+variables and its blocks (builders or sources, provisioners,
+post-processors). ``packer_json`` and ``hcl.config`` read the two formats
+into it; ``formats`` chooses between them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .hcl.parse import Document
+from .repo import Repo
+
+# A default read from the environment: {{env `X`}} (JSON) or ${env("X")} (HCL2).
+_ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One builder, provisioner or post-processor of a template."""
+    kind: str            # builder, provisioner, post-processor
+    index: int           # 1-based, in the template's order
+    type: str
+    config: dict
+    via: str = ""        # HCL2: " override <source>", the fields one source sees
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.index} ({self.type}){self.via}"
+
+
+@dataclass(frozen=True)
+class Template:
+    path: str                                # repository path, as in amis.yaml
+    format: str                              # "json" (legacy) or "hcl2"
+    files: tuple[str, ...]                   # its own files
+    dir: str                                 # what {{template_dir}} / ${path.root} is
+    variables: dict[str, str | None]         # declared variables and their defaults
+    sensitive: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    secrets: tuple[str, ...] = ()            # HCL2: strings in sensitive list/map defaults
+    data: dict = field(repr=False, default_factory=dict)          # JSON: the template
+    documents: tuple[Document, ...] = field(repr=False, default=())   # HCL2: its files
+    locals: dict[str, Any] = field(repr=False, default_factory=dict)
+    required_version: str | None = None
+    newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
+
+    @property
+    def required_plugins(self) -> bool:
+        return any(what.startswith("packer {") for _, what in self.newer)
+
+    def provisioners(self) -> list[Block]:
+        return [b for b in self.blocks if b.kind == "provisioner"]
+
+
+# Reads one HCL2 file: (repository, path, image) -> its parsed form.
+Parse = Callable[[Repo, str, str], Document]
+
+
+def sensitive_values(template: Template, variables: dict[str, str],
+                     env: dict[str, str]) -> list[str]:
+    """Values of the template's sensitive variables: Packer 1.6 prints them
+    unmasked in machine-readable output, so the runner masks them itself."""
+    values = list(template.secrets)
+    for name in template.sensitive:
+        value = variables.get(name, template.variables.get(name))
+        if isinstance(value, str):
+            m = _ENV_DEFAULT.match(value.strip())
+            value = env.get(m.group(1) or m.group(2), "") if m else value
+        if value:
+            values.append(str(value))
+    return values
+
+
+def declared(template: Template, variables: dict[str, str]) -> dict[str, str]:
+    """Only the variables the template declares: HCL2 refuses others."""
+    return {k: v for k, v in variables.items() if k in template.variables}

@@ -1,0 +1,156 @@
+"""The walk over a template: every file its builders (sources),
+provisioners and post-processors name, found through the registry of
+kinds (``kinds``), each resolved as Packer would (``context``). What the
+Ansible provisioners hand ansible-playbook is collected for ``ansible``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import AmiError
+from .ansible.args import extra_argument_files
+from .context import Context, glob_to_repo, to_repo
+from .hcl.functions import file_calls
+from .hcl.syntax import is_template, to_hcl_form
+from .kinds import ANSIBLE, BUILDERS, NEEDS_COMMUNICATOR, POST_PROCESSORS, PROVISIONERS
+from .repo import Found, Unresolved
+from .template import Block, Template
+
+
+@dataclass
+class AnsibleUse:
+    """One Ansible provisioner: what it hands ansible-playbook."""
+    where: str
+    type: str
+    playbooks: list[str] = field(default_factory=list)
+    galaxy_files: list[str] = field(default_factory=list)
+    roles_paths: list[str] = field(default_factory=list)
+    collections_paths: list[str] = field(default_factory=list)
+    role_folders: list[str] = field(default_factory=list)
+    config: str | None = None             # ANSIBLE_CONFIG from ansible_env_vars
+
+
+@dataclass
+class Walk:
+    found: Found = field(default_factory=Found)
+    ansible: list[AnsibleUse] = field(default_factory=list)
+    dropped_in_sandbox: list[str] = field(default_factory=list)
+
+
+def walk(template: Template, ctx: Context) -> Walk:
+    """Every file the template's builders, provisioners and post-processors name."""
+    out = Walk()
+    for f in template.files:
+        out.found.add(f, "template")
+    if template.format == "hcl2":
+        _file_calls(template, ctx, out)
+    for block in template.blocks:
+        if block.kind in ("builder", "source"):
+            fields = BUILDERS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: only amazon-ebs "
+                               f"{block.kind}s are supported: remove this one")
+        elif block.kind == "provisioner":
+            fields = PROVISIONERS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: provisioner type "
+                               f"{block.type!r} names files this tool cannot track: use shell, "
+                               "shell-local, file, powershell or ansible provisioners")
+            if block.type in NEEDS_COMMUNICATOR and not block.via:
+                out.dropped_in_sandbox.append(block.label)
+        else:
+            fields = POST_PROCESSORS.get(block.type)
+            if fields is None:
+                raise AmiError(f"{template.path} {block.label}: post-processor type "
+                               f"{block.type!r} is not supported: use manifest, checksum or "
+                               "shell-local")
+        if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
+                                     or block.config.get("generated") in (True, "true")):
+            continue        # the source is on the instance, or made during the build
+        use = AnsibleUse(f"{template.path} {block.label}", block.type) \
+            if block.type in ANSIBLE else None
+        for name, kind in fields.items():
+            if name in block.config:
+                _field(template, block, name, kind, block.config[name], ctx, out, use)
+        if use is not None:
+            out.ansible.append(use)
+    return out
+
+
+def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
+    """HCL2 reads files with file(), templatefile(), fileset() and
+    fileexists(): their paths are inputs wherever the calls are (Packer 1.6
+    resolves a relative one from the template's folder)."""
+    for doc in template.documents:
+        data = to_hcl_form(doc.data) if doc.syntax == "json" else doc.data
+        try:
+            calls = list(file_calls(data))
+        except AmiError as err:
+            raise AmiError(f"{doc.path}: {err}") from None
+        for function, argument in calls:
+            _ref(ctx, out, f"{doc.path} {function}()", argument if is_template(argument)
+                 else f"${{{argument}}}", "file", None, base=template.dir)
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in items):
+        raise AmiError(f"{where}: must be a string or a list of strings")
+    return items
+
+
+def _field(template: Template, block: Block, name: str, kind: str, value: Any, ctx: Context,
+           out: Walk, use: AnsibleUse | None) -> None:
+    where = f"{template.path} {block.label} {name}"
+    value = ctx.expand(value)
+    if kind == "args":
+        args = [ctx.plain(v) for v in _strings(value, where)]
+        for flag, path in extra_argument_files(args):
+            _ref(ctx, out, f"{where} {flag}", ctx.wrap(path), "file", use)
+        return
+    if kind == "env":
+        for item in _strings(value, where):
+            key, _, path = ctx.plain(item).partition("=")
+            env_kind = {"ANSIBLE_CONFIG": "config", "ANSIBLE_ROLES_PATH": "roles_path",
+                        "ANSIBLE_COLLECTIONS_PATH": "collections_path",
+                        "ANSIBLE_COLLECTIONS_PATHS": "collections_path",
+                        "ANSIBLE_LIBRARY": "file", "ANSIBLE_MODULE_UTILS": "file",
+                        "ANSIBLE_FILTER_PLUGINS": "file", "ANSIBLE_LOOKUP_PLUGINS": "file",
+                        "ANSIBLE_ACTION_PLUGINS": "file"}.get(key.strip())
+            if env_kind:
+                for part in path.split(":"):
+                    if part:
+                        _ref(ctx, out, f"{where} {key.strip()}", ctx.wrap(part), env_kind, use)
+        return
+    for item in _strings(value, where):
+        if kind == "roles_path" or kind == "collections_path":
+            for part in ctx.plain(item).split(":"):
+                if part:
+                    _ref(ctx, out, where, ctx.wrap(part), kind, use)
+        else:
+            _ref(ctx, out, where, item, {"files": "file", "playbooks": "playbook"}.get(kind, kind),
+                 use)
+
+
+def _ref(ctx: Context, out: Walk, where: str, raw: Any, kind: str,
+         use: AnsibleUse | None, base: str | None = None) -> None:
+    text, glob, why = ctx.resolve(raw)
+    value = ctx.plain(raw)
+    if text is None:
+        out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob, base)))
+        return
+    rel = to_repo(ctx, text, where, value, base)
+    if kind in ("roles_path", "collections_path"):
+        if use is not None:
+            (use.roles_paths if kind == "roles_path" else use.collections_paths).append(rel)
+        return
+    if kind == "config":
+        if use is not None:
+            use.config = rel
+        ctx.repo.add_file(out.found, rel, where, where, value)
+        return
+    ctx.repo.add_file(out.found, rel, where, where, value)
+    if use is not None:
+        {"playbook": use.playbooks, "galaxy": use.galaxy_files,
+         "role_folders": use.role_folders}.get(kind, []).append(rel)

@@ -1,0 +1,214 @@
+"""What ``ami:<name>`` does: act on the image's verdict.
+
+- keep: its current record stays, no Packer;
+- reuse: an earlier build of exactly these inputs (another branch, a revert,
+  another agent) is made current again, no Packer;
+- build: Packer runs, and only a successful build is published.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timezone
+
+from ..adapters.packer_output import Masker
+from ..core.decision import KEEP, REUSE, Verdict
+from ..core.digest import source_digest
+from ..core.errors import AmiError
+from ..core.names import MANAGED_BY
+from ..core.records import Record, save_local
+from ..core.text import table
+from ..inputs.template import sensitive_values
+from ..state.outcomes import Outcome
+from . import invocation, validate, vetting
+from .run import Run
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _publish(run: Run, record: Record, *, new_build: bool) -> Record:
+    """Make ``record`` current in this run's channel; returns what is current."""
+    current = run.registry.publish(record, run.channel()[0], new_build=new_build)
+    save_local(run.record_path(current.image), current.body())
+    run.lookup.remember(current)
+    return current
+
+
+def pull(run: Run) -> None:
+    """The pre-task of every build run: mirror the channel, repair its
+    plain-text ids, and say what will be rebuilt because its AMI is gone."""
+    run.outcomes.start()
+    channel, note = run.channel()
+    if note:
+        run.say(note)
+    status = run.lookup.pull()
+    counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}
+    run.say("pulled channel {} from {}: {}".format(
+        channel, run.registry.url(run.settings.prefix),
+        ", ".join(f"{n} {s}" for s, n in counts.items())))
+    for name in run.lookup.facts.txt_stale:
+        # A failed write (or a hand edit) left the plain-text id behind its record.
+        record = run.lookup.record(name)
+        assert record is not None
+        run.registry.write_id(channel, record)
+        run.say(f"repaired {run.registry.url(run.registry.id_key(channel, name))}: it now says "
+                f"{record.ami}, as the record does", name)
+    for name in run.graph.names:
+        record = run.lookup.record(name)
+        if record is not None and not run.lookup.exists(record.ami):
+            run.say(f"recorded AMI {record.ami} no longer exists: it will be rebuilt", name)
+
+
+def resolve_source(run: Run) -> Outcome:
+    """Record what the source image resolves to now; publish when it moved."""
+    start = time.monotonic()
+    name = run.graph.source.name
+    verdict = run.lookup.decision().verdicts[name]
+    if verdict.action == KEEP:
+        return run.outcomes.add(Outcome(name, "reused", verdict.ami or "-",
+                                        time.monotonic() - start, verdict.reason))
+    if verdict.ami is None:
+        raise AmiError(f"source {name}: {verdict.reason}")
+    spec = run.graph.source.spec(run.settings.sandbox)
+    how = run.lookup.source_how()
+    stamp = _now().isoformat(timespec="seconds")
+    record = Record(image=name, region=run.graph.region, amis={run.graph.region: verdict.ami},
+                    digest=source_digest(spec, verdict.ami), source={**spec, "resolved": how},
+                    git=run.checkout.git(), build_started=stamp, build_finished=stamp)
+    _publish(run, record, new_build=True)
+    run.say(f"source resolves to {verdict.ami} ({how})", name)
+    return run.outcomes.add(Outcome(name, "resolved", verdict.ami, time.monotonic() - start, how))
+
+
+def bring_up_to_date(run: Run, name: str) -> Outcome:
+    """Act on image ``name``'s verdict. Returns what happened."""
+    start = time.monotonic()
+    decision = run.lookup.decision()
+    verdict = decision.verdicts[name]
+    parent = decision.verdicts[run.graph.images[name].parent]
+    if verdict.action == KEEP:
+        return _keep(run, verdict, start)
+    if parent.ami is None or verdict.digest is None:
+        raise AmiError(f"image {name}: parent {parent.image} has no AMI: build it first "
+                       f"(doit ami:{parent.image})")
+    if verdict.cause == "too-old":
+        run.say(f"{verdict.reason}: rebuilding for OS updates", name)
+    say = lambda text: run.say(text, name)      # noqa: E731
+    with run.locks.held(name, verdict.digest, say) as lock:
+        # Under the lock, look again: another agent may have built these inputs
+        # meanwhile, and what was to be reused may be gone (gc takes this lock too).
+        run.lookup.forget(name, verdict.digest)
+        again = run.lookup.decision().verdicts[name]
+        if again.action == KEEP:
+            return _keep(run, again, start)
+        if again.action == REUSE:
+            return _reuse(run, again, start)
+        invocation.check_versions(run, name)
+        if run.settings.validate:
+            checks = validate.image(run, name, say)
+            if validate.lint(run, [name], say):
+                checks.append("ansible-lint")
+            say(f"validated: {', '.join(checks)}")
+        record = _run_packer(run, name, parent, verdict.digest)
+        published = _publish(run, record, new_build=True)
+    run.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
+                                            if r != record.region), name)
+    if published is not record:
+        run.say(f"a build that started later ({published.ami}, commit "
+                f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so"
+                + (" (this build had lost its lock)" if lock.lost else ""), name)
+    return run.outcomes.add(Outcome(name, "built", record.ami, time.monotonic() - start))
+
+
+def _keep(run: Run, verdict: Verdict, start: float) -> Outcome:
+    assert verdict.record is not None
+    run.say(f"inputs unchanged (digest {str(verdict.digest)[:12]}): keeping {verdict.record.ami}"
+            + (f"; {verdict.reason}" if verdict.cause == "promoted" else ""), verdict.image)
+    return run.outcomes.add(Outcome(verdict.image, "reused", verdict.record.ami,
+                                    time.monotonic() - start))
+
+
+def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
+    assert verdict.record is not None
+    earlier = verdict.record
+    _publish(run, earlier, new_build=False)
+    run.say(f"an earlier build has these inputs (digest {earlier.digest[:12]}): "
+            f"reusing {earlier.ami}", verdict.image)
+    return run.outcomes.add(Outcome(verdict.image, "reused", earlier.ami,
+                                    time.monotonic() - start, "by digest"))
+
+
+def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
+    graph, settings = run.graph, run.settings
+    image = graph.images[name]
+    assert parent.ami is not None
+    exe = run.packers.executable()
+    env = run.aws.subprocess_env()
+    version = run.packers.version()
+    git = run.checkout.git()
+    started = _now()
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    variables = {**dict(image.vars), **invocation.build_variables(
+        name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
+        digest=digest, git=git, build_time=stamp, packer_version=version)}
+    tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY}
+    with invocation.prepared(run, name, variables, sandbox=settings.sandbox,
+                          endpoint=run.aws.endpoint(), tags=tags, env=env) as job:
+        run.say(f"building on {parent.image} {parent.ami} with {image.template}", name)
+        if job.dropped:
+            run.say(f"sandbox: left out {', '.join(job.dropped)} (they need an instance to "
+                    "connect to)", name)
+        inputs = run.checkout.inputs()[name]
+        mask = Masker(sensitive_values(
+            inputs.template, {**inputs.var_values, **variables}, job.env))
+        for attempt in range(settings.retries + 1):
+            log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
+            result = run.packers.run(
+                job.argv(exe, "build", "-machine-readable", "-color=false"), job.env, job.cwd,
+                log, lambda text: run.say(text, name), mask,
+                lambda instance: run.aws.require_imdsv2(graph.region, instance),
+                timeout=image.build_timeout)
+            if result.ok or not result.transient or result.timed_out or \
+                    attempt == settings.retries:
+                break
+            delay = backoff(attempt, settings.retry_base)
+            run.say(f"transient AWS error ({result.reason()}); trying again in {delay:.0f} s "
+                    f"({attempt + 2} of {settings.retries + 1}); log: {log}", name)
+            if run.interrupts.wait(delay):
+                raise AmiError(f"image {name}: interrupted while waiting to retry; "
+                               "nothing recorded")
+    if not result.ok:
+        raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
+                       f"AMI stays current; log: {log}")
+    missing = [r for r in image.regions if r not in result.amis]
+    if missing:
+        raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
+                       f"nothing published; log: {log}")
+    vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
+    return Record(
+        image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
+        digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,
+        settings=run.checkout.digest_settings(name), packer_version=version,
+        build_started=started.isoformat(timespec="seconds"),
+        build_finished=_now().isoformat(timespec="seconds"), build_log=log.name,
+        inputs=run.checkout.manifest(name),
+    )
+
+
+def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
+    """Seconds before retry number ``attempt`` (0-based): exponential, jittered."""
+    return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+
+def summary(run: Run) -> str:
+    rows = []
+    for name in run.graph.names:
+        record = run.lookup.record(name)
+        outcome = run.outcomes.get(name)
+        what = outcome.action if outcome else ("up to date" if record else "not built")
+        took = f"{outcome.seconds:.1f}s" if outcome and outcome.action == "built" else ""
+        rows.append([name, record.ami if record else "-", what, took])
+    return table(rows, ["image", "ami", "this run", "took"])

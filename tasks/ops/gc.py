@@ -1,0 +1,278 @@
+"""Garbage collection: old AMIs of this project, and what a killed Packer left.
+
+An AMI is a candidate only if this project built it (tag ManagedBy). It
+survives, with the reason said, when it is among the newest K of its
+image, younger than D days, the current record of any channel, the parent
+of a surviving AMI, used by an instance (running or stopped), referenced by
+a launch template version or launch configuration, or shared with another
+account. Dry run by default; ``--apply`` deregisters at most a bounded
+number per run and deletes their snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any
+
+from ..core.errors import AmiError
+from ..core.names import MANAGED_BY
+from ..core.text import table
+from .run import Run
+
+# `doit gc`'s options and their defaults
+DEFAULTS = MappingProxyType({"keep": 3, "days": 14, "max": 20, "leftover-hours": 6})
+
+
+@dataclass
+class Candidate:
+    ami: str
+    region: str
+    image: str
+    created: datetime
+    parent: str | None
+    snapshots: list[str]
+    digest: str = ""                                    # its Digest tag: the lock it goes by
+    keep: list[str] = field(default_factory=list)      # reasons it survives
+    kept_children: set[str] = field(default_factory=set)
+
+
+def _created(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _ours(run: Run, region: str) -> list[Candidate]:
+    images = run.aws.call(f"listing AMIs in {region}", "ec2", region, "describe_images",
+                          Owners=["self"],
+                          Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
+    out = []
+    for img in images:
+        tags = {t["Key"]: t["Value"] for t in img.get("Tags", [])}
+        out.append(Candidate(
+            ami=img["ImageId"], region=region, image=tags.get("Image", "?"),
+            created=_created(img["CreationDate"]), parent=tags.get("ParentAmi"),
+            digest=tags.get("Digest", ""),
+            snapshots=[m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", [])
+                       if m.get("Ebs", {}).get("SnapshotId")]))
+    return out
+
+
+def _channel_amis(run: Run, image: str | None = None) -> dict[str, str]:
+    """AMI id -> channel, for the current record of every image (or of
+    ``image``) in every channel."""
+    registry = run.registry
+    prefix = registry.key("channels") + "/"
+    found: dict[str, str] = {}
+    wanted = f"/{image}.json" if image else ".json"
+    for key in sorted(k for k in registry.listing(prefix) if k.endswith(wanted)):
+        record = registry.record_at(key)
+        if record:
+            channel = key[len(prefix):].split("/")[0]
+            found.update({ami: channel for ami in record.amis.values()})
+    return found
+
+
+def _pages(run: Run, region: str, service: str, operation: str, key: str,
+           **kwargs: Any) -> list[dict]:
+    return run.aws.pages(f"{operation} in {region}", service, region, operation, key, **kwargs)
+
+
+def _in_use(run: Run, region: str) -> dict[str, str]:
+    """AMI id -> what uses it: instances, launch template versions, launch configurations."""
+    used: dict[str, str] = {}
+    reservations = _pages(run, region, "ec2", "describe_instances", "Reservations", Filters=[{
+        "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    for reservation in reservations:
+        for inst in reservation["Instances"]:
+            used.setdefault(inst["ImageId"], f"used by instance {inst['InstanceId']}")
+    for template in _pages(run, region, "ec2", "describe_launch_templates", "LaunchTemplates"):
+        versions = _pages(run, region, "ec2", "describe_launch_template_versions",
+                          "LaunchTemplateVersions", LaunchTemplateId=template["LaunchTemplateId"],
+                          Versions=[])
+        for version in versions:
+            image = version.get("LaunchTemplateData", {}).get("ImageId", "")
+            if image.startswith("resolve:ssm:"):
+                image = _ssm_value(run, region, image[len("resolve:ssm:"):])
+            if image:
+                used.setdefault(image, f"referenced by launch template "
+                                       f"{template['LaunchTemplateName']} v{version['VersionNumber']}")
+    for config in _pages(run, region, "autoscaling", "describe_launch_configurations",
+                         "LaunchConfigurations"):
+        used.setdefault(config["ImageId"],
+                        f"referenced by launch configuration {config['LaunchConfigurationName']}")
+    return used
+
+
+def _ssm_value(run: Run, region: str, name: str) -> str:
+    try:
+        return run.aws.call(f"reading SSM parameter {name}", "ssm", region, "get_parameter",
+                            Name=name.split(":")[0])["Parameter"]["Value"]
+    except AmiError:
+        return ""
+
+
+def _regions(run: Run) -> list[str]:
+    return sorted({r for image in run.graph.images.values() for r in image.regions})
+
+
+def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> list[Candidate]:
+    """Every AMI this project built, each with the reasons it survives (if any)."""
+    now = now or datetime.now(timezone.utc)
+    regions = _regions(run)
+    candidates = [c for region in regions for c in _ours(run, region)]
+    current = _channel_amis(run)
+    used: dict[str, str] = {}
+    for region in regions:
+        used.update(_in_use(run, region))
+    by_image: dict[tuple[str, str], list[Candidate]] = {}
+    for c in candidates:
+        by_image.setdefault((c.image, c.region), []).append(c)
+    for group in by_image.values():
+        for rank, c in enumerate(sorted(group, key=lambda c: c.created, reverse=True)):
+            if rank < keep:
+                c.keep.append(f"among the newest {keep} of {c.image}")
+    for c in candidates:
+        if now - c.created < timedelta(days=days):
+            c.keep.append(f"younger than {days:g} days")
+        if c.ami in current:
+            c.keep.append(f"current in channel {current[c.ami]}")
+        if c.ami in used:
+            c.keep.append(used[c.ami])
+        grants = run.aws.call(f"reading launch permissions of {c.ami}", "ec2", c.region,
+                              "describe_image_attribute", ImageId=c.ami,
+                              Attribute="launchPermission")["LaunchPermissions"]
+        if grants:
+            c.keep.append("shared with " + ", ".join(
+                g.get("UserId") or g.get("Group") or json.dumps(g) for g in grants))
+    # Parents of survivors survive, all the way up.
+    by_ami = {c.ami: c for c in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for c in candidates:
+            parent = by_ami.get(c.parent or "")
+            if (c.keep or c.kept_children) and parent and c.ami not in parent.kept_children:
+                parent.kept_children.add(c.ami)
+                changed = True
+    for c in candidates:
+        if c.kept_children:
+            c.keep.append("parent of kept " + ", ".join(sorted(c.kept_children)))
+    return sorted(candidates, key=lambda c: (c.image, c.region, c.created))
+
+
+def doomed(candidates: list[Candidate], most: int) -> list[Candidate]:
+    """What goes: the unkept, oldest first, at most ``most``."""
+    return sorted((c for c in candidates if not c.keep), key=lambda c: c.created)[:most]
+
+
+def delete(run: Run, candidates: list[Candidate], most: int) -> list[Candidate]:
+    """Deregister the doomed (the oldest ``most``) and their snapshots.
+
+    Each goes under the lock of its image and digest, the lock a reuse of it
+    takes, and is checked again there: one that became current meanwhile (a
+    revert reused it) or that a build or reuse is holding now stays, and so
+    do its parents. Children go first, so a parent is decided knowing them."""
+    gone: list[Candidate] = []
+    kept = {c.ami for c in candidates if c.keep}
+    for c in sorted(doomed(candidates, most), key=lambda c: c.created, reverse=True):
+        children = [o.ami for o in candidates if o.parent == c.ami and o.ami in kept]
+        if children:
+            c.keep.append("parent of kept " + ", ".join(sorted(children)))
+            kept.add(c.ami)
+            continue
+        with run.locks.held_if_free(c.image, c.digest or "untagged",
+                                    lambda text: run.say(text, c.image)) as (lock, holder):
+            if lock is None:
+                c.keep.append(f"in use by {holder}, who holds its lock")
+            elif c.ami in (current := _channel_amis(run, c.image)):
+                c.keep.append(f"became current in channel {current[c.ami]} meanwhile")
+            else:
+                run.aws.call(f"deregistering {c.ami}", "ec2", c.region, "deregister_image",
+                             ImageId=c.ami)
+                for snap in c.snapshots:
+                    run.aws.call(f"deleting snapshot {snap}", "ec2", c.region,
+                                 "delete_snapshot", SnapshotId=snap)
+                gone.append(c)
+                continue
+        kept.add(c.ami)
+    return gone
+
+
+def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) -> list[str]:
+    """Instances, key pairs and security groups named packer_* that a killed
+    Packer left behind, older than ``hours``. Returns what was (or would be) removed."""
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(hours=hours)
+    said = []
+    for region in _regions(run):
+        def call(what: str, operation: str, **kwargs: Any) -> Any:
+            return run.aws.call(what, "ec2", region, operation, **kwargs)
+
+        live_groups: set[str] = set()
+        young_packer = False
+        old_instances = []
+        for reservation in _pages(run, region, "ec2", "describe_instances", "Reservations", Filters=[{
+                "Name": "instance-state-name", "Values": ["pending", "running", "stopping",
+                                                          "stopped"]}]):
+            for inst in reservation["Instances"]:
+                groups = [g["GroupName"] for g in inst.get("SecurityGroups", [])]
+                live_groups |= set(groups)
+                packer = (inst.get("KeyName", "").startswith("packer_")
+                          or any(g.startswith("packer_") for g in groups))
+                if packer and inst["LaunchTime"] < cutoff:
+                    old_instances.append(inst["InstanceId"])
+                elif packer:
+                    young_packer = True
+        for instance in old_instances:
+            said.append(f"{region}: instance {instance}")
+            if apply:
+                call(f"terminating {instance}", "terminate_instances", InstanceIds=[instance])
+        for pair in call("listing key pairs", "describe_key_pairs")["KeyPairs"]:
+            if pair["KeyName"].startswith("packer_") and pair.get("CreateTime", now) < cutoff:
+                said.append(f"{region}: key pair {pair['KeyName']}")
+                if apply:
+                    call(f"deleting key pair {pair['KeyName']}", "delete_key_pair",
+                         KeyName=pair["KeyName"])
+        if young_packer:
+            continue        # a build is running: its security group may be new and unused yet
+        for group in call("listing security groups", "describe_security_groups")["SecurityGroups"]:
+            if group["GroupName"].startswith("packer_") and group["GroupName"] not in live_groups:
+                said.append(f"{region}: security group {group['GroupName']}")
+                if apply:
+                    call(f"deleting {group['GroupId']}", "delete_security_group",
+                         GroupId=group["GroupId"])
+    return said
+
+
+def collect(run: Run, apply: bool, keep: int, days: float, most: int,
+            leftover_hours: float) -> None:
+    """``doit gc``: say what goes and why the rest stays; with ``apply``, delete."""
+    if keep < 1 or days < 0 or most < 0 or leftover_hours < 0:
+        raise AmiError("gc: --keep must be at least 1; --days, --max and --leftover-hours "
+                       "must not be negative")
+    run.registry.store.check()
+    candidates = plan_gc(run, keep, days)
+    gone = delete(run, candidates, most) if apply else doomed(candidates, most)
+    going = {c.ami for c in gone}
+    rows = [[c.image, c.region, c.ami, c.created.strftime("%Y-%m-%d %H:%M"),
+             ("deleted" if apply else "would delete") if c.ami in going
+             else ("keep" if c.keep else "later (over --max)"),
+             "; ".join(c.keep) or f"older than {days:g} days, not among the newest {keep}"]
+            for c in candidates]
+    run.say(table(rows, ["image", "region", "ami", "created", "action", "why"])
+            if rows else "no AMIs built by this project")
+    left = leftovers(run, leftover_hours, apply)
+    for item in left:
+        run.say(f"{'removed' if apply else 'would remove'} Packer leftover: {item}")
+    if apply:
+        snapshots = sum(len(c.snapshots) for c in gone)
+        run.say(f"deleted {len(gone)} AMI(s) and {snapshots} snapshot(s), removed "
+                f"{len(left)} leftover(s); {len(candidates) - len(gone)} AMI(s) kept")
+    else:
+        given = {"keep": keep, "days": days, "max": most, "leftover-hours": leftover_hours}
+        options = "".join(f" --{name} {value:g}" for name, value in given.items()
+                          if value != DEFAULTS[name])
+        run.say(f"dry run: {len(gone)} AMI(s) and {len(left)} leftover(s) would go; "
+                f"run `doit gc{options} --apply` to delete them")

@@ -1,0 +1,143 @@
+"""How Packer is handed an image: in the image's stage (exactly its inputs),
+from the folder the image says Packer runs in, with the effective template
+written where the template is (so ``{{template_dir}}`` is right), its var
+files in order and only the variables it declares."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+from ..adapters import stage
+from ..adapters.tools import with_tools
+from ..core.errors import AmiError
+from ..core.files import write_atomic
+from ..core.versions import satisfies, version_tuple
+from ..inputs import formats
+from ..inputs.hcl.parse import json_name
+from ..inputs.template import declared
+from .run import Run
+
+INIT_SINCE = (1, 7)          # `packer init` and required_plugins
+
+
+def build_variables(image: str, region: str, playbook: str | None, *, source_ami: str,
+                    parent_image: str, digest: str, git: Mapping[str, Any], build_time: str,
+                    packer_version: str) -> dict[str, str]:
+    """The variables the tree offers every template (each gets those it declares)."""
+    return {"image": image, "region": region, **({"playbook": playbook} if playbook else {}),
+            "source_ami": source_ami, "parent_image": parent_image, "digest": digest,
+            "branch": str(git["branch"]), "commit": str(git["commit"]),
+            "dirty": str(bool(git["dirty"])).lower(),
+            "build_url": str(git.get("build_url") or ""), "build_time": build_time,
+            "packer_version": packer_version}
+
+
+_INSTEAD = MappingProxyType({
+    "templatefile()": "use file()",
+    "packer { required_plugins }": "remove the block (1.6 has amazon-ebs built in)"})
+
+
+def check_versions(run: Run, name: str) -> None:
+    """An image whose template needs a newer Packer than the installed one
+    stops before it is validated or built, with one line naming the image,
+    the template, the block and the version found."""
+    template = run.checkout.inputs()[name].template
+    if not (template.newer or template.required_version):
+        return
+    version = run.packers.version()
+    for path, what in template.newer:
+        if version_tuple(version) < INIT_SINCE:
+            raise AmiError(f"image {name}: {path}: {what} needs Packer 1.7 or newer; found "
+                           f"{version}: upgrade Packer, or {_INSTEAD[what]}")
+    if template.required_version and not satisfies(version, template.required_version):
+        raise AmiError(f"image {name}: {template.path}: packer {{ required_version = "
+                       f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                       "install a Packer that meets it")
+
+
+def _init(run: Run, name: str, root: Path, path: Path, env: dict[str, str]) -> None:
+    """`packer init` for a template with required_plugins, once per digest of
+    its files (the plugins it installs are the machine's, not the run's)."""
+    template = run.checkout.inputs()[name].template
+    if not template.required_plugins or version_tuple(run.packers.version()) < INIT_SINCE:
+        return
+    manifest = run.checkout.manifest(name)
+    digest = hashlib.sha256("".join(f"{f} {manifest[f]}\n" for f in template.files
+                                    if f in manifest).encode()).hexdigest()
+    done = run.settings.state / "packer-init" / digest
+    if done.exists():
+        return
+    result = subprocess.run([run.packers.executable(), "init", str(path)], cwd=root, env=env,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        problem = (result.stdout + result.stderr).strip().splitlines() or ["(no output)"]
+        raise AmiError(f"packer init {template.path} failed: {problem[-1]}")
+    write_atomic(done, f"{template.path}\n".encode(), durable=False)
+
+
+def _no_pkr_vars(name: str, env: Mapping[str, str]) -> None:
+    """HCL2 Packer reads PKR_VAR_x as variable x: a value no digest sees."""
+    found = sorted(k for k in env if k.startswith("PKR_VAR_"))
+    if found:
+        raise AmiError(f"image {name}: {found[0]} is set: Packer would read it as variable "
+                       f"{found[0][len('PKR_VAR_'):]}, which the image's digest cannot see: "
+                       "unset it and set the value under vars: in amis.yaml or in a var file")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    root: Path                          # the stage: the repository's inputs
+    cwd: Path
+    template: Path
+    var_files: tuple[Path, ...]
+    variables: dict[str, str]
+    env: dict[str, str]
+    dropped: tuple[str, ...]            # provisioners the sandbox left out
+
+    def argv(self, exe: str, command: str, *options: str) -> list[str]:
+        args = [exe, command, *options]
+        for vf in self.var_files:
+            args.append(f"-var-file={vf}")
+        for key, value in sorted(self.variables.items()):
+            args += ["-var", f"{key}={value}"]
+        return [*args, str(self.template)]
+
+
+@contextmanager
+def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
+             endpoint: str | None, tags: dict[str, str],
+             env: Mapping[str, str]) -> Iterator[Invocation]:
+    image = run.graph.images[name]
+    inputs = run.checkout.inputs()[name]
+    with stage.staged(run.graph.root, run.settings.stage, name, run.checkout.manifest(name),
+                      run.checkout.hasher) as root:
+        files, dropped = formats.effective(inputs.template, regions=image.regions,
+                                           endpoint=endpoint, sandbox=sandbox, tags=tags)
+        for rel, body in files.items():
+            if body is None:
+                (root / rel).unlink()
+            else:
+                stage.replace_file(root / rel, body)
+        path = root / json_name(inputs.template.path)
+        if inputs.template.format == "hcl2":
+            _no_pkr_vars(name, env)
+        _init(run, name, root, path, with_tools(env))
+        env = with_tools(env)
+        config = next((r.config for r in inputs.ansible if r.config), None)
+        if config:
+            env["ANSIBLE_CONFIG"] = str(root / config)
+        else:
+            # No ansible.cfg of the project's: none of the build host's either.
+            empty = root / ".amis-ansible.cfg"
+            empty.write_text("")
+            env["ANSIBLE_CONFIG"] = str(empty)
+        yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
+                         var_files=tuple(root / vf for vf in image.var_files),
+                         variables=declared(inputs.template, variables), env=env,
+                         dropped=tuple(dropped))

@@ -1,0 +1,34 @@
+"""``doit promote``: point a channel at another channel's AMI of an image
+(or of every image), checked for every image before any moves, logged."""
+
+from __future__ import annotations
+
+from ..adapters.git import actor
+from ..core.errors import AmiError
+from ..core.names import CHANNEL_RE
+from ..core.records import save_local
+from .run import Run
+
+
+def promote(run: Run, image: str, source: str, target: str) -> None:
+    for what, name in (("--from", source), ("--to", target)):
+        if not name or not CHANNEL_RE.fullmatch(name):
+            raise AmiError(f"promote {what}={name!r}: give a channel name ([a-z0-9_-])")
+    graph = run.graph
+    images = graph.names if image == "all" else [image]
+    if image != "all" and image not in graph.names:
+        raise AmiError(f"promote --image={image!r}: no such image in amis.yaml "
+                       f"(one of {', '.join(graph.names)}, or all)")
+    who = actor(run.settings)
+    active = run.channel()[0]
+    registry = run.registry
+    records = [registry.record_at(registry.current_key(source, n), n) for n in images]
+    existing = run.aws.existing_amis(graph.region, sorted({r.ami for r in records if r}))
+    for name in images:         # every image checked before any moves
+        registry.promotion_plan(name, source, target, existing)
+    for name in images:
+        promoted, replaced, current = registry.promote(name, source, target, who, existing)
+        if target == active:
+            save_local(run.record_path(name), current.body())
+        run.say(f"channel {target}: {replaced.ami if replaced else 'nothing'} -> "
+                f"{promoted.ami} (from {source}, by {who})", name)

@@ -1,0 +1,90 @@
+"""One run of doit, composed: the settings (the environment, read once),
+the image graph, and the services built from them once and handed down:
+the checkout (inputs, hashes, git), the AWS clients, the registry, the
+lookup that owns what the run has learned, the build locks, the Packer
+runner, the console and the outcomes. Only ``cli`` and ``ops`` see the run;
+everything below takes the services it uses.
+
+Making a run reads local files only: no network, no subprocess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ..adapters import emulator
+from ..adapters.aws import Aws
+from ..adapters.console import Console
+from ..adapters.packer import Packers
+from ..adapters.registry import Registry
+from ..adapters.s3 import S3Store, Store
+from ..adapters.signals import Interrupts
+from ..core.digest import Hasher
+from ..core.graph import Graph, load_graph
+from ..core.settings import Settings, load_settings
+from ..state.checkout import Checkout
+from ..state.locks import Locks, owner
+from ..state.lookup import Lookup
+from ..state.outcomes import Outcomes
+
+
+@dataclass
+class Run:
+    settings: Settings
+    graph: Graph
+    checkout: Checkout
+    aws: Aws
+    registry: Registry
+    lookup: Lookup
+    locks: Locks
+    interrupts: Interrupts
+    packers: Packers
+    outcomes: Outcomes
+    console: Console = field(default_factory=Console)
+
+    @classmethod
+    def load(cls, root: Path, env: Mapping[str, str] | None = None, *,
+             interrupts: Interrupts | None = None) -> "Run":
+        """The run for the tree at ``root``: local files only, no network, no
+        subprocess. ``env`` defaults to this process's environment."""
+        return compose(load_settings(root, env), load_graph(root), interrupts=interrupts)
+
+    def say(self, text: str, image: str | None = None) -> None:
+        self.console.say(text, image)
+
+    def channel(self) -> tuple[str, str]:
+        return self.checkout.channel()
+
+    def record_path(self, image: str) -> Path:
+        return self.settings.record_path(image)
+
+
+def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None = None,
+            store: Store | None = None, console: Console | None = None,
+            packers: Packers | None = None) -> Run:
+    """The services of one run. Tests hand in their own ``store`` (e.g. a
+    MemoryStore), ``console`` or Packer runner."""
+    def endpoint() -> str | None:
+        """Where AWS calls go: AWS_ENDPOINT_URL, the sandbox's own emulator, or AWS."""
+        if settings.endpoint or not settings.sandbox:
+            return settings.endpoint
+        return emulator.ensure(settings.root, settings.state)
+
+    checkout = Checkout(settings, graph, Hasher())
+    aws = Aws(settings, endpoint)
+    store = store or S3Store(aws, settings.bucket, graph.region)
+    registry = Registry(store, settings.prefix, settings.ssm_prefix, aws.put_ssm_ami)
+    interrupts = interrupts or Interrupts()
+    return Run(
+        settings=settings, graph=graph, checkout=checkout, aws=aws, registry=registry,
+        lookup=Lookup(graph, checkout, registry, aws, settings.records,
+                      sandbox=settings.sandbox, bucket=settings.bucket),
+        locks=Locks(store, settings.prefix, owner(settings.buildkite.job_id),
+                    settings.lock_ttl, settings.lock_poll, interrupts.wait),
+        interrupts=interrupts,
+        packers=packers or Packers(interrupts, settings.cleanup_timeout, settings.packer,
+                                    settings.env),
+        outcomes=Outcomes(settings.state / "last-run.json"),
+        console=console or Console())

@@ -1,0 +1,54 @@
+"""The repository as this run found it: each image's inputs and their
+hashes, the settings that are part of its digest, where the commit comes
+from and the channel it publishes to. Read from local files (and git) once
+per run, when first asked; no network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..adapters.git import git_info
+from ..core import channels
+from ..core.digest import Hasher
+from ..core.graph import Graph
+from ..core.once import Memo, Once
+from ..core.settings import Settings
+from ..inputs.hcl.parse import ParseCache
+from ..inputs.image import Inputs, image_inputs
+
+
+class Checkout:
+    def __init__(self, settings: Settings, graph: Graph, hasher: Hasher) -> None:
+        self.settings = settings
+        self.graph = graph
+        self.hasher = hasher
+        self._parse = ParseCache(settings.state / "hcl")
+        self._inputs = Once(lambda: {name: image_inputs(graph, image, self._parse)
+                                     for name, image in graph.images.items()})
+        self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
+            graph.root, list(self.inputs()[image].files)))
+        self._git = Once(lambda: git_info(
+            graph.root, sorted({f for i in self.inputs().values() for f in i.files}),
+            settings.buildkite))
+        self._channel = Once(lambda: channels.choose(settings, self.git()))
+
+    def inputs(self) -> dict[str, Inputs]:
+        """Each image's input files and why, read from local files only."""
+        return self._inputs()
+
+    def manifest(self, image: str) -> dict[str, str]:
+        """Its inputs' hashes, taken once per run: what the decision and the
+        stage (which checks each staged file against it) agree on."""
+        return self._manifests(image)
+
+    def digest_settings(self, image: str) -> dict[str, Any]:
+        """The build settings that are part of the image's digest."""
+        return {**self.graph.images[image].settings(self.settings.sandbox),
+                "kind": self.inputs()[image].kind}
+
+    def git(self) -> dict[str, object]:
+        return self._git()
+
+    def channel(self) -> tuple[str, str]:
+        """The channel this run publishes to, and a note when it is not the obvious one."""
+        return self._channel()

@@ -1,0 +1,199 @@
+"""What the decision needs from outside, gathered as it asks: the channel's
+current records, the records kept by digest, which AMIs exist, and where
+the source image points. One :class:`Lookup` per run, shared by the
+threads that build images at once; :meth:`Lookup.decision` is the one
+decision (``core.decision``) with its facts looked up.
+
+A no-op costs one listing of the channel (with ETags), the GETs of records
+that differ from the local copies, and one ``DescribeImages``; digest
+records are fetched only where a current record does not match, in one
+parallel batch per level of the tree.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..adapters.aws import Aws, Unreachable
+from ..adapters.registry import Registry
+from ..core import decision
+from ..core.errors import AmiError
+from ..core.graph import Graph
+from ..core.records import Record, read_local, save_local
+from .checkout import Checkout
+
+
+@dataclass
+class Facts:
+    """What has been learned so far. Absent keys mean "not looked up yet"."""
+    channel: str = ""
+    records: dict[str, Record | None] = field(default_factory=dict)
+    by_digest: dict[tuple[str, str], Record | None] = field(default_factory=dict)
+    amis: dict[str, bool] = field(default_factory=dict)
+    source: tuple[str, str] | None = None       # (AMI id, how it was found)
+    offline: str | None = None                  # why AWS could not be asked
+    txt_stale: list[str] = field(default_factory=list)
+    pulled: bool = False
+
+
+class Lookup:
+    def __init__(self, graph: Graph, checkout: Checkout, registry: Registry, aws: Aws,
+                 records: Path, *, sandbox: bool, bucket: str) -> None:
+        self.graph = graph
+        self.bucket = bucket
+        self.checkout = checkout
+        self.registry = registry
+        self.aws = aws
+        self.records_dir = records
+        self.sandbox = sandbox
+        self.facts = Facts()
+        self.lock = threading.Lock()
+        # One lookup round at a time: builds deciding at once (77 leaves of a tree
+        # whose parents just finished) would each fetch the same missing records.
+        self._rounds = threading.Lock()
+        self._digests: dict[tuple[str, str], str] = {}
+
+    def record_path(self, image: str) -> Path:
+        return self.records_dir / f"{image}.json"
+
+    # -- what is known --------------------------------------------------------
+
+    def record(self, image: str) -> Record | None:
+        with self.lock:
+            return self.facts.records.get(image)
+
+    def exists(self, ami: str) -> bool:
+        """Whether an AMI exists, as far as looked up (unknown: assumed)."""
+        with self.lock:
+            return self.facts.amis.get(ami, True)
+
+    def source_how(self) -> str:
+        """How the source image was found (pinned, or which filter match)."""
+        with self.lock:
+            return self.facts.source[1] if self.facts.source else ""
+
+    def remember(self, record: Record) -> None:
+        """A record this run made current."""
+        with self.lock:
+            self.facts.records[record.image] = record
+            self.facts.amis[record.ami] = True
+
+    def forget(self, image: str, digest: str) -> None:
+        """Look the digest record, and whether the AMIs that could be kept or
+        reused exist, up again: under the lock, another agent may have built
+        these inputs, or gc deleted what was to be reused."""
+        with self.lock:
+            earlier = self.facts.by_digest.pop((image, digest), None)
+            current = self.facts.records.get(image)
+            for record in (earlier, current):
+                if record is not None:
+                    self.facts.amis.pop(record.ami, None)
+
+    # -- looking up -----------------------------------------------------------
+
+    def pull(self, *, offline_ok: bool = False) -> dict[str, str]:
+        """Mirror the channel's current records into ``.amis/records`` and check
+        that their AMIs exist. Returns image -> new, updated, same or absent.
+        With ``offline_ok``, an unreachable AWS is noted (planning goes on from
+        the local records) instead of raised."""
+        names = self.graph.names
+        channel = self.checkout.channel()[0]
+        local = {}
+        for name in names:
+            try:
+                local[name] = self.record_path(name).read_bytes()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise AmiError(f"{self.record_path(name)}: cannot read ({err.strerror})") from None
+        try:
+            if not self.bucket and offline_ok:
+                raise Unreachable("AMI_BUCKET is not set")
+            pulled = self.registry.pull(channel, names, local)
+        except Unreachable as err:
+            if not offline_ok:
+                raise
+            records = {name: read_local(self.record_path(name)) for name in names}
+            with self.lock:
+                self.facts.channel, self.facts.records = channel, records
+                self.facts.offline, self.facts.pulled = str(err), True
+            return {}
+        for name in names:
+            path = self.record_path(name)
+            if name in pulled.bodies:
+                save_local(path, pulled.bodies[name])
+            else:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as err:
+                    raise AmiError(f"{path}: cannot remove ({err.strerror})") from None
+        with self.lock:
+            self.facts.channel, self.facts.records = channel, dict(pulled.records)
+            self.facts.txt_stale = list(pulled.txt_stale)
+            self.facts.pulled = True
+        self._check_amis([r.ami for r in pulled.records.values() if r is not None])
+        return pulled.status
+
+    def _check_amis(self, amis: list[str]) -> None:
+        with self.lock:
+            unknown = sorted({a for a in amis if a not in self.facts.amis})
+        if not unknown:
+            return
+        found = self.aws.existing_amis(self.graph.region, unknown)
+        with self.lock:
+            self.facts.amis.update({a: a in found for a in unknown})
+
+    def _source(self) -> None:
+        with self.lock:
+            if self.facts.source is not None:
+                return
+            offline = self.facts.offline
+        spec = self.graph.source.spec(self.sandbox)
+        if "ami" in spec:
+            found = (spec["ami"], "pinned")
+        elif offline:
+            return
+        else:
+            found = self.aws.resolve_source(self.graph.source, self.graph.region)
+        with self.lock:
+            self.facts.source = found
+
+    def known(self) -> decision.Known:
+        with self.lock:
+            facts = self.facts
+            ami, how = facts.source or (None, "")
+            return decision.Known(
+                channel=facts.channel, records=dict(facts.records),
+                by_digest=dict(facts.by_digest), amis=dict(facts.amis), source_ami=ami,
+                source_how=how, source_spec=self.graph.source.spec(self.sandbox),
+                offline=facts.offline is not None, now=datetime.now(timezone.utc))
+
+    def decision(self) -> decision.Decision:
+        """The decision for every image, after looking up what it needs."""
+        if not self.facts.pulled:
+            self.pull()
+        self._source()
+        images = self.graph.images
+        manifests = {name: self.checkout.manifest(name) for name in images}
+        settings = {name: self.checkout.digest_settings(name) for name in images}
+        for _ in range(len(self.graph.names) + 1):      # one round per level at most
+            result = decision.decide(self.graph, self.known(), manifests, settings,
+                                     self._digests)
+            if result.complete:
+                return result
+            amis = set(result.need_amis)
+            with self._rounds:
+                with self.lock:
+                    wanted = {p for p in result.need_digests if p not in self.facts.by_digest}
+                    amis |= {r.ami for p in result.need_digests
+                             if (r := self.facts.by_digest.get(p)) is not None}
+                if wanted:
+                    found = self.registry.by_digest(wanted)
+                    with self.lock:
+                        self.facts.by_digest.update(found)
+                    amis |= {r.ami for r in found.values() if r is not None}
+                self._check_amis(sorted(amis))
+        raise AmiError("the decision did not settle: please report this as a bug")
