@@ -1,56 +1,20 @@
-"""Fixtures: a moto_server on loopback, a throw-away copy of the repository,
-and ``doit`` driven as a subprocess with the real Packer behind a counting
-wrapper."""
+"""Fixtures for every layer: moto_server on loopback (one per test worker,
+reset for each test) with boto3 clients on it, and a fault-injecting proxy
+in front of it. Helpers live in ``support/``."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import stat
-import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-FAKE_PACKER = ROOT / "bench" / "fake_packer.py"     # a stand-in with a controlled build time
-sys.path.insert(0, str(ROOT))
+TESTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
+from support.project import REGION, ROOT, AwsClients  # noqa: E402
 from tasks.adapters import emulator  # noqa: E402
-
-BUCKET = "test-amis"
-REGION = "eu-west-1"
-IMAGES = ["base", "build", "deploy", "web", "worker"]
-PROJECT_FILES = ["dodo.py", "amis.yaml", "tasks", "packer", "ansible", "cloud-init",
-                 ".ansible-lint", ".gitignore"]
-CODE_FILES = ["dodo.py", "tasks", ".gitignore"]
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    """A doit run that must have succeeded."""
-    assert result.returncode == 0, f"doit failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def failed(result: subprocess.CompletedProcess) -> str:
-    """A doit run that must have failed, without a traceback; its output."""
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "Traceback" not in out, out
-    return out
-
-
-def _need_packer() -> str:
-    real = shutil.which("packer")
-    if not real:
-        pytest.fail("packer is not installed: run .ci/install (Debian package 'packer')")
-    return real
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +31,7 @@ def emulator_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def aws(emulator_url):
+def aws(emulator_url) -> AwsClients:
     """A clean emulator for each test, and boto3 clients on it."""
     import boto3
 
@@ -79,180 +43,22 @@ def aws(emulator_url):
                       url=emulator_url)
 
 
-@dataclass
-class AwsClients:
-    s3: object
-    ec2: object
-    url: str
-
-    def make_bucket(self, bucket: str = BUCKET) -> None:
-        self.s3.create_bucket(Bucket=bucket,
-                              CreateBucketConfiguration={"LocationConstraint": REGION})
-
-    def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
-        """Every object in the bucket, key -> body."""
-        out = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                out[obj["Key"]] = self.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-        return out
-
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-
-
-def commit(path: Path, message: str = "change") -> None:
-    subprocess.run(GIT + ["add", "-A"], cwd=path, check=True)
-    subprocess.run(GIT + ["commit", "-qm", message], cwd=path, check=True)
-
-
-def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
-                 tree: Callable[[Path], object] | None = None) -> Path:
-    """The project's code (and its example tree, or ``tree``'s) in a new git repository."""
-    dest.mkdir(parents=True)
-    for name in files:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    if tree is not None:
-        tree(dest)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
-    commit(dest, "tree")
-    return dest
-
-
-def image_setting(project: "Project", image: str, line: str) -> None:
-    """Add a setting (``key: value``) to an image in amis.yaml."""
-    graph = project.path / "amis.yaml"
-    text = graph.read_text()
-    head = re.search(rf"^  {image}:\n", text, re.M)
-    assert head, f"no image {image} in amis.yaml"
-    graph.write_text(text[:head.end()] + f"    {line}\n" + text[head.end():])
-
-
-def legacy_template(project: "Project", image: str) -> Path:
-    """Give ``image`` a JSON template of its own (tests/fixtures/legacy_ami.json,
-    in the shape of the example's first templates), for tests that edit one."""
-    path = project.path / f"packer/{image}_ami.json"
-    shutil.copy(ROOT / "tests/fixtures/legacy_ami.json", path)
-    image_setting(project, image, f"template: packer/{image}_ami.json")
-    return path
-
-
-def print_sensitive(project: "Project", variable: str, command: str) -> None:
-    """base's template gets a sensitive variable from the environment (named
-    like the variable, upper case) and a shell-local step that prints it:
-    ``command`` with ``{value}`` where the value goes."""
-    template = legacy_template(project, "base")
-    data = json.loads(template.read_text())
-    data["variables"][variable] = f"{{{{env `{variable.upper()}`}}}}"
-    data["sensitive-variables"] = [variable]
-    data["provisioners"].append({"type": "shell-local", "inline": [
-        command.replace("{value}", f"{{{{user `{variable}`}}}}")]})
-    template.write_text(json.dumps(data, indent=2))
-
-
-def write_script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
-@dataclass
-class Project:
-    """A copy of the repository and a way to run doit in it."""
-    path: Path
-    env: dict[str, str]
-    runs_file: Path
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def doit(self, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess:
-        full_env = {**self.env, **(env or {})}
-        full_env = {k: v for k, v in full_env.items() if v is not None}
-        return subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.path,
-                              env=full_env, capture_output=True, text=True, timeout=timeout)
-
-    def packer_builds(self) -> list[str]:
-        """Images Packer built so far (one line per `packer build`)."""
-        if not self.runs_file.exists():
-            return []
-        return [line.split()[0] for line in self.runs_file.read_text().splitlines()
-                if line.strip()]
-
-    def reset_count(self) -> None:
-        self.runs_file.unlink(missing_ok=True)
-
-    def record(self, image: str) -> Path:
-        return self.path / ".amis" / "records" / f"{image}.json"
-
-    def digest(self, image: str) -> str:
-        """The digest `doit amis` would build ``image`` with now (its parent
-        must have an AMI)."""
-        code = ("import sys; from pathlib import Path; from tasks.ops.run import Run; "
-                "print(Run.load(Path('.')).lookup.decision().verdicts[sys.argv[1]].digest)")
-        done = subprocess.run([sys.executable, "-c", code, image], cwd=self.path, env=self.env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
-        return done.stdout.strip()
-
-    def clone(self, dest: Path) -> "Project":
-        """A fresh clone: new folder, new mtimes, no doit database, no records."""
-        subprocess.run(["git", "clone", "-q", str(self.path), str(dest)], check=True)
-        return Project(dest, self.env, self.runs_file)
-
-
-def base_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "AMI_", "BUILDKITE_")) and k != "PACKER"}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": REGION, "HOME": str(tmp / "home"),
-        "PACKER_CACHE_DIR": str(tmp / "packer_cache"),
-        "CHECKPOINT_DISABLE": "1",   # Packer: no version check over the network
-    })
-    (tmp / "home").mkdir(exist_ok=True)
-    return env
-
-
-@pytest.fixture
-def counting_packer(tmp_path) -> tuple[Path, Path]:
-    """$PACKER: logs each build's image, then runs the real packer."""
-    real = _need_packer()
-    runs = tmp_path / "packer-runs.txt"
-    script = write_script(tmp_path / "packer-wrapper", f"""#!/bin/sh
-if [ "$1" = build ]; then
-  for a in "$@"; do case "$a" in image=*) echo "${{a#image=}}" >> "{runs}";; esac; done
-fi
-exec "{real}" "$@"
-""")
-    return script, runs
-
-
-def sandbox_env(tmp_path: Path, url: str, packer: Path) -> dict[str, str]:
-    env = base_env(tmp_path)
-    env.update({"AWS_ENDPOINT_URL": url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
-                "PACKER": str(packer),
-                # `doit validate` has tests of its own (test_example_stack.py)
-                "AMI_SKIP_VALIDATE": "1",
-                # tests edit files without committing; channel rules are tested on their own
-                "AMI_ALLOW_DIRTY": "1"})
-    return env
-
-
-@pytest.fixture
-def project(tmp_path, aws, counting_packer) -> Project:
-    """The example tree in a fresh repo, in the sandbox, on the test emulator."""
-    script, runs = counting_packer
-    return Project(copy_project(tmp_path / "repo"), sandbox_env(tmp_path, aws.url, script), runs)
-
-
 @pytest.fixture
 def proxy(aws):
     """A fault-injecting proxy in front of the (reset) emulator."""
-    from faultproxy import FaultProxy
+    from support.faultproxy import FaultProxy
     p = FaultProxy(aws.url)
     yield p
     p.close()
+
+
+@pytest.fixture
+def tree(tmp_path, aws, monkeypatch):
+    """The example tree, committed on main, run in this process: runs composed
+    with the scripted Packer, AWS the emulator (see support/inproc.py)."""
+    from support.inproc import Tree
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return Tree.example(tmp_path / "repo", aws.url)

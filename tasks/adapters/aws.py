@@ -72,14 +72,18 @@ def explain(err: Exception, what: str) -> AmiError:
 
 class Aws:
     """Clients and calls for one run. ``endpoint`` says where calls go: it
-    is asked once, on the first call (the sandbox starts its emulator then)."""
+    is asked once, on the first call (the sandbox starts its emulator then).
+    ``session`` is a boto3 Session to make clients with (default: a new one,
+    on first use; tests share one across runs, as botocore loads its
+    service models once per session)."""
 
-    def __init__(self, settings: Settings, endpoint: Callable[[], str | None]) -> None:
+    def __init__(self, settings: Settings, endpoint: Callable[[], str | None],
+                 session: Any = None) -> None:
         self.settings = settings
         self._endpoint_of = endpoint
         self._lock = threading.Lock()
         self._url: list[str | None] = []
-        self._session: Any = None
+        self._session: Any = session
         self._clients: dict[tuple[str, str, int], Any] = {}
         self._bucket_checked = False
 

@@ -4,14 +4,15 @@ ships ``MockContext`` beside ``Context``):
 - :class:`MemoryStore`: the bucket in a dict, with S3's conditional
   writes and MD5 ETags; ``before`` hooks may fail or hold an operation.
 - :class:`ScriptedPacker`: the Packer runner without Packer. A build makes
-  its AMIs through the EC2 client it is given (an emulator's), tagged as
-  the example template tags them, in well under a second; a script may
+  its AMIs through the EC2 client it is given (an emulator's), tagged as the
+  runner has every template tag them, in well under a second; a script may
   make a build fail, or hold it until released.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,26 @@ class MemoryStore:
                     if k.startswith(prefix)}
 
 
+_DIGEST_TAG = re.compile(r'Digest\W+([0-9a-f]{64})')
+
+
+def runner_tags(template: Path, given: Mapping[str, str]) -> dict[str, str]:
+    """The tags a build's AMI gets: those the runner adds to every template
+    (Image, Digest, ManagedBy: the digest read from the configuration Packer
+    was handed, as not every template declares the variable) and the
+    example template's provenance, from the variables given."""
+    paths = sorted(template.glob("*.json")) if template.is_dir() else [template]
+    text = "".join(p.read_text() for p in paths)
+    digest = _DIGEST_TAG.search(text)
+    tags = {"Image": given["image"], "Digest": digest.group(1) if digest else "",
+            "ManagedBy": MANAGED_BY}
+    for tag, var in (("ParentImage", "parent_image"), ("ParentAmi", "source_ami"),
+                     ("Commit", "commit"), ("Branch", "branch"), ("BuildTime", "build_time")):
+        if var in given:
+            tags[tag] = given[var]
+    return tags
+
+
 def variables(argv: list[str]) -> dict[str, str]:
     """The ``-var key=value`` pairs of a Packer command line."""
     found = {}
@@ -103,11 +124,17 @@ class ScriptedPacker:
     """The Packer runner's interface (``executable``, ``version``, ``run``).
 
     ``ec2(region)`` returns a boto3 EC2 client for the region. A build of an
-    image in ``fail`` reports that error (and makes nothing); one in ``hold``
-    waits on its Event, once ``started`` is set, before it makes its AMIs."""
+    image in ``fail`` reports that error (and makes nothing), every time or,
+    with ``fail_times``, that many times; ``failures`` lists them; one in
+    ``instead`` returns what its function returns, given the build's
+    variables; one in ``hold`` waits on its Event, once ``started`` is set,
+    before it goes on."""
     ec2: Callable[[str], Any]
     regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # image -> copies
     fail: dict[str, str] = field(default_factory=dict)
+    fail_times: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    instead: dict[str, Callable[[dict[str, str]], Result]] = field(default_factory=dict)
     hold: dict[str, threading.Event] = field(default_factory=dict)
     started: dict[str, threading.Event] = field(default_factory=dict)
     builds: list[Build] = field(default_factory=list)
@@ -129,10 +156,16 @@ class ScriptedPacker:
         self.started.setdefault(image, threading.Event()).set()
         if image in self.hold:
             self.hold[image].wait()
-        if image in self.fail:
+        if image in self.fail and self.fail_times.get(image, 1) > 0:
+            if image in self.fail_times:
+                self.fail_times[image] -= 1
+            self.failures.append(image)
             log.write_text(mask(f"0,,error,{self.fail[image]}\n"))
             echo(self.fail[image])
             return Result(exit_code=1, errors=[self.fail[image]])
+        if image in self.instead:
+            log.write_text("")
+            return self.instead[image](given)
         ec2 = self.ec2(region)
         instance = ec2.run_instances(ImageId=given["source_ami"], MinCount=1, MaxCount=1,
                                      InstanceType="t3.small")["Instances"][0]["InstanceId"]
@@ -141,11 +174,7 @@ class ScriptedPacker:
         ami = ec2.create_image(InstanceId=instance,
                                Name=f"{image}-{given.get('build_time', '')}-{len(self.builds)}"
                                )["ImageId"]
-        tags = {"Image": image, "Digest": given.get("digest", ""), "ManagedBy": MANAGED_BY,
-                "ParentImage": given.get("parent_image", ""),
-                "ParentAmi": given.get("source_ami", ""),
-                "Commit": given.get("commit", ""), "Branch": given.get("branch", ""),
-                "BuildTime": given.get("build_time", "")}
+        tags = runner_tags(Path(argv[-1]), given)
         ec2.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
         ec2.terminate_instances(InstanceIds=[instance])
         amis = {region: ami}

@@ -46,7 +46,7 @@ class Packers:
         self.cleanup_timeout = cleanup_timeout
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
-        self._executable = Once(lambda: packer_executable(packer))
+        self._executable = Once(lambda: packer_executable(packer, env or {}))
         self._version = Once(lambda: version(self.executable(), with_tools(env or {})))
         interrupts.listen(self._cancel_all)
 

@@ -20,17 +20,22 @@ def with_tools(env: Mapping[str, str]) -> dict[str, str]:
                                             env.get("PATH", "")])}
 
 
-def tool(name: str) -> str:
+def find(name: str, env: Mapping[str, str]) -> str | None:
+    """``name`` on the PATH the run was given (or a path itself), or None."""
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+def tool(name: str, env: Mapping[str, str]) -> str:
     """A tool of the requirements: beside this Python, else on PATH."""
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or find(name, env)
     if not found:
         raise AmiError(f"{name} not found: install the requirements (bash .ci/install)")
     return found
 
 
-def packer_executable(packer: str) -> str:
+def packer_executable(packer: str, env: Mapping[str, str]) -> str:
     """``packer`` (the PACKER setting) as a path, or one line saying how to get it."""
-    found = shutil.which(packer)
+    found = find(packer, env)
     if not found:
         raise AmiError(f"Packer executable {packer!r} not found: install Packer "
                        "(Debian: apt-get install packer) or set PACKER to its path")

@@ -143,7 +143,8 @@ def inputs(run: Run, image: str) -> None:
 
 @_action
 def render_user_data(run: Run, image: str, environment: str, target: str) -> None:
-    cloud_init.render_to(run.settings.root, image, environment, run.settings.root / target)
+    cloud_init.render_to(run.settings.root, image, environment, run.settings.root / target,
+                         run.settings.env)
 
 
 # -- operating ---------------------------------------------------------------

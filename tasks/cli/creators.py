@@ -11,8 +11,9 @@ doit imports ``dodo.py`` there.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from doit.exceptions import InvalidDodoFile
 from doit.tools import config_changed
@@ -23,13 +24,23 @@ from ..core.settings import STATE_DIR
 from ..ops import cloud_init, diagram, gc, validate
 from ..ops.run import Run
 from . import actions
-from .options import default_jobs
+from .options import default_jobs, parallel_options
+from .reporter import Reporter
+
+Load = Callable[[Path, Interrupts], Run]
+
+
+def _load(root: Path, interrupts: Interrupts) -> Run:
+    return Run.load(root, interrupts=interrupts)
 
 
 class Creators:
-    def __init__(self, root: Path) -> None:
+    """``load`` composes the run (tests hand in one with fakes)."""
+
+    def __init__(self, root: Path, load: Load = _load) -> None:
         self.root = root
         self.interrupts = Interrupts()
+        self._load = load
         self._run: Run | None = None
 
     def install_signal_handlers(self) -> None:
@@ -42,7 +53,7 @@ class Creators:
         line (doit prints InvalidDodoFile without a traceback)."""
         if self._run is None:
             try:
-                self._run = Run.load(self.root, interrupts=self.interrupts)
+                self._run = self._load(self.root, self.interrupts)
             except AmiError as err:
                 raise InvalidDodoFile(str(err)) from None
         return self._run
@@ -73,6 +84,27 @@ class Creators:
             return default_jobs(self.run.graph)
         except InvalidDodoFile:
             return 0
+
+    def doit_config(self, argv: list[str]) -> dict[str, Any]:
+        """``DOIT_CONFIG`` for this tree and command line."""
+        return {
+            "default_tasks": ["amis"],
+            # sqlite3: safe when two doit processes touch it; dbm cannot be opened twice.
+            # Beside .amis/, not in it: sqlite cannot save into a file deleted under it.
+            "backend": "sqlite3",
+            "dep_file": ".doit-amis.sqlite3",
+            "check_file_uptodate": "md5",
+            # Independent images build at once; `doit -n 1 amis` builds one at a time.
+            # Packer is a subprocess: threads are enough and need no pickling.
+            "num_process": self.jobs(),
+            "par_type": "thread",
+            # One image failing stops its children, not its siblings.
+            "continue": True,
+            "verbosity": 2,
+            "reporter": Reporter(sys.stderr, {}, at_end=self.at_end),   # ends with the summary
+            "minversion": "0.36.0",
+            **parallel_options(argv),   # `doit amis -n 4 -P thread`
+        }
 
     def at_end(self) -> None:
         """When doit is done: the run's summary, if it pulled (built anything)."""
@@ -234,3 +266,11 @@ class Creators:
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""
         return self._command(actions.sandbox_stop)
+
+
+def namespace(creators: Creators, argv: list[str]) -> dict[str, Any]:
+    """What ``dodo.py`` holds, as a dict for doit's ModuleTaskLoader: every
+    task creator and DOIT_CONFIG (tests run doit in process with it)."""
+    tasks = {name: getattr(creators, name) for name in dir(creators)
+             if name.startswith("task_")}
+    return {**tasks, "DOIT_CONFIG": creators.doit_config(argv)}

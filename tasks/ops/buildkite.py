@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Mapping
 
 import yaml
 
+from ..adapters.tools import find
 from ..core.errors import AmiError
 from ..core.files import write_atomic
 from ..core.graph import Graph
@@ -39,14 +39,14 @@ def annotation(graph: Graph, outcomes: dict[str, Outcome], rows: list[Row]) -> t
     return "\n".join(lines) + "\n", "error" if failed else "success"
 
 
-def annotate(markdown: str, style: str) -> str | None:
+def annotate(markdown: str, style: str, env: Mapping[str, str]) -> str | None:
     """Post the annotation when buildkite-agent is there. Returns why it was
     not posted, or None."""
-    agent = shutil.which("buildkite-agent")
+    agent = find("buildkite-agent", env)
     if not agent:
         return "buildkite-agent is not installed"
     result = subprocess.run([agent, "annotate", "--style", style, "--context", "amis"],
-                            input=markdown, text=True, capture_output=True)
+                            input=markdown, text=True, capture_output=True, env=dict(env))
     if result.returncode != 0:
         return f"buildkite-agent annotate failed: {result.stderr.strip()}"
     return None
@@ -104,7 +104,7 @@ def annotate_run(run: Run) -> None:
     """``doit annotate``: the last run's table and graph, posted or printed."""
     rows, _ = planned(run)
     markdown, style = annotation(run.graph, Outcomes.load(run.outcomes.path), rows)
-    problem = annotate(markdown, style)
+    problem = annotate(markdown, style, run.settings.env)
     if problem:
         run.say(markdown)
         if run.settings.buildkite.active:

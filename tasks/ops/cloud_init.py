@@ -10,13 +10,13 @@ look like secrets are refused: hosts read secrets from SSM at boot.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
+from ..adapters.tools import find
 from ..core.errors import AmiError
 from ..core.files import load_yaml, write_atomic
 
@@ -130,9 +130,9 @@ def check(text: str, where: str) -> dict[str, Any]:
     return data
 
 
-def schema_check(path: Path) -> None:
+def schema_check(path: Path, env: Mapping[str, str]) -> None:
     """``cloud-init schema``, where cloud-init is installed."""
-    exe = shutil.which("cloud-init")
+    exe = find("cloud-init", env)
     if not exe:
         return
     result = subprocess.run([exe, "schema", "--config-file", str(path)],
@@ -142,9 +142,10 @@ def schema_check(path: Path) -> None:
         raise AmiError(f"{path}: cloud-init schema: {detail[-1] if detail else 'invalid'}")
 
 
-def render_to(root: Path, image: str, environment: str, target: Path) -> None:
+def render_to(root: Path, image: str, environment: str, target: Path,
+              env: Mapping[str, str]) -> None:
     """``doit cloud_init:<environment>/<image>``: render, check, write."""
     text = render(root, image, environment, load_environments(root)[environment])
     check(text, f"{TEMPLATES}/{image}.yaml.j2 ({environment})")
     write_atomic(target, text.encode())
-    schema_check(target)
+    schema_check(target, env)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..adapters import emulator
 from ..adapters.aws import Aws
@@ -63,9 +63,9 @@ class Run:
 
 def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None = None,
             store: Store | None = None, console: Console | None = None,
-            packers: Packers | None = None) -> Run:
+            packers: Packers | None = None, aws_session: Any = None) -> Run:
     """The services of one run. Tests hand in their own ``store`` (e.g. a
-    MemoryStore), ``console`` or Packer runner."""
+    MemoryStore), ``console``, Packer runner or boto3 session."""
     def endpoint() -> str | None:
         """Where AWS calls go: AWS_ENDPOINT_URL, the sandbox's own emulator, or AWS."""
         if settings.endpoint or not settings.sandbox:
@@ -73,7 +73,7 @@ def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None =
         return emulator.ensure(settings.root, settings.state)
 
     checkout = Checkout(settings, graph, Hasher())
-    aws = Aws(settings, endpoint)
+    aws = Aws(settings, endpoint, aws_session)
     store = store or S3Store(aws, settings.bucket, graph.region)
     registry = Registry(store, settings.prefix, settings.ssm_prefix, aws.put_ssm_ami)
     interrupts = interrupts or Interrupts()

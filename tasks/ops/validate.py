@@ -63,7 +63,7 @@ def image(run: Run, name: str, say: Callable[[str], None]) -> list[str]:
                     f"{', '.join(playbook.missing_roles)} come from a requirements file at "
                     "build time")
                 continue
-            _run([tool("ansible-playbook"), "--syntax-check", "-i", "localhost,",
+            _run([tool("ansible-playbook", settings.env), "--syntax-check", "-i", "localhost,",
                   str(job.root / playbook.playbook)], job.root / playbook.cwd,
                  f"ansible-playbook --syntax-check {playbook.playbook}", say, env=job.env)
             checks.append(f"--syntax-check {playbook.playbook}")
@@ -103,7 +103,8 @@ def lint(run: Run, names: list[str], say: Callable[[str], None]) -> bool:
                     and not any(folder == t or folder.startswith(t + "/") for t in third_party)})
     mocked = sorted({name for i in inputs for r in i.ansible for name in r.missing_roles})
     config = _lint_config(run, third_party, mocked)
-    _run([tool("ansible-lint"), "--nocolor", "--offline", "--project-dir", str(root),
+    _run([tool("ansible-lint", run.settings.env), "--nocolor", "--offline", "--project-dir",
+          str(root),
           "-c", str(config), *playbooks, *roles], root, "ansible-lint", say, run.settings.env)
     return True
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.adapters.packer_output import Output, Result, parse_artifact_ids, parse_line
+from tasks.adapters.packer_output import (MASK, Masker, Output, Result, parse_artifact_ids,
+                                          parse_line)
 
 
 def feed(lines: list[str]) -> tuple[Output, list[str]]:
@@ -61,3 +62,9 @@ def test_the_build_instance_id_is_picked_up():
     out, _ = feed(["1,,ui,message,    amazon-ebs: Instance ID: i-9f487a3607186bf15",
                    "1,,ui,message,    amazon-ebs: Instance ID: i-00000000000000000"])
     assert out.instance == "i-9f487a3607186bf15"
+
+
+def test_masker_handles_escaped_forms():
+    mask = Masker(["a,b\nc"])
+    assert mask("x a%!(PACKER_COMMA)b\\nc y") == f"x {MASK} y"
+    assert mask("a,b\nc") == MASK

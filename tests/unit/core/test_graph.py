@@ -12,6 +12,8 @@ from tasks.core.errors import AmiError
 from tasks.core.graph import load_graph, parse_graph
 from tasks.inputs.image import image_inputs
 
+from support.project import ROOT
+
 SOURCE = {"name": "centos", "ami": "ami-12345678"}
 TEMPLATE = json.dumps({
     "variables": {"playbook": ""},
@@ -188,7 +190,7 @@ def test_extra_input_matching_nothing_is_an_error(tmp_path):
 
 def test_example_tree_role_precision():
     """The repository's own tree: the Buildkite role feeds build and deploy only."""
-    graph = load_graph(Path(__file__).resolve().parent.parent)
+    graph = load_graph(ROOT)
     users = [n for n, i in graph.images.items()
              if "ansible/roles/buildkite_agent/tasks/main.yml" in image_inputs(graph, i).files]
     assert users == ["build", "deploy"]

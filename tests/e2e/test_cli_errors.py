@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BUCKET, Project, base_env, copy_project, failed
+from support.project import BUCKET, Project, base_env, copy_project, failed
 
 
 @pytest.fixture

@@ -20,7 +20,11 @@ file through ``{{template_dir}}`` or a path relative to ``packer_dir``.
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from pathlib import Path
+
+from .project import Project, commit, ok
 
 EBS = {"type": "amazon-ebs", "region": "{{user `region`}}", "source_ami": "{{user `source_ami`}}",
        "instance_type": "t3.small", "ssh_username": "ec2-user",
@@ -342,3 +346,54 @@ HCL_UNREAD = ["packer/hcl/scripts/install-x86_64.sh"]
 def hcl_zoo(root: Path) -> Path:
     write(root, {**HCL, "amis.yaml": HCL_GRAPH})
     return root
+
+
+# -- rounds of edits, for the end-to-end tests ---------------------------------
+
+def would_build(plan: str) -> dict[str, str]:
+    """image -> why, for the images the plan would build."""
+    return {m[1]: m[2] for m in re.finditer(r"^(\w+)\s+(?:would rebuild|missing)\s+\S+\s+\S*\s+(.*)$",
+                                            plan, re.M)}
+
+
+def edits_rebuild_exactly_their_readers(zoo: Project, readers: dict[str, list[str]],
+                                        unread: list[str]) -> None:
+    """Edit the files in rounds, one per image and round: each plan names
+    exactly the images that read an edited file, and each run builds them;
+    editing what nothing reads builds nothing."""
+    by_image: dict[str, list[str]] = defaultdict(list)
+    for path, images in readers.items():
+        assert len(images) == 1
+        by_image[images[0]].append(path)
+    for i in range(max(len(paths) for paths in by_image.values())):
+        edited = {image: paths[i] for image, paths in by_image.items() if i < len(paths)}
+        for path in edited.values():
+            edit(zoo.path, path)
+        commit(zoo.path)
+        plan = ok(zoo.doit("plan")).stdout
+        assert would_build(plan) == {image: f"changed {path}" for image, path in edited.items()}, plan
+        ok(zoo.doit("amis"))
+        assert sorted(zoo.packer_builds()) == sorted(edited), edited
+        zoo.reset_count()
+    for path in unread:
+        edit(zoo.path, path)
+    commit(zoo.path)
+    assert "nothing to build" in ok(zoo.doit("plan")).stdout
+    ok(zoo.doit("amis"))
+    assert zoo.packer_builds() == []
+
+
+def edit(root, rel: str) -> None:
+    path = root / rel
+    if rel.endswith(".pkr.json"):
+        # HCL2's JSON syntax has no room for a stray key: change a setting.
+        data = json.loads(path.read_text())
+        for body in data["source"]["amazon-ebs"].values():
+            body["instance_type"] = "t3.medium"
+        path.write_text(json.dumps(data, indent=2))
+    elif rel.endswith(".json"):
+        data = json.loads(path.read_text())
+        data["edited"] = "yes"
+        path.write_text(json.dumps(data))
+    else:
+        path.write_text(path.read_text() + "\n# edited\n")

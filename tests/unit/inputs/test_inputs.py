@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import shapes
+from support import shapes
 from tasks.core.errors import AmiError
 from tasks.core.graph import load_graph
 from tasks.inputs.image import image_inputs

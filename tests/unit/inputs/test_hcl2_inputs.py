@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import shapes
+from support import shapes
 from tasks.inputs.hcl import effective as hcl_effective, parse as hcl_parse
 from tasks.core.errors import AmiError
 from tasks.core.graph import load_graph

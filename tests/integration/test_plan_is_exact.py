@@ -2,7 +2,8 @@
 branch, go back to main, leave an edit uncommitted, revert, clone afresh) and
 whatever happens to AWS (an AMI deregistered, a current record deleted),
 the images `doit plan` says will build, the steps `doit pipeline` writes and
-the images `doit amis` then builds with the real Packer are the same set."""
+the images `doit amis` then builds are the same set. doit runs in process,
+with its own up-to-date checks and database; Packer is the scripted one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, \
     run_state_machine_as_test
 
-from conftest import BUCKET, GIT, REGION, Project, base_env, commit, copy_project, ok
+from support.inproc import Tree
+from support.project import BUCKET, GIT, REGION, commit, copy_project, ok
 
 EDITS = {
     "web role": "ansible/roles/web_app/defaults/main.yml",
@@ -34,18 +36,16 @@ def _git(path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(GIT + list(args), cwd=path, capture_output=True, text=True)
 
 
-def make_machine(tmp: Path, url: str, packer: Path, runs: Path):
-    class Tree(RuleBasedStateMachine):
+def make_machine(tmp: Path, url: str):
+    class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset",
                                                           method="POST"), timeout=10).read()
             self.count = len(list(tmp.glob("case-*")))
             root = tmp / f"case-{self.count}"
-            env = base_env(root.parent)
-            env.update({"AWS_ENDPOINT_URL": url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
-                        "PACKER": str(packer), "AMI_SKIP_VALIDATE": "1"})
-            self.project = Project(copy_project(root / "repo"), env, runs)
+            # Uncommitted edits publish to the `dirty` channel, as they do for users.
+            self.project = Tree(copy_project(root / "repo"), url, {"AMI_ALLOW_DIRTY": ""})
             self.clones = 0
             self.branches = 0
             self.edits = 0
@@ -127,12 +127,11 @@ def make_machine(tmp: Path, url: str, packer: Path, runs: Path):
             built = set(self.project.packer_builds())
             assert planned == stepped == built, (plan, stepped, built)
 
-    return Tree
+    return Machine
 
 
-def test_plan_and_pipeline_are_exact_dry_runs_of_amis(tmp_path, aws, counting_packer):
-    script, runs = counting_packer
-    machine = make_machine(tmp_path, aws.url, script, runs)
+def test_plan_and_pipeline_are_exact_dry_runs_of_amis(tmp_path, tree):
+    machine = make_machine(tmp_path, tree.url)
     run_state_machine_as_test(machine, settings=settings(
         max_examples=3, stateful_step_count=7, deadline=None, derandomize=True,
         suppress_health_check=list(HealthCheck)))

@@ -1,0 +1,183 @@
+"""Faults, through doit in process: no dead, shared or forged AMI published,
+a failed write repaired, a lock's release a warning, bad records and bad
+input files one line. Failing requests come from the fault-injecting proxy
+in front of the emulator (support/faultproxy.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from support.project import BUCKET, REGION, commit, current_ami, failed, ok
+from tasks.adapters.packer_output import Result
+
+
+def test_an_untracked_input_makes_the_tree_dirty(tree, aws):
+    tree.env.pop("AMI_ALLOW_DIRTY")
+    (tree.path / "ansible/roles/web_app/templates/extra.conf.j2").write_text("new\n")
+    result = ok(tree.doit("amis"))
+    assert "the working tree has inputs git does not have at HEAD " \
+           "(ansible/roles/web_app/templates/extra.conf.j2)" in result.stdout
+    objects = aws.objects()
+    assert "channels/main/web.json" not in objects
+    assert json.loads(objects["channels/dirty/web.json"])["git"]["dirty"] is True
+
+
+def test_a_failed_id_write_is_repaired_by_the_next_run(tree, aws, proxy):
+    ok(tree.doit("amis"))
+    (tree.path / "ansible/base_ami.yaml").write_text(
+        (tree.path / "ansible/base_ami.yaml").read_text() + "\n# changed\n")
+    proxy.fail(lambda r: r.is_s3("PUT", "channels/main/base.txt"))
+    out = failed(tree.doit("ami:base", env={"AWS_ENDPOINT_URL": proxy.url}))
+    assert "writing s3://test-amis/channels/main/base.txt: InternalError: injected by the " \
+           "test proxy: a fault on AWS's side: run again" in out
+    objects = aws.objects()
+    new = json.loads(objects["channels/main/base.json"])["amis"][REGION]
+    assert objects["channels/main/base.txt"].decode().strip() != new      # left behind
+    result = ok(tree.doit("amis"))
+    assert f"[base] repaired s3://{BUCKET}/channels/main/base.txt: it now says {new}" \
+        in result.stdout
+    assert aws.objects()["channels/main/base.txt"].decode().strip() == new
+
+
+def test_an_artifact_this_build_did_not_make_is_refused(tree, aws):
+    ok(tree.doit("amis"))
+    (tree.path / "ansible/roles/worker_app/defaults/main.yml").write_text("---\nx: 1\n")
+    # A Packer (or a wrapper) that names an AMI it did not make: the parent's.
+    tree.packer.instead["worker"] = lambda given: Result(
+        exit_code=0, amis={REGION: given["source_ami"]})
+    base = current_ami(aws, "base")
+    before = aws.objects()["channels/main/worker.json"]
+    out = failed(tree.doit("ami:worker"))
+    assert f"image worker: Packer named eu-west-1:{base}, which this build did not make " \
+           "(tags Image='base'" in out
+    assert aws.objects()["channels/main/worker.json"] == before
+
+
+def test_a_lock_release_is_retried_and_a_failed_one_is_a_warning(tree, aws, proxy):
+    deletes = proxy.fail(lambda r: r.method == "DELETE" and "/locks/" in r.path, times=3)
+    result = ok(tree.doit("ami:base", env={"AWS_ENDPOINT_URL": proxy.url}))
+    assert deletes.hits == 3 and "could not release" not in result.stdout
+    assert not [k for k in aws.objects() if k.startswith("locks/")]
+    proxy.fail(lambda r: r.method == "DELETE" and "/locks/" in r.path)
+    (tree.path / "ansible/base_ami.yaml").write_text(
+        (tree.path / "ansible/base_ami.yaml").read_text() + "\n# again\n")
+    result = ok(tree.doit("ami:base", env={"AWS_ENDPOINT_URL": proxy.url}))
+    assert "[base] warning: could not release the lock locks/base/" in result.stdout
+    assert "[base] built ami-" in result.stdout
+
+
+def test_packers_failure_is_the_error_even_when_the_release_fails(tree, proxy):
+    tree.packer.fail["base"] = "UnauthorizedOperation: not allowed"
+    proxy.fail(lambda r: r.method == "DELETE" and "/locks/" in r.path)
+    out = failed(tree.doit("ami:base", env={"AWS_ENDPOINT_URL": proxy.url}))
+    assert "image base: Packer exited 1: UnauthorizedOperation: not allowed" in out
+
+
+def test_a_fifo_among_the_inputs_is_one_line_not_a_hang(tree):
+    os.mkfifo(tree.path / "ansible/roles/web_app/files-pipe")
+    for task in ("plan", "amis"):
+        done = tree.doit(task, timeout=60)
+        out = failed(done)
+        assert "ansible/roles/web_app/files-pipe: not a regular file (a FIFO, socket or " \
+               "device): inputs must be regular files: remove it" in out
+
+
+@pytest.mark.parametrize("field, value", [("build_finished", 12345), ("parent", "base"),
+                                          ("inputs", ["x"]), ("git", "main")])
+def test_a_record_with_a_wrong_type_is_one_line(tree, aws, field, value):
+    ok(tree.doit("amis"))
+    record = json.loads(aws.objects()["channels/main/web.json"])
+    record[field] = value
+    body = json.dumps(record).encode()
+    aws.s3.put_object(Bucket=BUCKET, Key="channels/main/web.json", Body=body)
+    aws.s3.put_object(Bucket=BUCKET, Key=f"digests/web/{record['digest']}.json", Body=body)
+    for args in (("amis",), ("plan",), ("explain", "-a", record["amis"][REGION])):
+        out = failed(tree.doit(*args))
+        assert re.search(rf"s3://{BUCKET}/(channels/main|digests/web)/\S+\.json: key "
+                         rf"'{field}' ", out), (args, out)
+
+
+def test_a_read_only_records_folder_is_one_line(tree):
+    records = tree.path / ".amis/records"
+    records.mkdir(parents=True)
+    subprocess.run(["chattr", "+i", str(records)], check=True)
+    try:
+        out = failed(tree.doit("amis"))
+    finally:
+        subprocess.run(["chattr", "-i", str(records)], check=True)
+    assert re.search(r"\.amis/records: cannot write \(Operation not permitted\)", out), out
+
+
+def test_the_state_folder_deleted_mid_run_is_survived(tree):
+    """`rm -rf .amis` in another terminal while base builds: base fails (its
+    stage is gone), nothing else breaks, and the next run builds."""
+    def wipe(_given):
+        shutil.rmtree(tree.path / ".amis")
+        return Result(exit_code=1, errors=["open template: no such file or directory"])
+    tree.packer.instead["base"] = wipe
+    out = failed(tree.doit("amis"))
+    assert "image base: Packer exited 1: open template: no such file or directory" in out
+    del tree.packer.instead["base"]
+    ok(tree.doit("amis"))
+
+
+def test_promote_all_checks_every_image_before_moving_any(tree, aws):
+    ok(tree.doit("amis"))
+    subprocess.run(["git", "checkout", "-q", "-b", "partial"], cwd=tree.path, check=True)
+    (tree.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    commit(tree.path)
+    ok(tree.doit("ami:web"))                     # the channel has centos, base, web only
+    before = {k: v for k, v in aws.objects().items() if k.startswith("channels/main/")}
+    out = failed(tree.doit("promote", "-i", "all", "-f", "partial", "-t", "main"))
+    assert "channel partial has no record of build" in out
+    assert {k: v for k, v in aws.objects().items() if k.startswith("channels/main/")} == before
+
+
+def test_two_promotions_in_one_second_keep_two_notes(tree, aws):
+    ok(tree.doit("amis"))
+    for _ in range(2):
+        ok(tree.doit("promote", "-i", "web", "-f", "main", "-t", "staging"))
+    assert len([k for k in aws.objects() if k.startswith("promotions/web/")]) == 2
+
+
+def test_an_oversized_record_is_refused(tree, aws):
+    ok(tree.doit("amis"))
+    record = json.loads(aws.objects()["channels/main/web.json"])
+    record["inputs"] = {f"f{i:07d}": "0" * 64 for i in range(70_000)}    # about 5 MB
+    aws.s3.put_object(Bucket=BUCKET, Key="channels/main/web.json", Body=json.dumps(record))
+    out = failed(tree.doit("amis"))
+    assert re.search(r"s3://test-amis/channels/main/web.json: \d+ bytes, more than a record "
+                     r"may hold \(4194304\)", out), out
+
+
+def test_a_multi_line_packer_error_shows_its_detail(tree):
+    tree.packer.fail["base"] = "1 error(s) occurred:\n\n* ami_regions: invalid region xx-fake-1"
+    out = failed(tree.doit("ami:base"))
+    assert "image base: Packer exited 1: ami_regions: invalid region xx-fake-1" in out
+
+
+def test_a_no_op_lists_the_channel_and_fetches_nothing(tree, aws, proxy):
+    """A warm no-op: the bucket check and one listing of the channel, no GET
+    however many images; a fresh clone GETs each record once, nothing else."""
+    ok(tree.doit("amis"))
+    s3 = lambda method, get_object: lambda r: (                     # noqa: E731
+        r.method == method and r.path.startswith(f"/{BUCKET}")
+        and (r.path.count("/") > 1) == get_object)
+    via = {"AWS_ENDPOINT_URL": proxy.url}
+    ok(tree.doit("amis", env=via))
+    assert proxy.count(s3("GET", True)) == 0
+    assert proxy.count(s3("GET", False)) == 2           # the bucket check, the channel
+    assert proxy.count(lambda r: r.action == "DescribeImages") == 1
+    proxy.seen.clear()
+    tree.reset_count()
+    clone = tree.clone(tree.path.parent / "fresh")
+    ok(clone.doit("amis", env=via))
+    assert proxy.count(s3("GET", True)) == 6            # centos and five images, once each
+    assert proxy.count(s3("GET", False)) == 2
+    assert clone.packer_builds() == []
