@@ -72,15 +72,16 @@ def serve(port: int) -> None:
     _patch_query_signing()
     from moto.server import ThreadedMotoServer
 
+    # SIGTERM and Ctrl-C are taken synchronously (sigwait), blocked in every
+    # thread from the start: no handler runs in the middle of the server's
+    # start or of a lock the main thread holds.
+    stops = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     print(f"emulator listening on http://{HOST}:{port}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    signal.sigwait(stops)
+    server.stop()
 
 
 def free_port() -> int:
@@ -90,9 +91,12 @@ def free_port() -> int:
 
 
 def listening(port: int) -> bool:
+    """Whether something listens on the port. A connect to a free port in the
+    ephemeral range can, rarely, connect the socket to itself: that is no
+    server."""
     try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
+        with socket.create_connection((HOST, port), timeout=0.5) as sock:
+            return sock.getsockname() != sock.getpeername()
     except OSError:
         return False
 
@@ -161,6 +165,8 @@ def stop(state: Path) -> str:
         deadline = time.monotonic() + 10
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
     info_file.unlink(missing_ok=True)
     return f"stopped the sandbox emulator on port {info.get('port')}; its AMIs and records are gone"
 

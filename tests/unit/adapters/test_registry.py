@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tasks.adapters.fakes import MemoryStore
 from tasks.adapters.registry import Registry
+from tasks.core.errors import AmiError
 from tasks.core.records import Record
 
 
@@ -35,3 +38,80 @@ def test_a_newer_current_record_is_not_overwritten_by_an_older_build():
     assert result.digest == newer.digest
     assert store.objects["channels/main/web.json"] == newer.body()
     assert f"digests/web/{'f' * 64}.json" in store.objects      # B's build is still kept
+
+
+def record(image: str = "web", ami: str = "ami-0000000a", digest: str = "a" * 64,
+           started: str = "2026-01-02T00:00:00+00:00") -> Record:
+    return Record(image=image, region="eu-west-1", amis={"eu-west-1": ami}, digest=digest,
+                  build_started=started)
+
+
+def test_publishing_writes_the_digest_copy_first_then_the_pointer_and_its_id():
+    store = MemoryStore()
+    written: list[str] = []
+    ssm: list[tuple[str, str, str]] = []
+    store.before.append(lambda op, key: written.append(key) if op == "put" else None)
+    registry = Registry(store, "teams/x/", "/amis", lambda *args: ssm.append(args))
+    registry.publish(record(), "main", new_build=True)
+    assert written == [f"teams/x/digests/web/{'a' * 64}.json", "teams/x/channels/main/web.json",
+                       "teams/x/channels/main/web.txt"]
+    assert store.objects["teams/x/channels/main/web.txt"] == b"ami-0000000a\n"
+    assert ssm == [("eu-west-1", "/amis/main/web", "ami-0000000a")]
+
+
+def test_a_pull_lists_once_and_fetches_only_what_differs_from_the_local_copies():
+    store = MemoryStore()
+    registry = Registry(store)
+    for image in ("base", "web"):
+        registry.publish(record(image), "main", new_build=True)
+    store.calls.clear()
+    local = {"base": store.objects["channels/main/base.json"], "web": b"{}"}
+    pulled = registry.pull("main", ["centos", "base", "web"], local)
+    assert pulled.status == {"centos": "absent", "base": "same", "web": "updated"}
+    assert [c for c in store.calls if c[0] in ("listing", "get")] == [
+        ("listing", "channels/main/"), ("get", "channels/main/web.json")]
+    assert pulled.records["web"] == record("web") and pulled.txt_stale == []
+    store.objects["channels/main/web.txt"] = b"ami-stale\n"
+    assert registry.pull("main", ["web"], {}).txt_stale == ["web"]
+
+
+def test_a_record_under_another_images_key_stops_the_pull():
+    store = MemoryStore()
+    store.objects["channels/main/web.json"] = record("worker").body()
+    with pytest.raises(AmiError, match="channels/main/web.json: holds the record of 'worker', "
+                                       "not 'web'"):
+        Registry(store).pull("main", ["web"], {})
+
+
+def test_records_by_digest_are_found_and_others_are_none():
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.publish(record(), "main", new_build=True)
+    found = registry.by_digest([("web", "a" * 64), ("web", "b" * 64)])
+    assert found == {("web", "a" * 64): record(), ("web", "b" * 64): None}
+
+
+def test_a_promotion_moves_the_pointer_and_keeps_a_note():
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.publish(record(ami="ami-0000000b", digest="b" * 64), "candidate", new_build=True)
+    registry.publish(record(), "main", new_build=True)
+    promoted, replaced, current = registry.promote("web", "candidate", "main", "alice",
+                                                   {"ami-0000000b"})
+    assert (promoted.ami, replaced.ami, current.ami) == ("ami-0000000b", "ami-0000000a",
+                                                          "ami-0000000b")
+    now = Record.from_json(store.objects["channels/main/web.json"], "main")
+    assert now.promotion.from_channel == "candidate" and now.promotion.replaced_digest == "a" * 64
+    notes = [k for k in store.objects if k.startswith("promotions/web/")]
+    assert len(notes) == 1 and b'"by": "alice"' in store.objects[notes[0]]
+
+
+def test_a_promotion_from_nothing_or_to_a_gone_ami_is_one_line():
+    store = MemoryStore()
+    registry = Registry(store)
+    with pytest.raises(AmiError, match="channel nowhere has no record of web"):
+        registry.promotion_plan("web", "nowhere", "main", set())
+    registry.publish(record(), "candidate", new_build=True)
+    with pytest.raises(AmiError, match="web in channel candidate is ami-0000000a, which no "
+                                       "longer exists"):
+        registry.promotion_plan("web", "candidate", "main", set())

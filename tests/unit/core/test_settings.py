@@ -1,0 +1,88 @@
+"""Settings: the environment read once, each mistake one line naming the
+variable; channels from branches; small helpers of the core."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tasks.core import channels
+from tasks.core.errors import AmiError
+from tasks.core.once import Memo, Once
+from tasks.core.settings import load_settings, require_bucket
+from tasks.core.text import table
+
+ROOT = Path("/repo")
+
+
+def test_settings_come_from_the_environment_given():
+    s = load_settings(ROOT, {"AMI_BUCKET": "acme-amis", "AMI_PREFIX": "/teams/platform/",
+                             "AMI_PACKER_RETRIES": "4", "AMI_LOCK_TTL_SECONDS": "60",
+                             "BUILDKITE": "true", "BUILDKITE_COMMIT": "abc",
+                             "BUILDKITE_BUILD_CREATOR_EMAIL": "ci@example.com",
+                             "BUILDKITE_AGENT_META_DATA_QUEUE": "amis", "USER": "bob"})
+    assert (s.bucket, s.prefix, s.retries, s.lock_ttl) == ("acme-amis", "teams/platform/", 4, 60.0)
+    assert s.buildkite.active and s.buildkite.commit == "abc" and s.buildkite.queue == "amis"
+    assert s.buildkite.creator == "ci@example.com" and s.user == "bob"
+    assert s.env["AMI_BUCKET"] == "acme-amis"
+    with pytest.raises(TypeError):
+        s.env["AMI_BUCKET"] = "other"             # a snapshot, read-only
+
+
+def test_the_sandbox_has_its_own_bucket_and_no_bucket_is_one_line():
+    assert load_settings(ROOT, {"AMI_SANDBOX": "1"}).bucket == "amis-sandbox"
+    with pytest.raises(AmiError, match="AMI_BUCKET is not set: export AMI_BUCKET="):
+        require_bucket(load_settings(ROOT, {}))
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"AMI_BUCKET": "Bad_Bucket"}, "AMI_BUCKET='Bad_Bucket' is not a valid S3 bucket name"),
+    ({"AMI_PREFIX": "a/../b"}, "AMI_PREFIX='a/../b' holds characters unsafe in an S3 key"),
+    ({"AMI_PACKER_RETRIES": "many"}, "AMI_PACKER_RETRIES='many' must be a non-negative whole"),
+    ({"AMI_LOCK_TTL_SECONDS": "-1"}, "AMI_LOCK_TTL_SECONDS='-1' must be a non-negative number"),
+    ({"AMI_CHANNEL": "Main"}, "AMI_CHANNEL='Main': channel names must match"),
+    ({"AMI_SSM_PREFIX": "amis"}, "AMI_SSM_PREFIX='amis' must look like /amis"),
+])
+def test_a_bad_setting_is_one_line_naming_it(env, message):
+    with pytest.raises(AmiError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(ROOT, env)
+
+
+def test_the_default_branch_moves_main_and_other_branches_their_own_channel():
+    s = load_settings(ROOT, {})
+    clean = {"dirty": False}
+    assert channels.choose(s, {**clean, "branch": "main"}) == ("main", "")
+    assert channels.choose(s, {**clean, "branch": "feature/Faster-Boot"})[0] == \
+        "feature-faster-boot"
+    assert channels.choose(load_settings(ROOT, {"AMI_CHANNEL": "staging"}),
+                           {**clean, "branch": "main"}) == ("staging", "")
+
+
+def test_a_dirty_tree_never_moves_main_unless_allowed():
+    s = load_settings(ROOT, {})
+    name, note = channels.choose(s, {"branch": "main", "dirty": True,
+                                     "untracked_inputs": ["a", "b", "c", "d"]})
+    assert name == "dirty" and "inputs git does not have at HEAD (a, b, c, ...)" in note
+    allowed = load_settings(ROOT, {"AMI_ALLOW_DIRTY": "1"})
+    assert channels.choose(allowed, {"branch": "main", "dirty": True}) == ("main", "")
+
+
+def test_once_and_memo_make_each_value_once_across_threads():
+    made: list[int] = []
+    once = Once(lambda: made.append(1) or len(made))
+    workers = [threading.Thread(target=once) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert once() == 1 and made == [1]
+    calls: list[str] = []
+    memo: Memo[str, str] = Memo(lambda k: calls.append(k) or k.upper())
+    assert [memo("a"), memo("b"), memo("a")] == ["A", "B", "A"] and calls == ["a", "b"]
+
+
+def test_tables_are_aligned_without_trailing_space():
+    assert table([["web", "ami-1", ""], ["worker", "ami-22", "x"]], ["image", "ami", "n"]) == (
+        "image   ami     n\n------  ------  -\nweb     ami-1\nworker  ami-22  x")

@@ -1,0 +1,72 @@
+"""What the seeing commands print, from rows of the decision: the plan with
+durations and the critical path, the graph as Mermaid and DOT, the
+Buildkite annotation and dynamic pipeline. Pure: no AWS, no subprocess."""
+
+from __future__ import annotations
+
+import yaml
+
+from support.project import ROOT
+from tasks.core.graph import load_graph
+from tasks.core.settings import Buildkite
+from tasks.ops import buildkite, diagram, plan
+from tasks.ops.plan import Row
+from tasks.state.outcomes import Outcome
+
+GRAPH = load_graph(ROOT)
+
+
+def rows(builds: dict[str, float | None]) -> list[Row]:
+    """Every node up to date, except those in ``builds`` (name -> last duration)."""
+    return [Row(name, "would rebuild" if name in builds else "up to date",
+                "changed x" if name in builds else "digest 0123", f"ami-{i:08x}",
+                name in builds, builds.get(name)) for i, name in enumerate(GRAPH.names)]
+
+
+def test_the_plan_estimates_one_at_a_time_and_along_the_critical_path():
+    text = plan.render(rows({"base": 60, "web": 120, "worker": 30, "build": 30, "deploy": 30}),
+                       GRAPH, jobs=4)
+    assert "5 to build: about 4m30s one at a time, 3m00s with -n 4 (critical path base -> " \
+           "web: 3m00s)" in text
+    assert plan.estimate(rows({"web": 10, "base": None}), GRAPH)[3] == 1      # unknown durations
+
+
+def test_the_plan_says_when_nothing_builds_and_when_it_is_offline():
+    text = plan.render(rows({}), GRAPH, jobs=1, offline_reason="cannot reach AWS")
+    assert "nothing to build" in text
+    assert text.splitlines()[-1].startswith("offline (cannot reach AWS): planned from local "
+                                            "records")
+    never = plan.render(rows({"web": None}), GRAPH, jobs=1)
+    assert "1 to build; no earlier builds, so no expected duration" in never
+
+
+def test_the_graph_in_mermaid_and_dot_follows_the_tree_coloured_by_status():
+    shown = rows({"web": 10})
+    mermaid = diagram.render("mermaid", GRAPH, shown)
+    assert mermaid.startswith("graph TD\n") and "classDef rebuild fill:#fff3cd" in mermaid
+    assert ':::rebuild' in next(line for line in mermaid.splitlines() if '["web<br/>' in line)
+    dot = diagram.render("dot", GRAPH, shown)
+    assert dot.startswith("digraph amis {") and '"base" -> "web";' in dot
+
+
+def test_the_annotation_is_a_table_and_a_graph_styled_by_failure():
+    outcomes = {"web": Outcome("web", "built", "ami-0000000a", 12.0),
+                "base": Outcome("base", "failed", "-", 3.0, "image base: Packer | exited 1")}
+    markdown, style = buildkite.annotation(GRAPH, outcomes, rows({}))
+    assert style == "error" and "```mermaid" in markdown
+    assert "| web | built | `ami-0000000a` | 12s |  |" in markdown
+    assert "| base | failed | `ami-00000001` | 3s | image base: Packer \\| exited 1 |" in markdown
+    assert buildkite.annotation(GRAPH, {}, rows({}))[1] == "success"
+
+
+def test_the_dynamic_pipeline_has_a_step_per_build_on_the_upload_queue():
+    steps = yaml.safe_load(buildkite.pipeline(
+        GRAPH, rows({"base": 1, "web": 1}), Buildkite(queue="amis", pipeline_slug="amis-prod"),
+        {"AMI_BUCKET": "acme", "AWS_SECRET_ACCESS_KEY": "never passed on"}))
+    assert steps["env"] == {"AMI_BUCKET": "acme"}
+    base, web = steps["steps"]
+    assert (base["key"], web["key"], web["depends_on"]) == ("ami-base", "ami-web", "ami-base")
+    assert web["agents"] == {"queue": "amis"}
+    assert web["concurrency_group"] == "amis-prod/amis/web"
+    nothing = yaml.safe_load(buildkite.pipeline(GRAPH, rows({}), Buildkite(), {}))["steps"]
+    assert len(nothing) == 1 and "up to date" in nothing[0]["label"]

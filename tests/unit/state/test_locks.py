@@ -1,0 +1,154 @@
+"""Build locks on a MemoryStore: one holder at a time, a live lock waited
+for, a dead one taken over, the holder's renewals, and a release that
+never becomes the build's error."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tasks.adapters.fakes import MemoryStore
+from tasks.core.errors import AmiError
+from tasks.state.locks import Locks, owner
+
+KEY = "locks/web/" + "d" * 64 + ".json"
+
+
+def locks(store: MemoryStore, holder: str = "me", ttl: float = 300, poll: float = 0.01,
+          wait=None) -> Locks:
+    return Locks(store, "", {"owner": holder, "host": "elsewhere", "pid": 1}, ttl, poll,
+                 wait or (lambda seconds: threading.Event().wait(seconds)))
+
+
+def held_by(store: MemoryStore, who: str, expires_in: float, **extra) -> None:
+    store.objects[KEY] = json.dumps({"owner": who, "acquired": time.time(),
+                                     "expires": time.time() + expires_in, **extra}).encode()
+
+
+def test_a_free_lock_is_taken_and_released():
+    store = MemoryStore()
+    said: list[str] = []
+    with locks(store).held("web", "d" * 64, said.append) as lock:
+        body = json.loads(store.objects[KEY])
+        assert body["owner"] == "me" and body["expires"] > time.time()
+        assert lock.key == KEY and not lock.lost
+    assert KEY not in store.objects and said == []
+
+
+def test_a_live_lock_is_waited_for_then_taken_when_it_expires():
+    store = MemoryStore()
+    held_by(store, "other:1:job", expires_in=0.3)
+    said: list[str] = []
+    started = time.monotonic()
+    with locks(store).held("web", "d" * 64, said.append):
+        assert json.loads(store.objects[KEY])["owner"] == "me"
+    assert time.monotonic() - started >= 0.25
+    assert said[0].startswith("waiting for other:1:job, who is building web with these inputs")
+    assert said[1] == "took over the lock of other:1:job (it had expired)"
+
+
+def test_waiting_ends_when_the_run_is_interrupted():
+    store = MemoryStore()
+    held_by(store, "other:1:job", expires_in=3600)
+    with pytest.raises(AmiError, match="image web: interrupted while waiting for its lock"):
+        with locks(store, wait=lambda seconds: True).held("web", "d" * 64, lambda _: None):
+            pass
+
+
+def test_held_if_free_says_who_holds_it_without_waiting():
+    store = MemoryStore()
+    held_by(store, "other:1:job", expires_in=3600)
+    with locks(store).held_if_free("web", "d" * 64, lambda _: None) as (lock, holder):
+        assert lock is None and holder == "other:1:job"
+    assert json.loads(store.objects[KEY])["owner"] == "other:1:job"       # left alone
+
+
+@pytest.mark.parametrize("body", [b'{"owner": "nan-agent", "expires": NaN}', b"not json",
+                                  b'{"expires": 1}'])
+def test_an_unreadable_lock_is_taken_over(body):
+    store = MemoryStore()
+    store.objects[KEY] = body
+    said: list[str] = []
+    with locks(store).held("web", "d" * 64, said.append):
+        pass
+    assert said and said[0].startswith("took over the lock of ")
+
+
+def test_a_lock_whose_owner_died_on_this_host_is_taken_over_at_once():
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)
+    assert not os.path.exists(f"/proc/{dead}")
+    store = MemoryStore()
+    held_by(store, f"{socket.gethostname()}:{dead}:job", expires_in=3600,
+            host=socket.gethostname(), pid=dead)
+    said: list[str] = []
+    with locks(store).held("web", "d" * 64, said.append):
+        pass
+    assert said == [f"took over the lock of {socket.gethostname()}:{dead}:job "
+                    "(that process is gone)"]
+
+
+def test_the_holder_renews_and_a_lock_taken_over_meanwhile_is_lost():
+    store = MemoryStore()
+    said: list[str] = []
+    with locks(store, ttl=0.3).held("web", "d" * 64, said.append) as lock:
+        first = store.objects[KEY]
+        deadline = time.monotonic() + 10
+        while store.objects[KEY] == first:               # renewed every TTL/3
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        held_by(store, "thief:2:job", expires_in=3600)   # another agent took it over
+        while not lock.lost:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert json.loads(store.objects[KEY])["owner"] == "thief:2:job"      # not released
+    assert any(line.startswith(f"lost the lock {KEY}") for line in said)
+
+
+def test_a_failed_renewal_is_tried_again():
+    store = MemoryStore()
+    said: list[str] = []
+    failures = {"left": 1}
+
+    def renewals_fail_once(operation: str, key: str) -> None:
+        if operation == "put" and key == KEY and failures["left"] and KEY in store.objects:
+            failures["left"] -= 1
+            raise AmiError("writing the lock: InternalError")
+    store.before.append(renewals_fail_once)
+    with locks(store, ttl=0.15).held("web", "d" * 64, said.append) as lock:
+        first = store.objects[KEY]
+        deadline = time.monotonic() + 10
+        while store.objects[KEY] == first:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not lock.lost
+    assert "could not renew the lock (writing the lock: InternalError); trying again" in said
+
+
+def test_a_release_that_keeps_failing_is_a_warning():
+    store = MemoryStore()
+    said: list[str] = []
+
+    def deletes_fail(operation: str, key: str) -> None:
+        if operation == "delete":
+            raise AmiError("deleting the lock: InternalError")
+    store.before.append(deletes_fail)
+    with locks(store).held("web", "d" * 64, said.append):
+        pass
+    assert said[-1].startswith(f"warning: could not release the lock {KEY} (deleting the "
+                               "lock: InternalError); it expires by itself within 300 s")
+    assert sum(1 for op, _ in store.calls if op == "delete") == 3
+
+
+def test_the_owner_names_host_process_and_job():
+    me = owner("job-42")
+    assert me["owner"] == f"{socket.gethostname()}:{os.getpid()}:job-42"
+    assert me["pid"] == os.getpid() and me["pid_start"]
+    assert owner()["owner"] != owner()["owner"]          # no job: a random one each time
