@@ -11,7 +11,7 @@ network or runs a program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..core.errors import AmiError
 from ..core.graph import Graph, Image
@@ -19,6 +19,7 @@ from . import formats
 from .ansible import config as ansible_config, playbook as ansible_playbook
 from .context import Context, base_values
 from .hcl.parse import parse as parse_hcl
+from .kinds import EBS_BUILDERS
 from .repo import Found, Repo, covered
 from .template import Parse, Template
 from .walk import AnsibleUse, walk
@@ -73,6 +74,7 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
                             template.locals)
     walked = walk(template, ctx)
+    _check_parent(template, ctx, image)
     found = walked.found
     for vf in image.var_files:
         found.add(vf, "var file (amis.yaml)")
@@ -84,6 +86,32 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
                   ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
                   dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values,
                   var_values=var_values)
+
+
+_PARENT = "ami-0parent0parent0"          # stands for the parent's AMI while resolving
+
+
+def _check_parent(template: Template, ctx: Context, image: Image) -> None:
+    """Every AMI the template makes is built on the image's parent: its
+    sources' ``source_ami`` is the variable the tree sets to the parent's AMI,
+    and nothing else chooses one."""
+    wanted = "{{user `source_ami`}}" if template.format == "json" else "var.source_ami"
+    fix = f"set source_ami = {wanted} (the tree gives it the parent's AMI)"
+    sources = [b for b in template.blocks if b.kind in ("builder", "source")
+               and b.type in EBS_BUILDERS]
+    given = replace(ctx, values={**ctx.values, "source_ami": _PARENT})
+    for block in sources:
+        where = f"{template.path} {block.label}"
+        if "source_ami_filter" in block.config:
+            raise AmiError(f"{where}: source_ami_filter chooses the AMI image {image.name} is "
+                           f"built on, but it builds on its parent {image.parent}: remove "
+                           f"source_ami_filter and {fix}")
+        if "source_ami" in block.config and given.resolve(block.config["source_ami"])[0] != _PARENT:
+            raise AmiError(f"{where}: source_ami = {ctx.plain(block.config['source_ami'])!r} is "
+                           f"not the AMI of image {image.name}'s parent {image.parent}: {fix}")
+    if not any("source_ami" in b.config for b in sources):
+        raise AmiError(f"{template.path}: no source sets source_ami, so image {image.name} "
+                       f"would not be built on its parent {image.parent}: {fix}")
 
 
 def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],

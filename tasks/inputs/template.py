@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from .hcl.dynamic import Dynamic
 from .hcl.parse import Document
 from .repo import Repo
 
@@ -24,10 +25,12 @@ class Block:
     type: str
     config: dict
     via: str = ""        # HCL2: " override <source>", the fields one source sees
+    each: Dynamic | None = None     # HCL2: the dynamic block this is the content of
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.index} ({self.type}){self.via}"
+        dynamic = "dynamic " if self.each is not None else ""
+        return f"{dynamic}{self.kind} {self.index} ({self.type}){self.via}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def sensitive_values(template: Template, variables: dict[str, str],
     return values
 
 
-def declared(template: Template, variables: dict[str, str]) -> dict[str, str]:
-    """Only the variables the template declares: HCL2 refuses others."""
-    return {k: v for k, v in variables.items() if k in template.variables}
+def declared(template: Template, variables: dict[str, str],
+             var_files: Mapping[str, object]) -> dict[str, str]:
+    """Only the variables the template declares: HCL2 refuses others. A JSON
+    template also reads ``{{user}}`` variables that only its var files set."""
+    known = set(template.variables) | (set(var_files) if template.format == "json" else set())
+    return {k: v for k, v in variables.items() if k in known}

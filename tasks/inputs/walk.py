@@ -5,12 +5,13 @@ Ansible provisioners hand ansible-playbook is collected for ``ansible``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.errors import AmiError
 from .ansible.args import extra_argument_files
 from .context import Context, glob_to_repo, to_repo
+from .hcl.dynamic import expand
 from .hcl.functions import file_calls
 from .hcl.syntax import is_template, to_hcl_form
 from .kinds import ANSIBLE, BUILDERS, NEEDS_COMMUNICATOR, POST_PROCESSORS, PROVISIONERS
@@ -46,36 +47,44 @@ def walk(template: Template, ctx: Context) -> Walk:
     if template.format == "hcl2":
         _file_calls(template, ctx, out)
     for block in template.blocks:
-        if block.kind in ("builder", "source"):
-            fields = BUILDERS.get(block.type)
-            if fields is None:
-                raise AmiError(f"{template.path} {block.label}: only amazon-ebs "
-                               f"{block.kind}s are supported: remove this one")
-        elif block.kind == "provisioner":
-            fields = PROVISIONERS.get(block.type)
-            if fields is None:
-                raise AmiError(f"{template.path} {block.label}: provisioner type "
-                               f"{block.type!r} names files this tool cannot track: use shell, "
-                               "shell-local, file, powershell or ansible provisioners")
-            if block.type in NEEDS_COMMUNICATOR and not block.via:
-                out.dropped_in_sandbox.append(block.label)
-        else:
-            fields = POST_PROCESSORS.get(block.type)
-            if fields is None:
-                raise AmiError(f"{template.path} {block.label}: post-processor type "
-                               f"{block.type!r} is not supported: use manifest, checksum or "
-                               "shell-local")
-        if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
-                                     or block.config.get("generated") in (True, "true")):
-            continue        # the source is on the instance, or made during the build
-        use = AnsibleUse(f"{template.path} {block.label}", block.type) \
-            if block.type in ANSIBLE else None
-        for name, kind in fields.items():
-            if name in block.config:
-                _field(template, block, name, kind, block.config[name], ctx, out, use)
-        if use is not None:
-            out.ansible.append(use)
+        if block.each is None:
+            _block(template, block, ctx, out)
+            continue
+        for key, config in expand(f"{template.path} {block.label}", block.each, ctx.expand):
+            _block(template, replace(block, config=config, via=f" [{key}]"), ctx, out)
     return out
+
+
+def _block(template: Template, block: Block, ctx: Context, out: Walk) -> None:
+    if block.kind in ("builder", "source"):
+        fields = BUILDERS.get(block.type)
+        if fields is None:
+            raise AmiError(f"{template.path} {block.label}: only amazon-ebs "
+                           f"{block.kind}s are supported: remove this one")
+    elif block.kind == "provisioner":
+        fields = PROVISIONERS.get(block.type)
+        if fields is None:
+            raise AmiError(f"{template.path} {block.label}: provisioner type "
+                           f"{block.type!r} names files this tool cannot track: use shell, "
+                           "shell-local, file, powershell or ansible provisioners")
+        if block.type in NEEDS_COMMUNICATOR and not block.via.startswith(" override"):
+            out.dropped_in_sandbox.append(block.label)
+    else:
+        fields = POST_PROCESSORS.get(block.type)
+        if fields is None:
+            raise AmiError(f"{template.path} {block.label}: post-processor type "
+                           f"{block.type!r} is not supported: use manifest, checksum or "
+                           "shell-local")
+    if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
+                                 or block.config.get("generated") in (True, "true")):
+        return          # the source is on the instance, or made during the build
+    use = AnsibleUse(f"{template.path} {block.label}", block.type) \
+        if block.type in ANSIBLE else None
+    for name, kind in fields.items():
+        if name in block.config:
+            _field(template, block, name, kind, block.config[name], ctx, out, use)
+    if use is not None:
+        out.ansible.append(use)
 
 
 def _file_calls(template: Template, ctx: Context, out: Walk) -> None:

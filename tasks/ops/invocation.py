@@ -139,5 +139,5 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
             env["ANSIBLE_CONFIG"] = str(empty)
         yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
                          var_files=tuple(root / vf for vf in image.var_files),
-                         variables=declared(inputs.template, variables), env=env,
+                         variables=declared(inputs.template, variables, inputs.var_values), env=env,
                          dropped=tuple(dropped))

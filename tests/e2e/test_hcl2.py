@@ -32,6 +32,7 @@ def test_hcl2_images_build_with_the_real_packer(zoo, aws):
         assert said in first.stdout, said
     assert "[hcl] sandbox: left out provisioner 1 (shell), provisioner 2 (file)" in first.stdout
     assert "[pkrjson] sandbox: left out provisioner 2 (shell)" in first.stdout
+    assert "[folder] sandbox: left out dynamic provisioner 1 (file)" in first.stdout
     record = json.loads(aws.objects()["channels/main/hcl.json"])
     tags = aws.ec2.describe_images(ImageIds=[record["amis"]["eu-west-1"]])["Images"][0]["Tags"]
     assert {t["Key"]: t["Value"] for t in tags}["Digest"] == record["digest"]

@@ -289,9 +289,11 @@ build {
   banner = <<-EOT
     folder heredoc ran
     EOT
+  uploads = { "motd" = "files/motd" }
 }
 ''',
     "packer/folder/conf/app.conf": "workers=2\n",
+    "packer/folder/files/motd": "uploaded by a dynamic block\n",
     "packer/folder/build.pkr.hcl": '''build {
   sources = ["source.amazon-ebs.folder"]
 
@@ -301,6 +303,17 @@ build {
 
   provisioner "shell-local" {
     inline = ["printf '${local.banner}'"]
+  }
+
+  # amazon-ecs-ami's shape: a file named only in a dynamic block
+  dynamic "provisioner" {
+    labels   = ["file"]
+    for_each = local.uploads
+    iterator = up
+    content {
+      source      = "${path.root}/${up.value}"
+      destination = "/tmp/${up.key}"
+    }
   }
 }
 ''',
@@ -339,6 +352,7 @@ HCL_READERS = {
     "packer/folder/variables.pkr.hcl": ["folder"],
     "packer/folder/locals.pkr.hcl": ["folder"],
     "packer/folder/conf/app.conf": ["folder"],
+    "packer/folder/files/motd": ["folder"],
 }
 HCL_UNREAD = ["packer/hcl/scripts/install-x86_64.sh"]
 

@@ -27,6 +27,8 @@ def load(repo: Repo, path: str, image: str, parse: Parse) -> Template:
                    for source, hcl_override in sorted(overrides.items())]
     blocks += [Block("post-processor", i, kind, cfg)
                for i, (kind, cfg) in enumerate(found.post_processors, 1)]
+    blocks += [Block(d.block, i, d.type, d.content, each=d)
+               for i, d in enumerate(found.dynamic, 1)]
     if not any(b.kind == "source" and b.type in EBS_BUILDERS for b in blocks):
         raise AmiError(f"{path} (image {image}): no amazon-ebs source: image {image} needs one")
     variables = dict(found.variables)

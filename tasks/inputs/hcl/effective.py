@@ -82,6 +82,20 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
                 build["provisioner"] = kept
             else:
                 del build["provisioner"]
+        for build in bodies(data.get("build", [])) if sandbox else []:
+            if "dynamic" not in build:
+                continue
+            kept = []
+            for index, (block, item) in enumerate(_one_by_one(build["dynamic"]), 1):
+                kind = _dynamic_type(next(v for k, v in item.items() if k != "__is_block__"))
+                if block == "provisioner" and drop(kind):
+                    dropped.append(f"dynamic provisioner {index} ({kind})")
+                else:
+                    kept.append(item)
+            if kept:
+                build["dynamic"] = kept
+            else:
+                del build["dynamic"]
         if doc.syntax == "hcl":
             # Written in HCL2's JSON syntax, which needs no escaping of ours.
             data = _json_syntax(data)
@@ -101,6 +115,12 @@ def _in_syntax(value: Any, syntax: str) -> Any:
     return quote(value) if isinstance(value, str) and syntax == "hcl" else value
 
 
+def _dynamic_type(body: Any) -> str:
+    body = body[0] if isinstance(body, list) and len(body) == 1 else body
+    labels = body.get("labels") if isinstance(body, dict) else None
+    return str(labels[0]).strip('"') if isinstance(labels, list) and labels else "?"
+
+
 def _one_by_one(provisioners: Any) -> list[tuple[str, Any]]:
     """(type, block) for each provisioner, in order: JSON syntax may put
     several types in one object, or several bodies under one type."""
@@ -116,8 +136,6 @@ def _one_by_one(provisioners: Any) -> list[tuple[str, Any]]:
             bodies = body if isinstance(body, list) and len(body) > 1 else [body]
             out += [(label.strip('"'), {label: b, **marker}) for b in bodies]
     return out
-
-
 
 
 def _json_syntax(node: Any) -> Any:

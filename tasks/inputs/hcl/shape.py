@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ...core.errors import AmiError
+from .dynamic import Dynamic, spec
 from .parse import Document
 from .syntax import is_template, literal, to_hcl_form, unquote
 
@@ -56,11 +57,12 @@ class Shape:
     post_processors: list[tuple[str, dict]]
     required_version: str | None
     newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
+    dynamic: list[Dynamic]                            # dynamic provisioners, post-processors
 
 
 def shape(documents: list[Document]) -> Shape:
     """The configuration's blocks, file by file, in Packer's order."""
-    s = Shape({}, [], [], {}, [], [], [], None, [])
+    s = Shape({}, [], [], {}, [], [], [], None, [], [])
     for doc in documents:
         if "templatefile(" in json.dumps(doc.data):
             s.newer.append((doc.path, "templatefile()"))
@@ -112,6 +114,11 @@ def _build(s: Shape, doc: Document, build: dict) -> None:
                                                if isinstance(v, dict)}))
     for kind, body in labelled(build.get("post-processor", [])):
         s.post_processors += [(kind, c) for c in _configs(doc, body)]
+    for block, body in labelled(build.get("dynamic", [])):
+        if block not in ("provisioner", "post-processor"):
+            raise AmiError(f'{doc.path}: dynamic "{block}" in a build block is not supported: '
+                           f"write the {block} blocks out")
+        s.dynamic += [spec(doc.path, block, c) for c in _configs(doc, body)]
     for group in bodies(build.get("post-processors", [])):
         for kind, body in labelled(group.get("post-processor", [])):
             s.post_processors += [(kind, c) for c in _configs(doc, body)]

@@ -17,7 +17,7 @@ from support.project import ROOT
 SOURCE = {"name": "centos", "ami": "ami-12345678"}
 TEMPLATE = json.dumps({
     "variables": {"playbook": ""},
-    "builders": [{"type": "amazon-ebs"}],
+    "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}"}],
     "provisioners": [{"type": "ansible", "playbook_file": "{{user `playbook`}}"}]})
 
 

@@ -291,3 +291,94 @@ def test_a_run_parses_each_hcl2_file_once_per_content(tmp_path, monkeypatch):
         kept.write_text("{not json")                             # a damaged one is parsed again
     assert Run.load(tmp_path, {}).checkout.inputs()["u"].template.variables["script"] == "packer/t/x.sh"
     assert len(parsed) == 3
+
+
+DYNAMIC = '''locals {
+  uploads = { "90_ecs.cfg" = "files/90_ecs.cfg", "banner" = "files/banner.sh" }
+}
+build {
+  sources = ["source.amazon-ebs.t"]
+  provisioner "shell-local" {
+    inline = ["echo first"]
+  }
+  dynamic "provisioner" {
+    labels   = ["file"]
+    for_each = FOR_EACH
+    iterator = up
+    content {
+      source      = up.value
+      destination = "/tmp/${up.key}"
+    }
+  }
+}
+'''
+
+
+def test_files_named_only_in_a_dynamic_provisioner_are_inputs(tmp_path):
+    # amazon-ecs-ami's shape: uploads named only in dynamic "provisioner" blocks
+    tree(tmp_path, {"packer/t/build.pkr.hcl": DYNAMIC.replace("FOR_EACH", "local.uploads"),
+                    "files/90_ecs.cfg": "x\n", "files/banner.sh": "echo\n"})
+    found = inputs(tmp_path).files
+    assert found["files/90_ecs.cfg"].startswith("packer/t dynamic provisioner 1 (file) [90_ecs.cfg]")
+    assert "files/banner.sh" in found
+
+
+def test_a_literal_list_for_each_is_expanded_with_its_index_as_key(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": DYNAMIC.replace(
+        "FOR_EACH", '["files/a.sh"]'), "files/a.sh": ""})
+    assert inputs(tmp_path).files["files/a.sh"].startswith("packer/t dynamic provisioner 1 (file) [0]")
+
+
+@pytest.mark.parametrize("for_each, message", [
+    ("var.uploads", 'dynamic "provisioner" for_each = var.uploads is not known before the build'),
+    ('{ a = { src = "files/a.sh" } }', 'dynamic "provisioner" for_each holds more than strings'),
+])
+def test_a_dynamic_provisioner_whose_files_cannot_be_known_is_one_line(tmp_path, for_each, message):
+    text = DYNAMIC.replace("FOR_EACH", for_each)
+    text = 'variable "uploads" {\n  type = map(string)\n  default = {}\n}\n' + text
+    tree(tmp_path, {"packer/t/build.pkr.hcl": text})
+    assert message in refusal(tmp_path)
+
+
+def test_a_dynamic_source_in_a_build_is_one_line(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": (
+        'build {\n  dynamic "source" {\n    for_each = ["a"]\n    labels = ["amazon-ebs.t"]\n'
+        '    content {}\n  }\n}\n')})
+    assert 'packer/t/build.pkr.hcl: dynamic "source" in a build block is not supported' \
+        in refusal(tmp_path)
+
+
+def test_the_sandbox_leaves_out_dynamic_provisioners_that_need_an_instance(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": DYNAMIC.replace("FOR_EACH", "local.uploads"),
+                    "files/90_ecs.cfg": "", "files/banner.sh": ""})
+    files, dropped = _effective(tmp_path, sandbox=True, drop=lambda kind: kind == "file")
+    assert dropped == ["dynamic provisioner 1 (file)"]
+    build = files["packer/t/build.hcl.pkr.json"]["build"][0]
+    assert "dynamic" not in build and build["provisioner"][0]["shell-local"]["inline"] == ["echo first"]
+    kept, _ = _effective(tmp_path)
+    assert kept["packer/t/build.hcl.pkr.json"]["build"][0]["dynamic"][0]["provisioner"]["labels"] == ["file"]
+
+
+@pytest.mark.parametrize("source, message", [
+    # image-builder's shape: the newest image of a filter, not the parent
+    (shapes.HCL_SOURCE.replace("  source_ami    = var.source_ami\n",
+                               '  source_ami_filter {\n    owners = ["099720109477"]\n'
+                               '    most_recent = true\n  }\n'),
+     "packer/t source 1 (amazon-ebs): source_ami_filter chooses the AMI image t is built on, "
+     "but it builds on its parent centos: remove source_ami_filter and set source_ami = "
+     "var.source_ami"),
+    (shapes.HCL_SOURCE.replace("var.source_ami", '"ami-0123456789abcdef0"'),
+     "packer/t source 1 (amazon-ebs): source_ami = 'ami-0123456789abcdef0' is not the AMI of "
+     "image t's parent centos"),
+    (shapes.HCL_SOURCE.replace("  source_ami    = var.source_ami\n", ""),
+     "packer/t: no source sets source_ami, so image t would not be built on its parent centos"),
+])
+def test_an_image_builds_on_its_parent_or_is_refused(tmp_path, source, message):
+    tree(tmp_path, {"packer/t/source.pkr.hcl": source.replace("NAME", "t")})
+    assert message in refusal(tmp_path)
+
+
+def test_a_local_holding_the_parent_is_the_parent(tmp_path):
+    tree(tmp_path, {"packer/t/source.pkr.hcl": 'locals {\n  base = var.source_ami\n}\n'
+                    + shapes.HCL_SOURCE.replace("NAME", "t").replace("var.source_ami", "local.base")})
+    assert "packer/t/source.pkr.hcl" in inputs(tmp_path).files

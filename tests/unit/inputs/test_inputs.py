@@ -294,7 +294,8 @@ def pool(tmp_path_factory) -> Path:
 def test_every_named_file_is_an_input(pool, provisioners):
     (pool / "packer").mkdir(exist_ok=True)
     (pool / "packer/x.json").write_text(json.dumps({
-        "builders": [{"type": "amazon-ebs"}], "provisioners": provisioners}))
+        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}"}],
+        "provisioners": provisioners}))
     found = inputs_of(pool)["x"]
     expected = set().union(*(_named(p) for p in provisioners)) if provisioners else set()
     assert expected <= set(found)
