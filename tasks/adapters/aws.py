@@ -193,6 +193,17 @@ class Aws:
             found |= {img["ImageId"] for img in images if img.get("State") == "available"}
         return found
 
+    def own_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
+        """AMI id -> description, for those of these that exist and are the
+        account's own, in one call per 200."""
+        found: dict[str, dict] = {}
+        for i in range(0, len(amis), 200):
+            images = self.call(f"looking up recorded AMIs in {region}", "ec2", region,
+                               "describe_images", Owners=["self"],
+                               Filters=[{"Name": "image-id", "Values": amis[i:i + 200]}])["Images"]
+            found.update({img["ImageId"]: img for img in images})
+        return found
+
     def describe_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
         """AMI id -> its description (tags, creation date), for those that exist."""
         if not amis:

@@ -128,7 +128,9 @@ class ScriptedPacker:
     with ``fail_times``, that many times; ``failures`` lists them; one in
     ``instead`` returns what its function returns, given the build's
     variables; one in ``hold`` waits on its Event, once ``started`` is set,
-    before it goes on."""
+    before it goes on. One in ``sources`` builds that many sources (an AMI
+    each, as a template of several sources does); one in ``fail_after``
+    makes its AMIs, then fails with that error."""
     ec2: Callable[[str], Any]
     regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # image -> copies
     fail: dict[str, str] = field(default_factory=dict)
@@ -138,6 +140,8 @@ class ScriptedPacker:
     hold: dict[str, threading.Event] = field(default_factory=dict)
     started: dict[str, threading.Event] = field(default_factory=dict)
     builds: list[Build] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
+    fail_after: dict[str, str] = field(default_factory=dict)
     packer_version: str = "1.6.6"
 
     def executable(self) -> str:
@@ -166,27 +170,39 @@ class ScriptedPacker:
         if image in self.instead:
             log.write_text("")
             return self.instead[image](given)
+        tags = runner_tags(Path(argv[-1]), given)
+        builds = {}
+        for n in range(self.sources.get(image, 1)):
+            builds[f"amazon-ebs.s{n}" if n else "amazon-ebs"] = \
+                self._make(image, region, given, tags, on_instance)
+        amis = {r: a for made in builds.values() for r, a in made.items()}
+        log.write_text(mask("".join(f"0,{build},artifact,0,id,{r}:{a}\n"
+                                    for build, made in builds.items() for r, a in made.items())))
+        echo(f"==> {image}: AMIs were created: " + ", ".join(f"{r}: {a}" for r, a in amis.items()))
+        if image in self.fail_after:
+            self.failures.append(image)
+            return Result(exit_code=1, amis=amis, errors=[self.fail_after[image]], builds=builds)
+        self.builds.append(Build(image, given, amis, env))
+        return Result(exit_code=0, amis=amis, builds=builds)
+
+    def _make(self, image: str, region: str, given: Mapping[str, str], tags: dict[str, str],
+              on_instance: Callable[[str], None] | None) -> dict[str, str]:
         ec2 = self.ec2(region)
         instance = ec2.run_instances(ImageId=given["source_ami"], MinCount=1, MaxCount=1,
                                      InstanceType="t3.small")["Instances"][0]["InstanceId"]
         if on_instance:
             on_instance(instance)
         ami = ec2.create_image(InstanceId=instance,
-                               Name=f"{image}-{given.get('build_time', '')}-{len(self.builds)}"
+                               Name=f"{image}-{given.get('build_time', '')}-{instance}"
                                )["ImageId"]
-        tags = runner_tags(Path(argv[-1]), given)
         ec2.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
         ec2.terminate_instances(InstanceIds=[instance])
         amis = {region: ami}
         for copy in self.regions.get(image, ()):
             other = self.ec2(copy)
             copied = other.copy_image(SourceImageId=ami, SourceRegion=region,
-                                      Name=f"{image}-copy")["ImageId"]
+                                      Name=f"{image}-copy-{ami}")["ImageId"]
             other.create_tags(Resources=[copied],
                               Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
             amis[copy] = copied
-        log.write_text(mask("".join(f"0,amazon-ebs,artifact,0,id,{r}:{a}\n"
-                                    for r, a in amis.items())))
-        echo(f"==> {image}: AMIs were created: " + ", ".join(f"{r}: {a}" for r, a in amis.items()))
-        self.builds.append(Build(image, given, amis, env))
-        return Result(exit_code=0, amis=amis)
+        return amis

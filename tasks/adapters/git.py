@@ -24,18 +24,56 @@ def git_info(root: Path, inputs: Iterable[str] = (),
              buildkite: Buildkite = Buildkite()) -> dict[str, object]:
     """Commit, branch, dirtiness and the Buildkite build URL. Buildkite checks
     out a detached HEAD, so its commit and branch win over what git says.
-    The tree is dirty when a tracked file has uncommitted changes, or when
-    an input is a file git does not have at HEAD (new, untracked or
-    ignored): the AMI would hold something no commit does."""
+    The tree is dirty when a tracked file has uncommitted changes, when an
+    input is a file git does not have at HEAD (new, untracked or ignored),
+    or when an input git was told not to look at (assume-unchanged,
+    skip-worktree) differs from HEAD: the AMI would hold something no
+    commit does."""
     commit = buildkite.commit or _git(root, "rev-parse", "HEAD") or "unknown"
     branch = buildkite.branch or _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "unknown"
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    at_head = _git(root, "ls-tree", "-r", "-z", "--name-only", "HEAD")
-    committed = set(at_head.split("\0")) if at_head is not None else set()
-    untracked = sorted(p for p in inputs if p not in committed)
-    return {"commit": commit, "branch": branch, "dirty": bool(status or untracked),
-            "untracked_inputs": untracked[:20],
+    at_head = _blobs_at_head(root)
+    inputs = list(inputs)
+    untracked = sorted(p for p in inputs if p not in at_head)
+    hidden = _hidden_edits(root, [p for p in inputs if p in at_head], at_head)
+    return {"commit": commit, "branch": branch,
+            "dirty": bool(status or untracked or hidden),
+            "untracked_inputs": untracked[:20], **({"hidden_edits": hidden[:20]} if hidden else {}),
             "build_url": buildkite.build_url or None}
+
+
+def _blobs_at_head(root: Path) -> dict[str, str]:
+    """Path -> blob id of every file at HEAD."""
+    out = _git(root, "ls-tree", "-r", "-z", "HEAD")
+    blobs = {}
+    for entry in (out or "").split("\0"):
+        meta, _, path = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob":
+            blobs[path] = parts[2]
+    return blobs
+
+
+def _hidden_edits(root: Path, inputs: list[str], at_head: dict[str, str]) -> list[str]:
+    """Inputs flagged assume-unchanged or skip-worktree (``git status`` does
+    not look at them) whose content is not HEAD's, judged by content."""
+    listed = _git(root, "ls-files", "-v", "-z")
+    wanted = set(inputs)
+    flagged = [entry[2:] for entry in (listed or "").split("\0")
+               if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")
+               and entry[2:] in wanted]
+    if not flagged:
+        return []
+    try:
+        hashed = subprocess.run(["git", "hash-object", "--stdin-paths"], cwd=root,
+                                input="\n".join(flagged) + "\n", capture_output=True, text=True,
+                                timeout=60, encoding="utf-8", errors="surrogateescape")
+    except (OSError, subprocess.TimeoutExpired):
+        return sorted(flagged)
+    blobs = hashed.stdout.split() if hashed.returncode == 0 else []
+    if len(blobs) != len(flagged):
+        return sorted(flagged)          # cannot tell: dirty, never clean by guess
+    return sorted(p for p, blob in zip(flagged, blobs) if at_head.get(p) != blob)
 
 
 def actor(settings: Settings) -> str:

@@ -135,7 +135,7 @@ class Packers:
         if self.interrupts.interrupted():
             raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
                            f"recorded; log: {log}")
-        return Result(exit_code=code, amis=out.amis, errors=out.errors,
+        return Result(exit_code=code, amis=out.amis, errors=out.errors, builds=out.builds,
                       timed_out=timeout if expired.is_set() else None)
 
     def _expire(self, proc: subprocess.Popen, expired: threading.Event) -> None:

@@ -57,6 +57,7 @@ class Result:
     exit_code: int
     amis: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    builds: dict[str, dict[str, str]] = field(default_factory=dict)   # build -> its AMIs
     timed_out: float | None = None      # the time limit it ran into, in seconds
 
     @property
@@ -126,6 +127,7 @@ class Output:
 
     def __init__(self) -> None:
         self.amis: dict[str, str] = {}
+        self.builds: dict[str, dict[str, str]] = {}
         self.errors: list[str] = []
         self.instance: str | None = None       # the build instance, once launched
 
@@ -143,5 +145,7 @@ class Output:
         if line.type == "error" and line.data:
             self.errors.append(line.data[0])
         elif line.type == "artifact" and len(line.data) >= 3 and line.data[1] == "id":
-            self.amis.update(parse_artifact_ids(line.data[2]))
+            ids = parse_artifact_ids(line.data[2])
+            self.amis.update(ids)
+            self.builds.setdefault(line.target, {}).update(ids)
         return []

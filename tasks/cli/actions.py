@@ -52,7 +52,7 @@ def ami_up_to_date(task: Any, values: dict[str, Any], run: Run) -> bool:
         return False
     if record is None or values.get("digest") != record.digest:
         return False
-    if not run.lookup.exists(record.ami):
+    if not run.lookup.usable(record):
         return False
     image = run.graph.images.get(name)
     return not (image and decision.too_old(record, image, None))

@@ -24,6 +24,7 @@ from ..core.settings import STATE_DIR
 from ..ops import cloud_init, diagram, gc, validate
 from ..ops.run import Run
 from . import actions
+from .checker import ModeMD5Checker
 from .options import default_jobs, parallel_options
 from .reporter import Reporter
 
@@ -93,7 +94,7 @@ class Creators:
             # Beside .amis/, not in it: sqlite cannot save into a file deleted under it.
             "backend": "sqlite3",
             "dep_file": ".doit-amis.sqlite3",
-            "check_file_uptodate": "md5",
+            "check_file_uptodate": ModeMD5Checker,       # md5, and the executable bit
             # Independent images build at once; `doit -n 1 amis` builds one at a time.
             # Packer is a subprocess: threads are enough and need no pickling.
             "num_process": self.jobs(),

@@ -19,6 +19,10 @@ def channel_for_branch(branch: str) -> str:
     return slug or "detached"
 
 
+def _some(paths: list) -> str:
+    return ", ".join(map(str, paths[:3])) + (", ..." if len(paths) > 3 else "")
+
+
 def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
     """The channel this run publishes to, and a note when it is not the
     obvious one."""
@@ -30,9 +34,14 @@ def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
         name = channel_for_branch(str(git["branch"]))
     if name == MAIN and git["dirty"] and not settings.allow_dirty:
         untracked = list(git.get("untracked_inputs") or [])     # type: ignore[call-overload]
-        more = ", ..." if len(untracked) > 3 else ""
-        what = (f"inputs git does not have at HEAD ({', '.join(map(str, untracked[:3]))}{more})"
-                if untracked else "uncommitted changes")
+        hidden = list(git.get("hidden_edits") or [])            # type: ignore[call-overload]
+        if untracked:
+            what = f"inputs git does not have at HEAD ({_some(untracked)})"
+        elif hidden:
+            what = f"edited inputs git is told to ignore (assume-unchanged or skip-worktree: " \
+                   f"{_some(hidden)})"
+        else:
+            what = "uncommitted changes"
         return DIRTY, (f"the working tree has {what}: publishing to channel "
                        f"'{DIRTY}', not '{MAIN}' (commit them, or AMI_ALLOW_DIRTY=1)")
     return name, ""

@@ -35,13 +35,24 @@ GONE = "AMI gone"
 STATUSES = (UP_TO_DATE, WOULD_REUSE, WOULD_RESOLVE, WOULD_REBUILD, MISSING, GONE)
 
 
+# An AMI a record names, to be looked up: (region, AMI id, image, digest). It
+# is usable when it exists in that region, is the account's own and carries
+# the tags the runner gives every build (ManagedBy, Image, Digest).
+AmiCheck = tuple[str, str, str, str]
+
+
+def checks(record: Record) -> set[AmiCheck]:
+    return {(region, ami, record.image, record.digest) for region, ami in record.amis.items()}
+
+
 @dataclass(frozen=True)
 class Known:
     """What is known before deciding. Absent keys mean "not looked up yet"."""
     channel: str
     records: Mapping[str, Record | None]                 # the channel's current records
     by_digest: Mapping[tuple[str, str], Record | None] = field(default_factory=dict)
-    amis: Mapping[str, bool] = field(default_factory=dict)   # AMI id -> exists
+    amis: Mapping[str, bool] = field(default_factory=dict)   # AMI id -> exists and is ours
+    refused: Mapping[str, str] = field(default_factory=dict)  # AMI id -> why it is not usable
     source_ami: str | None = None         # what the source resolves to now; None: unknown
     source_how: str = ""                  # how: "pinned", or which filter match
     source_spec: Mapping[str, object] = field(default_factory=dict)   # as in amis.yaml
@@ -82,7 +93,7 @@ class Verdict:
 class Decision:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     need_digests: set[tuple[str, str]] = field(default_factory=set)
-    need_amis: set[str] = field(default_factory=set)
+    need_amis: set[AmiCheck] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
@@ -153,14 +164,16 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
             f"parent {image.parent} is not resolved"
         return Verdict(name, BUILD, "parent", why, None, None, None, current)
 
-    def exists(ami: str) -> bool | None:
-        """Whether the AMI exists; None (and asked for) when not known yet."""
+    def exists(record: Record) -> bool | None:
+        """Whether the record's AMIs exist, in every region, and are this
+        project's; None (and asked for) when not known yet."""
         if known.offline:
             return True
-        if ami not in known.amis:
-            decision.need_amis.add(ami)
+        unknown = {c for c in checks(record) if c[1] not in known.amis}
+        if unknown:
+            decision.need_amis.update(unknown)
             return None
-        return known.amis[ami]
+        return all(known.amis[ami] for ami in record.amis.values())
 
     def verdict(action: str, cause: str, reason: str, record: Record | None) -> Verdict:
         ami = record.ami if record and action != BUILD else None
@@ -171,7 +184,7 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         if too_old(current, image, known.now):
             return verdict(BUILD, "too-old", f"older than {image.max_age_days} days "
                                              f"({current.age_days(known.now):.0f})", None)
-        there = exists(current.ami)
+        there = exists(current)
         if there is None:
             return None
         if there:
@@ -180,7 +193,7 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         gone = True
     promotion = current.promotion if current is not None else None
     if promotion is not None and not gone and promotion.replaced_digest == digest:
-        there = exists(current.ami)
+        there = exists(current)
         if there is None:
             return None
         if there:
@@ -190,6 +203,7 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         gone = True
 
     earlier: Record | None = None
+    refused = ""
     if not known.offline:
         if (name, digest) not in known.by_digest:
             decision.need_digests.add((name, digest))
@@ -197,7 +211,7 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         earlier = known.by_digest[(name, digest)]
     if earlier is not None and not too_old(earlier, image, known.now) \
             and not (gone and earlier.ami == current.ami):
-        there = exists(earlier.ami)
+        there = exists(earlier)
         if there is None:
             return None
         if there:
@@ -205,14 +219,25 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
             return verdict(REUSE, "by-digest", f"an earlier build has these inputs: {earlier.ami}"
                            + (f" (built on {built_on})" if built_on else "")
                            + _replacing(promotion), earlier)
+        if any(ami in known.refused for ami in earlier.amis.values()):
+            refused = f"; not reusing the earlier build of these inputs: " \
+                      f"{unusable(earlier, known)}"
 
     offline = " (offline: earlier builds not checked)" if known.offline else ""
     if gone:
-        return verdict(BUILD, "gone", f"AMI {current.ami} no longer exists", None)
+        return verdict(BUILD, "gone", unusable(current, known) + refused, None)
     if current is None:
-        return verdict(BUILD, "missing", "never built" + offline, None)
+        return verdict(BUILD, "missing", "never built" + offline + refused, None)
     return verdict(BUILD, "changed", _why(current, manifest, parent.ami, settings)
-                   + _replacing(promotion) + offline, None)
+                   + _replacing(promotion) + offline + refused, None)
+
+
+def unusable(record: Record, known: Known) -> str:
+    """Why a record's AMIs cannot be kept: the first one that is not there."""
+    for region, ami in record.amis.items():
+        if not known.amis.get(ami, True):
+            return known.refused.get(ami) or f"AMI {ami} ({region}) no longer exists"
+    return f"AMI {record.ami} no longer exists"
 
 
 def _replacing(promotion: object) -> str:

@@ -1,10 +1,13 @@
 """Content digests: what an image was built from, independent of mtimes.
 
 As in Buildkite's elastic-ci-stack ``packer.sh``, each input is hashed on
-its own and the digest is taken over the sorted ``path  sha256`` lines, so
+its own and the digest is taken over the sorted ``path  entry`` lines, so
 the order files are found in and their modification times never matter;
-their contents and paths do, and so do the parent's AMI id and the build
-settings.
+their contents, executable bits and paths do, and so do the parent's AMI id
+and the build settings. An entry is the content's sha256, with ``+x`` after
+it for an executable file (the bit git keeps, which decides whether a
+script runs). Paths never hold a control character (``files.check_name``),
+so each line is one entry.
 """
 
 from __future__ import annotations
@@ -21,13 +24,21 @@ from .errors import AmiError
 from .files import not_regular
 
 
+EXECUTABLE = "+x"
+
+
+def content_sha(entry: str) -> str:
+    """The sha256 of an entry's content."""
+    return entry.removesuffix(EXECUTABLE)
+
+
 class Hasher:
-    """sha256 of input files, each hashed once per run even when many
-    images share it. Only regular files are read: a FIFO or a device
-    would block or never end."""
+    """Manifest entries of input files (sha256, ``+x`` when executable),
+    each hashed once per run even when many images share it. Only regular
+    files are read: a FIFO or a device would block or never end."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[int, int, int, str]] = {}
+        self._cache: dict[Path, tuple[int, int, int, int, str]] = {}
         self._lock = threading.Lock()
 
     def file(self, path: Path, shown: str) -> str:
@@ -39,11 +50,11 @@ class Hasher:
             raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
         if not stat.S_ISREG(st.st_mode):
             raise not_regular(shown)
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
         with self._lock:
             hit = self._cache.get(path)
-        if hit and hit[:3] == key:
-            return hit[3]
+        if hit and hit[:4] == key:
+            return hit[4]
         h = hashlib.sha256()
         try:
             with path.open("rb") as f:
@@ -51,13 +62,13 @@ class Hasher:
                     h.update(block)
         except OSError as err:
             raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
-        value = h.hexdigest()
+        value = h.hexdigest() + (EXECUTABLE if st.st_mode & stat.S_IXUSR else "")
         with self._lock:
             self._cache[path] = (*key, value)
         return value
 
     def manifest(self, root: Path, paths: list[str]) -> dict[str, str]:
-        """Repository-relative path -> sha256 of its contents, sorted by path."""
+        """Repository-relative path -> its entry, sorted by path."""
         return {p: self.file(root / p, p) for p in sorted(paths)}
 
 

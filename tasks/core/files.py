@@ -112,10 +112,16 @@ def check_regular(shown: str, mode: int) -> None:
         raise not_regular(shown)
 
 
-def check_utf8_name(name: str) -> None:
+def check_name(name: str) -> None:
     """A file name that is not valid UTF-8 (Python keeps its bytes as
-    surrogates) cannot be written into a record: one line naming it."""
-    if name.isascii() or not any("\udc80" <= c <= "\udcff" for c in name):
+    surrogates) cannot be written into a record, and one with a control
+    character (a newline) reads as two entries to line-based tools: one line
+    naming it."""
+    if name.isascii() and name.isprintable():
         return
     shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    raise AmiError(f"{shown}: the file name is not valid UTF-8: rename it")
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        raise AmiError(f"{shown}: the file name is not valid UTF-8: rename it")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise AmiError(f"{shown!r}: the file name has a control character (a newline, a tab): "
+                       "rename it")

@@ -22,7 +22,7 @@ _TOP_KEYS = frozenset({"region", "source", "defaults", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
 _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
                          "extra_inputs", "regions", "vars", "max_age_days", "share_with",
-                         "build_timeout"})
+                         "build_timeout", "only", "env_inputs"})
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
 DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
 
@@ -59,11 +59,15 @@ class Image:
     max_age_days: int | None = None     # rebuilt when older, so OS updates land
     share_with: tuple[str, ...] = ()    # accounts its AMIs may be shared with
     build_timeout: float = DEFAULT_BUILD_TIMEOUT   # seconds Packer may take
+    only: str | None = None             # the one source it builds (Packer's -only)
+    env_inputs: tuple[str, ...] = ()    # environment variables its template reads
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
         return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox,
-                "packer_dir": self.packer_dir, "var_files": list(self.var_files)}
+                "packer_dir": self.packer_dir, "var_files": list(self.var_files),
+                **({"only": self.only} if self.only else {}),
+                **({"env_inputs": list(self.env_inputs)} if self.env_inputs else {})}
 
 
 @dataclass(frozen=True)
@@ -214,9 +218,9 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
                                 or max_age < 1):
         raise _fail(file, where, f"max_age_days {max_age!r} must be a whole number of days >= 1")
-    for key in ("template", "playbook", "packer_dir"):
+    for key in ("template", "playbook", "packer_dir", "only"):
         if key in data and not isinstance(data[key], str):
-            raise _fail(file, where, f"'{key}' must be a path")
+            raise _fail(file, where, f"'{key}' must be a string")
     share_with = _str_list(file, where, "share_with",
                            [str(a) if isinstance(a, int) else a for a in data.get("share_with") or []])
     for account in share_with:
@@ -249,7 +253,17 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
         vars=tuple(pairs),
         share_with=share_with,
         build_timeout=_duration(file, where, data.get("build_timeout")),
+        only=data.get("only"),
+        env_inputs=_env_names(file, where, data.get("env_inputs")),
     )
+
+
+def _env_names(file: Path, where: str, value: Any) -> tuple[str, ...]:
+    names = _str_list(file, where, "env_inputs", value)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise _fail(file, where, f"env_inputs {name!r} is not an environment variable name")
+    return tuple(sorted(set(names)))
 
 
 def _conventional_template(root: Path, name: str) -> str:

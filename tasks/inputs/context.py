@@ -90,7 +90,11 @@ def to_repo(ctx: Context, text: str, where: str, value: str, base: str | None = 
 
 
 def glob_to_repo(ctx: Context, glob: str, base: str | None = None) -> str | None:
-    """A reference's glob as a repository glob, or None when it could be anything."""
+    """A reference's glob as a repository glob, or None when it could be
+    anything: a path whose beginning is unknown (``pathexpand(...)``,
+    ``var.x``) may be absolute, outside the repository."""
+    if glob.startswith("*"):
+        return None
     if glob.startswith(_ROOT + "/"):
         rel = posixpath.normpath(glob[len(_ROOT) + 1:])
     elif glob.startswith("/") or _ROOT in glob:

@@ -54,7 +54,8 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     """``parse`` reads one HCL2 file (a run's :class:`ParseCache` remembers
     what it parsed)."""
     repo = Repo(graph.root)
-    template = formats.load(repo, image.template, image.name, parse)
+    template = _only(formats.load(repo, image.template, image.name, parse), image)
+    _check_environment(template, image)
     for key, _ in image.vars:
         if key not in template.variables:
             raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
@@ -79,13 +80,48 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     for vf in image.var_files:
         found.add(vf, "var file (amis.yaml)")
     runs, roles, third_party = _ansible(repo, image, walked.ansible, found)
-    _extra_inputs(repo, graph, image, found)
-    _check_unresolved(repo, graph, image, found)
+    declared = _extra_inputs(repo, graph, image, found)
+    _check_unresolved(repo, graph, image, found, declared)
     return Inputs(image=image.name, files=dict(sorted(found.files.items())),
                   kind="ansible" if runs else "shell", template=template,
                   ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
                   dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values,
                   var_values=var_values)
+
+
+def _only(template: Template, image: Image) -> Template:
+    """The template with only the source the image builds: a template of
+    several sources makes several AMIs, and an image records one."""
+    names = sorted({b.name for b in template.blocks if b.kind in ("builder", "source")})
+    word = "builder" if template.format == "json" else "source"
+    if image.only is None:
+        if len(names) > 1:
+            raise AmiError(f"amis.yaml: image {image.name}: {template.path} has {len(names)} "
+                           f"{word}s ({', '.join(names)}), each making an AMI: name the one it "
+                           f"builds, e.g. only: {names[0]}")
+        return template
+    if image.only not in names:
+        raise AmiError(f"amis.yaml: image {image.name}: only: {image.only} is not a {word} of "
+                       f"{template.path} ({', '.join(names)})")
+    return replace(template, blocks=tuple(
+        b for b in template.blocks if b.kind not in ("builder", "source") or b.name == image.only))
+
+
+def _check_environment(template: Template, image: Image) -> None:
+    """What the build reads from its environment changes what is built: only
+    the environment variables the image declares (their values' hashes are in
+    its digest), and no secret store, which no digest can see."""
+    for store in template.secret_stores():
+        raise AmiError(f"{template.path}: {store}() reads a secret store during the build: what "
+                       "it returns changes the image, but no digest can see it: read the value "
+                       "from an environment variable instead and declare it under env_inputs: "
+                       f"of image {image.name} in amis.yaml")
+    for variable, name in template.env_reads():
+        if name not in image.env_inputs:
+            raise AmiError(f"{template.path}: variable {variable} defaults to environment "
+                           f"variable {name}, which changes what is built: declare it under "
+                           f"env_inputs: of image {image.name} in amis.yaml (the hash of its "
+                           "value goes into the digest), or set the value in a var file")
 
 
 _PARENT = "ami-0parent0parent0"          # stands for the parent's AMI while resolving
@@ -150,7 +186,9 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
     return runs, roles, third_party
 
 
-def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
+def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> set[str]:
+    """The files extra_inputs names, added to ``found``."""
+    declared: set[str] = set()
     for pattern in image.extra_inputs:
         if any(c in pattern for c in "*?["):
             matches = repo.glob(pattern)
@@ -162,13 +200,19 @@ def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
             raise AmiError(f"{graph.file.name}: image {image.name}: extra_inputs {pattern!r} "
                            "matches no file: fix the path or remove it")
         for m in matches:
+            declared.add(m)
             repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
                                                                  f"{image.name}: extra_inputs", m)
+    return declared
 
 
-def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found) -> None:
+def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found,
+                      declared: set[str]) -> None:
+    """A reference only known during the build is accepted when the files it
+    may read are declared: every one of them is among the image's
+    extra_inputs (being an input for another reason is not enough)."""
     for ref in found.unresolved:
-        if ref.glob and covered(repo, ref.glob, found.files):
+        if ref.glob and covered(repo, ref.glob, dict.fromkeys(declared, "")):
             continue
         hint = f'e.g. extra_inputs: ["{ref.glob}"]' if ref.glob else \
             "or write the path literally"

@@ -39,7 +39,8 @@ def load(repo: Repo, path: str, image: str) -> Template:
                 item = {"type": item}
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise AmiError(f"{where}: {kind} {i} has no 'type'")
-            blocks.append(Block(kind, i, item["type"], item))
+            blocks.append(Block(kind, i, item["type"], item,
+                                name=str(item.get("name") or item["type"])))
     if not any(b.kind == "builder" and b.type in EBS_BUILDERS for b in blocks):
         raise AmiError(f"{where}: no amazon-ebs builder: image {image} needs one")
     sensitive = data.get("sensitive-variables") or []

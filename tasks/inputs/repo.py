@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import AmiError
-from ..core.files import check_regular, check_utf8_name, not_regular
+from ..core.files import check_regular, check_name, not_regular
 
 # Never content: version control, caches and leftovers of tools.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".pytest_cache"})
@@ -80,6 +80,16 @@ class Repo:
     def exists(self, rel: str) -> bool:
         return os.path.exists(self.path(rel))
 
+    def inside(self, rel: str) -> None:
+        """A path whose symbolic links lead out of the repository is refused:
+        what it reads is no file of the repository's (``/proc/self/environ``
+        would hand the build its own environment)."""
+        real = os.path.realpath(self.path(rel))
+        root = self.root.as_posix()
+        if real != root and not real.startswith(root + "/"):
+            raise AmiError(f"{rel}: a symbolic link to {real}, outside the repository: put "
+                           "the file itself in the repository (what is outside is not tracked)")
+
     def add_file(self, found: Found, rel: str, why: str, where: str, value: str) -> None:
         """A referenced file: it must be there, a regular file."""
         path = self.path(rel)
@@ -90,6 +100,7 @@ class Repo:
                            "reference") from None
         except OSError as err:
             raise AmiError(f"{where} {value!r}: {rel}: {err.strerror}: fix or remove it") from None
+        self.inside(rel)
         if stat.S_ISDIR(mode):
             self.add_tree(found, rel, why)
             return
@@ -100,19 +111,24 @@ class Repo:
         for f in self.files_under(rel):
             found.add(f, why)
 
-    def files_under(self, rel: str) -> list[str]:
-        """Every file under a folder, following links to folders once (a
-        link loop is an error, as is anything that is not a regular file)."""
+    def files_under(self, rel: str, strict: bool = True) -> list[str]:
+        """Every file under a folder, following links inside the repository (a
+        link to a folder it is in is a loop, an error; so is a link out of the
+        repository, and anything that is not a regular file). Version control,
+        caches and tools' leftovers are never content: in a folder the build
+        reads whole (``strict``) they are refused, as the build would read
+        what no digest holds; a glob's walk skips them."""
         out: list[str] = []
-        seen: set[str] = set()
-        pending = [(str(self.path(rel)), posixpath.normpath(rel))]
+        self.inside(rel)
+        pending: list[tuple[str, str, frozenset[str]]] = [
+            (str(self.path(rel)), posixpath.normpath(rel), frozenset())]
         while pending:
-            folder, here = pending.pop()
+            folder, here, above = pending.pop()
             real = os.path.realpath(folder)
-            if real in seen:
+            if real in above:
                 raise AmiError(f"{here}: a symbolic link loop (back to {real}): remove the link")
-            seen.add(real)
-            check_utf8_name(here)
+            above = above | {real}
+            check_name(here)
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as err:
@@ -126,13 +142,20 @@ class Repo:
                     is_file = not is_dir and entry.is_file()
                 except OSError as err:
                     raise AmiError(f"{f}: {err.strerror}: fix or remove it") from None
-                if is_dir:
-                    if entry.name not in _SKIPPED_DIRS:
-                        folders.append((entry.path, f))
-                elif entry.name.endswith(_SKIPPED_FILES):
+                if entry.is_symlink() and (is_dir or is_file):
+                    self.inside(f)
+                skipped = entry.name in _SKIPPED_DIRS if is_dir else \
+                    entry.name.endswith(_SKIPPED_FILES)
+                if skipped and strict:
+                    raise AmiError(f"{f}: inside {rel}, which the build reads whole, but never "
+                                   "hashed (version control, a cache or a leftover): delete it, "
+                                   "or name only the files the build needs")
+                if skipped:
                     continue
+                if is_dir:
+                    folders.append((entry.path, f, above))
                 elif is_file:
-                    check_utf8_name(f)
+                    check_name(f)
                     out.append(f)
                 elif entry.is_symlink() and not os.path.exists(entry.path):
                     raise AmiError(f"{f}: a symbolic link to nothing: remove it or fix its target")
@@ -149,7 +172,7 @@ class Repo:
         if not self.is_dir(start):
             return []
         regex = _glob_regex(pattern)
-        return [f for f in self.files_under(start) if regex.fullmatch(f)]
+        return [f for f in self.files_under(start, strict=False) if regex.fullmatch(f)]
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:

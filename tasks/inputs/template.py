@@ -5,6 +5,7 @@ into it; ``formats`` chooses between them."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -14,6 +15,9 @@ from .hcl.parse import Document
 from .repo import Repo
 
 # A default read from the environment: {{env `X`}} (JSON) or ${env("X")} (HCL2).
+# A value read at build time from a secret store: {{vault `p` `k`}}, vault("p", "k"),
+# and aws_secretsmanager likewise.
+_SECRET_STORE = re.compile(r"(?:\{\{\s*|\b)(vault|aws_secretsmanager)(?:\s*`|\s*\()")
 _ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")
 
 
@@ -26,6 +30,7 @@ class Block:
     config: dict
     via: str = ""        # HCL2: " override <source>", the fields one source sees
     each: Dynamic | None = None     # HCL2: the dynamic block this is the content of
+    name: str = ""       # a source's (type.name) or builder's name: what -only selects
 
     @property
     def label(self) -> str:
@@ -48,6 +53,20 @@ class Template:
     locals: dict[str, Any] = field(repr=False, default_factory=dict)
     required_version: str | None = None
     newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
+
+    def env_reads(self) -> list[tuple[str, str]]:
+        """(variable, environment variable) for each default read from the environment."""
+        found = []
+        for name, value in sorted(self.variables.items()):
+            m = _ENV_DEFAULT.match(value.strip()) if isinstance(value, str) else None
+            if m:
+                found.append((name, m.group(1) or m.group(2)))
+        return found
+
+    def secret_stores(self) -> list[str]:
+        """The secret-store functions the template calls (vault, aws_secretsmanager)."""
+        text = "".join(json.dumps(d.data) for d in self.documents) + json.dumps(self.data)
+        return sorted({m.group(1) for m in _SECRET_STORE.finditer(text)})
 
     @property
     def required_plugins(self) -> bool:

@@ -146,6 +146,8 @@ def _ref(ctx: Context, out: Walk, where: str, raw: Any, kind: str,
          use: AnsibleUse | None, base: str | None = None) -> None:
     text, glob, why = ctx.resolve(raw)
     value = ctx.plain(raw)
+    if text is not None and not text.strip():
+        return              # an empty path (a variable defaulting to "") is no path
     if text is None:
         out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob, base)))
         return

@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
-from ..adapters.packer_output import Masker
+from ..adapters.packer_output import Masker, Result
 from ..core.decision import KEEP, REUSE, Verdict
 from ..core.digest import source_digest
 from ..core.errors import AmiError
@@ -58,8 +59,8 @@ def pull(run: Run) -> None:
                 f"{record.ami}, as the record does", name)
     for name in run.graph.names:
         record = run.lookup.record(name)
-        if record is not None and not run.lookup.exists(record.ami):
-            run.say(f"recorded AMI {record.ami} no longer exists: it will be rebuilt", name)
+        if record is not None and name in run.graph.images and not run.lookup.usable(record):
+            run.say(f"{run.lookup.unusable(record)}: it will be rebuilt", name)
 
 
 def resolve_source(run: Run) -> Outcome:
@@ -180,14 +181,16 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
             if run.interrupts.wait(delay):
                 raise AmiError(f"image {name}: interrupted while waiting to retry; "
                                "nothing recorded")
-    if not result.ok:
-        raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
-                       f"AMI stays current; log: {log}")
-    missing = [r for r in image.regions if r not in result.amis]
-    if missing:
-        raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
-                       f"nothing published; log: {log}")
-    vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
+    made = [(r, a) for ids in (result.builds or {"": result.amis}).values()
+            for r, a in ids.items()]
+    try:
+        _check_result(name, image.regions, result, log)
+        vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
+    except AmiError:
+        removed = vetting.discard(run.aws, name, digest, started, made)
+        if removed:
+            run.say(f"deregistered what the failed build made: {', '.join(removed)}", name)
+        raise
     return Record(
         image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
         digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,
@@ -196,6 +199,21 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
         build_finished=_now().isoformat(timespec="seconds"), build_log=log.name,
         inputs=run.checkout.manifest(name),
     )
+
+
+def _check_result(name: str, regions: tuple[str, ...], result: Result, log: Path) -> None:
+    if not result.ok:
+        raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
+                       f"AMI stays current; log: {log}")
+    if len(result.builds) > 1:
+        raise AmiError(f"image {name}: Packer ran {len(result.builds)} builds "
+                       f"({', '.join(sorted(result.builds))}), each making an AMI, and an image "
+                       f"records one: name its source with only: in amis.yaml; nothing "
+                       f"published; log: {log}")
+    missing = [r for r in regions if r not in result.amis]
+    if missing:
+        raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
+                       f"nothing published; log: {log}")
 
 
 def backoff(attempt: int, base: float, cap: float = 600.0) -> float:

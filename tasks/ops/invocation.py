@@ -1,7 +1,7 @@
 """How Packer is handed an image: in the image's stage (exactly its inputs),
 from the folder the image says Packer runs in, with the effective template
 written where the template is (so ``{{template_dir}}`` is right), its var
-files in order and only the variables it declares."""
+files in order, only the variables it reads and only the source it builds."""
 
 from __future__ import annotations
 
@@ -99,9 +99,10 @@ class Invocation:
     variables: dict[str, str]
     env: dict[str, str]
     dropped: tuple[str, ...]            # provisioners the sandbox left out
+    only: str | None = None             # the one source of several it builds
 
     def argv(self, exe: str, command: str, *options: str) -> list[str]:
-        args = [exe, command, *options]
+        args = [exe, command, *options, *([f"-only={self.only}"] if self.only else [])]
         for vf in self.var_files:
             args.append(f"-var-file={vf}")
         for key, value in sorted(self.variables.items()):
@@ -140,4 +141,4 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
         yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
                          var_files=tuple(root / vf for vf in image.var_files),
                          variables=declared(inputs.template, variables, inputs.var_values), env=env,
-                         dropped=tuple(dropped))
+                         dropped=tuple(dropped), only=image.only)

@@ -31,6 +31,15 @@ def _created(image: dict) -> datetime | None:
         return None
 
 
+def _made_by(found: dict, name: str, digest: str, started: datetime) -> bool:
+    """Whether an AMI is this build's: its image and digest tags, created after it started."""
+    tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+    created = _created(found)
+    # EC2 keeps creation times to the second.
+    return tags.get("Image") == name and tags.get("Digest") == digest and created is not None \
+        and created >= started.replace(microsecond=0) - timedelta(seconds=1)
+
+
 def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: datetime,
         amis: dict[str, str]) -> None:
     allowed = set(share_with)
@@ -40,10 +49,7 @@ def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: 
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which does not exist; "
                            "nothing published")
         tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
-        created = _created(found)
-        # EC2 keeps creation times to the second.
-        if tags.get("Image") != name or tags.get("Digest") != digest or created is None \
-                or created < started.replace(microsecond=0) - timedelta(seconds=1):
+        if not _made_by(found, name, digest, started):
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which this build did not "
                            f"make (tags Image={tags.get('Image')!r}, Digest="
                            f"{str(tags.get('Digest'))[:12]!r}, created {found.get('CreationDate')}); "
@@ -59,6 +65,26 @@ def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: 
                        f"does not allow (share_with: {sorted(allowed) or 'nobody'}); revoked, "
                        "nothing published: remove ami_users/ami_groups/snapshot_users from the "
                        "template or add the account to share_with")
+
+
+def discard(aws: Aws, name: str, digest: str, started: datetime,
+            made: list[tuple[str, str]]) -> list[str]:
+    """Deregister what a failed build made (and its snapshots), so that a
+    retry does not collide with its AMI names; an AMI that is not provably
+    this build's is left alone. Returns ``region:ami`` of each one removed."""
+    removed = []
+    for region, ami in made:
+        found = aws.describe_amis(region, [ami]).get(ami)
+        if found is None or not _made_by(found, name, digest, started):
+            continue
+        aws.call(f"deregistering {ami}, made by a failed build", "ec2", region,
+                 "deregister_image", ImageId=ami)
+        for mapping in found.get("BlockDeviceMappings", []):
+            if mapping.get("Ebs", {}).get("SnapshotId"):
+                aws.call(f"deleting snapshot {mapping['Ebs']['SnapshotId']}", "ec2", region,
+                         "delete_snapshot", SnapshotId=mapping["Ebs"]["SnapshotId"])
+        removed.append(f"{region}:{ami}")
+    return removed
 
 
 def _launch_grants(aws: Aws, region: str, ami: str, allowed: set[str]) -> list[str]:

@@ -5,6 +5,7 @@ per run, when first asked; no network."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..adapters.git import git_info
@@ -15,6 +16,11 @@ from ..core.once import Memo, Once
 from ..core.settings import Settings
 from ..inputs.hcl.parse import ParseCache
 from ..inputs.image import Inputs, image_inputs
+
+
+def env_hash(value: str | None) -> str:
+    """What a record keeps of an environment variable's value: its hash."""
+    return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
 class Checkout:
@@ -43,8 +49,10 @@ class Checkout:
 
     def digest_settings(self, image: str) -> dict[str, Any]:
         """The build settings that are part of the image's digest."""
-        return {**self.graph.images[image].settings(self.settings.sandbox),
-                "kind": self.inputs()[image].kind}
+        spec = self.graph.images[image]
+        env = {name: env_hash(self.settings.env.get(name)) for name in spec.env_inputs}
+        return {**spec.settings(self.settings.sandbox), "kind": self.inputs()[image].kind,
+                **({"env": env} if env else {})}
 
     def git(self) -> dict[str, object]:
         return self._git()

@@ -22,6 +22,7 @@ from ..adapters.registry import Registry
 from ..core import decision
 from ..core.errors import AmiError
 from ..core.graph import Graph
+from ..core.names import MANAGED_BY
 from ..core.records import Record, read_local, save_local
 from .checkout import Checkout
 
@@ -32,11 +33,30 @@ class Facts:
     channel: str = ""
     records: dict[str, Record | None] = field(default_factory=dict)
     by_digest: dict[tuple[str, str], Record | None] = field(default_factory=dict)
-    amis: dict[str, bool] = field(default_factory=dict)
+    amis: dict[str, bool] = field(default_factory=dict)          # AMI id -> usable
+    refused: dict[str, str] = field(default_factory=dict)        # AMI id -> why not
     source: tuple[str, str] | None = None       # (AMI id, how it was found)
     offline: str | None = None                  # why AWS could not be asked
     txt_stale: list[str] = field(default_factory=list)
     pulled: bool = False
+
+
+_ABSENT = "absent"
+
+
+def vetting_problem(check: decision.AmiCheck, image: dict | None) -> str | None:
+    """Why an AMI a record names is not usable (None: it is)."""
+    region, ami, name, digest = check
+    if image is None or image.get("State") not in ("available", None):
+        return _ABSENT
+    tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    wrong = [f"{key}={tags.get(key)!r}" for key, want in
+             (("ManagedBy", MANAGED_BY), ("Image", name), ("Digest", digest))
+             if tags.get(key) != want]
+    if wrong:
+        return (f"AMI {ami} ({region}) is not what the record says (tags {', '.join(wrong)}): "
+                "not this project's build of these inputs")
+    return None
 
 
 class Lookup:
@@ -65,10 +85,14 @@ class Lookup:
         with self.lock:
             return self.facts.records.get(image)
 
-    def exists(self, ami: str) -> bool:
-        """Whether an AMI exists, as far as looked up (unknown: assumed)."""
+    def usable(self, record: Record) -> bool:
+        """Whether a record's AMIs exist and are this project's, as far as
+        looked up (unknown: assumed)."""
         with self.lock:
-            return self.facts.amis.get(ami, True)
+            return all(self.facts.amis.get(ami, True) for ami in record.amis.values())
+
+    def unusable(self, record: Record) -> str:
+        return decision.unusable(record, self.known())
 
     def source_how(self) -> str:
         """How the source image was found (pinned, or which filter match)."""
@@ -79,7 +103,7 @@ class Lookup:
         """A record this run made current."""
         with self.lock:
             self.facts.records[record.image] = record
-            self.facts.amis[record.ami] = True
+            self.facts.amis.update({ami: True for ami in record.amis.values()})
 
     def forget(self, image: str, digest: str) -> None:
         """Look the digest record, and whether the AMIs that could be kept or
@@ -89,8 +113,8 @@ class Lookup:
             earlier = self.facts.by_digest.pop((image, digest), None)
             current = self.facts.records.get(image)
             for record in (earlier, current):
-                if record is not None:
-                    self.facts.amis.pop(record.ami, None)
+                for ami in record.amis.values() if record is not None else ():
+                    self.facts.amis.pop(ami, None)
 
     # -- looking up -----------------------------------------------------------
 
@@ -134,17 +158,33 @@ class Lookup:
             self.facts.channel, self.facts.records = channel, dict(pulled.records)
             self.facts.txt_stale = list(pulled.txt_stale)
             self.facts.pulled = True
-        self._check_amis([r.ami for r in pulled.records.values() if r is not None])
+        self._check_amis({c for r in pulled.records.values()
+                          if r is not None and r.image in self.graph.images
+                          for c in decision.checks(r)})
         return pulled.status
 
-    def _check_amis(self, amis: list[str]) -> None:
+    def _check_amis(self, checks: set[decision.AmiCheck]) -> None:
+        """Look up, per region in one call per 200, whether the AMIs exist,
+        are the account's own and carry the tags of the build that made them:
+        a record (rewritten, or naming a copy deregistered out of band) is
+        trusted no further than its AMIs."""
         with self.lock:
-            unknown = sorted({a for a in amis if a not in self.facts.amis})
-        if not unknown:
-            return
-        found = self.aws.existing_amis(self.graph.region, unknown)
-        with self.lock:
-            self.facts.amis.update({a: a in found for a in unknown})
+            unknown = sorted(c for c in checks if c[1] not in self.facts.amis)
+        regions = sorted({c[0] for c in unknown})
+        for region in regions:
+            wanted = [c for c in unknown if c[0] == region]
+            found = self.aws.own_amis(region, sorted({c[1] for c in wanted}))
+            results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
+            missing = sorted(a for a, why in results.items() if why == _ABSENT)
+            foreign = self.aws.describe_amis(region, missing) if missing else {}
+            with self.lock:
+                for ami, why in results.items():
+                    if ami in foreign:
+                        why = (f"AMI {ami} ({region}) belongs to account "
+                               f"{foreign[ami].get('OwnerId')}, not this one")
+                    self.facts.amis[ami] = why is None
+                    if why is not None and why != _ABSENT:
+                        self.facts.refused[ami] = why
 
     def _source(self) -> None:
         with self.lock:
@@ -167,7 +207,8 @@ class Lookup:
             ami, how = facts.source or (None, "")
             return decision.Known(
                 channel=facts.channel, records=dict(facts.records),
-                by_digest=dict(facts.by_digest), amis=dict(facts.amis), source_ami=ami,
+                by_digest=dict(facts.by_digest), amis=dict(facts.amis),
+                refused=dict(facts.refused), source_ami=ami,
                 source_how=how, source_spec=self.graph.source.spec(self.sandbox),
                 offline=facts.offline is not None, now=datetime.now(timezone.utc))
 
@@ -188,12 +229,14 @@ class Lookup:
             with self._rounds:
                 with self.lock:
                     wanted = {p for p in result.need_digests if p not in self.facts.by_digest}
-                    amis |= {r.ami for p in result.need_digests
-                             if (r := self.facts.by_digest.get(p)) is not None}
+                    amis |= {c for p in result.need_digests
+                             if (r := self.facts.by_digest.get(p)) is not None
+                             for c in decision.checks(r)}
                 if wanted:
                     found = self.registry.by_digest(wanted)
                     with self.lock:
                         self.facts.by_digest.update(found)
-                    amis |= {r.ami for r in found.values() if r is not None}
-                self._check_amis(sorted(amis))
+                    amis |= {c for r in found.values() if r is not None
+                             for c in decision.checks(r)}
+                self._check_amis(amis)
         raise AmiError("the decision did not settle: please report this as a bug")

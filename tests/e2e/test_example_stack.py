@@ -98,7 +98,7 @@ def test_a_vendored_galaxy_role_is_not_held_to_the_projects_profile(validating, 
         assert "ansible-lint failed" in failed(result)
 
 
-def test_an_ami_made_public_by_its_template_is_made_private_and_not_published(project, aws):
+def test_an_ami_made_public_by_its_template_is_revoked_removed_and_not_published(project, aws):
     ok(project.doit("amis"))
     template = legacy_template(project, "worker")
     data = json.loads(template.read_text())
@@ -109,8 +109,9 @@ def test_an_ami_made_public_by_its_template_is_made_private_and_not_published(pr
     match = re.search(r"image worker: the build shared eu-west-1:(ami-\w+) with everyone, "
                       r"which amis.yaml does not allow", out)
     assert match, out
-    grants = aws.ec2.describe_image_attribute(ImageId=match.group(1), Attribute="launchPermission")
-    assert grants["LaunchPermissions"] == []
+    # revoked first, then deregistered: what a failed build made does not stay behind
+    assert f"deregistered what the failed build made: eu-west-1:{match.group(1)}" in out
+    assert aws.ec2.describe_images(ImageIds=[match.group(1)])["Images"] == []
     assert aws.objects()["channels/main/worker.json"] == before
 
 

@@ -115,3 +115,25 @@ def test_a_sensitive_value_from_a_var_file_is_masked(zoo):
     assert "folder step ran with <sensitive>" in out
     logs = "".join(p.read_text() for p in (zoo.path / ".amis/logs").glob("folder-*.log"))
     assert "s3cr3t-from-var-file" not in out + logs and "folder step ran with" in logs
+
+
+def test_an_image_of_a_template_with_several_sources_builds_the_one_it_names(zoo, aws):
+    source = zoo.path / "packer/folder/source.pkr.hcl"
+    source.write_text(source.read_text() + shapes.HCL_SOURCE.replace("NAME", "arm").replace(
+        "${var.image}-", "${var.image}-arm-"))
+    build = zoo.path / "packer/folder/build.pkr.hcl"
+    build.write_text(build.read_text().replace('sources = ["source.amazon-ebs.folder"]',
+                                               'sources = ["source.amazon-ebs.folder", '
+                                               '"source.amazon-ebs.arm"]'))
+    commit(zoo.path)
+    line = failed(zoo.doit("amis"))
+    assert "packer/folder has 2 sources (amazon-ebs.arm, amazon-ebs.folder)" in line
+    assert zoo.packer_builds() == []
+    image_setting(zoo, "folder", "only: amazon-ebs.arm")
+    commit(zoo.path)
+    ok(zoo.doit("amis"))
+    made = aws.ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "tag:Image", "Values": ["folder"]}])["Images"]
+    record = json.loads(aws.objects()["channels/main/folder.json"])
+    assert [i["ImageId"] for i in made] == [record["amis"]["eu-west-1"]]
+    assert made[0]["Name"].startswith("folder-arm-")

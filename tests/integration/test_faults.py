@@ -173,7 +173,8 @@ def test_a_no_op_lists_the_channel_and_fetches_nothing(tree, aws, proxy):
     ok(tree.doit("amis", env=via))
     assert proxy.count(s3("GET", True)) == 0
     assert proxy.count(s3("GET", False)) == 2           # the bucket check, the channel
-    assert proxy.count(lambda r: r.action == "DescribeImages") == 1
+    # one per region the records name (web is copied to us-east-1): every copy is checked
+    assert proxy.count(lambda r: r.action == "DescribeImages") == 2
     proxy.seen.clear()
     tree.reset_count()
     clone = tree.clone(tree.path.parent / "fresh")
@@ -181,3 +182,89 @@ def test_a_no_op_lists_the_channel_and_fetches_nothing(tree, aws, proxy):
     assert proxy.count(s3("GET", True)) == 6            # centos and five images, once each
     assert proxy.count(s3("GET", False)) == 2
     assert clone.packer_builds() == []
+
+
+def _amis_tagged(aws, image: str) -> set[str]:
+    images = aws.ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "tag:Image", "Values": [image]}])["Images"]
+    return {i["ImageId"] for i in images}
+
+
+def test_a_build_that_made_several_amis_publishes_none_and_removes_them(tree, aws):
+    ok(tree.doit("amis"))
+    before = _amis_tagged(aws, "worker")
+    (tree.path / "ansible/roles/worker_app/defaults/main.yml").write_text("---\nx: 2\n")
+    tree.packer.sources["worker"] = 2          # a template whose build has two sources
+    out = failed(tree.doit("ami:worker"))
+    assert "image worker: Packer ran 2 builds (amazon-ebs, amazon-ebs.s1), each making an AMI, " \
+           "and an image records one: name its source with only: in amis.yaml" in out
+    assert "deregistered what the failed build made: eu-west-1:ami-" in out
+    assert _amis_tagged(aws, "worker") == before
+    assert current_ami(aws, "worker") in before
+
+
+def test_what_a_failed_build_made_is_removed_so_a_retry_starts_clean(tree, aws):
+    ok(tree.doit("amis"))
+    before = _amis_tagged(aws, "web")
+    (tree.path / "ansible/roles/web_app/defaults/main.yml").write_text("---\nx: 3\n")
+    tree.packer.fail_after["web"] = "Build 'amazon-ebs.arm' errored: copying failed"
+    out = failed(tree.doit("ami:web"))
+    assert "image web: Packer exited 1: Build 'amazon-ebs.arm' errored" in out
+    assert "deregistered what the failed build made" in out
+    assert _amis_tagged(aws, "web") == before
+    del tree.packer.fail_after["web"]
+    ok(tree.doit("ami:web"))
+    assert len(_amis_tagged(aws, "web") - before) == 1
+
+
+def test_a_digest_record_naming_an_ami_this_project_did_not_build_is_not_reused(tree, aws):
+    ok(tree.doit("amis"))
+    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    original = role.read_text()
+    role.write_text(original + "\nextra: 1\n")
+    commit(tree.path)
+    ok(tree.doit("amis"))
+    edited = json.loads(aws.objects()["channels/main/web.json"])
+    role.write_text(original)                 # a revert: reuse by digest, if the record is true
+    commit(tree.path)
+    before = json.loads(aws.objects()["channels/main/base.json"])
+    digest = tree.digest("web")
+    key = f"digests/web/{digest}.json"
+    forged = json.loads(aws.objects()[key])
+    public = aws.ec2.register_image(Name="someone-elses", RootDeviceName="/dev/sda1")["ImageId"]
+    forged["amis"] = {REGION: public}        # rewritten to name an AMI without our tags
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(forged).encode())
+    tree.reset_count()
+    plan = ok(tree.doit("plan")).stdout
+    assert f"not reusing the earlier build of these inputs: AMI {public} (eu-west-1) is not " \
+           "what the record says (tags ManagedBy=None, Image=None, Digest=None)" in plan, plan
+    ok(tree.doit("amis"))
+    assert tree.packer_builds() == ["web"]
+    assert current_ami(aws, "web") not in (public, edited["amis"][REGION])
+    assert json.loads(aws.objects()["channels/main/base.json"]) == before
+
+
+def test_a_copy_deregistered_out_of_band_is_rebuilt(tree, aws):
+    ok(tree.doit("amis"))
+    copy = json.loads(aws.objects()["channels/main/web.json"])["amis"]["us-east-1"]
+    tree.client("ec2", "us-east-1").deregister_image(ImageId=copy)
+    tree.reset_count()
+    out = ok(tree.doit("amis")).stdout
+    assert f"[web] AMI {copy} (us-east-1) no longer exists: it will be rebuilt" in out
+    assert tree.packer_builds() == ["web"]
+
+
+def test_a_mode_only_commit_rebuilds_the_images_that_read_the_file(tree, aws):
+    ok(tree.doit("amis"))
+    script = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    script.chmod(0o755)                       # what decides whether a script runs
+    commit(tree.path)
+    tree.reset_count()
+    plan = ok(tree.doit("plan")).stdout
+    assert re.search(r"^web\s+would rebuild.*changed ansible/roles/web_app/defaults/main.yml",
+                     plan, re.M), plan
+    ok(tree.doit("amis"))
+    assert tree.packer_builds() == ["web"]
+    entry = json.loads(aws.objects()["channels/main/web.json"])["inputs"][
+        "ansible/roles/web_app/defaults/main.yml"]
+    assert entry.endswith("+x") and len(entry) == 66

@@ -69,10 +69,11 @@ def test_a_deregistered_ami_is_rebuilt_and_plan_says_so(tree, aws):
     worker = json.loads(tree.record("worker").read_text())
     aws.ec2.deregister_image(ImageId=worker["amis"]["eu-west-1"])
     plan = ok(tree.doit("plan"))
-    assert re.search(rf"^worker\s+AMI gone.*AMI {worker['amis']['eu-west-1']} no longer exists",
+    assert re.search(rf"^worker\s+AMI gone.*AMI {worker['amis']['eu-west-1']} \(eu-west-1\) no longer exists",
                      plan.stdout, re.M), plan.stdout
     result = ok(tree.doit("amis"))
-    assert "[worker] recorded AMI" in result.stdout
+    assert f"[worker] AMI {worker['amis']['eu-west-1']} (eu-west-1) no longer exists: it will be rebuilt" \
+        in result.stdout
     assert tree.packer_builds() == ["worker"]
     assert json.loads(tree.record("worker").read_text())["amis"]["eu-west-1"] != \
         worker["amis"]["eu-west-1"]

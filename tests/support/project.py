@@ -113,6 +113,7 @@ def print_sensitive(project: "Project", variable: str, command: str) -> None:
     data["provisioners"].append({"type": "shell-local", "inline": [
         command.replace("{value}", f"{{{{user `{variable}`}}}}")]})
     template.write_text(json.dumps(data, indent=2))
+    image_setting(project, "base", f"env_inputs: [{variable.upper()}]")
 
 
 def write_script(path: Path, text: str) -> Path:

@@ -285,8 +285,8 @@ build {
     "packer/folder/variables.pkr.hcl": HCL_VARIABLES,
     "packer/folder/source.pkr.hcl": HCL_SOURCE.replace("NAME", "folder"),
     "packer/folder/locals.pkr.hcl": '''locals {
-  confs  = fileset("${path.root}/conf", "*.conf")
-  banner = <<-EOT
+  confs   = fileset("${path.root}/conf", "*.conf")
+  banner  = <<-EOT
     folder heredoc ran
     EOT
   uploads = { "motd" = "files/motd" }

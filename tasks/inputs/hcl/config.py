@@ -20,7 +20,8 @@ def load(repo: Repo, path: str, image: str, parse: Parse) -> Template:
     files = files_of(repo, path, image)
     documents = tuple(parse(repo, f, image) for f in files if f.endswith(SUFFIXES))
     found = shape(list(documents))
-    blocks = [Block("source", i, kind, cfg) for i, (kind, _, cfg) in enumerate(found.sources, 1)]
+    blocks = [Block("source", i, kind, cfg, name=f"{kind}.{name}")
+              for i, (kind, name, cfg) in enumerate(found.sources, 1)]
     for i, (kind, cfg, overrides) in enumerate(found.provisioners, 1):
         blocks.append(Block("provisioner", i, kind, cfg))
         blocks += [Block("provisioner", i, kind, {**cfg, **hcl_override}, f" override {source}")

@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ...core.errors import AmiError
-from ...core.files import check_utf8_name, json_object, read_text, write_atomic
+from ...core.files import check_name, json_object, read_text, write_atomic
 from ..repo import Repo
 from .syntax import literal, to_hcl_form
 
@@ -42,7 +42,7 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
         return [path]
     names = sorted(p.name for p in repo.path(path).iterdir() if p.is_file())
     for name in names:
-        check_utf8_name(f"{path}/{name}")
+        check_name(f"{path}/{name}")
     found = [f"{path}/{n}" for n in names if n.endswith(SUFFIXES + AUTO_VAR_FILES)]
     for f in found:
         if f.endswith(".pkr.hcl") and json_name(f) in found:

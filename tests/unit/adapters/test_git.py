@@ -16,3 +16,26 @@ def test_a_committed_file_name_that_is_not_utf8_does_not_stop_provenance(tmp_pat
     commit(tmp_path)
     info = git_info(tmp_path, ["a.txt", "new.txt"])
     assert info["dirty"] is True and info["untracked_inputs"] == ["new.txt"]
+
+
+def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
+    from tasks.adapters.git import git_info
+    from tasks.core.channels import choose
+    from tasks.core.settings import load_settings
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / name).write_text("x: 1\n")
+    commit(tmp_path)
+    for flag, name in (("--assume-unchanged", "a.yml"), ("--skip-worktree", "b.yml")):
+        subprocess.run(["git", "update-index", flag, name], cwd=tmp_path, check=True)
+    assert git_info(tmp_path, ["a.yml", "b.yml"])["dirty"] is False      # flagged, unchanged
+    (tmp_path / "a.yml").write_text("x: 2\n")
+    (tmp_path / "b.yml").write_text("x: 3\n")
+    info = git_info(tmp_path, ["a.yml", "b.yml"])
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout == ""        # what git itself says
+    assert info["dirty"] is True and info["hidden_edits"] == ["a.yml", "b.yml"]
+    settings = load_settings(tmp_path, env={"AMI_BUCKET": "test-amis"})
+    channel, note = choose(settings, info)
+    assert channel == "dirty" and "edited inputs git is told to ignore (assume-unchanged or " \
+        "skip-worktree: a.yml, b.yml)" in note

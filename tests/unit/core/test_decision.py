@@ -86,7 +86,8 @@ def test_the_decision_asks_for_what_it_needs_level_by_level(graph):
     assert first.need_digests == {("base", BASE.digest)} and "web" not in first.verdicts
     second = decide(graph, known({}, by_digest={("base", BASE.digest): BASE}, amis={}),
                     MANIFESTS, SETTINGS)
-    assert second.need_amis == {"ami-0000000b"} and "base" not in second.verdicts
+    assert second.need_amis == {("eu-west-1", "ami-0000000b", "base", BASE.digest)}
+    assert "base" not in second.verdicts
 
 
 def test_never_built_is_missing(graph):
@@ -118,7 +119,7 @@ def test_a_deregistered_ami_is_gone_and_rebuilt(graph):
     v = verdicts(graph, known({"base": BASE}, by_digest={("base", BASE.digest): BASE},
                               amis={"ami-0000000b": False}))
     assert (v["base"].action, v["base"].cause, v["base"].status) == (BUILD, "gone", GONE)
-    assert v["base"].reason == "AMI ami-0000000b no longer exists"
+    assert v["base"].reason == "AMI ami-0000000b (eu-west-1) no longer exists"
 
 
 def test_too_old_rebuilds_even_with_equal_inputs(graph):

@@ -382,3 +382,97 @@ def test_a_local_holding_the_parent_is_the_parent(tmp_path):
     tree(tmp_path, {"packer/t/source.pkr.hcl": 'locals {\n  base = var.source_ami\n}\n'
                     + shapes.HCL_SOURCE.replace("NAME", "t").replace("var.source_ami", "local.base")})
     assert "packer/t/source.pkr.hcl" in inputs(tmp_path).files
+
+
+TWO_SOURCES = {"packer/t/source.pkr.hcl": shapes.HCL_SOURCE.replace("NAME", "t")
+               + shapes.HCL_SOURCE.replace("NAME", "arm").replace(
+                   "var.source_ami", '"ami-0123456789abcdef0"'),
+               "packer/t/build.pkr.hcl": 'build {\n  sources = ["source.amazon-ebs.t", '
+                                         '"source.amazon-ebs.arm"]\n}\n'}
+
+
+def test_a_template_of_several_sources_needs_the_image_to_name_one(tmp_path):
+    # amazon-ecs-ami's shape: many sources in one folder, upstream picks one with -only
+    tree(tmp_path, TWO_SOURCES)
+    assert "amis.yaml: image t: packer/t has 2 sources (amazon-ebs.arm, amazon-ebs.t), each " \
+           "making an AMI: name the one it builds, e.g. only: amazon-ebs.arm" in refusal(tmp_path)
+
+
+def test_only_names_the_source_an_image_builds_and_is_in_its_digest(tmp_path):
+    tree(tmp_path, TWO_SOURCES, GRAPH + "    only: amazon-ebs.t\n")
+    graph = load_graph(tmp_path)
+    found = inputs(tmp_path)
+    assert [b.name for b in found.template.blocks if b.kind == "source"] == ["amazon-ebs.t"]
+    assert graph.images["t"].settings(False)["only"] == "amazon-ebs.t"
+    tree(tmp_path, TWO_SOURCES, GRAPH + "    only: amazon-ebs.arm\n")
+    assert "(amazon-ebs): source_ami = 'ami-0123456789abcdef0' is not the AMI" \
+        in refusal(tmp_path)
+    tree(tmp_path, TWO_SOURCES, GRAPH + "    only: amazon-ebs.x86\n")
+    assert "amis.yaml: image t: only: amazon-ebs.x86 is not a source of packer/t " \
+           "(amazon-ebs.arm, amazon-ebs.t)" in refusal(tmp_path)
+
+
+FLAVOR = 'variable "flavor" {\n  type    = string\n  default = env("FLAVOR")\n}\n'
+
+
+def test_a_variable_read_from_the_environment_must_be_declared(tmp_path):
+    tree(tmp_path, {"packer/t/flavor.pkr.hcl": FLAVOR})
+    assert refusal(tmp_path) == (
+        "packer/t: variable flavor defaults to environment variable FLAVOR, which changes what "
+        "is built: declare it under env_inputs: of image t in amis.yaml (the hash of its value "
+        "goes into the digest), or set the value in a var file")
+
+
+def test_a_declared_environment_variable_is_in_the_digest_by_its_hash(tmp_path):
+    from tasks.core.settings import load_settings
+    from tasks.core.digest import Hasher
+    from tasks.state.checkout import Checkout
+    tree(tmp_path, {"packer/t/flavor.pkr.hcl": FLAVOR}, GRAPH + "    env_inputs: [FLAVOR]\n")
+    graph = load_graph(tmp_path)
+    seen = {}
+    for value in ("alpha", "beta"):
+        settings = load_settings(tmp_path, env={"AMI_BUCKET": "test-amis", "FLAVOR": value})
+        seen[value] = Checkout(settings, graph, Hasher()).digest_settings("t")["env"]["FLAVOR"]
+    assert seen["alpha"] != seen["beta"] and "alpha" not in seen["alpha"]
+    assert len(seen["alpha"]) == 64
+
+
+@pytest.mark.parametrize("call", ['vault("/secret/data/x", "key")',
+                                  'aws_secretsmanager("db", "password")'])
+def test_a_secret_store_read_is_refused(tmp_path, call):
+    tree(tmp_path, {"packer/t/secret.pkr.hcl": f'locals {{\n  s = {call}\n}}\n'})
+    name = call.split("(")[0]
+    assert refusal(tmp_path).startswith(f"packer/t: {name}() reads a secret store during the "
+                                        "build: what it returns changes the image")
+
+
+@pytest.mark.parametrize("call", ['file(pathexpand("~/.aws/credentials"))',
+                                  'file(abspath("x"))', 'file(format("%s", "x"))',
+                                  "file(var.secret_file)"])
+def test_a_file_path_not_known_before_the_build_is_refused(tmp_path, call):
+    tree(tmp_path, {"packer/t/read.pkr.hcl":
+                    'variable "secret_file" {\n  type = string\n}\n'
+                    f'locals {{\n  s = {call}\n}}\n'})
+    message = refusal(tmp_path)
+    assert "cannot be resolved before the build" in message and "write the path literally" \
+        in message, message
+
+
+def test_a_file_path_with_a_known_folder_is_accepted_only_when_declared(tmp_path):
+    files = {"packer/t/read.pkr.hcl": 'variable "os" {\n  type = string\n}\n'
+             'locals {\n  s = file("${path.root}/conf/${var.os}.conf")\n}\n',
+             "packer/t/conf/linux.conf": ""}
+    tree(tmp_path, files)        # the conf files are inputs of the folder, but not declared
+    assert 'e.g. extra_inputs: ["packer/t/conf/*.conf"]' in refusal(tmp_path)
+    tree(tmp_path, files, GRAPH + '    extra_inputs: ["packer/t/conf/*.conf"]\n')
+    assert "packer/t/conf/linux.conf" in inputs(tmp_path).files
+
+
+def test_an_empty_path_is_no_path(tmp_path):
+    # image-builder's shape: user_data_file defaulting to ""
+    tree(tmp_path, {"packer/t/ud.pkr.hcl": 'variable "user_data_file" {\n  type    = string\n'
+                    '  default = ""\n}\n',
+                    "packer/t/build.pkr.hcl": 'build {\n  source "source.amazon-ebs.t" {\n'
+                    '    user_data_file = var.user_data_file\n  }\n}\n',
+                    "packer/t/unrelated/big.bin": "x"})
+    assert "packer/t/unrelated/big.bin" not in inputs(tmp_path).files

@@ -229,6 +229,27 @@ def test_a_symlink_loop_among_inputs_is_one_line(zoo):
     assert "a symbolic link loop" in refusal(zoo, "shell")
 
 
+@pytest.mark.parametrize("target, name", [
+    ("/etc/hostname", "packer/linux/conf/systemd/hostname"),
+    ("/proc/self/environ", "packer/linux/conf/systemd/environ"),
+    ("/usr/share", "packer/linux/conf/elsewhere"),       # a folder outside
+])
+def test_a_symlink_out_of_the_repository_is_one_line(zoo, target, name):
+    os.symlink(target, zoo / name)
+    real = os.path.realpath(target)
+    assert refusal(zoo, "shell") == (f"{name}: a symbolic link to {real}, outside the repository: "
+                                     "put the file itself in the repository (what is outside is "
+                                     "not tracked)")
+
+
+def test_a_symlink_inside_the_repository_is_followed(zoo):
+    # image-builder's shape: roles/firstboot/defaults -> ../node/defaults
+    shapes.write(zoo, {"ansible/shared-roles/node/defaults/main.yml": "node_port: 1\n"})
+    os.symlink("../node/defaults", zoo / "ansible/shared-roles/hardening/defaults")
+    app = inputs_of(zoo)["app"]
+    assert "ansible/shared-roles/hardening/defaults/main.yml" in app
+
+
 def test_a_file_name_that_is_not_utf8_is_one_line(zoo):
     name = os.fsencode(zoo / "packer/linux/conf") + b"/caf\xe9.cfg"
     with open(name, "wb") as f:
