@@ -154,7 +154,7 @@ def unreachable_figures(tree: Tree, repeats: int) -> None:
 
 
 def staging_figures(tree: Tree, repeats: int) -> None:
-    """What it costs to stage every image's inputs (hard links), as builds do."""
+    """What it costs to stage every image's inputs (copies, hashed as staged), as builds do."""
     from tasks.adapters import stage
     run = Run.load(tree.path, tree.env)
     names = list(run.graph.images)
@@ -164,7 +164,7 @@ def staging_figures(tree: Tree, repeats: int) -> None:
         started = time.perf_counter()
         for name in names:
             with stage.staged(run.graph.root, run.settings.stage, name,
-                              run.checkout.manifest(name), run.checkout.hasher):
+                              run.checkout.manifest(name)):
                 pass
         walls.append(time.perf_counter() - started)
     row("   staging every image's inputs once", tree.name, walls, "s",

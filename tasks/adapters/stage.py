@@ -4,14 +4,20 @@ the walk missed is absent and the build fails loudly with "no such file"
 instead of reading something nobody hashed. The same idea as Bazel's and
 Nix's sandboxes.
 
-Files are hard links (copies across file systems), so staging costs a
-link per input. Each staged file is checked against the hash the digest
-was computed from: an input edited between planning and staging is an
-error, not a build of something else.
+The stage is isolated both ways. Each input is copied (a reflink where
+the file system has them, so a copy costs no data) and hashed as staged:
+an input edited between planning and staging is an error, and an editor
+writing in place afterwards (vim on a linked file, VS Code) cannot reach
+what Packer reads. Staged files are read-only, and nothing Packer or a
+provisioner does in the stage reaches the repository. After the build the
+stage is hashed again (:func:`changed`): a build whose inputs changed while
+it ran is not published.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -19,51 +25,91 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..core.digest import Hasher
+from ..core.digest import entry
 from ..core.errors import AmiError
 
+_FICLONE = 0x40049409          # linux/fs.h: share the source's blocks (btrfs, xfs, ...)
+_CHUNK = 1 << 20
 
-def _link(src: Path, dst: Path) -> bool:
-    """Hard-link (True) or, across file systems, copy (False)."""
+
+def _stage_file(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst``, read-only with its executable bit, and
+    return the staged copy's entry (sha256, ``+x``)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-        return True
-    except OSError:
-        shutil.copy2(src, dst)
-        return False
+    digest = hashlib.sha256()
+    with open(src, "rb") as source, open(dst, "xb") as copy:
+        mode = os.fstat(source.fileno()).st_mode
+        try:
+            fcntl.ioctl(copy.fileno(), _FICLONE, source.fileno())
+            cloned = True
+        except OSError:
+            cloned = False
+        if not cloned:
+            for block in iter(lambda: source.read(_CHUNK), b""):
+                digest.update(block)
+                copy.write(block)
+    if cloned:
+        digest = _sha256(dst)
+    os.chmod(dst, mode & 0o555)
+    return entry(digest.hexdigest(), mode)
+
+
+def _sha256(path: Path) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest
 
 
 @contextmanager
-def staged(root: Path, area: Path, name: str, manifest: dict[str, str],
-           hasher: Hasher) -> Iterator[Path]:
+def staged(root: Path, area: Path, name: str, manifest: dict[str, str]) -> Iterator[Path]:
     """A fresh folder under ``area`` holding the files of ``manifest`` (path ->
-    sha256), removed afterwards."""
+    entry), removed afterwards."""
     stage = area / f"{name}-{uuid.uuid4().hex[:8]}"
     try:
         stage.mkdir(parents=True)
-        for rel, sha in manifest.items():
-            dst = stage / rel
-            # A link is the original's inode: checking the original (its hash is
-            # cached while its size and mtime stay) checks the link.
-            checked = root / rel if _link(root / rel, dst) else dst
-            if hasher.file(checked, rel) != sha:
+        for rel, want in manifest.items():
+            if _stage_file(root / rel, stage / rel) != want:
                 raise AmiError(f"{rel}: changed since the build was planned: run again")
     except OSError as err:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove(stage)
         raise AmiError(f"{area}: cannot stage the inputs of {name} ({err.strerror}): check "
                        "the disk and the folder's permissions") from None
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove(stage)
         raise
     try:
         yield stage
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove(stage)
+
+
+def changed(stage: Path, manifest: dict[str, str], replaced: set[str]) -> list[str]:
+    """The staged inputs that no longer hold what was hashed (the files the
+    runner replaced aside): written to, or their mode changed, during the build."""
+    out = []
+    for rel, want in manifest.items():
+        if rel in replaced:
+            continue
+        path = stage / rel
+        try:
+            mode = os.lstat(path).st_mode
+            now = entry(_sha256(path).hexdigest(), mode) if not os.path.islink(path) else "link"
+        except OSError:
+            now = "gone"
+        if now != want:
+            out.append(rel)
+    return out
+
+
+def _remove(stage: Path) -> None:
+    # Staged files are read-only, their folders are not: rmtree removes them.
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def replace_file(path: Path, body: bytes) -> None:
-    """Write a staged file without touching the original it may be linked to."""
+    """Write a staged file (the effective template) in place of the input."""
     path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)

@@ -27,9 +27,10 @@ from .files import not_regular
 EXECUTABLE = "+x"
 
 
-def content_sha(entry: str) -> str:
-    """The sha256 of an entry's content."""
-    return entry.removesuffix(EXECUTABLE)
+def entry(sha: str, mode: int) -> str:
+    """A manifest entry: the content's sha256, ``+x`` for an executable file."""
+    return sha + (EXECUTABLE if mode & stat.S_IXUSR else "")
+
 
 
 class Hasher:
@@ -62,7 +63,7 @@ class Hasher:
                     h.update(block)
         except OSError as err:
             raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
-        value = h.hexdigest() + (EXECUTABLE if st.st_mode & stat.S_IXUSR else "")
+        value = entry(h.hexdigest(), st.st_mode)
         with self._lock:
             self._cache[path] = (*key, value)
         return value

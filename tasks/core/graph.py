@@ -6,6 +6,7 @@ the image, so ``doit list`` prints one line instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ _TOP_KEYS = frozenset({"region", "source", "defaults", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
 _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
                          "extra_inputs", "regions", "vars", "max_age_days", "share_with",
-                         "build_timeout", "only", "env_inputs"})
+                         "build_timeout", "only", "env_inputs", "host_inputs"})
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
 DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
 
@@ -61,13 +62,15 @@ class Image:
     build_timeout: float = DEFAULT_BUILD_TIMEOUT   # seconds Packer may take
     only: str | None = None             # the one source it builds (Packer's -only)
     env_inputs: tuple[str, ...] = ()    # environment variables its template reads
+    host_inputs: tuple[str, ...] = ()   # build host files Ansible reads by absolute path
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
         return {"regions": list(self.regions), "vars": dict(self.vars), "sandbox": sandbox,
                 "packer_dir": self.packer_dir, "var_files": list(self.var_files),
                 **({"only": self.only} if self.only else {}),
-                **({"env_inputs": list(self.env_inputs)} if self.env_inputs else {})}
+                **({"env_inputs": list(self.env_inputs)} if self.env_inputs else {}),
+                **({"host_inputs": list(self.host_inputs)} if self.host_inputs else {})}
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
         build_timeout=_duration(file, where, data.get("build_timeout")),
         only=data.get("only"),
         env_inputs=_env_names(file, where, data.get("env_inputs")),
+        host_inputs=_host_paths(file, where, data.get("host_inputs")),
     )
 
 
@@ -264,6 +268,15 @@ def _env_names(file: Path, where: str, value: Any) -> tuple[str, ...]:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise _fail(file, where, f"env_inputs {name!r} is not an environment variable name")
     return tuple(sorted(set(names)))
+
+
+def _host_paths(file: Path, where: str, value: Any) -> tuple[str, ...]:
+    paths = _str_list(file, where, "host_inputs", value)
+    for path in paths:
+        if not path.startswith("/") or os.path.normpath(path) != path:
+            raise _fail(file, where, f"host_inputs {path!r} must be a normalised absolute path "
+                                     "(/etc/pip.conf)")
+    return tuple(sorted(set(paths)))
 
 
 def _conventional_template(root: Path, name: str) -> str:

@@ -34,6 +34,7 @@ class AnsibleRun:
     config: str | None
     roles_paths: tuple[str, ...]
     missing_roles: tuple[str, ...]      # installed from a requirements file at build time
+    collections_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,12 @@ def _check_parent(template: Template, ctx: Context, image: Image) -> None:
             raise AmiError(f"{where}: source_ami_filter chooses the AMI image {image.name} is "
                            f"built on, but it builds on its parent {image.parent}: remove "
                            f"source_ami_filter and {fix}")
+        if "ami_name" in block.config and ctx.resolve(block.config["ami_name"])[0] is not None:
+            raise AmiError(f"{where}: ami_name = {ctx.plain(block.config['ami_name'])!r} is the "
+                           "same on every build, so the second build of image "
+                           f"{image.name} fails (AMI names are unique): add "
+                           + ("{{timestamp}} or {{user `build_time`}}" if template.format == "json"
+                              else "${var.build_time} or ${uuidv4()}") + " to it")
         if "source_ami" in block.config and given.resolve(block.config["source_ami"])[0] != _PARENT:
             raise AmiError(f"{where}: source_ami = {ctx.plain(block.config['source_ami'])!r} is "
                            f"not the AMI of image {image.name}'s parent {image.parent}: {fix}")
@@ -163,7 +170,8 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
         ctx = ansible_config.Context(repo, image.packer_dir,
                               roles_paths=list(use.roles_paths) if use else [],
                               collections_paths=list(use.collections_paths) if use else [],
-                              role_folders=list(use.role_folders) if use else [])
+                              role_folders=list(use.role_folders) if use else [],
+                              host_files=frozenset(image.host_inputs))
         for galaxy in use.galaxy_files if use else []:
             ctx.requirements.add_file(repo, galaxy)
         if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg
@@ -182,6 +190,7 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
             runs.append(AnsibleRun(where=use.where if use else "amis.yaml", playbook=playbook,
                                    cwd=image.packer_dir, config=ctx.config,
                                    roles_paths=tuple(ctx.roles_paths),
+                                   collections_paths=tuple(ctx.collections_paths),
                                    missing_roles=tuple(sorted(result.missing_roles))))
     return runs, roles, third_party
 

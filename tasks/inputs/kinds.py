@@ -15,7 +15,7 @@ EBS_BUILDERS = frozenset({"amazon-ebs"})
 # Provisioners that need a connection to the instance: the sandbox, whose
 # emulator runs no instances, leaves them out.
 NEEDS_COMMUNICATOR = frozenset({"shell", "file", "ansible", "ansible-local", "powershell",
-                                "windows-shell", "windows-restart", "breakpoint"})
+                                "windows-shell", "windows-restart", "breakpoint", "goss"})
 ANSIBLE = frozenset({"ansible", "ansible-local"})
 
 PROVISIONERS: Mapping[str, Mapping[str, str]] = MappingProxyType({
@@ -25,6 +25,8 @@ PROVISIONERS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "windows-shell": {"script": "file", "scripts": "files"},
     "file": {"source": "file", "sources": "files"},
     "windows-restart": {},
+    # goss (a plugin): its test files and vars file are uploaded from here
+    "goss": {"tests": "files", "vars_file": "file"},
     "breakpoint": {},
     "ansible": {"playbook_file": "playbook", "galaxy_file": "galaxy", "inventory_file": "file",
                 "inventory_directory": "file", "roles_path": "roles_path",

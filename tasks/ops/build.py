@@ -181,10 +181,16 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
             if run.interrupts.wait(delay):
                 raise AmiError(f"image {name}: interrupted while waiting to retry; "
                                "nothing recorded")
+        changed = job.changed()
     made = [(r, a) for ids in (result.builds or {"": result.amis}).values()
             for r, a in ids.items()]
     try:
         _check_result(name, image.regions, result, log)
+        if changed:
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            raise AmiError(f"image {name}: {changed[0]}{more} changed in the stage while Packer "
+                           "ran (a step wrote to its inputs): the AMI is not what its digest "
+                           f"says; nothing published; log: {log}")
         vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
     except AmiError:
         removed = vetting.discard(run.aws, name, digest, started, made)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
@@ -20,6 +20,7 @@ from ..core.files import write_atomic
 from ..core.versions import satisfies, version_tuple
 from ..inputs import formats
 from ..inputs.hcl.parse import json_name
+from ..inputs.image import AnsibleRun
 from ..inputs.template import declared
 from .run import Run
 
@@ -40,7 +41,13 @@ def build_variables(image: str, region: str, playbook: str | None, *, source_ami
 
 _INSTEAD = MappingProxyType({
     "templatefile()": "use file()",
-    "packer { required_plugins }": "remove the block (1.6 has amazon-ebs built in)"})
+    "packer { required_plugins }": "remove the block (1.6 has amazon-ebs built in)",
+    "data sources": "give the value as a variable (a var file, or vars: in amis.yaml)",
+    "amazon-ebs metadata_options": "remove it (the runner requires IMDSv2 on the build "
+                                   "instance and on the AMI itself)",
+    "the file provisioner's content": "put the content in a file of the repository and "
+                                      "name it with source",
+    "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000"})
 
 
 def check_versions(run: Run, name: str) -> None:
@@ -54,7 +61,7 @@ def check_versions(run: Run, name: str) -> None:
     for path, what in template.newer:
         if version_tuple(version) < INIT_SINCE:
             raise AmiError(f"image {name}: {path}: {what} needs Packer 1.7 or newer; found "
-                           f"{version}: upgrade Packer, or {_INSTEAD[what]}")
+                           f"{version}: upgrade Packer, or {_INSTEAD.get(what, 'remove it')}")
     if template.required_version and not satisfies(version, template.required_version):
         raise AmiError(f"image {name}: {template.path}: packer {{ required_version = "
                        f"\"{template.required_version}\" }} is not met by Packer {version}: "
@@ -90,6 +97,28 @@ def _no_pkr_vars(name: str, env: Mapping[str, str]) -> None:
                        "unset it and set the value under vars: in amis.yaml or in a var file")
 
 
+def _ansible_env(root: Path, runs: tuple[AnsibleRun, ...]) -> dict[str, str]:
+    """Ansible sees only the stage: its ``ansible.cfg`` (or an empty one,
+    never the build host's), and roles and collections only from the
+    repository's paths (in the stage) and from a folder of the stage that
+    Galaxy installs pinned requirements into: ``~/.ansible/roles`` and the
+    other default paths play no part."""
+    config = next((r.config for r in runs if r.config), None)
+    if config is None:
+        config = ".amis-ansible.cfg"
+        (root / config).write_text("")
+    galaxy = {"roles": root / ".amis-galaxy/roles", "collections": root / ".amis-galaxy/collections"}
+    for folder in galaxy.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    roles = [str(galaxy["roles"]), *dict.fromkeys(str(root / p) for r in runs
+                                                  for p in r.roles_paths)]
+    collections = [str(galaxy["collections"]), *dict.fromkeys(
+        str(root / p) for r in runs for p in r.collections_paths)]
+    return {"ANSIBLE_CONFIG": str(root / config), "ANSIBLE_ROLES_PATH": ":".join(roles),
+            "ANSIBLE_COLLECTIONS_PATH": ":".join(collections),
+            "ANSIBLE_COLLECTIONS_PATHS": ":".join(collections)}
+
+
 @dataclass(frozen=True)
 class Invocation:
     root: Path                          # the stage: the repository's inputs
@@ -100,6 +129,12 @@ class Invocation:
     env: dict[str, str]
     dropped: tuple[str, ...]            # provisioners the sandbox left out
     only: str | None = None             # the one source of several it builds
+    manifest: Mapping[str, str] = field(default_factory=dict)   # the inputs staged: entries
+    replaced: frozenset[str] = frozenset()              # inputs the runner rewrote in the stage
+
+    def changed(self) -> list[str]:
+        """The staged inputs that changed since they were staged."""
+        return stage.changed(self.root, dict(self.manifest), set(self.replaced))
 
     def argv(self, exe: str, command: str, *options: str) -> list[str]:
         args = [exe, command, *options, *([f"-only={self.only}"] if self.only else [])]
@@ -116,8 +151,8 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
              env: Mapping[str, str]) -> Iterator[Invocation]:
     image = run.graph.images[name]
     inputs = run.checkout.inputs()[name]
-    with stage.staged(run.graph.root, run.settings.stage, name, run.checkout.manifest(name),
-                      run.checkout.hasher) as root:
+    with stage.staged(run.graph.root, run.settings.stage, name,
+                      run.checkout.manifest(name)) as root:
         files, dropped = formats.effective(inputs.template, regions=image.regions,
                                            endpoint=endpoint, sandbox=sandbox, tags=tags)
         for rel, body in files.items():
@@ -130,15 +165,10 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
             _no_pkr_vars(name, env)
         _init(run, name, root, path, with_tools(env))
         env = with_tools(env)
-        config = next((r.config for r in inputs.ansible if r.config), None)
-        if config:
-            env["ANSIBLE_CONFIG"] = str(root / config)
-        else:
-            # No ansible.cfg of the project's: none of the build host's either.
-            empty = root / ".amis-ansible.cfg"
-            empty.write_text("")
-            env["ANSIBLE_CONFIG"] = str(empty)
+        env.update(_ansible_env(root, inputs.ansible))
         yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
                          var_files=tuple(root / vf for vf in image.var_files),
                          variables=declared(inputs.template, variables, inputs.var_values), env=env,
-                         dropped=tuple(dropped), only=image.only)
+                         dropped=tuple(dropped), only=image.only,
+                         manifest=MappingProxyType(run.checkout.manifest(name)),
+                         replaced=frozenset(files))

@@ -6,11 +6,13 @@ per run, when first asked; no network."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from ..adapters.git import git_info
 from ..core import channels
 from ..core.digest import Hasher
+from ..core.errors import AmiError
 from ..core.graph import Graph
 from ..core.once import Memo, Once
 from ..core.settings import Settings
@@ -51,8 +53,14 @@ class Checkout:
         """The build settings that are part of the image's digest."""
         spec = self.graph.images[image]
         env = {name: env_hash(self.settings.env.get(name)) for name in spec.env_inputs}
+        for path in spec.host_inputs:
+            if not Path(path).is_file():
+                raise AmiError(f"{self.graph.file.name}: image {image}: host_inputs {path}: no "
+                               "such file on this machine: create it, or remove it from "
+                               "host_inputs")
+        host = {path: self.hasher.file(Path(path), path) for path in spec.host_inputs}
         return {**spec.settings(self.settings.sandbox), "kind": self.inputs()[image].kind,
-                **({"env": env} if env else {})}
+                **({"env": env} if env else {}), **({"host": host} if host else {})}
 
     def git(self) -> dict[str, object]:
         return self._git()

@@ -137,3 +137,25 @@ def test_an_image_of_a_template_with_several_sources_builds_the_one_it_names(zoo
     record = json.loads(aws.objects()["channels/main/folder.json"])
     assert [i["ImageId"] for i in made] == [record["amis"]["eu-west-1"]]
     assert made[0]["Name"].startswith("folder-arm-")
+
+
+@pytest.mark.parametrize("step", ['echo edited >> ${path.root}/conf/app.conf',
+                                  'chmod 700 ${path.root}/conf/app.conf'])
+def test_a_build_whose_inputs_change_while_it_runs_is_not_published(zoo, aws, step):
+    """A shell-local step writes to a staged input (as an editor or a
+    provisioner would): the repository never sees it, and nothing is published."""
+    ok(zoo.doit("amis"))
+    conf = zoo.path / "packer/folder/conf/app.conf"
+    before = (conf.read_bytes(), conf.stat().st_mode)
+    record = aws.objects()["channels/main/folder.json"]
+    build = zoo.path / "packer/folder/build.pkr.hcl"
+    build.write_text(build.read_text().replace('inline = ["echo folder step ran"]',
+                                               f'inline = ["echo folder step ran", "{step}"]'))
+    commit(zoo.path)
+    out = failed(zoo.doit("amis"))
+    assert "image folder: packer/folder/conf/app.conf changed in the stage while Packer ran " \
+           "(a step wrote to its inputs): the AMI is not what its digest says; nothing " \
+           "published" in out
+    assert "deregistered what the failed build made" in out
+    assert (conf.read_bytes(), conf.stat().st_mode) == before
+    assert aws.objects()["channels/main/folder.json"] == record

@@ -268,3 +268,17 @@ def test_a_mode_only_commit_rebuilds_the_images_that_read_the_file(tree, aws):
     entry = json.loads(aws.objects()["channels/main/web.json"])["inputs"][
         "ansible/roles/web_app/defaults/main.yml"]
     assert entry.endswith("+x") and len(entry) == 66
+
+
+def test_plan_names_what_this_packer_cannot_run_before_any_build(tree):
+    template = tree.path / "packer/ami/ami.pkr.hcl"
+    text = template.read_text()
+    template.write_text(text.replace("  source_ami      = var.source_ami\n",
+                                     "  source_ami      = var.source_ami\n"
+                                     "  metadata_options {\n    http_tokens = \"required\"\n  }\n"))
+    for command in ("plan", "amis"):
+        out = failed(tree.doit(command))
+        assert "image base: packer/ami/ami.pkr.hcl: amazon-ebs metadata_options needs Packer " \
+               "1.7 or newer; found 1.6.6: upgrade Packer, or remove it (the runner requires " \
+               "IMDSv2 on the build instance and on the AMI itself)" in out, out
+    assert tree.packer_builds() == []

@@ -33,7 +33,7 @@ class Context:
     requirements: Requirements = field(default_factory=Requirements)
     config: str | None = None
     outside_roles_paths: list[str] = field(default_factory=list)   # looked in, then refused
-
+    host_files: frozenset[str] = frozenset()  # absolute paths the image declares (host_inputs)
 
 
 def configure(ctx: Context, found: Found, cfg: str | None) -> None:

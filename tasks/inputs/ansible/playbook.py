@@ -267,6 +267,8 @@ class _Walker:
         for key, value in task.items():
             if key in _ROLE_CALLS:
                 name = _role_name(value) if not isinstance(value, str) else value
+                if name and role and "{{" in name:
+                    name = self._role_default(role, name)    # a hook: "" by default is none
                 if name:
                     self.role(name, file, folder, collections, role)
             elif key in _TASK_INCLUDES:
@@ -317,9 +319,15 @@ class _Walker:
             value = value.replace("{{ playbook_dir }}", folder).replace("{{playbook_dir}}", folder)
             if role:
                 value = value.replace("{{ role_path }}", role).replace("{{role_path}}", role)
+                value = self._role_default(role, value)
         if "{{" not in value:
             if value.startswith("/"):
-                return              # a path on the build host's own system: not repository content
+                if posixpath.normpath(value) in self.ctx.host_files:
+                    return          # declared: its content's hash is in the digest
+                raise AmiError(f"{where} {value!r}: reads {value} from the build host, outside "
+                               "the repository, which no digest sees: copy the file into the "
+                               "repository (the role's files/ or templates/) and name it "
+                               "relatively, or declare it under host_inputs: of the image")
             for base in bases:
                 rel = posixpath.normpath(posixpath.join(base, value))
                 if not rel.startswith("..") and self.repo.exists(rel):
@@ -333,6 +341,21 @@ class _Walker:
         self.found.unresolved.append(Unresolved(
             where, value, "a Jinja2 expression only known during the build",
             None if glob.startswith("/") else posixpath.normpath(posixpath.join(bases[-1], glob))))
+
+    def _role_default(self, role: str, value: str) -> str:
+        """``{{ name }}`` filled in from the role's defaults or vars, when it is
+        one of them and a string (``pip_conf_file: /etc/pip.conf``)."""
+        m = re.fullmatch(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", value.strip())
+        if not m:
+            return value
+        for sub in ("vars", "defaults"):           # vars win over defaults
+            for name in ("main.yml", "main.yaml"):
+                rel = posixpath.join(role, sub, name)
+                if self.repo.is_file(rel):
+                    data = load(self.repo, rel, "role variables")
+                    if isinstance(data, dict) and isinstance(data.get(m.group(1)), str):
+                        return data[m.group(1)]
+        return value
 
     def _path(self, base: str, value: str | None, where: str, why: str,
               then: Any = None, covered_by_role: str | None = None) -> None:

@@ -36,7 +36,9 @@ class Requirements:
             self.collections[_requirement(rel, entry, "collection")] = rel
 
 
-_UNPINNED = frozenset({"", "main", "master", "head", "latest", "*"})
+# A pin names one thing for ever: a release (1.2.3, v2.0.0-rc1) or a commit id.
+# A branch (develop, main, feature/x) moves under you.
+_PIN = re.compile(r"^(?:==\s*)?(?:v?\d+(?:\.\d+)*(?:[-+.][0-9A-Za-z][0-9A-Za-z.+-]*)?|[0-9a-f]{7,40})$")
 
 
 def _requirement(rel: str, entry: Any, kind: str) -> str:
@@ -58,9 +60,13 @@ def _requirement(rel: str, entry: Any, kind: str) -> str:
     if "," in src and not version:
         version = src.split(",", 1)[1].strip()
     archive = src.endswith((".tar.gz", ".tgz", ".zip"))
-    loose = version.lower() in _UNPINNED or (
-        kind == "collection" and bool(re.search(r"[<>*~!,]|^\s*>=|^\s*=\s*$", version)))
-    if not archive and loose:
+    if archive:
+        return name
+    if not version:
         raise AmiError(f"{rel}: {kind} {name!r} has no pinned version: set 'version:' to a "
                        "release or commit (an unpinned requirement changes under you)")
+    if not _PIN.fullmatch(version):
+        raise AmiError(f"{rel}: {kind} {name!r} version {version!r} is not a release tag or a "
+                       "commit id (a branch or a range moves under you): pin a release such "
+                       "as v1.2.0, or a commit")
     return name

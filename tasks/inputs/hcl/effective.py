@@ -66,36 +66,13 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
                                 _set_tags(target, key, tags, syntax)
     out: dict[str, bytes | None] = {}
     dropped: list[str] = []
-    index = 0
+    counts = {"provisioner": 0, "dynamic": 0}
     for doc, data in zip(documents, datas):
-        for build in bodies(data.get("build", [])):
-            if "provisioner" not in build:
-                continue
-            kept = []
-            for kind, item in _one_by_one(build["provisioner"]):
-                index += 1
-                if sandbox and drop(kind):
-                    dropped.append(f"provisioner {index} ({kind})")
-                else:
-                    kept.append(item)
-            if kept:
-                build["provisioner"] = kept
-            else:
-                del build["provisioner"]
         for build in bodies(data.get("build", [])) if sandbox else []:
-            if "dynamic" not in build:
-                continue
-            kept = []
-            for index, (block, item) in enumerate(_one_by_one(build["dynamic"]), 1):
-                kind = _dynamic_type(next(v for k, v in item.items() if k != "__is_block__"))
-                if block == "provisioner" and drop(kind):
-                    dropped.append(f"dynamic provisioner {index} ({kind})")
-                else:
-                    kept.append(item)
-            if kept:
-                build["dynamic"] = kept
-            else:
-                del build["dynamic"]
+            dropped += _leave_out(build, "provisioner", counts, drop, lambda block, _: block)
+            dropped += _leave_out(build, "dynamic", counts, drop, lambda block, item: _dynamic_type(
+                next(v for k, v in item.items() if k != "__is_block__"))
+                if block == "provisioner" else None)
         if doc.syntax == "hcl":
             # Written in HCL2's JSON syntax, which needs no escaping of ours.
             data = _json_syntax(data)
@@ -113,6 +90,28 @@ def _in_syntax(value: Any, syntax: str) -> Any:
     if isinstance(value, list):
         return [_in_syntax(v, syntax) for v in value]
     return quote(value) if isinstance(value, str) and syntax == "hcl" else value
+
+
+def _leave_out(build: dict, key: str, counts: dict[str, int], drop: Callable[[str], bool],
+               kind_of: Callable[[str, dict], str | None]) -> list[str]:
+    """Remove from ``build[key]`` the provisioners ``drop`` says need an
+    instance; returns their labels, numbered in the configuration's order."""
+    if key not in build:
+        return []
+    kept, out = [], []
+    for block, item in _one_by_one(build[key]):
+        counts[key] += 1
+        kind = kind_of(block, item)
+        if kind is not None and drop(kind):
+            out.append(f"{'dynamic provisioner' if key == 'dynamic' else 'provisioner'} "
+                       f"{counts[key]} ({kind})")
+        else:
+            kept.append(item)
+    if kept:
+        build[key] = kept
+    else:
+        del build[key]
+    return out
 
 
 def _dynamic_type(body: Any) -> str:

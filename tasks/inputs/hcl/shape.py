@@ -66,6 +66,8 @@ def shape(documents: list[Document]) -> Shape:
     for doc in documents:
         if "templatefile(" in json.dumps(doc.data):
             s.newer.append((doc.path, "templatefile()"))
+        if doc.data.get("data"):
+            s.newer.append((doc.path, "data sources"))
     for doc in documents:
         for name, body in labelled(doc.data.get("variable", [])):
             _variable(s, doc, name, body)
@@ -98,16 +100,38 @@ def _sources(s: Shape, doc: Document, kind: str, body: Any) -> None:
         if not isinstance(cfg, (dict, list)):
             raise AmiError(f"{doc.path}: source \"{kind}\" needs a type and a name: "
                            f"source \"{kind}\" \"NAME\" {{ ... }}")
-        s.sources += [(kind, name, c) for c in _configs(doc, cfg)]
+        for c in _configs(doc, cfg):
+            s.sources.append((kind, name, c))
+            _newer_fields(s, doc, kind, c)
+
+
+# amazon-ebs fields Packer 1.6.6 does not know ("Extraneous JSON object property").
+NEWER_EBS_FIELDS = ("metadata_options", "include_deprecated", "ami_org_arns", "ami_ou_arns",
+                    "skip_create_ami", "deprecate_at", "imds_support", "snapshot_groups")
+
+
+def _newer_fields(s: Shape, doc: Document, kind: str, cfg: dict) -> None:
+    if kind != "amazon-ebs":
+        return
+    s.newer += [(doc.path, f"amazon-ebs {f}") for f in NEWER_EBS_FIELDS if f in cfg]
+    for key in ("launch_block_device_mappings", "ami_block_device_mappings"):
+        for volume in bodies(cfg.get(key, [])):
+            if literal(volume.get("volume_type")) == "gp3" and not (
+                    "throughput" in volume and "iops" in volume):
+                s.newer.append((doc.path, "a gp3 volume without throughput and iops"))
 
 
 def _build(s: Shape, doc: Document, build: dict) -> None:
     # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
     for label, body in labelled(build.get("source", [])):
         kind, _, name = label.removeprefix("source.").partition(".")
-        s.sources += [(kind, name, c) for c in _configs(doc, body)]
+        for c in _configs(doc, body):
+            s.sources.append((kind, name, c))
+            _newer_fields(s, doc, kind, c)
     for kind, body in labelled(build.get("provisioner", [])):
         for cfg in _configs(doc, body):
+            if kind == "file" and "content" in cfg:
+                s.newer.append((doc.path, "the file provisioner's content"))
             overrides = cfg.pop("override", None)
             overrides = overrides if isinstance(overrides, dict) else {}
             s.provisioners.append((kind, cfg, {k.strip('"'): v for k, v in overrides.items()

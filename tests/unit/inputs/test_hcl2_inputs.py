@@ -476,3 +476,45 @@ def test_an_empty_path_is_no_path(tmp_path):
                     '    user_data_file = var.user_data_file\n  }\n}\n',
                     "packer/t/unrelated/big.bin": "x"})
     assert "packer/t/unrelated/big.bin" not in inputs(tmp_path).files
+
+
+@pytest.mark.parametrize("extra, what", [
+    ('data "amazon-ami" "base" {\n  owners = ["self"]\n}\n', "data sources"),
+    (None, "amazon-ebs metadata_options"),
+    (None, "a gp3 volume without throughput and iops"),
+    ('build {\n  sources = ["source.amazon-ebs.t"]\n  provisioner "file" {\n'
+     '    content     = "x"\n    destination = "/tmp/x"\n  }\n}\n',
+     "the file provisioner's content"),
+])
+def test_what_packer_1_6_6_cannot_run_is_named_before_any_build(tmp_path, extra, what):
+    source = shapes.HCL_SOURCE.replace("NAME", "t")
+    if what == "amazon-ebs metadata_options":
+        source = source.replace('  instance_type = "t3.small"\n', '  instance_type = "t3.small"\n'
+                                '  metadata_options {\n    http_tokens = "required"\n  }\n')
+    if what.startswith("a gp3"):
+        source = source.replace('  instance_type = "t3.small"\n', '  instance_type = "t3.small"\n'
+                                '  launch_block_device_mappings {\n    device_name = "/dev/xvda"\n'
+                                '    volume_type = "gp3"\n  }\n')
+    tree(tmp_path, {"packer/t/source.pkr.hcl": source, **({"packer/t/extra.pkr.hcl": extra}
+                                                         if extra else {})})
+    newer = [w for _, w in inputs(tmp_path).template.newer]
+    assert what in newer
+
+
+def test_a_fixed_ami_name_is_refused_with_the_fix(tmp_path):
+    tree(tmp_path, {"packer/t/source.pkr.hcl": shapes.HCL_SOURCE.replace("NAME", "t").replace(
+        '"${var.image}-${uuidv4()}"', '"${var.image}-base"')})
+    assert refusal(tmp_path) == (
+        "packer/t source 1 (amazon-ebs): ami_name = '${var.image}-base' is the same on every "
+        "build, so the second build of image t fails (AMI names are unique): add "
+        "${var.build_time} or ${uuidv4()} to it")
+
+
+def test_goss_test_files_are_inputs(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl": 'build {\n  sources = ["source.amazon-ebs.t"]\n'
+                    '  provisioner "goss" {\n    tests     = ["${path.root}/goss/web.yaml"]\n'
+                    '    vars_file = "${path.root}/goss/vars.yaml"\n  }\n}\n',
+                    "packer/t/goss/web.yaml": "port: {}\n", "packer/t/goss/vars.yaml": "{}\n"})
+    found = inputs(tmp_path)
+    assert {"packer/t/goss/web.yaml", "packer/t/goss/vars.yaml"} <= set(found.files)
+    assert found.dropped_in_sandbox == ("provisioner 1 (goss)",)

@@ -160,6 +160,51 @@ def test_an_unpinned_requirement_is_refused(zoo):
         "a release or commit (an unpinned requirement changes under you)")
 
 
+@pytest.mark.parametrize("version, ok", [
+    ("develop", False), ("main", False), ("feature/x", False), (">=1.0.0", False),
+    ("*", False), ("2.3.0", True), ("v1.2.0-rc1", True), ("==9.0.0", True),
+    ("3f2a9c1", True), ("0123456789abcdef0123456789abcdef01234567", True),
+])
+def test_only_a_release_tag_or_a_commit_is_a_pin(zoo, version, ok):
+    # skeleton-packer's shape: a Galaxy role pinned to a branch
+    (zoo / "ansible/requirements.yml").write_text(
+        "roles:\n  - name: ntp_client\n    src: https://github.com/cisagov/ansible-role-ntp\n"
+        f"    version: {version!r}\n")
+    if ok:
+        assert inputs_of(zoo)["app"]["ansible/requirements.yml"]
+    else:
+        assert refusal(zoo, "app") == (
+            f"ansible/requirements.yml: role 'ntp_client' version {version!r} is not a release "
+            "tag or a commit id (a branch or a range moves under you): pin a release such as "
+            "v1.2.0, or a commit")
+
+
+@pytest.mark.parametrize("src, defaults", [
+    ("/etc/pip.conf", ""),
+    # image-builder's shape: the path comes from a variable set to a host file
+    ("{{ pip_conf_file }}", "pip_conf_file: /etc/pip.conf\n"),
+])
+def test_a_host_file_read_by_absolute_path_is_refused(zoo, src, defaults):
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/defaults/main.yml": "---\n" + defaults,
+                       f"{role}/tasks/main.yml":
+                       f"- ansible.builtin.copy: {{src: \"{src}\", dest: /etc/pip.conf}}\n"})
+    assert refusal(zoo, "app") == (
+        f"{role}/tasks/main.yml ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf from "
+        "the build host, outside the repository, which no digest sees: copy the file into the "
+        "repository (the role's files/ or templates/) and name it relatively, or declare it "
+        "under host_inputs: of the image")
+
+
+def test_a_role_default_naming_a_role_file_is_followed(zoo):
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/defaults/main.yml": "---\nconf: pip.conf\n",
+                       f"{role}/files/pip.conf": "[global]\n",
+                       f"{role}/tasks/main.yml":
+                       "- ansible.builtin.copy: {src: \"{{ conf }}\", dest: /etc/pip.conf}\n"})
+    assert inputs_of(zoo)["app"][f"{role}/files/pip.conf"]
+
+
 def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
     (zoo / "ansible/second.yml").write_text(
         "- hosts: all\n  tasks:\n    - community.general.ufw: {state: enabled}\n")
@@ -321,3 +366,38 @@ def test_every_named_file_is_an_input(pool, provisioners):
     expected = set().union(*(_named(p) for p in provisioners)) if provisioners else set()
     assert expected <= set(found)
     assert set(found) - expected <= {"packer/x.json"}
+
+
+def test_an_include_role_hook_with_an_empty_default_is_no_role(zoo):
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/defaults/main.yml": "---\nhook_role: ''\n",
+                       f"{role}/tasks/main.yml":
+                       "- ansible.builtin.include_role: {name: \"{{ hook_role }}\"}\n"
+                       "  when: hook_role | length > 0\n"})
+    assert inputs_of(zoo)["app"][f"{role}/tasks/main.yml"]
+    shapes.write(zoo, {f"{role}/defaults/main.yml": "---\nhook_role: ''\n",
+                       f"{role}/tasks/main.yml":
+                       "- ansible.builtin.include_role: {name: \"{{ other }}\"}\n"})
+    assert "role '{{ other }}' cannot be resolved before the build" in refusal(zoo, "app")
+
+
+def test_a_declared_host_file_is_accepted_and_its_content_is_in_the_digest(zoo, tmp_path):
+    from tasks.core.digest import Hasher
+    from tasks.core.settings import load_settings
+    from tasks.state.checkout import Checkout
+    host = tmp_path / "host/pip.conf"
+    host.parent.mkdir()
+    host.write_text("[global]\n")
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/tasks/main.yml":
+                       f"- ansible.builtin.copy: {{src: {host}, dest: /etc/pip.conf}}\n"})
+    assert "declare it under host_inputs: of the image" in refusal(zoo, "app")
+    graph_file = zoo / "amis.yaml"
+    graph_file.write_text(graph_file.read_text().replace(
+        "  app:\n", f"  app:\n    host_inputs: [{host}]\n", 1))
+    assert inputs_of(zoo)["app"]
+    graph = load_graph(zoo)
+    settings = load_settings(zoo, env={"AMI_BUCKET": "test-amis"})
+    first = Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)]
+    host.write_text("[global]\nindex-url = https://mirror.example/simple\n")
+    assert Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)] != first

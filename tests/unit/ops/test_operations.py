@@ -103,6 +103,19 @@ def test_packer_is_handed_the_stage_the_effective_config_and_declared_variables(
     assert not job.root.exists()
 
 
+def test_ansible_sees_only_the_stages_roles_and_collections(tree, tmp_path):
+    home_role = tmp_path / "home/.ansible/roles/web_app"      # a role only on this machine
+    home_role.mkdir(parents=True)
+    run, _ = tree.run()
+    with invocation.prepared(run, "web", {"image": "web"}, sandbox=False, endpoint=None,
+                             tags={}, env={"PATH": "/bin", "HOME": str(tmp_path / "home")}) as job:
+        for key in ("ANSIBLE_ROLES_PATH", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"):
+            paths = job.env[key].split(":")
+            assert paths and all(p.startswith(f"{job.root}/") for p in paths), (key, paths)
+        assert job.env["ANSIBLE_ROLES_PATH"].split(":")[0] == str(job.root / ".amis-galaxy/roles")
+        assert job.env["ANSIBLE_CONFIG"].startswith(f"{job.root}/")
+
+
 def test_pkr_var_in_the_environment_is_refused(tree):
     run, _ = tree.run()
     with pytest.raises(AmiError, match="image web: PKR_VAR_region is set"):
