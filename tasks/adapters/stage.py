@@ -32,32 +32,58 @@ _FICLONE = 0x40049409          # linux/fs.h: share the source's blocks (btrfs, x
 _CHUNK = 1 << 20
 
 
-def _stage_file(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst``, read-only with its executable bit, and
-    return the staged copy's entry (sha256, ``+x``)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with open(src, "rb") as source, open(dst, "xb") as copy:
-        mode = os.fstat(source.fileno()).st_mode
+class _Copier:
+    """Copies inputs into one stage: a reflink while the file system takes
+    them, else the bytes, hashed on their way (one read, one write)."""
+
+    def __init__(self) -> None:
+        self.reflinks = True
+        self.folders: set[Path] = set()
+
+    def __call__(self, src: Path, dst: Path) -> str:
+        """Copy ``src`` to ``dst``, read-only with its executable bit; the
+        staged copy's entry (sha256, ``+x``)."""
+        if dst.parent not in self.folders:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(dst.parent)
+        source = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.ioctl(copy.fileno(), _FICLONE, source.fileno())
-            cloned = True
+            mode = os.fstat(source).st_mode
+            copy = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                digest = self._reflink(source, copy, dst) or self._bytes(source, copy)
+                os.fchmod(copy, mode & 0o555)
+            finally:
+                os.close(copy)
+        finally:
+            os.close(source)
+        return entry(digest.hexdigest(), mode)
+
+    def _reflink(self, source: int, copy: int, dst: Path) -> "hashlib._Hash | None":
+        if not self.reflinks:
+            return None
+        try:
+            fcntl.ioctl(copy, _FICLONE, source)
         except OSError:
-            cloned = False
-        if not cloned:
-            for block in iter(lambda: source.read(_CHUNK), b""):
-                digest.update(block)
-                copy.write(block)
-    if cloned:
-        digest = _sha256(dst)
-    os.chmod(dst, mode & 0o555)
-    return entry(digest.hexdigest(), mode)
+            self.reflinks = False         # this file system has none: copy from now on
+            return None
+        return _sha256(dst)
+
+    @staticmethod
+    def _bytes(source: int, copy: int) -> "hashlib._Hash":
+        digest = hashlib.sha256()
+        while block := os.read(source, _CHUNK):
+            digest.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(copy, view):]
+        return digest
 
 
 def _sha256(path: Path) -> "hashlib._Hash":
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
+        while block := f.read(_CHUNK):
             digest.update(block)
     return digest
 
@@ -69,8 +95,9 @@ def staged(root: Path, area: Path, name: str, manifest: dict[str, str]) -> Itera
     stage = area / f"{name}-{uuid.uuid4().hex[:8]}"
     try:
         stage.mkdir(parents=True)
+        copy = _Copier()
         for rel, want in manifest.items():
-            if _stage_file(root / rel, stage / rel) != want:
+            if copy(root / rel, stage / rel) != want:
                 raise AmiError(f"{rel}: changed since the build was planned: run again")
     except OSError as err:
         _remove(stage)
