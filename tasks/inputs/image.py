@@ -171,7 +171,8 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
                               roles_paths=list(use.roles_paths) if use else [],
                               collections_paths=list(use.collections_paths) if use else [],
                               role_folders=list(use.role_folders) if use else [],
-                              host_files=frozenset(image.host_inputs))
+                              host_files=frozenset(image.host_inputs),
+                              extra_vars=dict(use.extra_vars) if use else {})
         for galaxy in use.galaxy_files if use else []:
             ctx.requirements.add_file(repo, galaxy)
         if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg

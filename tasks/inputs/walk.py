@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.errors import AmiError
-from .ansible.args import extra_argument_files
+from .ansible.args import extra_argument_files, extra_vars
 from .context import Context, glob_to_repo, to_repo
 from .hcl.dynamic import expand
 from .hcl.functions import file_calls
@@ -30,6 +30,7 @@ class AnsibleUse:
     collections_paths: list[str] = field(default_factory=list)
     role_folders: list[str] = field(default_factory=list)
     config: str | None = None             # ANSIBLE_CONFIG from ansible_env_vars
+    extra_vars: dict[str, str] = field(default_factory=dict)      # -e k=v
 
 
 @dataclass
@@ -115,6 +116,10 @@ def _field(template: Template, block: Block, name: str, kind: str, value: Any, c
     value = ctx.expand(value)
     if kind == "args":
         args = [ctx.plain(v) for v in _strings(value, where)]
+        if use is not None:
+            known = [ctx.resolve(ctx.wrap(a))[0] for a in args]
+            use.extra_vars.update(extra_vars([k if k is not None else a
+                                              for k, a in zip(known, args)]))
         for flag, path in extra_argument_files(args):
             _ref(ctx, out, f"{where} {flag}", ctx.wrap(path), "file", use)
         return

@@ -1,6 +1,8 @@
-"""The files that ansible-playbook's own arguments name."""
+"""The files and variables that ansible-playbook's own arguments name."""
 
 from __future__ import annotations
+
+import shlex
 
 
 def extra_argument_files(args: list[str]) -> list[tuple[str, str]]:
@@ -34,4 +36,26 @@ def extra_argument_files(args: list[str]) -> list[tuple[str, str]]:
                 continue
             break
         i += 1
+    return found
+
+
+def extra_vars(args: list[str]) -> dict[str, str]:
+    """``-e k=v k2=v2`` / ``--extra-vars "k=v"`` pairs (not ``@file``, not JSON):
+    the variables with the highest precedence in a play."""
+    found: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("-e", "--extra-vars") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--extra-vars="):
+            value = arg[len("--extra-vars="):]
+        elif arg.startswith("-e") and len(arg) > 2 and not arg.startswith("-e@"):
+            value = arg[2:].removeprefix("=")
+        if not value or value.startswith(("@", "{", "[")):
+            continue
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            continue
+        found.update(w.split("=", 1) for w in words if "=" in w)    # type: ignore[misc]
     return found

@@ -34,6 +34,7 @@ class Context:
     config: str | None = None
     outside_roles_paths: list[str] = field(default_factory=list)   # looked in, then refused
     host_files: frozenset[str] = frozenset()  # absolute paths the image declares (host_inputs)
+    extra_vars: dict[str, str] = field(default_factory=dict)      # -e k=v
 
 
 def configure(ctx: Context, found: Found, cfg: str | None) -> None:

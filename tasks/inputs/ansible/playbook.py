@@ -319,7 +319,9 @@ class _Walker:
             value = value.replace("{{ playbook_dir }}", folder).replace("{{playbook_dir}}", folder)
             if role:
                 value = value.replace("{{ role_path }}", role).replace("{{role_path}}", role)
-                value = self._role_default(role, value)
+            value = self._role_default(role, value)
+        if not value.strip():
+            return                  # "" (a hook left empty by default): no file
         if "{{" not in value:
             if value.startswith("/"):
                 if posixpath.normpath(value) in self.ctx.host_files:
@@ -342,13 +344,16 @@ class _Walker:
             where, value, "a Jinja2 expression only known during the build",
             None if glob.startswith("/") else posixpath.normpath(posixpath.join(bases[-1], glob))))
 
-    def _role_default(self, role: str, value: str) -> str:
-        """``{{ name }}`` filled in from the role's defaults or vars, when it is
-        one of them and a string (``pip_conf_file: /etc/pip.conf``)."""
+    def _role_default(self, role: str | None, value: str) -> str:
+        """``{{ name }}`` filled in from the provisioner's ``-e name=...``
+        (which wins in Ansible) or the role's vars or defaults, when it is one
+        of them and a string (``pip_conf_file: /etc/pip.conf``)."""
         m = re.fullmatch(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", value.strip())
         if not m:
             return value
-        for sub in ("vars", "defaults"):           # vars win over defaults
+        if m.group(1) in self.ctx.extra_vars:
+            return self.ctx.extra_vars[m.group(1)]
+        for sub in ("vars", "defaults") if role else ():    # vars win over defaults
             for name in ("main.yml", "main.yaml"):
                 rel = posixpath.join(role, sub, name)
                 if self.repo.is_file(rel):

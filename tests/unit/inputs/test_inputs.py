@@ -401,3 +401,30 @@ def test_a_declared_host_file_is_accepted_and_its_content_is_in_the_digest(zoo, 
     first = Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)]
     host.write_text("[global]\nindex-url = https://mirror.example/simple\n")
     assert Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)] != first
+
+
+@pytest.mark.parametrize("value, refused", [("/etc/pip.conf", True), ("", False)])
+def test_a_host_path_handed_to_ansible_through_a_var_file_is_refused(zoo, value, refused):
+    """image-builder's shape: a Packer variable, set in a var file, handed to
+    Ansible as -e pip_conf_file=..., read by a role's copy."""
+    template = zoo / "packer/app.json"
+    data = json.loads(template.read_text())
+    data["variables"]["pip_conf_file"] = ""
+    data["provisioners"][0]["extra_arguments"] += [
+        "--extra-vars", "pip_conf_file={{user `pip_conf_file`}} other=1"]
+    template.write_text(json.dumps(data))
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {"packer/app.vars.json": json.dumps({"pip_conf_file": value}),
+                       f"{role}/tasks/main.yml":
+                       "- ansible.builtin.copy: {src: \"{{ pip_conf_file }}\", dest: /etc/pip.conf}\n"
+                       "  when: pip_conf_file != ''\n"})
+    graph_file = zoo / "amis.yaml"
+    graph_file.write_text(graph_file.read_text().replace(
+        "    template: packer/app.json\n",
+        "    template: packer/app.json\n    var_files: [packer/app.vars.json]\n", 1))
+    if refused:
+        assert refusal(zoo, "app").startswith(
+            f"{role}/tasks/main.yml ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf "
+            "from the build host")
+    else:
+        assert inputs_of(zoo)["app"][f"{role}/tasks/main.yml"]
