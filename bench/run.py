@@ -168,7 +168,7 @@ def staging_figures(tree: Tree, repeats: int) -> None:
                 pass
         walls.append(time.perf_counter() - started)
     row("   staging every image's inputs once", tree.name, walls, "s",
-        note=f"{len(names)} stages, {files} links; "
+        note=f"{len(names)} stages, {files} files copied; "
              f"{statistics.median(walls) / len(names) * 1000:.1f} ms per image")
 
 
