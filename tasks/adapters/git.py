@@ -3,6 +3,8 @@ dirtiness, and who is acting."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from pathlib import Path
 from typing import Iterable
@@ -35,22 +37,40 @@ def git_info(root: Path, inputs: Iterable[str] = (),
     at_head = _blobs_at_head(root)
     inputs = list(inputs)
     untracked = sorted(p for p in inputs if p not in at_head)
-    hidden = _hidden_edits(root, [p for p in inputs if p in at_head], at_head)
+    tracked = [p for p in inputs if p in at_head]
+    hidden = _hidden_edits(root, tracked, {p: blob for p, (_, blob) in at_head.items()})
+    modes = _mode_changes(root, tracked, at_head)
     return {"commit": commit, "branch": branch,
-            "dirty": bool(status or untracked or hidden),
-            "untracked_inputs": untracked[:20], **({"hidden_edits": hidden[:20]} if hidden else {}),
+            "dirty": bool(status or untracked or hidden or modes),
+            "untracked_inputs": untracked[:20],
+            **({"hidden_edits": hidden[:20]} if hidden else {}),
+            **({"mode_changes": modes[:20]} if modes else {}),
             "build_url": buildkite.build_url or None}
 
 
-def _blobs_at_head(root: Path) -> dict[str, str]:
-    """Path -> blob id of every file at HEAD."""
+def _mode_changes(root: Path, inputs: list[str], at_head: dict[str, tuple[str, str]]) -> list[str]:
+    """Inputs whose executable bit differs from HEAD's (git may not look:
+    core.fileMode=false): the bit is part of each input's digest entry."""
+    changed = []
+    for path in inputs:
+        try:
+            executable = bool(os.stat(root / path).st_mode & stat.S_IXUSR)
+        except OSError:
+            continue
+        if executable != (at_head[path][0] == "100755"):
+            changed.append(path)
+    return sorted(changed)
+
+
+def _blobs_at_head(root: Path) -> dict[str, tuple[str, str]]:
+    """Path -> (mode, blob id) of every file at HEAD."""
     out = _git(root, "ls-tree", "-r", "-z", "HEAD")
     blobs = {}
     for entry in (out or "").split("\0"):
         meta, _, path = entry.partition("\t")
         parts = meta.split()
         if len(parts) == 3 and parts[1] == "blob":
-            blobs[path] = parts[2]
+            blobs[path] = (parts[0], parts[2])
     return blobs
 
 

@@ -35,11 +35,14 @@ def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
     if name == MAIN and git["dirty"] and not settings.allow_dirty:
         untracked = list(git.get("untracked_inputs") or [])     # type: ignore[call-overload]
         hidden = list(git.get("hidden_edits") or [])            # type: ignore[call-overload]
+        modes = list(git.get("mode_changes") or [])             # type: ignore[call-overload]
         if untracked:
             what = f"inputs git does not have at HEAD ({_some(untracked)})"
         elif hidden:
             what = f"edited inputs git is told to ignore (assume-unchanged or skip-worktree: " \
                    f"{_some(hidden)})"
+        elif modes:
+            what = f"inputs whose executable bit is not HEAD's ({_some(modes)})"
         else:
             what = "uncommitted changes"
         return DIRTY, (f"the working tree has {what}: publishing to channel "

@@ -79,6 +79,7 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     _check_parent(template, ctx, image)
     found = walked.found
     for vf in image.var_files:
+        repo.inside(vf)
         found.add(vf, "var file (amis.yaml)")
     runs, roles, third_party = _ansible(repo, image, walked.ansible, found)
     declared = _extra_inputs(repo, graph, image, found)
@@ -95,6 +96,11 @@ def _only(template: Template, image: Image) -> Template:
     several sources makes several AMIs, and an image records one."""
     names = sorted({b.name for b in template.blocks if b.kind in ("builder", "source")})
     word = "builder" if template.format == "json" else "source"
+    chosen = image.only or (names[0] if len(names) == 1 else None)
+    blocks = sum(1 for sources in template.builds if chosen in sources)
+    if chosen and blocks > 1:
+        raise AmiError(f"{template.path}: source {chosen} is in {blocks} build blocks, each "
+                       f"making an AMI, and image {image.name} records one: keep it in one")
     if image.only is None:
         if len(names) > 1:
             raise AmiError(f"amis.yaml: image {image.name}: {template.path} has {len(names)} "

@@ -101,6 +101,7 @@ class Repo:
         except OSError as err:
             raise AmiError(f"{where} {value!r}: {rel}: {err.strerror}: fix or remove it") from None
         self.inside(rel)
+        check_name(rel)
         if stat.S_ISDIR(mode):
             self.add_tree(found, rel, why)
             return

@@ -17,7 +17,10 @@ from .repo import Repo
 # A default read from the environment: {{env `X`}} (JSON) or ${env("X")} (HCL2).
 # A value read at build time from a secret store: {{vault `p` `k`}}, vault("p", "k"),
 # and aws_secretsmanager likewise.
-_SECRET_STORE = re.compile(r"(?:\{\{\s*|\b)(vault|aws_secretsmanager)(?:\s*`|\s*\()")
+_SECRET_STORE = re.compile(r"(?:\{\{\s*|\b)(vault|aws_secretsmanager|consul_key)"
+                           r"(?:\s*\\?[`\"]|\s*\()")        # (searched in JSON text)
+# An environment variable read anywhere in a default: ${env("X")}, {{env `X`}}, {{ env "X" }}.
+_ENV_READ = re.compile(r"""\benv\(\s*"([^"]+)"\s*\)|\{\{\s*env\s*[`"]([^`"]+)[`"]""")
 _ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")
 
 
@@ -53,15 +56,12 @@ class Template:
     locals: dict[str, Any] = field(repr=False, default_factory=dict)
     required_version: str | None = None
     newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
+    builds: tuple[tuple[str, ...], ...] = ()  # HCL2: each build block's sources (type.name)
 
     def env_reads(self) -> list[tuple[str, str]]:
         """(variable, environment variable) for each default read from the environment."""
-        found = []
-        for name, value in sorted(self.variables.items()):
-            m = _ENV_DEFAULT.match(value.strip()) if isinstance(value, str) else None
-            if m:
-                found.append((name, m.group(1) or m.group(2)))
-        return found
+        return [(name, m.group(1) or m.group(2)) for name, value in sorted(self.variables.items())
+                if isinstance(value, str) for m in _ENV_READ.finditer(value)]
 
     def secret_stores(self) -> list[str]:
         """The secret-store functions the template calls (vault, aws_secretsmanager)."""

@@ -44,6 +44,7 @@ def walk(template: Template, ctx: Context) -> Walk:
     """Every file the template's builders, provisioners and post-processors name."""
     out = Walk()
     for f in template.files:
+        ctx.repo.inside(f)
         out.found.add(f, "template")
     if template.format == "hcl2":
         _file_calls(template, ctx, out)
@@ -118,7 +119,8 @@ def _field(template: Template, block: Block, name: str, kind: str, value: Any, c
         args = [ctx.plain(v) for v in _strings(value, where)]
         if use is not None:
             known = [ctx.resolve(ctx.wrap(a))[0] for a in args]
-            use.extra_vars.update(extra_vars([k if k is not None else a
+            # A value holding a path of the repository's own ({{template_dir}}) stays unknown.
+            use.extra_vars.update(extra_vars([k if k is not None and "\x00" not in k else a
                                               for k, a in zip(known, args)]))
         for flag, path in extra_argument_files(args):
             _ref(ctx, out, f"{where} {flag}", ctx.wrap(path), "file", use)

@@ -165,6 +165,8 @@ def prepared(run: Run, name: str, variables: dict[str, str], *, sandbox: bool,
             _no_pkr_vars(name, env)
         _init(run, name, root, path, with_tools(env))
         env = with_tools(env)
+        # The build host's own ANSIBLE_* settings would change the build unseen.
+        env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
         env.update(_ansible_env(root, inputs.ansible))
         yield Invocation(root=root, cwd=root / image.packer_dir, template=path,
                          var_files=tuple(root / vf for vf in image.var_files),

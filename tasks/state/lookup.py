@@ -175,7 +175,7 @@ class Lookup:
             wanted = [c for c in unknown if c[0] == region]
             found = self.aws.own_amis(region, sorted({c[1] for c in wanted}))
             results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
-            missing = sorted(a for a, why in results.items() if why == _ABSENT)
+            missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
             foreign = self.aws.describe_amis(region, missing) if missing else {}
             with self.lock:
                 for ami, why in results.items():

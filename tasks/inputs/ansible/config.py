@@ -47,6 +47,7 @@ def configure(ctx: Context, found: Found, cfg: str | None) -> None:
     if cfg is None:
         return
     ctx.config = cfg
+    repo.inside(cfg)
     found.add(cfg, "ansible.cfg")
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:

@@ -41,7 +41,13 @@ _OUTSIDE_COLLECTIONS = ("~/.ansible/collections", "/usr/share/ansible/collection
 _REQUIREMENTS = ("requirements.yml", "requirements.yaml", "roles/requirements.yml",
                  "roles/requirements.yaml", "collections/requirements.yml",
                  "collections/requirements.yaml")
-_LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](file|template)['"]\s*,\s*['"]([^'"]+)['"]""")
+_LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](?:ansible\.(?:builtin|legacy)\.)?"""
+                     r"""(file|template)['"]\s*,\s*['"]([^'"]+)['"]""")
+# Lookups that read the build host's environment or run a command there: what
+# they return changes the image, and no digest can see it.
+_HOST_LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](?:ansible\.(?:builtin|legacy)\.)?"""
+                          r"""(env|pipe|lines)['"]""")
+_FILE_LOOPS = MappingProxyType({"with_file": "files", "with_template": "templates"})
 _FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)$")
 _BUILTIN = frozenset({("ansible", "builtin"), ("ansible", "legacy")})
 
@@ -264,11 +270,25 @@ class _Walker:
             for m in _LOOKUP.finditer(string):
                 sub = "files" if m.group(1) == "file" else "templates"
                 self._local(m.group(2), sub, file, folder, role, f"lookup('{m.group(1)}')")
+            host = _HOST_LOOKUP.search(string)
+            if host:
+                raise AmiError(f"{file}: lookup('{host.group(1)}') reads the build host "
+                               f"({string.strip()[:60]!r}), which no digest sees: pass the value "
+                               "as a variable (a var file, or -e from a Packer variable)")
+        for loop, sub in _FILE_LOOPS.items():
+            for item in _listish(task.get(loop)):
+                if isinstance(item, str) and item:
+                    self._local(item, sub, file, folder, role, loop)
         for key, value in task.items():
+            if not isinstance(key, str):
+                raise AmiError(f"{file}: a task has the key {key!r}, which is not a module or "
+                               "keyword name: fix the task")
             if key in _ROLE_CALLS:
                 name = _role_name(value) if not isinstance(value, str) else value
-                if name and role and "{{" in name:
-                    name = self._role_default(role, name)    # a hook: "" by default is none
+                if name and "{{" in name:
+                    name = self._extra_var(name)
+                if name and role and "{{" in name and self._role_value(role, name) == "":
+                    name = ""           # a hook whose role is "" by default: none
                 if name:
                     self.role(name, file, folder, collections, role)
             elif key in _TASK_INCLUDES:
@@ -319,9 +339,12 @@ class _Walker:
             value = value.replace("{{ playbook_dir }}", folder).replace("{{playbook_dir}}", folder)
             if role:
                 value = value.replace("{{ role_path }}", role).replace("{{role_path}}", role)
-            value = self._role_default(role, value)
+            value = self._extra_var(value)
+            default = self._role_value(role, value) if role and "{{" in value else None
+            if default and default.startswith("/"):
+                value = default     # what it reads unless something unseen sets it: refused
         if not value.strip():
-            return                  # "" (a hook left empty by default): no file
+            return                  # -e name= (empty): no file
         if "{{" not in value:
             if value.startswith("/"):
                 if posixpath.normpath(value) in self.ctx.host_files:
@@ -344,23 +367,25 @@ class _Walker:
             where, value, "a Jinja2 expression only known during the build",
             None if glob.startswith("/") else posixpath.normpath(posixpath.join(bases[-1], glob))))
 
-    def _role_default(self, role: str | None, value: str) -> str:
-        """``{{ name }}`` filled in from the provisioner's ``-e name=...``
-        (which wins in Ansible) or the role's vars or defaults, when it is one
-        of them and a string (``pip_conf_file: /etc/pip.conf``)."""
-        m = re.fullmatch(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", value.strip())
-        if not m:
-            return value
-        if m.group(1) in self.ctx.extra_vars:
-            return self.ctx.extra_vars[m.group(1)]
-        for sub in ("vars", "defaults") if role else ():    # vars win over defaults
-            for name in ("main.yml", "main.yaml"):
-                rel = posixpath.join(role, sub, name)
+    def _extra_var(self, value: str) -> str:
+        """``{{ name }}`` filled in from the provisioner's ``-e name=...``: extra
+        variables win over every other source of a variable in Ansible."""
+        name = _bare_variable(value)
+        return self.ctx.extra_vars.get(name, value) if name else value
+
+    def _role_value(self, role: str, value: str) -> str | None:
+        """The string a role's vars or defaults give ``{{ name }}``, if any: what
+        the role reads unless a play, inventory or include sets it otherwise,
+        so it is only used to refuse (an absolute path) and for hooks."""
+        name = _bare_variable(value)
+        for sub in ("vars", "defaults") if name else ():      # vars win over defaults
+            for file in ("main.yml", "main.yaml"):
+                rel = posixpath.join(role, sub, file)
                 if self.repo.is_file(rel):
                     data = load(self.repo, rel, "role variables")
-                    if isinstance(data, dict) and isinstance(data.get(m.group(1)), str):
-                        return data[m.group(1)]
-        return value
+                    if isinstance(data, dict) and isinstance(data.get(name), str):
+                        return data[name]
+        return None
 
     def _path(self, base: str, value: str | None, where: str, why: str,
               then: Any = None, covered_by_role: str | None = None) -> None:
@@ -406,6 +431,11 @@ def _task_list(tasks: Any) -> Iterator[dict]:
     for task in _listish(tasks):
         if isinstance(task, dict):
             yield task
+
+
+def _bare_variable(value: str) -> str | None:
+    m = re.fullmatch(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", value.strip())
+    return m.group(1) if m else None
 
 
 def _role_name(entry: Any) -> str | None:

@@ -38,7 +38,8 @@ class Requirements:
 
 # A pin names one thing for ever: a release (1.2.3, v2.0.0-rc1) or a commit id.
 # A branch (develop, main, feature/x) moves under you.
-_PIN = re.compile(r"^(?:==\s*)?(?:v?\d+(?:\.\d+)*(?:[-+.][0-9A-Za-z][0-9A-Za-z.+-]*)?|[0-9a-f]{7,40})$")
+# (Two numbers at least: v2 and 2.x are moving majors.)
+_PIN = re.compile(r"^(?:==\s*)?(?:v?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z][0-9A-Za-z.]*)?|[0-9a-f]{7,40})$")
 
 
 def _requirement(rel: str, entry: Any, kind: str) -> str:
@@ -60,8 +61,11 @@ def _requirement(rel: str, entry: Any, kind: str) -> str:
     if "," in src and not version:
         version = src.split(",", 1)[1].strip()
     archive = src.endswith((".tar.gz", ".tgz", ".zip"))
-    if archive:
+    if archive and not re.search(r"/(?:refs/)?heads/|/(?:main|master|develop)\.", src):
         return name
+    if archive:
+        raise AmiError(f"{rel}: {kind} {name!r} src {src!r} is a branch's archive, which moves "
+                       "under you: point it at a release's or a commit's archive")
     if not version:
         raise AmiError(f"{rel}: {kind} {name!r} has no pinned version: set 'version:' to a "
                        "release or commit (an unpinned requirement changes under you)")

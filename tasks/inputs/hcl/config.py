@@ -41,4 +41,5 @@ def load(repo: Repo, path: str, image: str, parse: Parse) -> Template:
                     variables=variables, sensitive=tuple(found.sensitive),
                     secrets=tuple(found.secrets),
                     blocks=tuple(blocks), documents=documents, locals=found.locals,
-                    required_version=found.required_version, newer=tuple(found.newer))
+                    required_version=found.required_version, newer=tuple(found.newer),
+                    builds=tuple(found.builds))

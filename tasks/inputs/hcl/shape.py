@@ -14,7 +14,7 @@ from .dynamic import Dynamic, spec
 from .parse import Document
 from .syntax import is_template, literal, to_hcl_form, unquote
 
-_ENV_CALL = re.compile(r'^\$\{\s*env\(\s*"[^"]+"\s*\)\s*\}$')
+_ENV_CALL = re.compile(r'\benv\(\s*"[^"]+"\s*\)')
 
 
 def labelled(node: Any) -> Iterator[tuple[str, Any]]:
@@ -58,11 +58,12 @@ class Shape:
     required_version: str | None
     newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
     dynamic: list[Dynamic]                            # dynamic provisioners, post-processors
+    builds: list[tuple[str, ...]]                     # each build block's sources (type.name)
 
 
 def shape(documents: list[Document]) -> Shape:
     """The configuration's blocks, file by file, in Packer's order."""
-    s = Shape({}, [], [], {}, [], [], [], None, [], [])
+    s = Shape({}, [], [], {}, [], [], [], None, [], [], [])
     for doc in documents:
         if "templatefile(" in json.dumps(doc.data):
             s.newer.append((doc.path, "templatefile()"))
@@ -91,8 +92,8 @@ def _variable(s: Shape, doc: Document, name: str, body: Any) -> None:
         if isinstance(default, (list, dict)):
             s.secrets += _leaves(default)
     text = unquote(default) if is_template(default) else default
-    if isinstance(text, str) and _ENV_CALL.match(text):
-        s.variables[name] = text          # an env default: resolved for masking only
+    if isinstance(text, str) and _ENV_CALL.search(text):
+        s.variables[name] = text          # reads the environment: known only during the build
 
 
 def _sources(s: Shape, doc: Document, kind: str, body: Any) -> None:
@@ -122,6 +123,11 @@ def _newer_fields(s: Shape, doc: Document, kind: str, cfg: dict) -> None:
 
 
 def _build(s: Shape, doc: Document, build: dict) -> None:
+    named = [literal(x) or "" for x in _listish(to_hcl_form(build.get("sources", []))
+                                                 if doc.syntax == "json" else
+                                                 build.get("sources", []))]
+    named += [label for label, _ in labelled(build.get("source", []))]
+    s.builds.append(tuple(sorted({n.removeprefix("source.") for n in named if n})))
     # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
     for label, body in labelled(build.get("source", [])):
         kind, _, name = label.removeprefix("source.").partition(".")
@@ -144,6 +150,9 @@ def _build(s: Shape, doc: Document, build: dict) -> None:
                            f"write the {block} blocks out")
         s.dynamic += [spec(doc.path, block, c) for c in _configs(doc, body)]
     for group in bodies(build.get("post-processors", [])):
+        if group.get("dynamic"):
+            raise AmiError(f'{doc.path}: a dynamic block in post-processors {{ }} is not '
+                           "supported: write the post-processors out")
         for kind, body in labelled(group.get("post-processor", [])):
             s.post_processors += [(kind, c) for c in _configs(doc, body)]
 
@@ -155,6 +164,10 @@ def _packer(s: Shape, doc: Document, packer: dict) -> None:
         s.required_version = unquote(version)
     if "required_plugins" in packer:
         s.newer.append((doc.path, "packer { required_plugins }"))
+
+
+def _listish(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def _leaves(value: Any) -> list[str]:

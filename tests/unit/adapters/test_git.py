@@ -39,3 +39,18 @@ def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
     channel, note = choose(settings, info)
     assert channel == "dirty" and "edited inputs git is told to ignore (assume-unchanged or " \
         "skip-worktree: a.yml, b.yml)" in note
+
+
+def test_an_executable_bit_git_does_not_look_at_still_makes_the_tree_dirty(tmp_path):
+    from tasks.adapters.git import git_info
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "config", "core.fileMode", "false"], cwd=tmp_path, check=True)
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    subprocess.run(["git", "add", "--chmod=+x", "s.sh"], cwd=tmp_path, check=True)
+    commit(tmp_path)
+    assert git_info(tmp_path, ["s.sh"])["dirty"] is False
+    script.chmod(0o644)
+    info = git_info(tmp_path, ["s.sh"])
+    assert info["dirty"] is True and info["mode_changes"] == ["s.sh"]

@@ -518,3 +518,40 @@ def test_goss_test_files_are_inputs(tmp_path):
     found = inputs(tmp_path)
     assert {"packer/t/goss/web.yaml", "packer/t/goss/vars.yaml"} <= set(found.files)
     assert found.dropped_in_sandbox == ("provisioner 1 (goss)",)
+
+
+@pytest.mark.parametrize("default", ['"${env("FLAVOR")}!"', 'lower(env("FLAVOR"))'])
+def test_an_environment_read_inside_a_default_must_be_declared_too(tmp_path, default):
+    tree(tmp_path, {"packer/t/flavor.pkr.hcl":
+                    f'variable "flavor" {{\n  type    = string\n  default = {default}\n}}\n'})
+    assert "variable flavor defaults to environment variable FLAVOR" in refusal(tmp_path)
+
+
+def test_one_source_in_two_build_blocks_is_refused(tmp_path):
+    build = 'build {\n  sources = ["source.amazon-ebs.t"]\n}\n'
+    tree(tmp_path, {"packer/t/a.pkr.hcl": build, "packer/t/b.pkr.hcl": build})
+    assert refusal(tmp_path) == ("packer/t: source amazon-ebs.t is in 2 build blocks, each "
+                                 "making an AMI, and image t records one: keep it in one")
+
+
+def test_a_dynamic_block_in_a_post_processors_group_is_refused(tmp_path):
+    tree(tmp_path, {"packer/t/build.pkr.hcl":
+                    'build {\n  sources = ["source.amazon-ebs.t"]\n  post-processors {\n'
+                    '    dynamic "post-processor" {\n      labels   = ["shell-local"]\n'
+                    '      for_each = ["/tmp/evil.sh"]\n      content {\n'
+                    '        script = post-processor.value\n      }\n    }\n  }\n}\n'})
+    assert "a dynamic block in post-processors { } is not supported" in refusal(tmp_path)
+
+
+def test_a_var_file_or_template_file_linked_out_of_the_repository_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "my.pkrvars.hcl").write_text('script = "x"\n')
+    (outside / "extra.pkr.hcl").write_text("")
+    root = tmp_path / "repo"
+    tree(root, {}, GRAPH + "    var_files: [packer/my.pkrvars.hcl]\n")
+    os.symlink(outside / "my.pkrvars.hcl", root / "packer/my.pkrvars.hcl")
+    assert refusal(root).startswith("packer/my.pkrvars.hcl: a symbolic link to ")
+    tree(root, {})
+    os.symlink(outside / "extra.pkr.hcl", root / "packer/t/extra.pkr.hcl")
+    assert refusal(root).startswith("packer/t/extra.pkr.hcl: a symbolic link to ")

@@ -162,7 +162,7 @@ def test_an_unpinned_requirement_is_refused(zoo):
 
 @pytest.mark.parametrize("version, ok", [
     ("develop", False), ("main", False), ("feature/x", False), (">=1.0.0", False),
-    ("*", False), ("2.3.0", True), ("v1.2.0-rc1", True), ("==9.0.0", True),
+    ("*", False), ("2.x", False), ("v2", False), ("1-stable", False), ("2.3.0", True), ("v1.2.0-rc1", True), ("==9.0.0", True),
     ("3f2a9c1", True), ("0123456789abcdef0123456789abcdef01234567", True),
 ])
 def test_only_a_release_tag_or_a_commit_is_a_pin(zoo, version, ok):
@@ -196,13 +196,14 @@ def test_a_host_file_read_by_absolute_path_is_refused(zoo, src, defaults):
         "under host_inputs: of the image")
 
 
-def test_a_role_default_naming_a_role_file_is_followed(zoo):
+def test_a_role_default_is_not_trusted_to_name_what_is_read(zoo):
+    # a play's vars_files, group_vars or -e @file may set it to anything
     role = "ansible/shared-roles/hardening"
     shapes.write(zoo, {f"{role}/defaults/main.yml": "---\nconf: pip.conf\n",
                        f"{role}/files/pip.conf": "[global]\n",
                        f"{role}/tasks/main.yml":
                        "- ansible.builtin.copy: {src: \"{{ conf }}\", dest: /etc/pip.conf}\n"})
-    assert inputs_of(zoo)["app"][f"{role}/files/pip.conf"]
+    assert "'{{ conf }}': cannot be resolved before the build" in refusal(zoo, "app")
 
 
 def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
@@ -428,3 +429,18 @@ def test_a_host_path_handed_to_ansible_through_a_var_file_is_refused(zoo, value,
             "from the build host")
     else:
         assert inputs_of(zoo)["app"][f"{role}/tasks/main.yml"]
+
+
+@pytest.mark.parametrize("task, message", [
+    ("- ansible.builtin.debug: {msg: \"{{ lookup('ansible.builtin.file', '/etc/pip.conf') }}\"}\n",
+     "reads /etc/pip.conf from the build host"),
+    ("- ansible.builtin.debug: {msg: \"{{ item }}\"}\n  with_file: [/etc/pip.conf]\n",
+     "with_file '/etc/pip.conf': reads /etc/pip.conf from the build host"),
+    ("- ansible.builtin.debug: {msg: \"{{ lookup('env', 'PIP_INDEX') }}\"}\n",
+     "lookup('env') reads the build host"),
+    ("- ansible.builtin.debug: {msg: \"{{ lookup('pipe', 'cat /etc/hostname') }}\"}\n",
+     "lookup('pipe') reads the build host"),
+])
+def test_other_ways_of_reading_the_build_host_are_refused(zoo, task, message):
+    shapes.write(zoo, {"ansible/shared-roles/hardening/tasks/main.yml": task})
+    assert message in refusal(zoo, "app")

@@ -30,5 +30,7 @@ def test_secret_store_reads_are_found_in_either_format():
     template = Template(path="t.json", format="json", files=("t.json",), dir=".",
                         variables={}, sensitive=(), blocks=(),
                         data={"variables": {"k": "{{ vault `secret/x` `key` }}",
-                                            "s": "{{aws_secretsmanager `db` `pw`}}"}})
-    assert template.secret_stores() == ["aws_secretsmanager", "vault"]
+                                            "s": "{{aws_secretsmanager `db` `pw`}}",
+                                            "c": '{{ consul_key "app/k" }}',
+                                            "e": '{{ env "GREETING" }}'}})
+    assert template.secret_stores() == ["aws_secretsmanager", "consul_key", "vault"]

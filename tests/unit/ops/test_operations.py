@@ -108,7 +108,10 @@ def test_ansible_sees_only_the_stages_roles_and_collections(tree, tmp_path):
     home_role.mkdir(parents=True)
     run, _ = tree.run()
     with invocation.prepared(run, "web", {"image": "web"}, sandbox=False, endpoint=None,
-                             tags={}, env={"PATH": "/bin", "HOME": str(tmp_path / "home")}) as job:
+                             tags={}, env={"PATH": "/bin", "HOME": str(tmp_path / "home"),
+                                           "ANSIBLE_LIBRARY": "/x",
+                                           "ANSIBLE_HASH_BEHAVIOUR": "merge"}) as job:
+        assert "ANSIBLE_LIBRARY" not in job.env and "ANSIBLE_HASH_BEHAVIOUR" not in job.env
         for key in ("ANSIBLE_ROLES_PATH", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"):
             paths = job.env[key].split(":")
             assert paths and all(p.startswith(f"{job.root}/") for p in paths), (key, paths)
