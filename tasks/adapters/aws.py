@@ -235,6 +235,15 @@ class Aws:
         newest = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
         return newest["ImageId"], f"newest of {spec['name_pattern']!r}: {newest.get('Name', '')}"
 
+    def ssm_values(self, region: str, names: list[str]) -> dict[str, str]:
+        """Name -> value of those of these SSM parameters that exist, ten per call."""
+        found: dict[str, str] = {}
+        for i in range(0, len(names), 10):
+            answer = self.call("reading SSM parameters", "ssm", region, "get_parameters",
+                               Names=names[i:i + 10])
+            found.update({p["Name"]: p["Value"] for p in answer.get("Parameters", [])})
+        return found
+
     def put_ssm_ami(self, region: str, name: str, ami: str) -> None:
         """The channel's current id as an SSM parameter of type aws:ec2:image,
         so launch templates can say resolve:ssm:<name>."""

@@ -208,9 +208,17 @@ class Registry:
             raise AmiError(f"{self.url(key)}: kept changing while publishing "
                            f"{record.image}: run again")
         self.write_id(channel, record)
-        if self.ssm_prefix and self.put_ssm:
-            self.put_ssm(record.region, f"{self.ssm_prefix}/{channel}/{record.image}", record.ami)
+        self.write_ssm(channel, record)
         return record
+
+    def ssm_name(self, channel: str, image: str) -> str | None:
+        """The SSM parameter a channel's current id is published as, if any."""
+        return f"{self.ssm_prefix}/{channel}/{image}" if self.ssm_prefix and self.put_ssm else None
+
+    def write_ssm(self, channel: str, record: Record) -> None:
+        name = self.ssm_name(channel, record.image)
+        if name and self.put_ssm:
+            self.put_ssm(record.region, name, record.ami)
 
     def promote(self, image: str, source: str, target: str, actor: str,
                 existing: set[str]) -> tuple[Record, Record | None, Record]:

@@ -57,10 +57,29 @@ def pull(run: Run) -> None:
         run.registry.write_id(channel, record)
         run.say(f"repaired {run.registry.url(run.registry.id_key(channel, name))}: it now says "
                 f"{record.ami}, as the record does", name)
+    _repair_ssm(run, channel)
     for name in run.graph.names:
         record = run.lookup.record(name)
         if record is not None and name in run.graph.images and not run.lookup.usable(record):
             run.say(f"{run.lookup.unusable(record)}: it will be rebuilt", name)
+
+
+def _repair_ssm(run: Run, channel: str) -> None:
+    """A failed PutParameter (or a hand edit) left an SSM parameter behind its
+    record: each run leaves SSM saying what the records say."""
+    records = [r for name in run.graph.images if (r := run.lookup.record(name)) is not None]
+    wanted = {name: r for r in records if (name := run.registry.ssm_name(channel, r.image))}
+    if not wanted:
+        return
+    for region in sorted({r.region for r in wanted.values()}):
+        names = sorted(n for n, r in wanted.items() if r.region == region)
+        found = run.aws.ssm_values(region, names)
+        for name in names:
+            record = wanted[name]
+            if found.get(name) != record.ami:
+                run.registry.write_ssm(channel, record)
+                run.say(f"repaired SSM parameter {name}: it now says {record.ami}, as the "
+                        "record does", record.image)
 
 
 def resolve_source(run: Run) -> Outcome:

@@ -37,6 +37,7 @@ class Candidate:
     digest: str = ""                                    # its Digest tag: the lock it goes by
     keep: list[str] = field(default_factory=list)      # reasons it survives
     kept_children: set[str] = field(default_factory=set)
+    doubt: str = ""                                     # why it cannot be proved unused
 
 
 def _created(value: str) -> datetime:
@@ -79,38 +80,54 @@ def _pages(run: Run, region: str, service: str, operation: str, key: str,
     return run.aws.pages(f"{operation} in {region}", service, region, operation, key, **kwargs)
 
 
-def _in_use(run: Run, region: str) -> dict[str, str]:
-    """AMI id -> what uses it: instances, launch template versions, launch configurations."""
+def _in_use(run: Run, region: str) -> tuple[dict[str, str], list[str]]:
+    """AMI id -> what uses it (instances, launch template versions, launch
+    configurations), and what could not be looked up: while anything is in
+    doubt, no AMI of the region can be proved unused."""
     used: dict[str, str] = {}
-    reservations = _pages(run, region, "ec2", "describe_instances", "Reservations", Filters=[{
-        "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
-    for reservation in reservations:
+    doubts: list[str] = []
+
+    def listed(what: str, service: str, operation: str, key: str, **kwargs: Any) -> list[dict]:
+        try:
+            return _pages(run, region, service, operation, key, **kwargs)
+        except AmiError as err:
+            doubts.append(f"listing {what} in {region} failed ({err})")
+            return []
+
+    for reservation in listed("instances", "ec2", "describe_instances", "Reservations", Filters=[{
+            "Name": "instance-state-name", "Values": ["pending", "running", "stopping",
+                                                      "stopped"]}]):
         for inst in reservation["Instances"]:
             used.setdefault(inst["ImageId"], f"used by instance {inst['InstanceId']}")
-    for template in _pages(run, region, "ec2", "describe_launch_templates", "LaunchTemplates"):
-        versions = _pages(run, region, "ec2", "describe_launch_template_versions",
-                          "LaunchTemplateVersions", LaunchTemplateId=template["LaunchTemplateId"],
-                          Versions=[])
-        for version in versions:
+    for template in listed("launch templates", "ec2", "describe_launch_templates",
+                           "LaunchTemplates"):
+        name = template["LaunchTemplateName"]
+        for version in listed(f"the versions of launch template {name}", "ec2",
+                              "describe_launch_template_versions", "LaunchTemplateVersions",
+                              LaunchTemplateId=template["LaunchTemplateId"], Versions=[]):
+            by = f"launch template {name} v{version['VersionNumber']}"
             image = version.get("LaunchTemplateData", {}).get("ImageId", "")
             if image.startswith("resolve:ssm:"):
-                image = _ssm_value(run, region, image[len("resolve:ssm:"):])
+                try:
+                    image = _ssm_value(run, region, image[len("resolve:ssm:"):])
+                except AmiError as err:
+                    doubts.append(f"{by} says {image}, and reading the parameter failed ({err})")
+                    continue
             if image:
-                used.setdefault(image, f"referenced by launch template "
-                                       f"{template['LaunchTemplateName']} v{version['VersionNumber']}")
-    for config in _pages(run, region, "autoscaling", "describe_launch_configurations",
-                         "LaunchConfigurations"):
+                used.setdefault(image, f"referenced by {by}")
+    for config in listed("launch configurations", "autoscaling",
+                         "describe_launch_configurations", "LaunchConfigurations"):
         used.setdefault(config["ImageId"],
                         f"referenced by launch configuration {config['LaunchConfigurationName']}")
-    return used
+    return used, doubts
 
 
 def _ssm_value(run: Run, region: str, name: str) -> str:
-    try:
-        return run.aws.call(f"reading SSM parameter {name}", "ssm", region, "get_parameter",
-                            Name=name.split(":")[0])["Parameter"]["Value"]
-    except AmiError:
-        return ""
+    """The AMI a ``resolve:ssm:`` reference launches, as EC2 resolves it: the
+    latest value, or the version (``name:3``) or label (``name:golden``) it
+    names, which GetParameter takes as they are."""
+    return run.aws.call(f"reading SSM parameter {name}", "ssm", region, "get_parameter",
+                        Name=name)["Parameter"]["Value"]
 
 
 def _regions(run: Run) -> list[str]:
@@ -124,8 +141,10 @@ def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> li
     candidates = [c for region in regions for c in _ours(run, region)]
     current = _channel_amis(run)
     used: dict[str, str] = {}
+    doubts: dict[str, list[str]] = {}
     for region in regions:
-        used.update(_in_use(run, region))
+        found, doubts[region] = _in_use(run, region)
+        used.update(found)
     by_image: dict[tuple[str, str], list[Candidate]] = {}
     for c in candidates:
         by_image.setdefault((c.image, c.region), []).append(c)
@@ -140,6 +159,9 @@ def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> li
             c.keep.append(f"current in channel {current[c.ami]}")
         if c.ami in used:
             c.keep.append(used[c.ami])
+        elif doubts[c.region] and not c.keep:
+            c.doubt = doubts[c.region][0]
+            c.keep.append(f"cannot prove it unused: {c.doubt}")
         grants = run.aws.call(f"reading launch permissions of {c.ami}", "ec2", c.region,
                               "describe_image_attribute", ImageId=c.ami,
                               Attribute="launchPermission")["LaunchPermissions"]
@@ -177,6 +199,8 @@ def delete(run: Run, candidates: list[Candidate], most: int) -> list[Candidate]:
     gone: list[Candidate] = []
     kept = {c.ami for c in candidates if c.keep}
     for c in sorted(doomed(candidates, most), key=lambda c: c.created, reverse=True):
+        if run.interrupts.interrupted():
+            break                       # after the AMI in hand: collect says what is left
         children = [o.ami for o in candidates if o.parent == c.ami and o.ami in kept]
         if children:
             c.keep.append("parent of kept " + ", ".join(sorted(children)))
@@ -256,20 +280,32 @@ def collect(run: Run, apply: bool, keep: int, days: float, most: int,
     candidates = plan_gc(run, keep, days)
     gone = delete(run, candidates, most) if apply else doomed(candidates, most)
     going = {c.ami for c in gone}
+    stopped = apply and run.interrupts.interrupted()
+    unfinished = {c.ami for c in doomed(candidates, most)} - going if stopped else set()
     rows = [[c.image, c.region, c.ami, c.created.strftime("%Y-%m-%d %H:%M"),
              ("deleted" if apply else "would delete") if c.ami in going
+             else "not deleted (interrupted)" if c.ami in unfinished
              else ("keep" if c.keep else "later (over --max)"),
              "; ".join(c.keep) or f"older than {days:g} days, not among the newest {keep}"]
             for c in candidates]
     run.say(table(rows, ["image", "region", "ami", "created", "action", "why"])
             if rows else "no AMIs built by this project")
-    left = leftovers(run, leftover_hours, apply)
+    left = leftovers(run, leftover_hours, apply and not stopped)
     for item in left:
         run.say(f"{'removed' if apply else 'would remove'} Packer leftover: {item}")
+    doubted = [c for c in candidates if c.doubt and c.ami not in going]
+    if stopped:
+        raise AmiError(f"gc: interrupted: deleted {len(gone)} AMI(s) "
+                       f"({', '.join(c.ami for c in gone) or 'none'}), {len(unfinished)} not "
+                       "deleted, no Packer leftovers removed; run gc --apply again to go on")
     if apply:
         snapshots = sum(len(c.snapshots) for c in gone)
         run.say(f"deleted {len(gone)} AMI(s) and {snapshots} snapshot(s), removed "
                 f"{len(left)} leftover(s); {len(candidates) - len(gone)} AMI(s) kept")
+        if doubted:
+            raise AmiError(f"gc: kept {len(doubted)} AMI(s) that could not be proved unused "
+                           f"({doubted[0].doubt}): "
+                           "fix the access or the fault and run gc again")
     else:
         given = {"keep": keep, "days": days, "max": most, "leftover-hours": leftover_hours}
         options = "".join(f" --{name} {value:g}" for name, value in given.items()

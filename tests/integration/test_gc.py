@@ -1,0 +1,114 @@
+"""gc never deletes an AMI in use: launch templates resolved as EC2
+resolves them, and whatever gc cannot prove unused is kept, with the
+reason said, and an --apply that had to keep something for that reason
+exits non-zero."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from support.inproc import next_second
+from support.project import REGION, failed, ok
+
+SSM = {"AMI_SSM_PREFIX": "/amis"}
+
+
+def _two_generations(tree) -> dict:
+    ok(tree.doit("amis", env=SSM))
+    first = json.loads(tree.record("worker").read_text())["amis"][REGION]
+    (tree.path / "ansible/base_ami.yaml").write_text(
+        (tree.path / "ansible/base_ami.yaml").read_text() + "\n")
+    next_second()                          # the emulator dates AMIs to the second
+    ok(tree.doit("amis", env=SSM))
+    second = json.loads(tree.record("worker").read_text())["amis"][REGION]
+    return {"first": first, "second": second}
+
+
+def _exists(aws, ami: str) -> bool:
+    return bool(aws.ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "image-id", "Values": [ami]}])["Images"])
+
+
+def test_a_launch_template_pinned_to_a_parameter_version_keeps_that_version(tree, aws):
+    amis = _two_generations(tree)
+    ssm = tree.client("ssm")
+    ssm.label_parameter_version(Name="/amis/main/worker", ParameterVersion=1, Labels=["golden"])
+    aws.ec2.create_launch_template(LaunchTemplateName="worker-v1", LaunchTemplateData={
+        "ImageId": "resolve:ssm:/amis/main/worker:1"})
+    dry = ok(tree.doit("gc", "--keep", "1", "--days", "0", env=SSM)).stdout
+    line = next(l for l in dry.splitlines() if l.startswith("worker") and amis["first"] in l)
+    assert "keep" in line and "launch template worker-v1 v1" in line, dry
+    aws.ec2.delete_launch_template(LaunchTemplateName="worker-v1")
+    aws.ec2.create_launch_template(LaunchTemplateName="worker-golden", LaunchTemplateData={
+        "ImageId": "resolve:ssm:/amis/main/worker:golden"})
+    ok(tree.doit("gc", "--keep", "1", "--days", "0", "--apply", env=SSM))
+    assert _exists(aws, amis["first"]) and _exists(aws, amis["second"])
+
+
+def test_what_gc_cannot_prove_unused_it_keeps_and_apply_fails(tree, aws, proxy):
+    amis = _two_generations(tree)
+    aws.ec2.create_launch_template(LaunchTemplateName="worker-prod", LaunchTemplateData={
+        "ImageId": "resolve:ssm:/amis/main/worker"})
+    reads = proxy.fail(lambda r: r.headers.get("X-Amz-Target", r.headers.get("x-amz-target"))
+                       == "AmazonSSM.GetParameter")
+    env = {**SSM, "AWS_ENDPOINT_URL": proxy.url}
+    out = failed(tree.doit("gc", "--keep", "1", "--days", "0", "--apply", env=env))
+    assert reads.hits >= 1
+    assert "cannot prove it unused: launch template worker-prod v1 says " \
+           "resolve:ssm:/amis/main/worker, and reading the parameter failed" in out, out
+    assert re.match(r"gc: kept \d+ AMI\(s\) that could not be proved unused \(launch template "
+                    r"worker-prod v1 says", out.strip().splitlines()[-1]), out
+    assert _exists(aws, amis["first"])
+
+
+def test_an_interrupt_during_apply_stops_after_the_ami_in_hand(tree, aws, proxy):
+    import threading
+    from tasks.adapters.signals import Interrupts
+    from tasks.core.errors import AmiError
+    from tasks.ops import gc
+    ok(tree.doit("amis"))
+    for n in range(2):                       # three generations: two of them doomed
+        (tree.path / "ansible/base_ami.yaml").write_text(
+            (tree.path / "ansible/base_ami.yaml").read_text() + "\n")
+        next_second()
+        ok(tree.doit("amis"))
+    held = proxy.hold(lambda r: r.action == "DeregisterImage")
+    interrupts = Interrupts()
+    run, out = tree.run({"AWS_ENDPOINT_URL": proxy.url}, interrupts=interrupts)
+    errors: list[BaseException] = []
+
+    def collect() -> None:
+        try:
+            gc.collect(run, True, 1, 0, 20, 6)
+        except AmiError as err:
+            errors.append(err)
+    agent = threading.Thread(target=collect)
+    agent.start()
+    assert held.arrived.wait(60)
+    interrupts.interrupt("SIGTERM")          # Ctrl-C or SIGTERM while an AMI is in hand
+    held.release.set()
+    agent.join(60)
+    assert errors and str(errors[0]).startswith("gc: interrupted: deleted 1 AMI(s) (ami-")
+    assert "not deleted, no Packer leftovers removed; run gc --apply again" in str(errors[0])
+    assert "not deleted (interrupted)" in out.getvalue()
+
+
+def test_a_failed_ssm_write_is_repaired_by_the_next_run(tree, aws, proxy):
+    ok(tree.doit("amis", env=SSM))
+    ssm = tree.client("ssm")
+    assert ssm.get_parameter(Name="/amis/main/base")["Parameter"]["Value"] == \
+        json.loads(tree.record("base").read_text())["amis"][REGION]
+    (tree.path / "ansible/base_ami.yaml").write_text(
+        (tree.path / "ansible/base_ami.yaml").read_text() + "\n# changed\n")
+    target = lambda r: r.headers.get("X-Amz-Target", r.headers.get("x-amz-target"))  # noqa: E731
+    puts = proxy.fail(lambda r: target(r) == "AmazonSSM.PutParameter"
+                      and b"/amis/main/base" in r.body)
+    broken = failed(tree.doit("ami:base", env={**SSM, "AWS_ENDPOINT_URL": proxy.url}))
+    assert puts.hits >= 1, broken
+    new = json.loads(aws.objects()["channels/main/base.json"])["amis"][REGION]   # published
+    assert ssm.get_parameter(Name="/amis/main/base")["Parameter"]["Value"] != new, broken
+    out = ok(tree.doit("ami:base", env=SSM)).stdout
+    assert f"repaired SSM parameter /amis/main/base: it now says {new}, as the record does" in out
+    assert ssm.get_parameter(Name="/amis/main/base")["Parameter"]["Value"] == new
+    assert "repaired SSM" not in ok(tree.doit("ami:base", env=SSM)).stdout
