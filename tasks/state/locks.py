@@ -36,6 +36,7 @@ RELEASE_TRIES = 3
 class Lock:
     key: str
     etag: str
+    nonce: str                  # this acquisition's, in the lock's body
     lost: bool = False          # taken over by another agent while we held it
 
 
@@ -96,34 +97,40 @@ class Locks:
     def key(self, image: str, digest: str) -> str:
         return f"{self.prefix}locks/{image}/{digest}.json"
 
-    def _body(self) -> bytes:
+    def _body(self, nonce: str) -> bytes:
         now = time.time()
-        return json.dumps({**self.holder, "acquired": now, "expires": now + self.ttl}).encode()
+        return json.dumps({**self.holder, "nonce": nonce, "acquired": now,
+                           "expires": now + self.ttl}).encode()
 
     def _acquire(self, image: str, digest: str, say: Callable[[str], None],
                  wait: bool) -> tuple[Lock | None, str]:
         """The lock, or (without ``wait``) None and who holds it."""
         store = self.store
         lock_key = self.key(image, digest)
+        nonce = uuid.uuid4().hex
         said = False
         while True:
             try:
-                return Lock(lock_key, store.put(lock_key, self._body(), if_none_match=True)), ""
+                etag = store.put(lock_key, self._body(nonce), if_none_match=True)
+                return Lock(lock_key, etag, nonce), ""
             except Conflict:
                 pass
             found = store.get(lock_key)
             if found is None:
                 continue                                    # released meanwhile
             held, who, expires = _read(found)
+            if held.get("nonce") == nonce:
+                # Our create went through but its reply was lost; the retry found it.
+                return Lock(lock_key, found[1], nonce), ""
             gone = _gone_here(held)
             if expires < time.time() or gone:
                 try:
-                    etag = store.put(lock_key, self._body(), if_match=found[1])
+                    etag = store.put(lock_key, self._body(nonce), if_match=found[1])
                 except Conflict:
                     continue
                 say(f"took over the lock of {who}" + (" (that process is gone)" if gone else
                                                       " (it had expired)"))
-                return Lock(lock_key, etag), ""
+                return Lock(lock_key, etag, nonce), ""
             if not wait:
                 return None, who
             if not said:
@@ -137,7 +144,7 @@ class Locks:
         interval = max(self.ttl / 3, 0.05)
         while not stop.wait(interval):
             try:
-                lock.etag = self.store.put(lock.key, self._body(), if_match=lock.etag)
+                lock.etag = self.store.put(lock.key, self._body(lock.nonce), if_match=lock.etag)
             except Conflict:
                 lock.lost = True
                 say(f"lost the lock {lock.key}: another agent took it over; this build will "

@@ -72,3 +72,19 @@ def test_a_lock_with_an_unreadable_expiry_is_taken_over(tree, aws):
                       Body=b'{"owner": "nan-agent", "expires": NaN}')
     result = ok(tree.doit("amis", env=FAST_LOCKS))
     assert "took over the lock of nan-agent (it had expired)" in result.stdout
+
+
+def test_a_lock_whose_create_reply_was_lost_is_recognised_as_our_own(tree, aws, proxy):
+    """The create went through, its reply did not; the client's retry meets
+    the lock it made (412) and must not wait for itself until the TTL."""
+    aws.make_bucket()
+    creates = proxy.lose(lambda r: r.method == "PUT" and "/locks/base/" in r.path
+                         and r.headers.get("If-None-Match") == "*")
+    began = time.monotonic()
+    result = ok(tree.doit("ami:base", env={**FAST_LOCKS, "AWS_ENDPOINT_URL": proxy.url,
+                                           "AMI_LOCK_TTL_SECONDS": "60"}))
+    assert creates.hits == 1
+    assert "waiting for" not in result.stdout, result.stdout
+    assert time.monotonic() - began < 60
+    assert tree.packer_builds() == ["base"]
+    assert not [k for k in aws.objects() if k.startswith("locks/")]

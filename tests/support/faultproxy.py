@@ -105,6 +105,11 @@ class FaultProxy:
                 if rule is not None and rule.kind == "hold":
                     rule.arrived.set()
                     rule.release.wait(120)
+                elif rule is not None and rule.kind == "lose":
+                    self._forward(request, answer=False)     # done upstream; the reply is lost
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 elif rule is not None and rule.kind == "drop":
                     self.close_connection = True
                     self.connection.close()
@@ -120,7 +125,7 @@ class FaultProxy:
                     return
                 self._forward(request)
 
-            def _forward(self, request: Request) -> None:
+            def _forward(self, request: Request, answer: bool = True) -> None:
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
                 headers = {k: v for k, v in request.headers.items()
                            if k.lower() not in ("transfer-encoding", "content-length",
@@ -129,6 +134,9 @@ class FaultProxy:
                 conn.request(request.method, self.path, body=request.body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                if not answer:
+                    conn.close()
+                    return
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "content-length", "connection",
@@ -156,6 +164,10 @@ class FaultProxy:
     def fail(self, match: Callable[[Request], bool], times: int | None = None,
              status: int = 500) -> Rule:
         return self.add(match, "fail", times, status)
+
+    def lose(self, match: Callable[[Request], bool], times: int | None = 1) -> Rule:
+        """Forward the request, then close the connection: done, but no reply."""
+        return self.add(match, "lose", times)
 
     def hold(self, match: Callable[[Request], bool], times: int | None = 1) -> Rule:
         return self.add(match, "hold", times)
