@@ -73,6 +73,10 @@ def main(argv: list[str]) -> int:
     if argv[:1] != ["build"]:
         return 0                    # `validate` and the rest: nothing to check here
     variables = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    for arg in argv:                 # the runner hands its variables over in a var file
+        if arg.startswith("-var-file=") and arg.endswith(".json"):
+            with open(arg[len("-var-file="):], encoding="utf-8") as f:
+                variables.update(json.load(f))
     image = variables.get("image", "image")
     tags, copies = _template(argv[-1], variables)
     regions = dict.fromkeys([variables.get("region", "eu-west-1"), *copies])

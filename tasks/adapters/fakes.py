@@ -12,6 +12,7 @@ ships ``MockContext`` beside ``Context``):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -101,8 +102,12 @@ def runner_tags(template: Path, given: Mapping[str, str]) -> dict[str, str]:
 
 
 def variables(argv: list[str]) -> dict[str, str]:
-    """The ``-var key=value`` pairs of a Packer command line."""
-    found = {}
+    """The variables of a Packer command line: its JSON var files, in order,
+    then any ``-var key=value``."""
+    found: dict[str, str] = {}
+    for arg in argv:
+        if arg.startswith("-var-file=") and arg.endswith(".json"):
+            found.update(json.loads(Path(arg[len("-var-file="):]).read_text(encoding="utf-8")))
     for flag, value in zip(argv, argv[1:]):
         if flag == "-var":
             key, _, val = value.partition("=")
@@ -117,6 +122,7 @@ class Build:
     variables: dict[str, str]
     amis: dict[str, str]
     env: Mapping[str, str]
+    argv: tuple[str, ...] = ()
 
 
 @dataclass
@@ -182,7 +188,7 @@ class ScriptedPacker:
         if image in self.fail_after:
             self.failures.append(image)
             return Result(exit_code=1, amis=amis, errors=[self.fail_after[image]], builds=builds)
-        self.builds.append(Build(image, given, amis, env))
+        self.builds.append(Build(image, given, amis, env, tuple(argv)))
         return Result(exit_code=0, amis=amis, builds=builds)
 
     def _make(self, image: str, region: str, given: Mapping[str, str], tags: dict[str, str],

@@ -6,6 +6,8 @@ files in order, only the variables it reads and only the source it builds."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from ..inputs.template import declared
 from .run import Run
 
 INIT_SINCE = (1, 7)          # `packer init` and required_plugins
+VARIABLES_FILE = ".amis-variables.pkrvars.json"    # in the stage: what the tree sets
 
 
 def build_variables(image: str, region: str, playbook: str | None, *, source_ami: str,
@@ -137,12 +140,21 @@ class Invocation:
         return stage.changed(self.root, dict(self.manifest), set(self.replaced))
 
     def argv(self, exe: str, command: str, *options: str) -> list[str]:
+        """Packer's command line. The tree's variables go in a var file of the
+        stage (mode 0600, the last var file, so they win), never on the
+        command line, where ``ps`` shows them to every user of the machine."""
         args = [exe, command, *options, *([f"-only={self.only}"] if self.only else [])]
-        for vf in self.var_files:
+        for vf in (*self.var_files, self.variables_file()):
             args.append(f"-var-file={vf}")
-        for key, value in sorted(self.variables.items()):
-            args += ["-var", f"{key}={value}"]
         return [*args, str(self.template)]
+
+    def variables_file(self) -> Path:
+        path = self.root / VARIABLES_FILE
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(dict(sorted(self.variables.items())), f, indent=2)
+        return path
 
 
 @contextmanager

@@ -59,7 +59,12 @@ class Checkout:
                                "such file on this machine: create it, or remove it from "
                                "host_inputs")
         host = {path: self.hasher.file(Path(path), path) for path in spec.host_inputs}
-        return {**spec.settings(self.settings.sandbox), "kind": self.inputs()[image].kind,
+        inputs = self.inputs()[image]
+        settings = spec.settings(self.settings.sandbox)
+        # A sensitive variable's value is a secret: records (and the digest) keep its hash.
+        settings["vars"] = {k: (f"sha256:{env_hash(v)}" if k in inputs.template.sensitive else v)
+                            for k, v in settings["vars"].items()}
+        return {**settings, "kind": inputs.kind,
                 **({"env": env} if env else {}), **({"host": host} if host else {})}
 
     def git(self) -> dict[str, object]:

@@ -282,3 +282,18 @@ def test_plan_names_what_this_packer_cannot_run_before_any_build(tree):
                "1.7 or newer; found 1.6.6: upgrade Packer, or remove it (the runner requires " \
                "IMDSv2 on the build instance and on the AMI itself)" in out, out
     assert tree.packer_builds() == []
+
+
+def test_a_sensitive_variable_from_amis_yaml_is_kept_as_a_hash_and_never_on_argv(tree, aws):
+    (tree.path / "packer/ami/secret.pkr.hcl").write_text(
+        'variable "api_key" {\n  type      = string\n  default   = ""\n  sensitive = true\n}\n')
+    graph = tree.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace("  base:\n", "  base:\n    vars: {api_key: s3cr3t-v4lue}\n", 1))
+    commit(tree.path)
+    ok(tree.doit("amis"))
+    build = next(b for b in tree.packer.builds if b.image == "base")
+    assert build.variables["api_key"] == "s3cr3t-v4lue"          # Packer gets it, from a file
+    assert not any("s3cr3t" in a for a in build.argv)
+    record = json.loads(aws.objects()["channels/main/base.json"])
+    assert record["settings"]["vars"]["api_key"].startswith("sha256:")
+    assert not [k for k, v in aws.objects().items() if b"s3cr3t" in v]

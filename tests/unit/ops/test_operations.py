@@ -97,7 +97,10 @@ def test_packer_is_handed_the_stage_the_effective_config_and_declared_variables(
         assert source["communicator"] == "none" and source["custom_endpoint_ec2"] == "http://e"
         assert source["ami_regions"] == ["us-east-1"]
         argv = job.argv("packer", "build")
-        assert "not_declared=x" not in " ".join(argv) and "image=web" in argv
+        given = json.loads(job.variables_file().read_text())
+        assert "not_declared" not in given and given["image"] == "web"
+        assert argv[-2] == f"-var-file={job.variables_file()}" and "-var" not in argv
+        assert job.variables_file().stat().st_mode & 0o777 == 0o600
         assert argv[-1] == str(job.template) and job.env["ANSIBLE_CONFIG"]
         assert job.dropped == ("provisioner 1 (ansible)",)
     assert not job.root.exists()
