@@ -4,19 +4,30 @@ moves ``main``; any other branch its own channel; a dirty tree never moves
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Mapping
 
+from .names import CHANNEL_RE
 from .settings import Settings
 
 MAIN = "main"
 DIRTY = "dirty"
 
 
+_RESERVED = frozenset({MAIN, DIRTY, "detached"})
+
+
 def channel_for_branch(branch: str) -> str:
-    """A branch's channel name: lower case, [a-z0-9_-], at most 63 characters."""
-    slug = re.sub(r"[^a-z0-9_-]+", "-", branch.lower()).strip("-_")[:63]
-    return slug or "detached"
+    """A branch's channel, one to one: a branch whose name is a channel name
+    already ([a-z0-9_-], not main or dirty) keeps it; any other gets its
+    lower-case slug and a hash of the exact name (``feature/Faster-Boot`` ->
+    ``feature-faster-boot-3f2a9c1e``), so ``Main``, ``MAIN`` and ``main_`` never
+    move main, and ``feature/x`` and ``feature-x`` never share a channel."""
+    if CHANNEL_RE.fullmatch(branch) and branch not in _RESERVED:
+        return branch
+    slug = re.sub(r"[^a-z0-9_-]+", "-", branch.lower()).strip("-_")[:54] or "branch"
+    return f"{slug}-{hashlib.sha256(branch.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 def _some(paths: list) -> str:

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from ..adapters.git import actor
 from ..core.errors import AmiError
+from ..core.channels import channel_for_branch
 from ..core.names import CHANNEL_RE
 from ..core.records import save_local
 from .run import Run
 
 
 def promote(run: Run, image: str, source: str, target: str) -> None:
+    channels = []
     for what, name in (("--from", source), ("--to", target)):
-        if not name or not CHANNEL_RE.fullmatch(name):
-            raise AmiError(f"promote {what}={name!r}: give a channel name ([a-z0-9_-])")
+        if not name:
+            raise AmiError(f"promote {what}: give a channel or a branch name")
+        channel = name if CHANNEL_RE.fullmatch(name) else channel_for_branch(name)
+        if channel != name:
+            run.say(f"promote {what} {name}: branch {name} publishes to channel {channel}")
+        channels.append(channel)
+    source, target = channels
     graph = run.graph
     images = graph.names if image == "all" else [image]
     if image != "all" and image not in graph.names:

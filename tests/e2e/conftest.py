@@ -25,7 +25,11 @@ def counting_packer(tmp_path) -> tuple[Path, Path]:
     runs = tmp_path / "packer-runs.txt"
     script = write_script(tmp_path / "packer-wrapper", f"""#!/bin/sh
 if [ "$1" = build ]; then
-  for a in "$@"; do case "$a" in image=*) echo "${{a#image=}}" >> "{runs}";; esac; done
+  for a in "$@"; do case "$a" in
+    image=*) echo "${{a#image=}}" >> "{runs}";;
+    -var-file=*.amis-variables.pkrvars.json)      # the runner's own variables
+      sed -n 's/^ *"image": "\\(.*\\)",*$/\\1/p' "${{a#-var-file=}}" >> "{runs}";;
+  esac; done
 fi
 exec "{real}" "$@"
 """)

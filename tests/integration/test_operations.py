@@ -61,11 +61,11 @@ def test_a_branch_publishes_to_its_own_channel_and_reuses_mains_amis(tree, aws):
     tree.reset_count()
     _branch(tree, "feature/Faster-Boot")
     result = ok(tree.doit("amis"))
-    assert "pulled channel feature-faster-boot" in result.stdout
+    assert "pulled channel feature-faster-boot-bf604419" in result.stdout
     assert tree.packer_builds() == []                       # digests shared with main
     objects = aws.objects()
     for image in ("base", "web"):
-        assert json.loads(objects[f"channels/feature-faster-boot/{image}.json"]) == \
+        assert json.loads(objects[f"channels/feature-faster-boot-bf604419/{image}.json"]) == \
             json.loads(main_before[f"channels/main/{image}.json"])
     (tree.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
     _commit(tree)
@@ -73,7 +73,7 @@ def test_a_branch_publishes_to_its_own_channel_and_reuses_mains_amis(tree, aws):
     assert tree.packer_builds() == ["web"]
     objects = aws.objects()
     assert {k: v for k, v in objects.items() if k.startswith("channels/main/")} == main_before
-    branch_web = json.loads(objects["channels/feature-faster-boot/web.json"])
+    branch_web = json.loads(objects["channels/feature-faster-boot-bf604419/web.json"])
     assert branch_web["amis"] != json.loads(main_before["channels/main/web.json"])["amis"]
 
 
@@ -338,3 +338,16 @@ def test_pipelines_are_valid_buildkite_and_steps_run_where_they_are_sent(tree, t
     nothing = yaml.safe_load(generated.read_text())["steps"]
     assert nothing[0]["agents"] == {"queue": "amis-builders"} and len(nothing) == 1
     assert _schema_check(generated).returncode == 0
+
+
+def test_promote_takes_a_branch_name_and_says_which_channel_it_is(tree, aws):
+    ok(tree.doit("amis"))
+    _branch(tree, "feature/Faster-Boot")
+    (tree.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")
+    _commit(tree)
+    ok(tree.doit("amis"))
+    branch_web = json.loads(aws.objects()["channels/feature-faster-boot-bf604419/web.json"])
+    out = ok(tree.doit("promote", "-i", "web", "-f", "feature/Faster-Boot", "-t", "main")).stdout
+    assert "promote --from feature/Faster-Boot: branch feature/Faster-Boot publishes to " \
+           "channel feature-faster-boot-bf604419" in out
+    assert json.loads(aws.objects()["channels/main/web.json"])["amis"] == branch_web["amis"]

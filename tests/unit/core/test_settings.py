@@ -55,7 +55,13 @@ def test_the_default_branch_moves_main_and_other_branches_their_own_channel():
     clean = {"dirty": False}
     assert channels.choose(s, {**clean, "branch": "main"}) == ("main", "")
     assert channels.choose(s, {**clean, "branch": "feature/Faster-Boot"})[0] == \
-        "feature-faster-boot"
+        "feature-faster-boot-bf604419"
+    # one to one: only the default branch moves main, and no two branches share a channel
+    names = ["Main", "MAIN", "main_", "main", "feature/x", "feature-x", "feature_x", "dirty"]
+    chosen = [channels.choose(load_settings(ROOT, {"AMI_DEFAULT_BRANCH": "trunk"}),
+                              {**clean, "branch": b})[0] for b in names]
+    assert len(set(chosen)) == len(names) and "main" not in chosen and "dirty" not in chosen
+    assert chosen[names.index("feature-x")] == "feature-x"
     assert channels.choose(load_settings(ROOT, {"AMI_CHANNEL": "staging"}),
                            {**clean, "branch": "main"}) == ("staging", "")
 
