@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tasks.adapters.fakes import MemoryStore
+from tasks.core import channels
 from tasks.core.errors import AmiError
 from tasks.core.records import Record
 from tasks.ops import explain, gc, invocation, listing, promote
@@ -65,9 +66,13 @@ def test_promote_checks_every_image_before_moving_any(tree, aws):
     promote.promote(run, "base", "candidate", "main")
     now = json.loads(tree.store.objects["channels/main/base.json"])
     assert now["amis"] == {"eu-west-1": ami} and now["promotion"]["from_channel"] == "candidate"
-    for bad in ("Main", ""):
-        with pytest.raises(AmiError, match=r"promote --to='.*': give a channel name"):
-            promote.promote(run, "base", "candidate", bad)
+    with pytest.raises(AmiError, match=r"promote --to: give a channel or a branch name"):
+        promote.promote(run, "base", "candidate", "")
+    run, out = tree.run()
+    promote.promote(run, "base", "candidate", "Main")      # a branch, not the main channel
+    channel = channels.channel_for_branch("Main")
+    assert f"promote --to Main: branch Main publishes to channel {channel}" in out.getvalue()
+    assert channel != "main" and f"channels/{channel}/base.json" in tree.store.objects
 
 
 def test_inputs_lists_each_input_and_what_brought_it_in(tree):
