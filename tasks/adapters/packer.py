@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -92,7 +93,7 @@ class Packers:
         except OSError as err:
             raise AmiError(f"{log}: cannot write the build log ({err.strerror}): check the "
                            "folder's permissions") from None
-        with log_file:
+        with _closing(log_file):
             try:
                 with self._lock:
                     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -112,8 +113,20 @@ class Packers:
                 hook_error: AmiError | None = None
                 for raw_bytes in _lines(proc.stdout):
                     raw = mask(raw_bytes.decode("utf-8", errors="replace"))
-                    log_file.write(raw)
-                    log_file.flush()
+                    if hook_error is None:
+                        try:
+                            log_file.write(raw)
+                            log_file.flush()
+                        except OSError as err:
+                            # A full disk (or a folder gone): cancel Packer the way Ctrl-C
+                            # does, so it cleans up, and keep reading until it has.
+                            hook_error = AmiError(
+                                f"{log}: cannot write the build log ({err.strerror}): Packer "
+                                "was cancelled and cleaned up; nothing recorded: free space "
+                                f"under {log.parent} and run again")
+                            echo(f"cannot write the build log ({err.strerror}): cancelling "
+                                 "the build")
+                            proc.send_signal(signal.SIGTERM)
                     for text in out.readable(raw):
                         echo(text)
                     if on_instance and out.instance and hook_error is None:
@@ -147,6 +160,18 @@ class Packers:
                 proc.wait(self.cleanup_timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextmanager
+def _closing(log_file: Any) -> Iterator[Any]:
+    """Close the log; a close that cannot flush (a full disk) was already said."""
+    try:
+        yield log_file
+    finally:
+        try:
+            log_file.close()
+        except OSError:
+            pass
 
 
 def _lines(stream: Any) -> Iterator[bytes]:

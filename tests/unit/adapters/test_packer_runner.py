@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,25 @@ echo "1,,version,1.6.6"
     missing = Packers(Interrupts(), 30, "no-such-packer", {"PATH": str(tmp_path / "empty")})
     with pytest.raises(AmiError, match="Packer executable 'no-such-packer' not found"):
         missing.executable()
+
+
+def test_a_log_that_cannot_be_written_cancels_packer_cleanly(tmp_path):
+    """A full disk under .amis mid-build (/dev/full answers every write with
+    ENOSPC): Packer is cancelled as by Ctrl-C, cleans up, and the run ends in
+    one line, not a traceback."""
+    cleaned = tmp_path / "cleaned-up"
+    building = write_script(tmp_path / "building", f"""#!/bin/sh
+trap 'echo "1,,ui,say,==> amazon-ebs: Terminating the source AWS instance..."; touch "{cleaned}"; exit 1' TERM
+echo "1,,ui,say,==> amazon-ebs: Launching a source AWS instance..."
+while :; do sleep 0.1; done
+""")
+    echoed: list[str] = []
+    with pytest.raises(AmiError) as info:
+        runner().run([str(building)], {"PATH": "/usr/bin:/bin"}, tmp_path, Path("/dev/full"),
+                     echoed.append)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(
+        "/dev/full: cannot write the build log (No space left on device): Packer was cancelled "
+        "and cleaned up; nothing recorded")
+    assert cleaned.exists()
+    assert "==> amazon-ebs: Terminating the source AWS instance..." in echoed
