@@ -32,6 +32,11 @@ class Unreachable(AmiError):
     """AWS could not be asked at all: no credentials, no network."""
 
 
+def tags_of(image: dict) -> dict[str, str]:
+    """An EC2 description's tags (``[{"Key": k, "Value": v}]``) as a mapping."""
+    return {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+
+
 def error_code(err: Exception) -> str:
     response = getattr(err, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

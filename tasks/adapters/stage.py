@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..core.digest import entry
+from ..core.digest import entry, file_sha256
 from ..core.errors import AmiError
 
 _FICLONE = 0x40049409          # linux/fs.h: share the source's blocks (btrfs, xfs, ...)
@@ -51,15 +51,15 @@ class _Copier:
             mode = os.fstat(source).st_mode
             copy = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                digest = self._reflink(source, copy, dst) or self._bytes(source, copy)
+                sha = self._reflink(source, copy, dst) or self._bytes(source, copy)
                 os.fchmod(copy, mode & 0o555)
             finally:
                 os.close(copy)
         finally:
             os.close(source)
-        return entry(digest.hexdigest(), mode)
+        return entry(sha, mode)
 
-    def _reflink(self, source: int, copy: int, dst: Path) -> "hashlib._Hash | None":
+    def _reflink(self, source: int, copy: int, dst: Path) -> str | None:
         if not self.reflinks:
             return None
         try:
@@ -67,25 +67,17 @@ class _Copier:
         except OSError:
             self.reflinks = False         # this file system has none: copy from now on
             return None
-        return _sha256(dst)
+        return file_sha256(dst)
 
     @staticmethod
-    def _bytes(source: int, copy: int) -> "hashlib._Hash":
+    def _bytes(source: int, copy: int) -> str:
         digest = hashlib.sha256()
         while block := os.read(source, _CHUNK):
             digest.update(block)
             view = memoryview(block)
             while view:
                 view = view[os.write(copy, view):]
-        return digest
-
-
-def _sha256(path: Path) -> "hashlib._Hash":
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    return digest
+        return digest.hexdigest()
 
 
 @contextmanager
@@ -122,7 +114,7 @@ def changed(stage: Path, manifest: dict[str, str], replaced: set[str]) -> list[s
         path = stage / rel
         try:
             mode = os.lstat(path).st_mode
-            now = entry(_sha256(path).hexdigest(), mode) if not os.path.islink(path) else "link"
+            now = entry(file_sha256(path), mode) if not os.path.islink(path) else "link"
         except OSError:
             now = "gone"
         if now != want:

@@ -33,6 +33,15 @@ def entry(sha: str, mode: int) -> str:
 
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in blocks of 1 MB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Hasher:
     """Manifest entries of input files (sha256, ``+x`` when executable),
     each hashed once per run even when many images share it. Only regular
@@ -56,14 +65,10 @@ class Hasher:
             hit = self._cache.get(path)
         if hit and hit[:4] == key:
             return hit[4]
-        h = hashlib.sha256()
         try:
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            value = entry(file_sha256(path), st.st_mode)
         except OSError as err:
             raise AmiError(f"{shown}: cannot read ({err.strerror})") from None
-        value = entry(h.hexdigest(), st.st_mode)
         with self._lock:
             self._cache[path] = (*key, value)
         return value

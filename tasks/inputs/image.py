@@ -118,8 +118,9 @@ def _check_environment(template: Template, image: Image) -> None:
     """What the build reads from its environment changes what is built: only
     the environment variables the image declares (their values' hashes are in
     its digest), and no secret store, which no digest can see."""
-    for store in template.secret_stores():
-        raise AmiError(f"{template.path}: {store}() reads a secret store during the build: what "
+    stores = template.secret_stores()
+    if stores:
+        raise AmiError(f"{template.path}: {stores[0]}() reads a secret store during the build: what "
                        "it returns changes the image, but no digest can see it: read the value "
                        "from an environment variable instead and declare it under env_inputs: "
                        f"of image {image.name} in amis.yaml")
@@ -228,7 +229,7 @@ def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found,
     may read are declared: every one of them is among the image's
     extra_inputs (being an input for another reason is not enough)."""
     for ref in found.unresolved:
-        if ref.glob and covered(repo, ref.glob, dict.fromkeys(declared, "")):
+        if ref.glob and covered(repo, ref.glob, declared):
             continue
         hint = f'e.g. extra_inputs: ["{ref.glob}"]' if ref.glob else \
             "or write the path literally"

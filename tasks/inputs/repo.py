@@ -16,6 +16,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Container
 
 from ..core.errors import AmiError
 from ..core.files import check_regular, check_name, not_regular
@@ -198,8 +199,8 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-def covered(repo: Repo, glob: str, inputs: dict[str, str]) -> bool:
+def covered(repo: Repo, glob: str, inputs: Container[str]) -> bool:
     """An unresolved reference is covered when the files it may read exist
-    and every one of them is an input."""
+    and every one of them is among ``inputs``."""
     matches = repo.glob(glob)
     return bool(matches) and all(m in inputs for m in matches)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
+from ..adapters.aws import tags_of
 from ..core.errors import AmiError
 from ..core.names import MANAGED_BY
 from ..core.text import table
@@ -50,7 +51,7 @@ def _ours(run: Run, region: str) -> list[Candidate]:
                           Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
     out = []
     for img in images:
-        tags = {t["Key"]: t["Value"] for t in img.get("Tags", [])}
+        tags = tags_of(img)
         out.append(Candidate(
             ami=img["ImageId"], region=region, image=tags.get("Image", "?"),
             created=_created(img["CreationDate"]), parent=tags.get("ParentAmi"),

@@ -13,7 +13,7 @@ published.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from ..adapters.aws import Aws
+from ..adapters.aws import Aws, tags_of
 from ..core.errors import AmiError
 
 
@@ -33,7 +33,7 @@ def _created(image: dict) -> datetime | None:
 
 def _made_by(found: dict, name: str, digest: str, started: datetime) -> bool:
     """Whether an AMI is this build's: its image and digest tags, created after it started."""
-    tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+    tags = tags_of(found)
     created = _created(found)
     # EC2 keeps creation times to the second.
     return tags.get("Image") == name and tags.get("Digest") == digest and created is not None \
@@ -48,8 +48,8 @@ def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: 
         if found is None:
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which does not exist; "
                            "nothing published")
-        tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
         if not _made_by(found, name, digest, started):
+            tags = tags_of(found)
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which this build did not "
                            f"make (tags Image={tags.get('Image')!r}, Digest="
                            f"{str(tags.get('Digest'))[:12]!r}, created {found.get('CreationDate')}); "

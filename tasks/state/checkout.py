@@ -20,8 +20,8 @@ from ..inputs.hcl.parse import ParseCache
 from ..inputs.image import Inputs, image_inputs
 
 
-def env_hash(value: str | None) -> str:
-    """What a record keeps of an environment variable's value: its hash."""
+def value_hash(value: str | None) -> str:
+    """What a record keeps of a secret or an environment variable's value: its hash."""
     return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
@@ -52,7 +52,7 @@ class Checkout:
     def digest_settings(self, image: str) -> dict[str, Any]:
         """The build settings that are part of the image's digest."""
         spec = self.graph.images[image]
-        env = {name: env_hash(self.settings.env.get(name)) for name in spec.env_inputs}
+        env = {name: value_hash(self.settings.env.get(name)) for name in spec.env_inputs}
         for path in spec.host_inputs:
             if not Path(path).is_file():
                 raise AmiError(f"{self.graph.file.name}: image {image}: host_inputs {path}: no "
@@ -62,7 +62,7 @@ class Checkout:
         inputs = self.inputs()[image]
         settings = spec.settings(self.settings.sandbox)
         # A sensitive variable's value is a secret: records (and the digest) keep its hash.
-        settings["vars"] = {k: (f"sha256:{env_hash(v)}" if k in inputs.template.sensitive else v)
+        settings["vars"] = {k: (f"sha256:{value_hash(v)}" if k in inputs.template.sensitive else v)
                             for k, v in settings["vars"].items()}
         return {**settings, "kind": inputs.kind,
                 **({"env": env} if env else {}), **({"host": host} if host else {})}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..adapters.aws import Aws, Unreachable
+from ..adapters.aws import Aws, Unreachable, tags_of
 from ..adapters.registry import Registry
 from ..core import decision
 from ..core.errors import AmiError
@@ -49,7 +49,7 @@ def vetting_problem(check: decision.AmiCheck, image: dict | None) -> str | None:
     region, ami, name, digest = check
     if image is None or image.get("State") not in ("available", None):
         return _ABSENT
-    tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    tags = tags_of(image)
     wrong = [f"{key}={tags.get(key)!r}" for key, want in
              (("ManagedBy", MANAGED_BY), ("Image", name), ("Digest", digest))
              if tags.get(key) != want]

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, Iterator
 
 from ...core.errors import AmiError
-from ..repo import Found, Unresolved
+from ..repo import Found, Repo, Unresolved
 from .config import Context
 from .loader import load
 
@@ -74,6 +74,7 @@ class _Walker:
         self.walked_roles: set[str] = set()
         self.walked_files: set[str] = set()
         self.base = ""                          # the top playbook's folder
+        self.role_vars: dict[str, list[dict]] = {}   # role -> its vars, its defaults (read once)
 
     # playbooks
 
@@ -378,13 +379,13 @@ class _Walker:
         the role reads unless a play, inventory or include sets it otherwise,
         so it is only used to refuse (an absolute path) and for hooks."""
         name = _bare_variable(value)
-        for sub in ("vars", "defaults") if name else ():      # vars win over defaults
-            for file in ("main.yml", "main.yaml"):
-                rel = posixpath.join(role, sub, file)
-                if self.repo.is_file(rel):
-                    data = load(self.repo, rel, "role variables")
-                    if isinstance(data, dict) and isinstance(data.get(name), str):
-                        return data[name]
+        if not name:
+            return None
+        if role not in self.role_vars:
+            self.role_vars[role] = [_role_file(self.repo, role, sub) for sub in ("vars", "defaults")]
+        for data in self.role_vars[role]:                       # vars win over defaults
+            if isinstance(data.get(name), str):
+                return data[name]
         return None
 
     def _path(self, base: str, value: str | None, where: str, why: str,
@@ -431,6 +432,16 @@ def _task_list(tasks: Any) -> Iterator[dict]:
     for task in _listish(tasks):
         if isinstance(task, dict):
             yield task
+
+
+def _role_file(repo: Repo, role: str, sub: str) -> dict:
+    """A role's ``vars/main.yml`` or ``defaults/main.yml`` (or ``.yaml``), as a mapping."""
+    for file in ("main.yml", "main.yaml"):
+        rel = posixpath.join(role, sub, file)
+        if repo.is_file(rel):
+            data = load(repo, rel, "role variables")
+            return data if isinstance(data, dict) else {}
+    return {}
 
 
 def _bare_variable(value: str) -> str | None:
