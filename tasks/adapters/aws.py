@@ -12,6 +12,7 @@ import threading
 from types import MappingProxyType
 from typing import Any, Callable
 
+from ..core.clock import Clock
 from ..core.errors import AmiError
 from ..core.graph import Source
 from ..core.settings import Settings, require_bucket
@@ -80,22 +81,33 @@ class Aws:
     is asked once, on the first call (the sandbox starts its emulator then).
     ``session`` is a boto3 Session to make clients with (default: a new one,
     on first use; tests share one across runs, as botocore loads its
-    service models once per session)."""
+    service models once per session). Every reply's ``Date`` tells
+    ``clock`` the cloud's time."""
 
     def __init__(self, settings: Settings, endpoint: Callable[[], str | None],
-                 session: Any = None) -> None:
+                 session: Any = None, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or Clock()
         self._endpoint_of = endpoint
         self._lock = threading.Lock()
         self._url: list[str | None] = []
         self._session: Any = session
         self._clients: dict[tuple[str, str, int], Any] = {}
         self._bucket_checked = False
+        self._regions: frozenset[str] | None = None
 
     @property
     def own_emulator(self) -> bool:
         """The sandbox's own emulator: it gets dummy credentials, never yours."""
         return self.settings.sandbox and not self.settings.endpoint
+
+    def known_regions(self) -> frozenset[str]:
+        """Every region in botocore's own endpoint data (read offline, once)."""
+        if self._regions is None:
+            from botocore.loaders import Loader
+            partitions = Loader().load_data("endpoints")["partitions"]
+            self._regions = frozenset(r for p in partitions for r in p["regions"])
+        return self._regions
 
     def endpoint(self) -> str | None:
         with self._lock:
@@ -138,8 +150,14 @@ class Aws:
                     kwargs["aws_secret_access_key"] = SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
                 if self._session is None:
                     self._session = boto3.session.Session()
-                self._clients[key] = self._session.client(service, **kwargs)
+                client = self._session.client(service, **kwargs)
+                client.meta.events.register("after-call", self._observe_date)
+                self._clients[key] = client
             return self._clients[key]
+
+    def _observe_date(self, http_response: Any = None, **_: Any) -> None:
+        if http_response is not None:
+            self.clock.observe(http_response.headers.get("Date"))
 
     def call(self, what: str, service: str, region: str, operation: str, **kwargs: Any) -> Any:
         """One AWS call; a failure is one line saying what we were doing."""
@@ -248,6 +266,14 @@ class Aws:
                                Names=names[i:i + 10])
             found.update({p["Name"]: p["Value"] for p in answer.get("Parameters", [])})
         return found
+
+    def delete_ssm(self, region: str, name: str) -> None:
+        """Remove an SSM parameter; one already gone is no error."""
+        try:
+            self.client("ssm", region).delete_parameter(Name=name)
+        except aws_errors() as err:
+            if error_code(err) != "ParameterNotFound":
+                raise explain(err, f"deleting SSM parameter {name}") from None
 
     def put_ssm_ami(self, region: str, name: str, ami: str) -> None:
         """The channel's current id as an SSM parameter of type aws:ec2:image,

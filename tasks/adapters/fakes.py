@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,11 +28,14 @@ from .s3 import Conflict
 class MemoryStore:
     """A bucket in memory. Each hook in ``before`` is called with the
     operation ("get", "put", "delete", "listing") and key (or prefix)
-    before it runs, and may raise."""
+    before it runs, and may raise. ``clock`` is the store's own time, which
+    ages what it holds (a test may move it)."""
 
-    def __init__(self, bucket: str = "memory") -> None:
+    def __init__(self, bucket: str = "memory", clock: Callable[[], float] = time.time) -> None:
         self.bucket = bucket
+        self.clock = clock
         self.objects: dict[str, bytes] = {}
+        self.written: dict[str, float] = {}
         self.before: list[Callable[[str, str], None]] = []
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -57,6 +61,12 @@ class MemoryStore:
             body = self.objects.get(key)
         return None if body is None else (body, self.etag(body))
 
+    def get_aged(self, key: str) -> tuple[bytes, str, float] | None:
+        found = self.get(key)
+        if found is None:
+            return None
+        return (*found, self.clock() - self.written.get(key, self.clock()))
+
     def put(self, key: str, body: bytes, content_type: str = "application/json", *,
             if_match: str | None = None, if_none_match: bool = False) -> str:
         self._call("put", key)
@@ -67,12 +77,14 @@ class MemoryStore:
             if if_match and (there is None or self.etag(there) != if_match):
                 raise Conflict(key)
             self.objects[key] = body
+            self.written[key] = self.clock()
         return self.etag(body)
 
     def delete(self, key: str) -> None:
         self._call("delete", key)
         with self._lock:
             self.objects.pop(key, None)
+            self.written.pop(key, None)
 
     def listing(self, prefix: str) -> dict[str, str]:
         self._call("listing", prefix)

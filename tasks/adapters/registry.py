@@ -23,9 +23,9 @@ import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from ..core.clock import Clock
 from ..core.errors import AmiError
 from ..core.records import Promotion, Record
 from .s3 import Conflict, Store
@@ -55,16 +55,22 @@ class Pulled:
     bodies: dict[str, bytes] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)     # new, updated, same, absent
     txt_stale: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)    # images held here that were not asked for
 
 
 class Registry:
     """Records under ``prefix`` in ``store``. With ``ssm_prefix``, each
     published id is also an SSM parameter, written by ``put_ssm(region,
-    name, ami)``."""
+    name, ami)`` and removed by ``delete_ssm(region, name)``. Promotions are
+    stamped by ``clock``."""
 
     def __init__(self, store: Store, prefix: str = "", ssm_prefix: str | None = None,
-                 put_ssm: Callable[[str, str, str], None] | None = None) -> None:
+                 put_ssm: Callable[[str, str, str], None] | None = None,
+                 clock: Clock | None = None,
+                 delete_ssm: Callable[[str, str], None] | None = None) -> None:
         self.store = store
+        self.clock = clock or Clock()
+        self.delete_ssm = delete_ssm
         self.prefix = prefix
         self.ssm_prefix = ssm_prefix
         self.put_ssm = put_ssm
@@ -112,13 +118,38 @@ class Registry:
 
     # -- channels ------------------------------------------------------------
 
+    def held(self, listed: dict[str, str] | None = None) -> dict[str, set[str]]:
+        """Channel -> the images it holds a record or plain-text id of, from
+        one listing of ``channels/`` (or ``listed``, a listing under it)."""
+        prefix = self.key("channels") + "/"
+        out: dict[str, set[str]] = {}
+        for key in self.listing(prefix) if listed is None else listed:
+            channel, _, name = key[len(prefix):].partition("/")
+            image, _, kind = name.rpartition(".")
+            if image and "/" not in name and kind in ("json", "txt"):
+                out.setdefault(channel, set()).add(image)
+        return out
+
+    def retire(self, channel: str, image: str) -> Record | None:
+        """Take ``image`` out of ``channel``: its SSM parameter, its plain-text
+        id, then its record (last, so a retirement cut short is found and
+        finished by the next). Returns the record it held."""
+        key = self.current_key(channel, image)
+        record = self.record_at(key, image)
+        name = self.ssm_name(channel, image)
+        if record is not None and name and self.delete_ssm:
+            self.delete_ssm(record.region, name)
+        self.store.delete(self.id_key(channel, image))
+        self.store.delete(key)
+        return record
+
     def pull(self, channel: str, images: list[str], local: dict[str, bytes]) -> Pulled:
         """Every image's current record in ``channel``: one listing, then a GET
         of each record whose ETag differs from ``local`` (image -> body held).
         Any record that fails its checks stops the pull."""
         self.store.check()
         listed = self.listing(self.key("channels", channel) + "/")
-        pulled = Pulled()
+        pulled = Pulled(others=sorted(self.held(listed).get(channel, set()) - set(images)))
         stale = []
         for image in images:
             etag = listed.get(self.current_key(channel, image))
@@ -226,7 +257,7 @@ class Registry:
         and keep a note of who did it, when, and what it replaced. Returns
         the source's record, the one replaced and the one now current."""
         record, replaced = self.promotion_plan(image, source, target, existing)
-        now = datetime.now(timezone.utc)
+        now = self.clock.now()
         promotion = Promotion(from_channel=source, by=actor,
                               at=now.isoformat(timespec="seconds"),
                               replaced_ami=replaced.ami if replaced else None,

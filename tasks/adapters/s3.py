@@ -9,8 +9,10 @@ thing in a dict, for tests.
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+from ..core.errors import AmiError
 from ..core.records import check_size
 from ..core.settings import require_bucket
 from .aws import Aws, aws_errors, error_code, explain
@@ -30,6 +32,10 @@ class Store(Protocol):
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's body and ETag, or None when there is no such key."""
+
+    def get_aged(self, key: str) -> tuple[bytes, str, float] | None:
+        """The object's body, ETag and age: seconds since it was last
+        written, by the store's own clock (never the agent's)."""
 
     def put(self, key: str, body: bytes, content_type: str = "application/json", *,
             if_match: str | None = None, if_none_match: bool = False) -> str:
@@ -58,16 +64,34 @@ class S3Store:
         require_bucket(self.aws.settings)
         self.aws.check_bucket(self.region)
 
-    def get(self, key: str) -> tuple[bytes, str] | None:
+    def _get(self, key: str) -> tuple[bytes, dict] | None:
         s3 = self.aws.client("s3", self.region)
         try:
             obj = s3.get_object(Bucket=self.bucket, Key=key)
             check_size(obj.get("ContentLength", 0), self.url(key))
-            return obj["Body"].read(), obj["ETag"]
+            return obj["Body"].read(), obj
         except aws_errors() as err:
             if error_code(err) in {"NoSuchKey", "404"}:
                 return None
             raise explain(err, f"reading {self.url(key)}") from None
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        found = self._get(key)
+        return None if found is None else (found[0], found[1]["ETag"])
+
+    def get_aged(self, key: str) -> tuple[bytes, str, float] | None:
+        found = self._get(key)
+        if found is None:
+            return None
+        body, obj = found
+        # S3's Date and LastModified, both of this reply: whole seconds.
+        try:
+            date = parsedate_to_datetime(obj["ResponseMetadata"]["HTTPHeaders"]["date"])
+            age = (date - obj["LastModified"]).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            raise AmiError(f"reading {self.url(key)}: the reply has no Date or Last-Modified "
+                           "to judge the object's age by: check AWS_ENDPOINT_URL") from None
+        return body, obj["ETag"], max(age, 0.0)
 
     def put(self, key: str, body: bytes, content_type: str = "application/json", *,
             if_match: str | None = None, if_none_match: bool = False) -> str:

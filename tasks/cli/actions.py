@@ -98,6 +98,8 @@ def plan(run: Run, jobs: int) -> None:
     rows, offline = planning.planned(run)
     run.say(f"channel {channel}" + (f" ({note})" if note else ""))
     run.say(planning.render(rows, run.graph, jobs or 1, offline))
+    if run.lookup.facts.others:
+        run.say(collecting.not_in_graph(channel, run.lookup.facts.others))
 
 
 @_action

@@ -5,6 +5,7 @@ below receives what it needs from :class:`Settings`; subprocesses get
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from .names import CHANNEL_RE
 GRAPH_FILE = "amis.yaml"
 STATE_DIR = ".amis"          # gitignored: records, logs, work files
 SANDBOX_BUCKET = "amis-sandbox"
+MAX_LOCK_TTL = 3600.0        # a lock claiming longer expires this long after its last renewal
 
 # Used with fullmatch: a trailing newline is not part of a value.
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -106,9 +108,18 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
         value = kind(raw)
     except ValueError:
         value = -1
-    if value < 0:
+    if not 0 <= value < math.inf:
         raise AmiError(f"{name}={raw!r} must be a non-negative {'whole ' if kind is int else ''}number")
     return value
+
+
+def _lock_ttl(env: Mapping[str, str]) -> float:
+    ttl = _number(env, "AMI_LOCK_TTL_SECONDS", 300.0)
+    if not 0 < ttl <= MAX_LOCK_TTL:
+        raise AmiError(f"AMI_LOCK_TTL_SECONDS={env['AMI_LOCK_TTL_SECONDS'].strip()!r} must be "
+                       f"more than 0 and at most {MAX_LOCK_TTL:.0f} (the holder renews its "
+                       "lock every third of it)")
+    return ttl
 
 
 def _buildkite(env: Mapping[str, str]) -> Buildkite:
@@ -144,7 +155,7 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         validate=not _flag(env.get("AMI_SKIP_VALIDATE")),
         retries=int(_number(env, "AMI_PACKER_RETRIES", 2, int)),
         retry_base=_number(env, "AMI_RETRY_BASE_SECONDS", 30.0),
-        lock_ttl=_number(env, "AMI_LOCK_TTL_SECONDS", 300.0),
+        lock_ttl=_lock_ttl(env),
         lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
         channel=_channel(env.get("AMI_CHANNEL", "").strip()) or None,
         default_branch=(env.get("AMI_DEFAULT_BRANCH") or env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH")

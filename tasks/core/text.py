@@ -1,6 +1,8 @@
-"""Plain-text tables, as every command prints them."""
+"""Text as every command prints it: plain-text tables, and the nearest name to a typo."""
 
 from __future__ import annotations
+
+from typing import Iterable
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -9,3 +11,22 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*map(str, r)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions
+    and swaps of two neighbouring characters (the typo ``us-esat-1``) each 1."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a typo most likely meant (at most 2 edits away), if any."""
+    ranked = sorted((_edits(word, c), c) for c in choices)
+    return ranked[0][1] if ranked and ranked[0][0] <= 2 else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..adapters.packer_output import Masker, Result
@@ -22,12 +21,8 @@ from ..core.records import Record, save_local
 from ..core.text import table
 from ..inputs.template import sensitive_values
 from ..state.outcomes import Outcome
-from . import invocation, validate, vetting
+from . import gc, invocation, validate, vetting
 from .run import Run
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _publish(run: Run, record: Record, *, new_build: bool) -> Record:
@@ -58,6 +53,8 @@ def pull(run: Run) -> None:
         run.say(f"repaired {run.registry.url(run.registry.id_key(channel, name))}: it now says "
                 f"{record.ami}, as the record does", name)
     _repair_ssm(run, channel)
+    if run.lookup.facts.others:
+        run.say(gc.not_in_graph(channel, run.lookup.facts.others))
     for name in run.graph.names:
         record = run.lookup.record(name)
         if record is not None and name in run.graph.images and not run.lookup.usable(record):
@@ -94,7 +91,7 @@ def resolve_source(run: Run) -> Outcome:
         raise AmiError(f"source {name}: {verdict.reason}")
     spec = run.graph.source.spec(run.settings.sandbox)
     how = run.lookup.source_how()
-    stamp = _now().isoformat(timespec="seconds")
+    stamp = run.clock.now().isoformat(timespec="seconds")
     record = Record(image=name, region=run.graph.region, amis={run.graph.region: verdict.ami},
                     digest=source_digest(spec, verdict.ami), source={**spec, "resolved": how},
                     git=run.checkout.git(), build_started=stamp, build_finished=stamp)
@@ -126,7 +123,7 @@ def bring_up_to_date(run: Run, name: str) -> Outcome:
             return _keep(run, again, start)
         if again.action == REUSE:
             return _reuse(run, again, start)
-        invocation.check_versions(run, name)
+        invocation.preflight(run, name)
         if run.settings.validate:
             checks = validate.image(run, name, say)
             if validate.lint(run, [name], say):
@@ -169,7 +166,7 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
     env = run.aws.subprocess_env()
     version = run.packers.version()
     git = run.checkout.git()
-    started = _now()
+    started = run.clock.now()
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     variables = {**dict(image.vars), **invocation.build_variables(
         name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
@@ -221,7 +218,7 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
         digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,
         settings=run.checkout.digest_settings(name), packer_version=version,
         build_started=started.isoformat(timespec="seconds"),
-        build_finished=_now().isoformat(timespec="seconds"), build_log=log.name,
+        build_finished=run.clock.now().isoformat(timespec="seconds"), build_log=log.name,
         inputs=run.checkout.manifest(name),
     )
 

@@ -1,19 +1,25 @@
 """Garbage collection: old AMIs of this project, and what a killed Packer left.
 
+First, the run's channel is rid of images ``amis.yaml`` no longer has
+(removed or renamed): their record, plain-text id and SSM parameter are
+retired, so their AMIs are no longer "current" there.
+
 An AMI is a candidate only if this project built it (tag ManagedBy). It
 survives, with the reason said, when it is among the newest K of its
-image, younger than D days, the current record of any channel, the parent
-of a surviving AMI, used by an instance (running or stopped), referenced by
-a launch template version or launch configuration, or shared with another
-account. Dry run by default; ``--apply`` deregisters at most a bounded
-number per run and deletes their snapshots.
+image (an image that amis.yaml has, or some channel still holds), younger
+than D days, the current record of any channel, the parent of a surviving
+AMI, used by an instance (running or stopped), referenced by a launch
+template version or launch configuration, or shared with another account.
+Dry run by default; ``--apply`` deregisters at most a bounded number per
+run and deletes their snapshots.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +45,7 @@ class Candidate:
     keep: list[str] = field(default_factory=list)      # reasons it survives
     kept_children: set[str] = field(default_factory=set)
     doubt: str = ""                                     # why it cannot be proved unused
+    orphan: bool = False            # its image is in neither amis.yaml nor any channel
 
 
 def _created(value: str) -> datetime:
@@ -61,15 +68,45 @@ def _ours(run: Run, region: str) -> list[Candidate]:
     return out
 
 
-def _channel_amis(run: Run, image: str | None = None) -> dict[str, str]:
+def not_in_graph(channel: str, images: list[str]) -> str:
+    """What ``plan`` and ``amis`` say of records the graph no longer has."""
+    return (f"channel {channel} holds records of {', '.join(images)}, which amis.yaml no longer "
+            "has (removed or renamed): `doit gc --apply` retires them, then their AMIs")
+
+
+def retire(run: Run, apply: bool) -> tuple[list[str], dict[str, list[str]]]:
+    """Images the run's channel holds and the graph no longer has, retired
+    with ``apply``; and, per other channel, those it holds that this graph
+    lacks (another branch's images, or promotions of retired ones), left be."""
+    channel = run.channel()[0]
+    names = set(run.graph.names)
+    held = run.registry.held()
+    gone = sorted(held.get(channel, set()) - names)
+    for image in gone:
+        if apply:
+            record = run.registry.retire(channel, image)
+            run.settings.record_path(image).unlink(missing_ok=True)
+            ami = f" ({record.ami})" if record else ""
+        else:
+            ami = ""
+        run.say(f"{'retired' if apply else 'would retire'} {image}{ami} from channel {channel}: "
+                "its record, plain-text id and SSM parameter (amis.yaml no longer has it)")
+    others = {c: sorted(images - names) for c, images in sorted(held.items())
+              if c != channel and images - names}
+    return gone, others
+
+
+def _channel_amis(run: Run, image: str | None = None,
+                  retired: frozenset[str] = frozenset()) -> dict[str, str]:
     """AMI id -> channel, for the current record of every image (or of
-    ``image``) in every channel."""
+    ``image``) in every channel, but the run channel's ``retired`` ones."""
     registry = run.registry
     prefix = registry.key("channels") + "/"
+    skip = {registry.current_key(run.channel()[0], i) for i in retired}
     found: dict[str, str] = {}
     wanted = f"/{image}.json" if image else ".json"
     for key in sorted(k for k in registry.listing(prefix) if k.endswith(wanted)):
-        record = registry.record_at(key)
+        record = None if key in skip else registry.record_at(key)
         if record:
             channel = key[len(prefix):].split("/")[0]
             found.update({ami: channel for ami in record.amis.values()})
@@ -131,16 +168,26 @@ def _ssm_value(run: Run, region: str, name: str) -> str:
                         Name=name)["Parameter"]["Value"]
 
 
+def _hours(now: datetime, then: datetime) -> float:
+    """How long ago ``then`` was, in hours (compared as numbers: a --days
+    of 1e300 is "keep everything", not an overflow)."""
+    return (now - then).total_seconds() / 3600
+
+
 def _regions(run: Run) -> list[str]:
     return sorted({r for image in run.graph.images.values() for r in image.regions})
 
 
-def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> list[Candidate]:
-    """Every AMI this project built, each with the reasons it survives (if any)."""
-    now = now or datetime.now(timezone.utc)
+def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None,
+            retired: frozenset[str] = frozenset()) -> list[Candidate]:
+    """Every AMI this project built, each with the reasons it survives (if
+    any), as it stands once ``retired`` are out of the run's channel."""
+    now = now or run.clock.now()
     regions = _regions(run)
     candidates = [c for region in regions for c in _ours(run, region)]
-    current = _channel_amis(run)
+    current = _channel_amis(run, retired=retired)
+    held = set(run.graph.names) | {i for c, images in run.registry.held().items()
+                                   for i in images if not (c == run.channel()[0] and i in retired)}
     used: dict[str, str] = {}
     doubts: dict[str, list[str]] = {}
     for region in regions:
@@ -149,12 +196,16 @@ def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None) -> li
     by_image: dict[tuple[str, str], list[Candidate]] = {}
     for c in candidates:
         by_image.setdefault((c.image, c.region), []).append(c)
-    for group in by_image.values():
+    for (image, _), group in by_image.items():
+        if image not in held:
+            for c in group:         # retired everywhere: nothing to roll back to
+                c.orphan = True
+            continue
         for rank, c in enumerate(sorted(group, key=lambda c: c.created, reverse=True)):
             if rank < keep:
                 c.keep.append(f"among the newest {keep} of {c.image}")
     for c in candidates:
-        if now - c.created < timedelta(days=days):
+        if _hours(now, c.created) < days * 24:
             c.keep.append(f"younger than {days:g} days")
         if c.ami in current:
             c.keep.append(f"current in channel {current[c.ami]}")
@@ -228,8 +279,7 @@ def delete(run: Run, candidates: list[Candidate], most: int) -> list[Candidate]:
 def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) -> list[str]:
     """Instances, key pairs and security groups named packer_* that a killed
     Packer left behind, older than ``hours``. Returns what was (or would be) removed."""
-    now = now or datetime.now(timezone.utc)
-    cutoff = now - timedelta(hours=hours)
+    now = now or run.clock.now()
     said = []
     for region in _regions(run):
         def call(what: str, operation: str, **kwargs: Any) -> Any:
@@ -246,7 +296,7 @@ def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) 
                 live_groups |= set(groups)
                 packer = (inst.get("KeyName", "").startswith("packer_")
                           or any(g.startswith("packer_") for g in groups))
-                if packer and inst["LaunchTime"] < cutoff:
+                if packer and _hours(now, inst["LaunchTime"]) > hours:
                     old_instances.append(inst["InstanceId"])
                 elif packer:
                     young_packer = True
@@ -255,7 +305,8 @@ def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) 
             if apply:
                 call(f"terminating {instance}", "terminate_instances", InstanceIds=[instance])
         for pair in call("listing key pairs", "describe_key_pairs")["KeyPairs"]:
-            if pair["KeyName"].startswith("packer_") and pair.get("CreateTime", now) < cutoff:
+            if pair["KeyName"].startswith("packer_") and \
+                    _hours(now, pair.get("CreateTime", now)) > hours:
                 said.append(f"{region}: key pair {pair['KeyName']}")
                 if apply:
                     call(f"deleting key pair {pair['KeyName']}", "delete_key_pair",
@@ -274,11 +325,17 @@ def leftovers(run: Run, hours: float, apply: bool, now: datetime | None = None) 
 def collect(run: Run, apply: bool, keep: int, days: float, most: int,
             leftover_hours: float) -> None:
     """``doit gc``: say what goes and why the rest stays; with ``apply``, delete."""
-    if keep < 1 or days < 0 or most < 0 or leftover_hours < 0:
+    if keep < 1 or not (0 <= days < math.inf and 0 <= most and
+                        0 <= leftover_hours < math.inf):
         raise AmiError("gc: --keep must be at least 1; --days, --max and --leftover-hours "
-                       "must not be negative")
+                       "must be numbers, not negative (nor nan or inf)")
     run.registry.store.check()
-    candidates = plan_gc(run, keep, days)
+    retired, others = retire(run, apply)
+    for channel, images in others.items():
+        run.say(f"channel {channel} holds records of {', '.join(images)}, which this amis.yaml "
+                f"does not have; left as they are (to retire them there: AMI_CHANNEL={channel} "
+                "doit gc --apply)")
+    candidates = plan_gc(run, keep, days, retired=frozenset(retired))
     gone = delete(run, candidates, most) if apply else doomed(candidates, most)
     going = {c.ami for c in gone}
     stopped = apply and run.interrupts.interrupted()
@@ -287,7 +344,9 @@ def collect(run: Run, apply: bool, keep: int, days: float, most: int,
              ("deleted" if apply else "would delete") if c.ami in going
              else "not deleted (interrupted)" if c.ami in unfinished
              else ("keep" if c.keep else "later (over --max)"),
-             "; ".join(c.keep) or f"older than {days:g} days, not among the newest {keep}"]
+             "; ".join(c.keep) or (f"older than {days:g} days, " + (
+                 f"{c.image} is retired (not in amis.yaml, in no channel)" if c.orphan
+                 else f"not among the newest {keep}"))]
             for c in candidates]
     run.say(table(rows, ["image", "region", "ami", "created", "action", "why"])
             if rows else "no AMIs built by this project")

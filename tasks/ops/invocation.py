@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping
 from ..adapters import stage
 from ..adapters.tools import with_tools
 from ..core.errors import AmiError
+from ..core.text import closest
 from ..core.files import write_atomic
 from ..core.versions import satisfies, version_tuple
 from ..inputs import formats
@@ -51,6 +52,23 @@ _INSTEAD = MappingProxyType({
     "the file provisioner's content": "put the content in a file of the repository and "
                                       "name it with source",
     "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000"})
+
+
+def preflight(run: Run, name: str) -> None:
+    """What can be known wrong before a build: regions AWS does not have, a
+    template this Packer cannot run."""
+    _check_regions(run, name)
+    check_versions(run, name)
+
+
+def _check_regions(run: Run, name: str) -> None:
+    known = run.aws.known_regions()
+    for region in run.graph.images[name].regions:
+        if region not in known:
+            near = closest(region, known)
+            raise AmiError(f"{run.graph.file.name}: image {name}: region {region!r} is not an "
+                           "AWS region" + (f": did you mean {near}?" if near else
+                                           " (botocore's endpoint data has no such region)"))
 
 
 def check_versions(run: Run, name: str) -> None:

@@ -43,7 +43,7 @@ def rows(graph: Graph, decision: Decision, records: dict[str, Record | None]) ->
 def planned(run: Run) -> tuple[list[Row], str | None]:
     """The plan's rows, and why AWS could not be asked (None: it was)."""
     for name in run.graph.images:
-        invocation.check_versions(run, name)       # what this Packer cannot run: before a build
+        invocation.preflight(run, name)     # unknown regions, what this Packer cannot run
     run.lookup.pull(offline_ok=True)
     result = run.lookup.decision()
     return rows(run.graph, result, run.lookup.facts.records), run.lookup.facts.offline

@@ -26,6 +26,9 @@ def promote(run: Run, image: str, source: str, target: str) -> None:
     if image != "all" and image not in graph.names:
         raise AmiError(f"promote --image={image!r}: no such image in amis.yaml "
                        f"(one of {', '.join(graph.names)}, or all)")
+    if source == target:
+        raise AmiError(f"promote: --from and --to are both channel {source}: nothing to promote; "
+                       "name the channel to promote to with --to")
     who = actor(run.settings)
     active = run.channel()[0]
     registry = run.registry

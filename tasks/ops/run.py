@@ -21,6 +21,7 @@ from ..adapters.packer import Packers
 from ..adapters.registry import Registry
 from ..adapters.s3 import S3Store, Store
 from ..adapters.signals import Interrupts
+from ..core.clock import Clock
 from ..core.digest import Hasher
 from ..core.graph import Graph, load_graph
 from ..core.settings import Settings, load_settings
@@ -42,6 +43,7 @@ class Run:
     interrupts: Interrupts
     packers: Packers
     outcomes: Outcomes
+    clock: Clock
     console: Console = field(default_factory=Console)
 
     @classmethod
@@ -63,9 +65,10 @@ class Run:
 
 def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None = None,
             store: Store | None = None, console: Console | None = None,
-            packers: Packers | None = None, aws_session: Any = None) -> Run:
+            packers: Packers | None = None, aws_session: Any = None,
+            clock: Clock | None = None) -> Run:
     """The services of one run. Tests hand in their own ``store`` (e.g. a
-    MemoryStore), ``console``, Packer runner or boto3 session."""
+    MemoryStore), ``console``, Packer runner, boto3 session or clock."""
     def endpoint() -> str | None:
         """Where AWS calls go: AWS_ENDPOINT_URL, the sandbox's own emulator, or AWS."""
         if settings.endpoint or not settings.sandbox:
@@ -73,18 +76,20 @@ def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None =
         return emulator.ensure(settings.root, settings.state)
 
     checkout = Checkout(settings, graph, Hasher())
-    aws = Aws(settings, endpoint, aws_session)
+    clock = clock or Clock()
+    aws = Aws(settings, endpoint, aws_session, clock)
     store = store or S3Store(aws, settings.bucket, graph.region)
-    registry = Registry(store, settings.prefix, settings.ssm_prefix, aws.put_ssm_ami)
+    registry = Registry(store, settings.prefix, settings.ssm_prefix, aws.put_ssm_ami, clock,
+                        aws.delete_ssm)
     interrupts = interrupts or Interrupts()
     return Run(
         settings=settings, graph=graph, checkout=checkout, aws=aws, registry=registry,
         lookup=Lookup(graph, checkout, registry, aws, settings.records,
                       sandbox=settings.sandbox, bucket=settings.bucket),
         locks=Locks(store, settings.prefix, owner(settings.buildkite.job_id),
-                    settings.lock_ttl, settings.lock_poll, interrupts.wait),
+                    settings.lock_ttl, settings.lock_poll, interrupts.wait, clock.time),
         interrupts=interrupts,
         packers=packers or Packers(interrupts, settings.cleanup_timeout, settings.packer,
                                     settings.env),
-        outcomes=Outcomes(settings.state / "last-run.json"),
+        outcomes=Outcomes(settings.state / "last-run.json"), clock=clock,
         console=console or Console())

@@ -131,7 +131,7 @@ def _lint_config(run: Run, third_party: list[str], mocked: list[str]) -> Path:
 
 def check_image(run: Run, name: str) -> None:
     """``doit validate:<image>``."""
-    invocation.check_versions(run, name)
+    invocation.preflight(run, name)
     checks = image(run, name, lambda text: run.say(text, name))
     run.say(f"{', '.join(checks)}: passed", name)
 

@@ -2,12 +2,18 @@
 the same inputs at once, and gc never deletes an AMI a reuse is making
 current. Work on other inputs of the same image does not wait.
 
-A lock is ``locks/<image>/<digest>.json`` holding its owner and expiry,
+A lock is ``locks/<image>/<digest>.json`` holding its owner and TTL,
 created with ``IfNoneMatch='*'`` (exactly one agent wins). The holder
 refreshes it every TTL/3 while it works, and keeps trying after a failed
 refresh. A lock is taken over (with ``IfMatch`` on its ETag, so two agents
-cannot both take it) when it has expired, when its expiry is unreadable,
-or at once when its owner is a process on this host that no longer runs.
+cannot both take it) when it has expired, when it is unreadable, or at once
+when its owner is a process on this host that no longer runs.
+
+Expiry is judged by S3's clock alone: a lock has expired when the time
+since it was last written (the reply's ``Date`` minus its ``LastModified``)
+exceeds its TTL, so agents whose clocks disagree by minutes still agree on
+it. A TTL over :data:`MAX_LOCK_TTL` counts as that: a lock claiming a year
+is still taken over an hour after its holder stopped renewing it.
 Releasing is retried; a release that still fails is a warning (the lock
 expires by itself), never the build's error.
 """
@@ -28,6 +34,7 @@ from typing import Callable, Iterator
 
 from ..adapters.s3 import Conflict, Store
 from ..core.errors import AmiError
+from ..core.settings import MAX_LOCK_TTL
 
 RELEASE_TRIES = 3
 
@@ -70,24 +77,35 @@ def _gone_here(held: dict) -> bool:
     return held.get("pid_start") is not None and _process_start(pid) != held["pid_start"]
 
 
-def _read(found: tuple[bytes, str]) -> tuple[dict, str, float]:
+def _read(body: bytes) -> tuple[dict, str, float | None]:
+    """The lock's body, its owner and its TTL (None when unreadable). A lock
+    written before TTLs were stored says it as ``expires - acquired``, both
+    by its writer's clock."""
     try:
-        held = json.loads(found[0])
-        who, expires = str(held["owner"]), float(held["expires"])
+        held = json.loads(body)
+        who = str(held["owner"])
     except (ValueError, KeyError, TypeError):
-        return {}, "unknown (unreadable lock)", 0.0
-    return held, who, expires if math.isfinite(expires) else 0.0
+        return {}, "unknown (unreadable lock)", None
+    try:
+        ttl = float(held["ttl"]) if "ttl" in held else \
+            float(held["expires"]) - float(held["acquired"])
+    except (ValueError, KeyError, TypeError):
+        return held, who, None
+    return held, who, None if math.isnan(ttl) else min(ttl, MAX_LOCK_TTL)
 
 
 class Locks:
     """The build locks of one run: in ``store`` under ``prefix``, held by
     ``holder`` (see :func:`owner`), expiring ``ttl`` seconds after the last
     renewal; a waiting agent looks again every ``poll`` seconds with
-    ``wait(seconds)``, which returns True when the run is interrupted."""
+    ``wait(seconds)``, which returns True when the run is interrupted.
+    ``now`` stamps a lock for people reading it; nothing is judged by it."""
 
     def __init__(self, store: Store, prefix: str, holder: dict[str, object], ttl: float,
-                 poll: float, wait: Callable[[float], bool]) -> None:
+                 poll: float, wait: Callable[[float], bool],
+                 now: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.now = now
         self.prefix = prefix
         self.holder = holder
         self.ttl = ttl
@@ -98,8 +116,8 @@ class Locks:
         return f"{self.prefix}locks/{image}/{digest}.json"
 
     def _body(self, nonce: str) -> bytes:
-        now = time.time()
-        return json.dumps({**self.holder, "nonce": nonce, "acquired": now,
+        now = self.now()
+        return json.dumps({**self.holder, "nonce": nonce, "ttl": self.ttl, "acquired": now,
                            "expires": now + self.ttl}).encode()
 
     def _acquire(self, image: str, digest: str, say: Callable[[str], None],
@@ -115,27 +133,29 @@ class Locks:
                 return Lock(lock_key, etag, nonce), ""
             except Conflict:
                 pass
-            found = store.get(lock_key)
+            found = store.get_aged(lock_key)
             if found is None:
                 continue                                    # released meanwhile
-            held, who, expires = _read(found)
+            held, who, ttl = _read(found[0])
+            age = found[2]
             if held.get("nonce") == nonce:
                 # Our create went through but its reply was lost; the retry found it.
                 return Lock(lock_key, found[1], nonce), ""
             gone = _gone_here(held)
-            if expires < time.time() or gone:
+            if ttl is None or age > ttl or gone:
                 try:
                     etag = store.put(lock_key, self._body(nonce), if_match=found[1])
                 except Conflict:
                     continue
-                say(f"took over the lock of {who}" + (" (that process is gone)" if gone else
-                                                      " (it had expired)"))
+                why = "that process is gone" if gone else \
+                    "its TTL could not be read" if ttl is None else "it had expired"
+                say(f"took over the lock of {who} ({why})")
                 return Lock(lock_key, etag, nonce), ""
             if not wait:
                 return None, who
             if not said:
                 say(f"waiting for {who}, who is building {image} with these inputs "
-                    f"(its lock expires in {expires - time.time():.0f} s unless renewed)")
+                    f"(its lock expires in {max(ttl - age, 0):.0f} s unless renewed)")
                 said = True
             if self.wait(self.poll):
                 raise AmiError(f"image {image}: interrupted while waiting for its lock")

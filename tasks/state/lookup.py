@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..adapters.aws import Aws, Unreachable, tags_of
@@ -38,6 +37,7 @@ class Facts:
     source: tuple[str, str] | None = None       # (AMI id, how it was found)
     offline: str | None = None                  # why AWS could not be asked
     txt_stale: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)   # held by the channel, not in the graph
     pulled: bool = False
 
 
@@ -157,6 +157,7 @@ class Lookup:
         with self.lock:
             self.facts.channel, self.facts.records = channel, dict(pulled.records)
             self.facts.txt_stale = list(pulled.txt_stale)
+            self.facts.others = list(pulled.others)
             self.facts.pulled = True
         self._check_amis({c for r in pulled.records.values()
                           if r is not None and r.image in self.graph.images
@@ -210,7 +211,7 @@ class Lookup:
                 by_digest=dict(facts.by_digest), amis=dict(facts.amis),
                 refused=dict(facts.refused), source_ami=ami,
                 source_how=how, source_spec=self.graph.source.spec(self.sandbox),
-                offline=facts.offline is not None, now=datetime.now(timezone.utc))
+                offline=facts.offline is not None, now=self.aws.clock.now())
 
     def decision(self) -> decision.Decision:
         """The decision for every image, after looking up what it needs."""

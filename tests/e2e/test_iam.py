@@ -128,6 +128,9 @@ def pipeline(enforced, tmp_path_factory):
     playbook.write_text(playbook.read_text() + "\n# a new generation\n")
     commit(project.path)
     said["tree"] = ok(project.doit("amis")).stdout
+    amis_yaml = project.path / "amis.yaml"                       # deploy removed: gc retires it
+    amis_yaml.write_text(amis_yaml.read_text().replace("  deploy:\n    parent: base\n", ""))
+    commit(project.path)
     ec2 = enforced.admin["ec2"]
     web = enforced.admin["ssm"].get_parameter(Name=f"/{PREFIX}/main/web")["Parameter"]["Value"]
     ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={
@@ -164,6 +167,7 @@ def _the_whole_pipeline_runs_under_enforcement(pipeline, enforced) -> None:
     assert "would delete" in said["gc dry run"]
     assert re.search(r"deleted [1-9]\d* AMI\(s\)", said["gc"]), said["gc"]
     assert "removed Packer leftover: eu-west-1: key pair packer_left-behind" in said["gc"]
+    assert re.search(r"retired deploy \(ami-\w+\) from channel main", said["gc"]), said["gc"]
     denied = [r for r in enforced.proxy.seen if r.path.endswith("AccessDenied")]
     assert denied == []
 

@@ -112,3 +112,25 @@ def test_a_failed_ssm_write_is_repaired_by_the_next_run(tree, aws, proxy):
     assert f"repaired SSM parameter /amis/main/base: it now says {new}, as the record does" in out
     assert ssm.get_parameter(Name="/amis/main/base")["Parameter"]["Value"] == new
     assert "repaired SSM" not in ok(tree.doit("ami:base", env=SSM)).stdout
+
+
+def test_gc_numbers_that_are_not_numbers_are_one_line(tree, aws):
+    for option, value in (("--days", "nan"), ("--days", "inf"), ("--leftover-hours", "nan"),
+                          ("--leftover-hours", "inf"), ("--days", "-1")):
+        out = failed(tree.doit("gc", option, value))
+        assert "gc: --keep must be at least 1; --days, --max and --leftover-hours must be " \
+               "numbers, not negative (nor nan or inf)" in out, (option, value, out)
+
+
+def test_gc_takes_a_huge_number_of_days_as_keep_everything(tree, aws):
+    ok(tree.doit("amis"))
+    out = ok(tree.doit("gc", "--keep", "1", "--days", "1e300", "--leftover-hours", "1e300")).stdout
+    assert "dry run: 0 AMI(s) and 0 leftover(s) would go" in out, out
+
+
+def test_promoting_a_channel_to_itself_is_refused(tree, aws):
+    ok(tree.doit("ami:base"))
+    before = tree.objects()
+    out = failed(tree.doit("promote", "-i", "base", "-f", "main", "-t", "main"))
+    assert "promote: --from and --to are both channel main: nothing to promote" in out, out
+    assert tree.objects() == before

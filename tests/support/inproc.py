@@ -25,6 +25,7 @@ from typing import Any
 from tasks.adapters.console import Console
 from tasks.adapters.fakes import MemoryStore, ScriptedPacker
 from tasks.adapters.signals import Interrupts
+from tasks.core.clock import Clock
 from tasks.core.graph import load_graph
 from tasks.core.settings import load_settings
 from tasks.ops import build
@@ -115,13 +116,14 @@ class Tree:
         return json.loads(self.objects()[f"channels/{channel}/{image}.json"])
 
     def run(self, env: dict[str, str | None] | None = None,
-            interrupts: Interrupts | None = None) -> tuple[Run, io.StringIO]:
+            interrupts: Interrupts | None = None,
+            clock: Clock | None = None) -> tuple[Run, io.StringIO]:
         """A run composed as doit's would be, and the stream it prints to."""
         out = io.StringIO()
         settings = load_settings(self.path, self.settings_env(env))
         run = compose(settings, load_graph(self.path), interrupts=interrupts,
                       store=self.store, console=Console(out), packers=self.packer,
-                      aws_session=self.session)
+                      aws_session=self.session, clock=clock)
         return run, out
 
     def commit(self, message: str = "change") -> None:

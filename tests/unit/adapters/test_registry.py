@@ -115,3 +115,45 @@ def test_a_promotion_from_nothing_or_to_a_gone_ami_is_one_line():
     with pytest.raises(AmiError, match="web in channel candidate is ami-0000000a, which no "
                                        "longer exists"):
         registry.promotion_plan("web", "candidate", "main", set())
+
+
+def test_a_pull_names_what_the_channel_holds_beyond_the_graph():
+    store = MemoryStore()
+    registry = Registry(store, "teams/x/")
+    for image in ("base", "old"):
+        registry.publish(record(image), "main", new_build=True)
+    registry.publish(record("other"), "feature", new_build=True)
+    store.put("teams/x/channels/main/gone.txt", b"ami-0000000a\n", "text/plain")
+    assert registry.pull("main", ["base"], {}).others == ["gone", "old"]
+    assert registry.held() == {"main": {"base", "gone", "old"}, "feature": {"other"}}
+
+
+def test_retiring_removes_the_parameter_the_id_then_the_record():
+    store = MemoryStore()
+    removed: list[str] = []
+    deleted: list[tuple[str, str]] = []
+    store.before.append(lambda op, key: removed.append(key) if op == "delete" else None)
+    registry = Registry(store, "", "/amis", lambda *args: None,
+                        delete_ssm=lambda *args: deleted.append(args))
+    registry.publish(record("old"), "main", new_build=True)
+    assert registry.retire("main", "old").ami == "ami-0000000a"
+    assert deleted == [("eu-west-1", "/amis/main/old")]
+    assert removed == ["channels/main/old.txt", "channels/main/old.json"]
+    assert registry.held() == {} and f"digests/old/{'a' * 64}.json" in store.objects
+
+
+def test_a_retirement_cut_short_is_finished_by_the_next():
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.publish(record("old"), "main", new_build=True)
+
+    def json_delete_fails(op: str, key: str) -> None:
+        if op == "delete" and key.endswith(".json"):
+            raise AmiError("deleting: InternalError")
+    store.before.append(json_delete_fails)
+    with pytest.raises(AmiError):
+        registry.retire("main", "old")
+    assert registry.held() == {"main": {"old"}}          # still found, so retired next time
+    store.before.clear()
+    registry.retire("main", "old")
+    assert registry.held() == {}

@@ -42,6 +42,12 @@ def test_the_sandbox_has_its_own_bucket_and_no_bucket_is_one_line():
     ({"AMI_PREFIX": "a/../b"}, "AMI_PREFIX='a/../b' holds characters unsafe in an S3 key"),
     ({"AMI_PACKER_RETRIES": "many"}, "AMI_PACKER_RETRIES='many' must be a non-negative whole"),
     ({"AMI_LOCK_TTL_SECONDS": "-1"}, "AMI_LOCK_TTL_SECONDS='-1' must be a non-negative number"),
+    ({"AMI_LOCK_TTL_SECONDS": "nan"}, "AMI_LOCK_TTL_SECONDS='nan' must be a non-negative number"),
+    ({"AMI_LOCK_POLL_SECONDS": "inf"}, "AMI_LOCK_POLL_SECONDS='inf' must be a non-negative"),
+    ({"AMI_LOCK_TTL_SECONDS": "0"}, "AMI_LOCK_TTL_SECONDS='0' must be more than 0 and at most "
+                                    "3600"),
+    ({"AMI_LOCK_TTL_SECONDS": "86400"}, "AMI_LOCK_TTL_SECONDS='86400' must be more than 0 and "
+                                        "at most 3600"),
     ({"AMI_CHANNEL": "Main"}, "AMI_CHANNEL='Main': channel names must match"),
     ({"AMI_SSM_PREFIX": "amis"}, "AMI_SSM_PREFIX='amis' must look like /amis"),
 ])
@@ -92,3 +98,11 @@ def test_once_and_memo_make_each_value_once_across_threads():
 def test_tables_are_aligned_without_trailing_space():
     assert table([["web", "ami-1", ""], ["worker", "ami-22", "x"]], ["image", "ami", "n"]) == (
         "image   ami     n\n------  ------  -\nweb     ami-1\nworker  ami-22  x")
+
+
+def test_the_nearest_name_to_a_typo_counts_a_swap_as_one_edit():
+    from tasks.core.text import closest
+    regions = ["us-east-1", "us-west-1", "eu-west-1", "eu-west-2"]
+    assert closest("us-esat-1", regions) == "us-east-1"
+    assert closest("eu-wset-2", regions) == "eu-west-2"
+    assert closest("mars-north-9", regions) is None

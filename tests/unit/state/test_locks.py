@@ -16,6 +16,7 @@ import pytest
 
 from tasks.adapters.fakes import MemoryStore
 from tasks.core.errors import AmiError
+from tasks.core.settings import MAX_LOCK_TTL
 from tasks.state.locks import Locks, owner
 
 KEY = "locks/web/" + "d" * 64 + ".json"
@@ -28,8 +29,9 @@ def locks(store: MemoryStore, holder: str = "me", ttl: float = 300, poll: float 
 
 
 def held_by(store: MemoryStore, who: str, expires_in: float, **extra) -> None:
-    store.objects[KEY] = json.dumps({"owner": who, "acquired": time.time(),
-                                     "expires": time.time() + expires_in, **extra}).encode()
+    """A lock as another agent writes it, with a TTL of ``expires_in``."""
+    store.put(KEY, json.dumps({"owner": who, "acquired": time.time(),
+                               "expires": time.time() + expires_in, **extra}).encode())
 
 
 def test_a_free_lock_is_taken_and_released():
@@ -70,15 +72,17 @@ def test_held_if_free_says_who_holds_it_without_waiting():
     assert json.loads(store.objects[KEY])["owner"] == "other:1:job"       # left alone
 
 
-@pytest.mark.parametrize("body", [b'{"owner": "nan-agent", "expires": NaN}', b"not json",
-                                  b'{"expires": 1}'])
-def test_an_unreadable_lock_is_taken_over(body):
+@pytest.mark.parametrize("body, who", [
+    (b'{"owner": "nan-agent", "expires": NaN}', "nan-agent"),
+    (b'{"owner": "nan-agent", "ttl": NaN}', "nan-agent"),
+    (b"not json", "unknown (unreadable lock)"), (b'{"expires": 1}', "unknown (unreadable lock)")])
+def test_an_unreadable_lock_is_taken_over_at_once(body, who):
     store = MemoryStore()
-    store.objects[KEY] = body
+    store.put(KEY, body)
     said: list[str] = []
     with locks(store).held("web", "d" * 64, said.append):
         pass
-    assert said and said[0].startswith("took over the lock of ")
+    assert said == [f"took over the lock of {who} (its TTL could not be read)"]
 
 
 def test_a_lock_whose_owner_died_on_this_host_is_taken_over_at_once():
@@ -152,3 +156,61 @@ def test_the_owner_names_host_process_and_job():
     assert me["owner"] == f"{socket.gethostname()}:{os.getpid()}:job-42"
     assert me["pid"] == os.getpid() and me["pid_start"]
     assert owner()["owner"] != owner()["owner"]          # no job: a random one each time
+
+
+class StoreClock:
+    """The store's own time, moved by the test."""
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_an_agent_whose_clock_is_ten_minutes_ahead_does_not_take_a_live_lock(monkeypatch):
+    """Expiry is the store's age of the lock, not the agent's time against
+    an expiry another agent's clock wrote."""
+    store = MemoryStore(clock=StoreClock())
+    held_by(store, "other:1:job", expires_in=300)
+    ahead = time.time() + 600
+    monkeypatch.setattr("tasks.state.locks.time", type("T", (), {
+        "time": staticmethod(lambda: ahead), "sleep": staticmethod(time.sleep)}))
+    with locks(store).held_if_free("web", "d" * 64, lambda _: None) as (lock, holder):
+        assert lock is None and holder == "other:1:job"
+    store.clock.t += 301                                 # then it stops renewing
+    said: list[str] = []
+    with locks(store).held_if_free("web", "d" * 64, said.append) as (lock, _):
+        assert lock is not None
+    assert said == ["took over the lock of other:1:job (it had expired)"]
+
+
+@pytest.mark.parametrize("body", ['{"owner": "forever:1:job", "ttl": 1e12}',
+                                  '{"owner": "forever:1:job", "ttl": Infinity}',
+                                  '{"owner": "forever:1:job", "acquired": 0, "expires": 1e300}'])
+def test_an_absurd_expiry_counts_as_the_longest_ttl(body):
+    store = MemoryStore(clock=StoreClock())
+    store.put(KEY, body.encode())
+    store.clock.t += MAX_LOCK_TTL - 1
+    with locks(store).held_if_free("web", "d" * 64, lambda _: None) as (lock, _):
+        assert lock is None
+    store.clock.t += 2
+    with locks(store).held_if_free("web", "d" * 64, lambda _: None) as (lock, _):
+        assert lock is not None
+
+
+def test_the_wait_names_the_time_left_by_the_stores_clock():
+    store = MemoryStore(clock=StoreClock())
+    held_by(store, "other:1:job", expires_in=300)
+    store.clock.t += 100
+    said: list[str] = []
+    with pytest.raises(AmiError, match="interrupted"):
+        with locks(store, wait=lambda seconds: True).held("web", "d" * 64, said.append):
+            pass
+    assert said == ["waiting for other:1:job, who is building web with these inputs (its lock "
+                    "expires in 200 s unless renewed)"]
+
+
+def test_a_lock_says_its_ttl():
+    store = MemoryStore()
+    with locks(store, ttl=120).held("web", "d" * 64, lambda _: None):
+        assert json.loads(store.objects[KEY])["ttl"] == 120
