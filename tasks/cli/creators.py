@@ -222,7 +222,7 @@ class Creators:
         return self._command(actions.annotate)
 
     def task_pipeline(self) -> dict[str, Any]:
-        """Write a Buildkite dynamic pipeline, one step per image to build (.amis/pipeline.yml)."""
+        """Publish what needs no build; write a Buildkite step per image to build (.amis/pipeline.yml)."""
         return self._command(actions.pipeline)
 
     def task_graph(self) -> dict[str, Any]:

@@ -100,8 +100,18 @@ def resolve_source(run: Run) -> Outcome:
     return run.outcomes.add(Outcome(name, "resolved", verdict.ami, time.monotonic() - start, how))
 
 
-def bring_up_to_date(run: Run, name: str) -> Outcome:
-    """Act on image ``name``'s verdict. Returns what happened."""
+def settle(run: Run, name: str) -> Outcome | None:
+    """Keep or reuse image ``name`` as ``ami:<name>`` would, never running
+    Packer; None when it needs a build after all."""
+    verdict = run.lookup.decision().verdicts[name]
+    if verdict.action not in (KEEP, REUSE):
+        return None
+    return bring_up_to_date(run, name, may_build=False)
+
+
+def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome | None:
+    """Act on image ``name``'s verdict. Returns what happened (None: it
+    needed a build, and ``may_build`` was False)."""
     start = time.monotonic()
     decision = run.lookup.decision()
     verdict = decision.verdicts[name]
@@ -123,6 +133,8 @@ def bring_up_to_date(run: Run, name: str) -> Outcome:
             return _keep(run, again, start)
         if again.action == REUSE:
             return _reuse(run, again, start)
+        if not may_build:
+            return None
         invocation.preflight(run, name)
         if run.settings.validate:
             checks = validate.image(run, name, say)

@@ -14,6 +14,7 @@ from ..core.graph import Graph
 from ..core.settings import Buildkite
 from ..state.outcomes import Outcome, Outcomes
 from . import diagram
+from . import build
 from .plan import Row, planned
 from .run import Run
 
@@ -87,10 +88,19 @@ def pipeline(graph: Graph, rows: list[Row], buildkite: Buildkite, env: Mapping[s
 
 
 def write_pipeline(run: Run) -> str:
-    """``doit pipeline``: write ``.amis/pipeline.yml``; returns what to say."""
+    """``doit pipeline``: write ``.amis/pipeline.yml``; returns what to say.
+
+    The steps are the images that build. Everything else is published here,
+    as ``doit amis`` would (the source, and each image kept or reused by
+    digest), so the channel ends exactly as after ``doit amis``."""
     rows, offline = planned(run)
     if offline:
         raise AmiError(f"cannot plan the pipeline offline: {offline}")
+    build.pull(run)
+    build.resolve_source(run)
+    for row in rows:
+        if row.image in run.graph.images and not row.builds:
+            build.settle(run, row.image)
     target = run.settings.state / "pipeline.yml"
     write_atomic(target, pipeline(run.graph, rows, run.settings.buildkite,
                                   run.settings.env).encode())

@@ -8,7 +8,7 @@ import json
 import re
 
 from support.inproc import next_second
-from support.project import REGION, ok, plan_rows
+from support.project import BUCKET, REGION, ok, plan_rows
 
 BUILD_URL = "https://buildkite.com/acme/amis/builds/42"
 
@@ -351,3 +351,51 @@ def test_promote_takes_a_branch_name_and_says_which_channel_it_is(tree, aws):
     assert "promote --from feature/Faster-Boot: branch feature/Faster-Boot publishes to " \
            "channel feature-faster-boot-bf604419" in out
     assert json.loads(aws.objects()["channels/main/web.json"])["amis"] == branch_web["amis"]
+
+
+def _channel(tree, channel: str) -> dict[str, tuple]:
+    """Image -> (AMIs, digest) of every record current in ``channel``, and its ids."""
+    objects = tree.objects()
+    prefix = f"channels/{channel}/"
+    out = {}
+    for key, body in objects.items():
+        if key.startswith(prefix) and key.endswith(".json"):
+            record = json.loads(body)
+            image = key[len(prefix):-len(".json")]
+            out[image] = (record["amis"], record["digest"],
+                          objects[f"{prefix}{image}.txt"].decode().strip())
+    return out
+
+
+def _run_pipeline(tree) -> list[str]:
+    """`doit pipeline`, then each step's `doit ami:<name>`, as Buildkite runs them."""
+    import yaml
+    ok(tree.doit("pipeline"))
+    steps = yaml.safe_load((tree.path / ".amis/pipeline.yml").read_text())["steps"]
+    keys = [s["key"][len("ami-"):] for s in steps if "key" in s]
+    for name in keys:
+        ok(tree.doit(f"ami:{name}"))
+    return keys
+
+
+def test_the_pipeline_leaves_a_branchs_channel_exactly_as_amis_does(tree, aws):
+    import subprocess
+    ok(tree.doit("amis"))
+    for branch, change in (("feature/web-only", True), ("feature/nothing", False)):
+        subprocess.run(["git", "checkout", "-q", "main"], cwd=tree.path, check=True)
+        _branch(tree, branch)
+        if change:
+            tree.append("ansible/roles/web_app/defaults/main.yml", "\nweb_pipeline: 1\n")
+            _commit(tree, "web only")
+        tree.reset_count()
+        keys = _run_pipeline(tree)
+        assert keys == (["web"] if change else []) and tree.packer_builds() == keys
+        channel = re.search(r"channel (\S+)", ok(tree.doit("plan")).stdout).group(1)
+        after_pipeline = _channel(tree, channel)
+        assert sorted(after_pipeline) == sorted(["centos", "base", "web", "worker", "build",
+                                                 "deploy"]), after_pipeline
+        for key in [k for k in tree.objects() if k.startswith(f"channels/{channel}/")]:
+            aws.s3.delete_object(Bucket=BUCKET, Key=key)
+        ok(tree.doit("amis"))
+        assert _channel(tree, channel) == after_pipeline
+        assert tree.packer_builds() == keys                # amis reused the pipeline's build
