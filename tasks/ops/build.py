@@ -263,4 +263,12 @@ def summary(run: Run) -> str:
         what = outcome.action if outcome else ("up to date" if record else "not built")
         took = f"{outcome.seconds:.1f}s" if outcome and outcome.action == "built" else ""
         rows.append([name, record.ami if record else "-", what, took])
-    return table(rows, ["image", "ami", "this run", "took"])
+    logs = [record.build_log for name in run.graph.images
+            if (outcome := run.outcomes.get(name)) and outcome.action == "built"
+            and (record := run.lookup.record(name)) and record.build_log]
+    shown = table(rows, ["image", "ami", "this run", "took"])
+    if logs:
+        where = run.settings.logs.relative_to(run.settings.root) \
+            if run.settings.logs.is_relative_to(run.settings.root) else run.settings.logs
+        shown += f"\nbuild logs in {where}/: {', '.join(logs)}"
+    return shown
