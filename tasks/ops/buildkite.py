@@ -13,8 +13,7 @@ from ..core.files import write_atomic
 from ..core.graph import Graph
 from ..core.settings import Buildkite
 from ..state.outcomes import Outcome, Outcomes
-from . import diagram
-from . import build
+from . import build, diagram
 from .plan import Row, planned
 from .run import Run
 

@@ -179,15 +179,17 @@ def _regions(run: Run) -> list[str]:
 
 
 def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None,
-            retired: frozenset[str] = frozenset()) -> list[Candidate]:
+            retired: frozenset[str] = frozenset(),
+            elsewhere: frozenset[str] = frozenset()) -> list[Candidate]:
     """Every AMI this project built, each with the reasons it survives (if
-    any), as it stands once ``retired`` are out of the run's channel."""
+    any), as it stands once ``retired`` are out of the run's channel.
+    ``elsewhere``: images other channels hold that the graph lacks (see
+    :func:`retire`)."""
     now = now or run.clock.now()
     regions = _regions(run)
     candidates = [c for region in regions for c in _ours(run, region)]
     current = _channel_amis(run, retired=retired)
-    held = set(run.graph.names) | {i for c, images in run.registry.held().items()
-                                   for i in images if not (c == run.channel()[0] and i in retired)}
+    held = set(run.graph.names) | elsewhere
     used: dict[str, str] = {}
     doubts: dict[str, list[str]] = {}
     for region in regions:
@@ -335,7 +337,8 @@ def collect(run: Run, apply: bool, keep: int, days: float, most: int,
         run.say(f"channel {channel} holds records of {', '.join(images)}, which this amis.yaml "
                 f"does not have; left as they are (to retire them there: AMI_CHANNEL={channel} "
                 "doit gc --apply)")
-    candidates = plan_gc(run, keep, days, retired=frozenset(retired))
+    candidates = plan_gc(run, keep, days, retired=frozenset(retired),
+                         elsewhere=frozenset(i for images in others.values() for i in images))
     gone = delete(run, candidates, most) if apply else doomed(candidates, most)
     going = {c.ami for c in gone}
     stopped = apply and run.interrupts.interrupted()
