@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tasks.cli.creators import Creators
 
-_tasks = Creators(Path(__file__).resolve().parent)
+_tasks = Creators(Path(__file__).resolve().parent, argv=sys.argv)
 _tasks.install_signal_handlers()     # Ctrl-C / SIGTERM cancel Packer cleanly
 task_pull = _tasks.task_pull
 task_ami = _tasks.task_ami

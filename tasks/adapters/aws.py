@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from ..core.clock import Clock
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 from ..core.graph import Source
 from ..core.settings import Settings, require_bucket
 
@@ -31,6 +31,9 @@ _SERVER_FAULTS = frozenset({"InternalError", "InternalFailure", "ServiceUnavaila
 
 class Unreachable(AmiError):
     """AWS could not be asked at all: no credentials, no network."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=FAILED)
 
 
 def tags_of(image: dict) -> dict[str, str]:
@@ -65,15 +68,15 @@ def explain(err: Exception, what: str) -> AmiError:
         code = error_code(err)
         hint = {
             "NoSuchBucket": "create the bucket or fix AMI_BUCKET",
-            "AccessDenied": "grant the build role access (see README, IAM policy)",
-            "UnauthorizedOperation": "grant the build role access (see README, IAM policy)",
-            "403": "grant the build role access (see README, IAM policy)",
+            "AccessDenied": "grant the build role access (docs/security.md, IAM policies)",
+            "UnauthorizedOperation": "grant the build role access (docs/security.md, IAM policies)",
+            "403": "grant the build role access (docs/security.md, IAM policies)",
             "404": "create the bucket or fix AMI_BUCKET",
         }.get(code, "a fault on AWS's side: run again" if code in _SERVER_FAULTS or
               code.startswith("5") else "see AWS's message for what to fix")
         message = err.response.get("Error", {}).get("Message") or code
-        return AmiError(f"{what}: {code}: {message}: {hint}")
-    return AmiError(f"{what}: {type(err).__name__}: {err}")
+        return AmiError(f"{what}: {code}: {message}: {hint}", code=FAILED)
+    return AmiError(f"{what}: {type(err).__name__}: {err}", code=FAILED)
 
 
 class Aws:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -107,10 +107,10 @@ def wait_until_listening(port: int, proc: subprocess.Popen | None = None,
     while not listening(port):
         if proc is not None and proc.poll() is not None:
             raise AmiError(f"the AWS emulator exited with {proc.returncode} at start: "
-                           "is moto[server] installed? (pip install -r requirements.txt)")
+                           "is moto[server] installed? (pip install -r requirements.txt)", code=FAILED)
         if time.monotonic() > deadline:
             raise AmiError(f"the AWS emulator did not listen on {HOST}:{port} "
-                           f"within {timeout:.0f} s")
+                           f"within {timeout:.0f} s", code=FAILED)
         time.sleep(0.05)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..core.names import MANAGED_BY
-from .packer_output import Result
+from .packer_output import Result, machine_log, stamped
 from .s3 import Conflict
 
 
@@ -171,10 +171,18 @@ class ScriptedPacker:
     def run(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Path,
             echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
             on_instance: Callable[[str], None] | None = None,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, header: tuple[str, ...] | list[str] = ()) -> Result:
         given = variables(argv)
         image, region = given["image"], given["region"]
         log.parent.mkdir(parents=True, exist_ok=True)
+
+        def logged(raw: str, said: list[str]) -> None:
+            """Both logs, as the real runner writes them."""
+            machine_log(log).write_text(mask(raw))
+            log.write_text(mask("".join(stamped("", t) for t in [*header, *said])))
+            for text in said:
+                echo(text)
+
         self.started.setdefault(image, threading.Event()).set()
         if image in self.hold:
             self.hold[image].wait()
@@ -182,11 +190,10 @@ class ScriptedPacker:
             if image in self.fail_times:
                 self.fail_times[image] -= 1
             self.failures.append(image)
-            log.write_text(mask(f"0,,error,{self.fail[image]}\n"))
-            echo(self.fail[image])
+            logged(f"0,,error,{self.fail[image]}\n", [self.fail[image]])
             return Result(exit_code=1, errors=[self.fail[image]])
         if image in self.instead:
-            log.write_text("")
+            logged("", [])
             return self.instead[image](given)
         tags = runner_tags(Path(argv[-1]), given)
         builds = {}
@@ -194,9 +201,10 @@ class ScriptedPacker:
             builds[f"amazon-ebs.s{n}" if n else "amazon-ebs"] = \
                 self._make(image, region, given, tags, on_instance)
         amis = {r: a for made in builds.values() for r, a in made.items()}
-        log.write_text(mask("".join(f"0,{build},artifact,0,id,{r}:{a}\n"
-                                    for build, made in builds.items() for r, a in made.items())))
-        echo(f"==> {image}: AMIs were created: " + ", ".join(f"{r}: {a}" for r, a in amis.items()))
+        logged("".join(f"0,{build},artifact,0,id,{r}:{a}\n"
+                       for build, made in builds.items() for r, a in made.items()),
+               [f"==> {image}: AMIs were created: "
+                + ", ".join(f"{r}: {a}" for r, a in amis.items())])
         if image in self.fail_after:
             self.failures.append(image)
             return Result(exit_code=1, amis=amis, errors=[self.fail_after[image]], builds=builds)

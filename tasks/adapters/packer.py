@@ -11,11 +11,11 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.once import Once
-from .packer_output import Output, Result, parse_line
+from .packer_output import Output, Result, machine_log, parse_line, stamped
 from .signals import Interrupts
 from .tools import packer_executable, with_tools
 
@@ -77,23 +77,27 @@ class Packers:
     def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
             echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
             on_instance: Callable[[str], None] | None = None,
-            timeout: float | None = None) -> Result:
-        """Run Packer, keep its whole output in ``log`` (written line by line),
-        echo it readably. ``on_instance`` is called once with the build
+            timeout: float | None = None, header: Sequence[str] = ()) -> Result:
+        """Run Packer, keep its output readably in ``log`` (after the
+        ``header`` lines) and as it came in ``machine_log(log)``, both written
+        line by line, and ``echo`` each readable line. ``on_instance`` is called once with the build
         instance's id as soon as Packer names it; if it fails, the build is
         cancelled and its error raised. After ``timeout`` seconds the build is
         cancelled like a Ctrl-C: SIGTERM, time to clean up, then SIGKILL.
         """
         if self.interrupts.interrupted():
-            raise AmiError("interrupted: not starting Packer")
+            raise AmiError("interrupted: not starting Packer", code=INTERRUPTED)
         out = Output()
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             log_file = log.open("w", encoding="utf-8")
+            raw_file = machine_log(log).open("w", encoding="utf-8")
+            log_file.write("".join(stamped("", line) for line in header))
+            log_file.flush()
         except OSError as err:
             raise AmiError(f"{log}: cannot write the build log ({err.strerror}): check the "
-                           "folder's permissions") from None
-        with _closing(log_file):
+                           "folder's permissions", code=FAILED) from None
+        with _closing(log_file), _closing(raw_file):
             try:
                 with self._lock:
                     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -111,23 +115,30 @@ class Packers:
             try:
                 assert proc.stdout is not None
                 hook_error: AmiError | None = None
+                pending: list[str] = []
                 for raw_bytes in _lines(proc.stdout):
                     raw = mask(raw_bytes.decode("utf-8", errors="replace"))
+                    texts = out.readable(raw)
                     if hook_error is None:
+                        parsed = parse_line(raw)
+                        pending += [stamped(parsed.timestamp if parsed else "", t) for t in texts]
                         try:
-                            log_file.write(raw)
+                            raw_file.write(raw)
+                            raw_file.flush()
+                            log_file.write("".join(pending))
                             log_file.flush()
+                            pending = []
                         except OSError as err:
                             # A full disk (or a folder gone): cancel Packer the way Ctrl-C
                             # does, so it cleans up, and keep reading until it has.
                             hook_error = AmiError(
                                 f"{log}: cannot write the build log ({err.strerror}): Packer "
                                 "was cancelled and cleaned up; nothing recorded: free space "
-                                f"under {log.parent} and run again")
+                                f"under {log.parent} and run again", code=FAILED)
                             echo(f"cannot write the build log ({err.strerror}): cancelling "
                                  "the build")
                             proc.send_signal(signal.SIGTERM)
-                    for text in out.readable(raw):
+                    for text in texts:
                         echo(text)
                     if on_instance and out.instance and hook_error is None:
                         try:
@@ -147,7 +158,7 @@ class Packers:
                     self._running.discard(proc)
         if self.interrupts.interrupted():
             raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
-                           f"recorded; log: {log}")
+                           f"recorded; log: {log}", code=INTERRUPTED)
         return Result(exit_code=code, amis=out.amis, errors=out.errors, builds=out.builds,
                       timed_out=timeout if expired.is_set() else None)
 

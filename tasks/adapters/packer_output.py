@@ -9,7 +9,9 @@ Words like "Error" in provisioner output mean nothing here.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..core.names import AMI_RE, REGION_RE
 
@@ -19,6 +21,27 @@ TRANSIENT_ERRORS = ("RequestLimitExceeded", "Throttling", "InsufficientInstanceC
                     "RequestTimeout", "ResourceNotReady", "exceeded wait attempts")
 MASK = "<sensitive>"
 _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
+
+# What Packer's amazon-ebs builder says as it enters each step, and the phase
+# a person would call it (the live view shows the phase).
+PHASES = (("Prevalidating", "preparing"), ("Creating temporary", "preparing"),
+          ("Launching a source AWS instance", "launching"),
+          ("Waiting for instance", "launching"), ("Connected to", "provisioning"),
+          ("Provisioning with", "provisioning"), ("Stopping the source instance", "stopping"),
+          ("Creating AMI", "creating AMI"), ("Creating the AMI", "creating AMI"),
+          ("Waiting for AMI to become ready", "creating AMI"),
+          ("Copying/Encrypting AMI", "copying"), ("Adding tags to AMI", "tagging"),
+          ("Terminating the source AWS instance", "cleaning up"),
+          ("Deleting temporary", "cleaning up"), ("Cleaning up any extra volumes", "cleaning up"))
+
+
+def phase_of(text: str) -> str | None:
+    """The phase a line of Packer's output starts, if it starts one."""
+    said = text.split(": ", 1)[1] if text.startswith("==> ") and ": " in text else ""
+    for start, phase in PHASES:
+        if said.startswith(start):
+            return phase
+    return None
 
 
 @dataclass(frozen=True)
@@ -149,3 +172,15 @@ class Output:
             self.amis.update(ids)
             self.builds.setdefault(line.target, {}).update(ids)
         return []
+
+
+def machine_log(log: Path) -> Path:
+    """Where Packer's machine-readable stream is kept, beside the readable log."""
+    return log.with_name(log.stem + ".machine.log")
+
+
+def stamped(timestamp: str, text: str) -> str:
+    """A line of the readable log: the UTC time Packer gave it, then the text."""
+    when = time.gmtime(int(timestamp)) if timestamp.isdigit() else time.gmtime()
+    return f"{time.strftime('%H:%M:%S', when)} {text}\n"
+

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from ..core.clock import Clock
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 from ..core.records import Promotion, Record
 from .s3 import Conflict, Store
 
@@ -113,7 +113,7 @@ class Registry:
         record = Record.from_json(found[0], self.url(key))
         if image is not None and record.image != image:
             raise AmiError(f"{self.url(key)}: holds the record of {record.image!r}, "
-                           f"not {image!r}")
+                           f"not {image!r}", code=FAILED)
         return record
 
     # -- channels ------------------------------------------------------------
@@ -178,7 +178,7 @@ class Registry:
             record = Record.from_json(body, self.url(key))
             if record.image != image:
                 raise AmiError(f"{self.url(key)}: holds the record of {record.image!r}, "
-                               f"not {image!r}")
+                               f"not {image!r}", code=FAILED)
             pulled.records[image] = record
             if not same_body(listed.get(self.id_key(channel, image)), _id_body(record)):
                 pulled.txt_stale.append(image)
@@ -237,7 +237,7 @@ class Registry:
                 continue
         else:
             raise AmiError(f"{self.url(key)}: kept changing while publishing "
-                           f"{record.image}: run again")
+                           f"{record.image}: run again", code=FAILED)
         self.write_id(channel, record)
         self.write_ssm(channel, record)
         return record

@@ -12,7 +12,7 @@ from __future__ import annotations
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 from ..core.records import check_size
 from ..core.settings import require_bucket
 from .aws import Aws, aws_errors, error_code, explain
@@ -90,7 +90,7 @@ class S3Store:
             age = (date - obj["LastModified"]).total_seconds()
         except (KeyError, TypeError, ValueError):
             raise AmiError(f"reading {self.url(key)}: the reply has no Date or Last-Modified "
-                           "to judge the object's age by: check AWS_ENDPOINT_URL") from None
+                           "to judge the object's age by: check AWS_ENDPOINT_URL", code=FAILED) from None
         return body, obj["ETag"], max(age, 0.0)
 
     def put(self, key: str, body: bytes, content_type: str = "application/json", *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..core.digest import entry, file_sha256
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 
+KEPT = ".kept"                 # marks a stage kept after a failure
 _FICLONE = 0x40049409          # linux/fs.h: share the source's blocks (btrfs, xfs, ...)
 _CHUNK = 1 << 20
 
@@ -83,25 +85,81 @@ class _Copier:
 @contextmanager
 def staged(root: Path, area: Path, name: str, manifest: dict[str, str]) -> Iterator[Path]:
     """A fresh folder under ``area`` holding the files of ``manifest`` (path ->
-    entry), removed afterwards."""
+    entry), removed afterwards, except when the work in it fails with an
+    AmiError: then it is kept for a look (until the image is staged again),
+    and the error says where."""
+    for old in area.glob(f"{name}-*/{KEPT}") if area.is_dir() else ():
+        _remove(old.parent)
     stage = area / f"{name}-{uuid.uuid4().hex[:8]}"
     try:
         stage.mkdir(parents=True)
         copy = _Copier()
         for rel, want in manifest.items():
             if copy(root / rel, stage / rel) != want:
-                raise AmiError(f"{rel}: changed since the build was planned: run again")
+                raise AmiError(f"{rel}: changed since the build was planned: run again", code=FAILED)
     except OSError as err:
         _remove(stage)
         raise AmiError(f"{area}: cannot stage the inputs of {name} ({err.strerror}): check "
-                       "the disk and the folder's permissions") from None
+                       "the disk and the folder's permissions", code=FAILED) from None
     except BaseException:
         _remove(stage)
         raise
     try:
         yield stage
-    finally:
+    except AmiError as err:
+        try:
+            (stage / KEPT).write_text("kept after a failed build\n")
+        except OSError:
+            _remove(stage)
+            raise err from None
+        where = stage.relative_to(root) if stage.is_relative_to(root) else stage
+        raise AmiError(f"{err}; stage kept in {where}/", err.code) from None
+    except BaseException:
         _remove(stage)
+        raise
+    _remove(stage)
+
+
+_ON_LINE = re.compile(r"on (\S+) line (\d+)(:?)")
+_JSON_KEY = re.compile(r'^\s*"([^"]+)":')      # the generated copy: one attribute a line
+
+
+def to_user(text: str, stage: Path, root: Path) -> str:
+    """Packer's ``on <stage>/<file> line N:`` as the user's own file and line:
+    a staged ``.hcl.pkr.json`` copy is mapped back to its ``.pkr.hcl`` by the
+    attribute on that line (its k-th mention in the copy is taken to be its
+    k-th in the source); any other staged file is the repository's own."""
+    def where(match: re.Match) -> str:
+        path, number, colon = match.group(1), int(match.group(2)), match.group(3)
+        at = path.find(f"{stage.name}/")
+        if at < 0:
+            return match.group(0)
+        rel = path[at + len(stage.name) + 1:]
+        if not rel.endswith(".hcl.pkr.json"):
+            return f"on {rel} line {number}{colon}"
+        source = rel[:-len(".hcl.pkr.json")] + ".pkr.hcl"
+        found = _source_line(stage / rel, root / source, number)
+        return f"on {source} line {found}{colon}" if found else f"on {source}{colon}"
+
+    return _ON_LINE.sub(where, text)
+
+
+def _source_line(generated: Path, source: Path, number: int) -> int | None:
+    try:
+        made = generated.read_text(encoding="utf-8").splitlines()
+        written = source.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if not 0 < number <= len(made):
+        return None
+    key = _JSON_KEY.match(made[number - 1])
+    if key is None:
+        return None
+    name = key.group(1)
+    nth = sum(1 for line in made[:number] if (k := _JSON_KEY.match(line)) and k.group(1) == name)
+    pattern = re.compile(rf'^\s*"?{re.escape(name)}"?\s*(=|\{{|")')
+    hits = [i + 1 for i, line in enumerate(written) if pattern.match(line)]
+    return hits[nth - 1] if len(hits) >= nth else (hits[0] if hits else None)
 
 
 def changed(stage: Path, manifest: dict[str, str], replaced: set[str]) -> list[str]:

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from doit.exceptions import TaskFailed
-
 from ..adapters import emulator
 from ..core import decision
 from ..core.errors import AmiError
@@ -19,6 +17,7 @@ from ..ops import (build, buildkite, cloud_init, diagram, explain as explaining,
                    listing, plan as planning, promote as promoting, validate)
 from ..ops.run import Run
 from ..state.outcomes import Outcome
+from .reporter import Failed
 
 
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +27,7 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except AmiError as err:
-            return TaskFailed(str(err))
+            return Failed(str(err), err.code)
         return result if isinstance(result, dict) else None
     return run
 
@@ -77,14 +76,24 @@ def image(run: Run, name: str) -> dict[str, str]:
         build.bring_up_to_date(run, name)
     except AmiError as err:
         run.outcomes.add(Outcome(name, "failed", "-", time.monotonic() - started, str(err)))
+        run.console.done(name, "failed", "failed")
         raise
     return _digest(run, name)
+
+
+def skipped(run: Run, name: str) -> None:
+    """Image ``name`` did not build, because an image it is built on failed."""
+    if name in run.graph.images:
+        parent = run.graph.images[name].parent
+        run.outcomes.add(Outcome(name, "skipped", "-", 0.0, f"{parent} did not build"))
+        run.console.done(name, "skipped", f"skipped: {parent} did not build")
 
 
 @_action
 def summary(run: Run) -> None:
     if not run.outcomes.started:            # plan, graph, ...: no build run
         return
+    run.console.heading("amis")
     run.say(build.summary(run))
     if run.settings.buildkite.active:
         buildkite.annotate_run(run)
@@ -103,12 +112,12 @@ def plan(run: Run, jobs: int) -> None:
 
 
 @_action
-def graph(run: Run, fmt: str) -> None:
+def graph(run: Run, format: str) -> None:
     rows, offline = planning.planned(run)
-    run.say(diagram.render(fmt, run.graph, rows))
+    run.say(diagram.render(format, run.graph, rows))
     if offline:
         run.say(f"%% offline ({offline}): statuses from local records"
-                if fmt == "mermaid" else f"// offline ({offline})")
+                if format == "mermaid" else f"// offline ({offline})")
 
 
 @_action

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping
 
 from doit.exceptions import InvalidDodoFile
 from doit.tools import config_changed
@@ -23,25 +24,74 @@ from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
 from ..ops import cloud_init, diagram, gc, validate
 from ..ops.run import Run
-from . import actions
+from . import actions, usage
 from .checker import ModeMD5Checker
-from .options import default_jobs, parallel_options
+from .options import default_jobs, parallel_options, verbose_flag
 from .reporter import Reporter
+from .usage import Option
 
-Load = Callable[[Path, Interrupts], Run]
+Load = Callable[[Path, Interrupts, bool], Run]
+
+_IMAGE = Option("image", "image", "the image", short="i")
+# Each task's options, as `doit <task> --help` shows them and doit reads them.
+OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
+    "amis": (
+        Option("process", "process", "images to build at once", 0, int, "n",
+               shown_default="the tree's leaves, at most 8"),
+        Option("parallel_type", "parallel-type", "how images build at once: Packer runs as a "
+               "subprocess, so threads", "thread", str, "P", ("thread",)),
+        Option("verbose", "verbose", "show Packer's whole output live (as AMI_VERBOSE=1)",
+               False, bool, "v"),
+    ),
+    "plan": (Option("jobs", "jobs", "builds at once, for the expected total", 0, int, "n",
+                    shown_default="the tree's leaves, at most 8"),),
+    "graph": (Option("format", "format", "mermaid (pastes into a Buildkite annotation) or dot",
+                     "mermaid", str, "f", diagram.FORMATS),),
+    "inputs": (Option("image", "image", "the image, or all", "all", str, "i"),),
+    "explain": (Option("ami", "ami", "the AMI id to explain", "", str, "a"),),
+    "gc": (
+        Option("apply", "apply", "delete; without it, only say what would go and why the rest "
+               "stays", False, bool),
+        Option("keep", "keep", "newest AMIs to keep per image and region", gc.DEFAULTS["keep"],
+               int),
+        Option("days", "days", "keep anything younger than this many days",
+               gc.DEFAULTS["days"], float),
+        Option("most", "max", "delete at most this many AMIs per run", gc.DEFAULTS["max"], int),
+        Option("leftover_hours", "leftover-hours", "Packer instances and key pairs older than "
+               "this are leftovers", gc.DEFAULTS["leftover-hours"], float),
+    ),
+    "promote": (
+        Option("image", "image", "image to promote, or all", "", str, "i"),
+        Option("source", "from", "channel (or branch) to take the AMI from", "", str, "f"),
+        Option("target", "to", "channel to point at it", "main", str, "t"),
+    ),
+    **{name: () for name in ("pull", "ami", "validate", "cloud_init", "pipeline", "annotate",
+                             "sandbox_stop")},
+})
+EXAMPLES: Mapping[str, str] = MappingProxyType({
+    "amis": "doit amis -n 2 -v", "ami": "doit ami:web", "plan": "doit plan",
+    "validate": "doit validate:web", "graph": "doit graph --format dot | dot -Tsvg > tree.svg",
+    "inputs": "doit inputs -i web", "explain": "doit explain -a ami-0123456789abcdef0",
+    "gc": "doit gc --keep 5 --days 14 --apply", "promote": "doit promote -i web -f feature/x -t main",
+    "pipeline": "doit pipeline && buildkite-agent pipeline upload .amis/pipeline.yml",
+    "pull": "doit pull", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
+    "sandbox_stop": "doit sandbox_stop",
+})
 
 
-def _load(root: Path, interrupts: Interrupts) -> Run:
-    return Run.load(root, interrupts=interrupts)
+def _load(root: Path, interrupts: Interrupts, verbose: bool) -> Run:
+    return Run.load(root, interrupts=interrupts, verbose=verbose)
 
 
 class Creators:
-    """``load`` composes the run (tests hand in one with fakes)."""
+    """``load`` composes the run (tests hand in one with fakes); ``argv`` is
+    the command line (``doit amis -v`` shows Packer's output)."""
 
-    def __init__(self, root: Path, load: Load = _load) -> None:
+    def __init__(self, root: Path, load: Load = _load, argv: list[str] | None = None) -> None:
         self.root = root
         self.interrupts = Interrupts()
         self._load = load
+        self._verbose = verbose_flag(argv or [])
         self._run: Run | None = None
 
     def install_signal_handlers(self) -> None:
@@ -54,7 +104,7 @@ class Creators:
         line (doit prints InvalidDodoFile without a traceback)."""
         if self._run is None:
             try:
-                self._run = self._load(self.root, self.interrupts)
+                self._run = self._load(self.root, self.interrupts, self._verbose)
             except AmiError as err:
                 raise InvalidDodoFile(str(err)) from None
         return self._run
@@ -71,13 +121,35 @@ class Creators:
     def _record_file(self, image: str) -> str:
         return f"{STATE_DIR}/records/{image}.json"
 
-    def _command(self, action: Any, *params: dict[str, Any]) -> dict[str, Any]:
-        """A task that runs whenever it is asked for, with these options."""
+    def _command(self, name: str, action: Any) -> dict[str, Any]:
+        """A task that runs whenever it is asked for, with its options."""
         task: dict[str, Any] = {"actions": [(action, [self.run])], "uptodate": [False],
                                 "verbosity": 2}
-        if params:
-            task["params"] = list(params)
+        if OPTIONS[name]:
+            task["params"] = self._params(name)
         return task
+
+    def _params(self, name: str) -> list[dict[str, Any]]:
+        params = [o.doit() for o in OPTIONS[name]]
+        for param in params:
+            if param["name"] in ("jobs", "process") and not param["default"]:
+                param["default"] = self.jobs() or 1 if name == "plan" else 0
+        return params
+
+    def _docs(self) -> dict[str, str]:
+        """Each task's `doit list` line (its creator's docstring)."""
+        return {name: (getattr(type(self), f"task_{name}").__doc__ or "").strip()
+                for name in OPTIONS}
+
+    def check_command_line(self, argv: list[str]) -> None:
+        """`doit <task> --help`, and mistakes on the command line, before doit
+        reads it (see ``usage``)."""
+        try:
+            graph = self.run.graph
+            subtasks = {"ami": list(graph.names), "validate": [*graph.images, "lint"]}
+        except InvalidDodoFile:
+            subtasks = {}               # doit reports why, once it loads the tasks
+        usage.stop(argv, OPTIONS, self._docs(), EXAMPLES, subtasks)
 
     def jobs(self) -> int:
         """Parallel builds by default: the tree's leaves, at most 8."""
@@ -88,6 +160,9 @@ class Creators:
 
     def doit_config(self, argv: list[str]) -> dict[str, Any]:
         """``DOIT_CONFIG`` for this tree and command line."""
+        self.check_command_line(argv)
+        jobs = self.jobs()
+        verbose = self._verbose or (self._run is not None and self._run.console.verbose)
         return {
             "default_tasks": ["amis"],
             # sqlite3: safe when two doit processes touch it; dbm cannot be opened twice.
@@ -97,12 +172,13 @@ class Creators:
             "check_file_uptodate": ModeMD5Checker,       # md5, and the executable bit
             # Independent images build at once; `doit -n 1 amis` builds one at a time.
             # Packer is a subprocess: threads are enough and need no pickling.
-            "num_process": self.jobs(),
+            "num_process": jobs,
             "par_type": "thread",
             # One image failing stops its children, not its siblings.
             "continue": True,
             "verbosity": 2,
-            "reporter": Reporter(sys.stderr, {}, at_end=self.at_end),   # ends with the summary
+            "reporter": Reporter(sys.stderr, {}, at_end=self.at_end, failed=self.failed,
+                                 skipped=self.skipped, verbose=verbose),   # ends with the summary
             "minversion": "0.36.0",
             **parallel_options(argv),   # `doit amis -n 4 -P thread`
         }
@@ -111,6 +187,18 @@ class Creators:
         """When doit is done: the run's summary, if it pulled (built anything)."""
         if self._run is not None:
             actions.summary(self._run)
+
+    def failed(self, message: str) -> None:
+        """A task failed with this one line."""
+        if self._run is not None:
+            self._run.console.error(message)
+        else:
+            sys.__stderr__.write(f"ERROR: {message}\n")
+
+    def skipped(self, task: str) -> None:
+        """``task`` did not run, because a task it needs failed."""
+        if self._run is not None and task.startswith("ami:"):
+            actions.skipped(self._run, task.split(":", 1)[1])
 
     def task_pull(self) -> dict[str, Any]:
         """Download every image's current record from S3 (runs before every build)."""
@@ -150,14 +238,9 @@ class Creators:
         """Build every stale image, parents first, and print a table (default task)."""
         return {
             "actions": None, "task_dep": ["ami"],
-            # Read by options.parallel_options() for DOIT_CONFIG; declared so doit accepts them.
-            "params": [
-                {"name": "process", "short": "n", "long": "process", "type": int, "default": 0,
-                 "help": "images to build at once (default: the tree's leaves, at most 8)"},
-                {"name": "par_type", "short": "P", "long": "parallel-type", "type": str,
-                 "default": "thread", "choices": (("thread", "Packer runs as a subprocess"),),
-                 "help": "how: only 'thread' (records are shared in-process)"},
-            ],
+            # Read from the command line for DOIT_CONFIG and the console (options.py);
+            # declared so doit accepts them.
+            "params": self._params("amis"),
         }
 
     def task_validate(self) -> Iterator[dict[str, Any]]:
@@ -208,65 +291,39 @@ class Creators:
 
     def task_inputs(self) -> dict[str, Any]:
         """List every input of an image and what brought it in: doit inputs -i web."""
-        return self._command(actions.inputs, {"name": "image", "short": "i", "long": "image",
-                                              "default": "all", "help": "the image (default: all)"})
+        return self._command("inputs", actions.inputs)
 
     def task_plan(self) -> dict[str, Any]:
-        """Show each image as up to date, would reuse, would rebuild or missing, why, and how long."""
-        return self._command(actions.plan, {
-            "name": "jobs", "short": "n", "long": "jobs", "type": int, "default": self.jobs() or 1,
-            "help": "builds at once, for the expected total (default: the tree's leaves)"})
+        """Show what each image would do (up to date, reuse, build), why, and how long."""
+        return self._command("plan", actions.plan)
 
     def task_annotate(self) -> dict[str, Any]:
         """Post the last run's table and graph as a Buildkite annotation (or print it)."""
-        return self._command(actions.annotate)
+        return self._command("annotate", actions.annotate)
 
     def task_pipeline(self) -> dict[str, Any]:
         """Publish what needs no build; write a Buildkite step per image to build (.amis/pipeline.yml)."""
-        return self._command(actions.pipeline)
+        return self._command("pipeline", actions.pipeline)
 
     def task_graph(self) -> dict[str, Any]:
         """Print the image tree coloured by plan status: Mermaid (default) or --format dot."""
-        return self._command(actions.graph, {
-            "name": "fmt", "short": "f", "long": "format", "default": "mermaid",
-            "choices": tuple((f, "") for f in diagram.FORMATS),
-            "help": "mermaid (pastes into a Buildkite annotation) or dot"})
+        return self._command("graph", actions.graph)
 
     def task_explain(self) -> dict[str, Any]:
         """Show where an AMI comes from, back to the source image: doit explain -a ami-..."""
-        return self._command(actions.explain, {"name": "ami", "short": "a", "long": "ami",
-                                               "default": "", "help": "the AMI id to explain"})
+        return self._command("explain", actions.explain)
 
     def task_gc(self) -> dict[str, Any]:
         """Deregister old AMIs of this project and Packer leftovers (dry run unless --apply)."""
-        return self._command(
-            actions.gc,
-            {"name": "apply", "long": "apply", "type": bool, "default": False,
-             "help": "delete; without it, only say what would go and why the rest stays"},
-            {"name": "keep", "long": "keep", "type": int, "default": gc.DEFAULTS["keep"],
-             "help": "newest AMIs to keep per image and region"},
-            {"name": "days", "long": "days", "type": float, "default": gc.DEFAULTS["days"],
-             "help": "keep anything younger than this many days"},
-            {"name": "most", "long": "max", "type": int, "default": gc.DEFAULTS["max"],
-             "help": "delete at most this many AMIs per run"},
-            {"name": "leftover_hours", "long": "leftover-hours", "type": float,
-             "default": gc.DEFAULTS["leftover-hours"],
-             "help": "Packer instances and key pairs older than this are leftovers"})
+        return self._command("gc", actions.gc)
 
     def task_promote(self) -> dict[str, Any]:
         """Point a channel at another channel's AMI: doit promote -i web -f <from> -t main."""
-        return self._command(
-            actions.promote,
-            {"name": "image", "short": "i", "long": "image", "default": "",
-             "help": "image to promote, or all"},
-            {"name": "source", "short": "f", "long": "from", "default": "",
-             "help": "channel to take the AMI from"},
-            {"name": "target", "short": "t", "long": "to", "default": "main",
-             "help": "channel to point at it (default main)"})
+        return self._command("promote", actions.promote)
 
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""
-        return self._command(actions.sandbox_stop)
+        return self._command("sandbox_stop", actions.sandbox_stop)
 
 
 def namespace(creators: Creators, argv: list[str]) -> dict[str, Any]:

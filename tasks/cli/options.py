@@ -18,15 +18,23 @@ def default_jobs(graph: Graph | None) -> int:
     return min(graph.width, MOST_JOBS)
 
 
+def _amis_options(argv: list[str]) -> list[str]:
+    """What follows `amis` on the command line: its options."""
+    args = argv[1:]
+    return args[args.index("amis") + 1:] if "amis" in args else []
+
+
+def verbose_flag(argv: list[str]) -> bool:
+    """`doit amis -v` (or --verbose): Packer's whole output, live."""
+    return any(arg in ("-v", "--verbose") for arg in _amis_options(argv))
+
+
 def parallel_options(argv: list[str]) -> dict[str, Any]:
     """Honour `doit amis -n 4 -P thread`. doit reads its own options only
     before the task names; options after `amis` are `amis`'s params (see
     task_amis), and are read here from the command line for DOIT_CONFIG.
     Options before the task name still win, as doit gives them precedence."""
-    args = argv[1:]
-    if "amis" not in args:
-        return {}
-    tail = args[args.index("amis") + 1:]
+    tail = _amis_options(argv)
     found: dict[str, Any] = {}
     for i, arg in enumerate(tail):
         value = tail[i + 1] if i + 1 < len(tail) else ""

@@ -25,14 +25,13 @@ from .records import Record
 
 KEEP, REUSE, BUILD, RESOLVE = "keep", "reuse", "build", "resolve"
 
-# What `plan` and `graph` call each outcome.
+# What `plan` and `graph` call each verdict (a run then says up to date,
+# reused, resolved, built: docs/concepts.md). Why is in the reason.
 UP_TO_DATE = "up to date"
-WOULD_REUSE = "would reuse"
-WOULD_RESOLVE = "would resolve"
-WOULD_REBUILD = "would rebuild"
-MISSING = "missing"
-GONE = "AMI gone"
-STATUSES = (UP_TO_DATE, WOULD_REUSE, WOULD_RESOLVE, WOULD_REBUILD, MISSING, GONE)
+TO_REUSE = "reuse"
+TO_RESOLVE = "resolve"
+TO_BUILD = "build"
+STATUSES = (UP_TO_DATE, TO_REUSE, TO_RESOLVE, TO_BUILD)
 
 
 # An AMI a record names, to be looked up: (region, AMI id, image, digest). It
@@ -81,12 +80,10 @@ class Verdict:
         if self.action == KEEP:
             return UP_TO_DATE
         if self.action == REUSE:
-            return WOULD_REUSE
+            return TO_REUSE
         if self.action == RESOLVE:
-            return WOULD_RESOLVE
-        if self.current is None:
-            return MISSING
-        return GONE if self.cause == "gone" else WOULD_REBUILD
+            return TO_RESOLVE
+        return TO_BUILD
 
 
 @dataclass

@@ -1,6 +1,19 @@
-"""The one error type for failures the user can fix."""
+"""The one error type for failures the user can act on, and the exit codes
+a run ends with (docs/reference/exit-codes.md)."""
+
+OK = 0
+FAILED = 1          # a build or an operation failed: Packer, AWS, a lock wait
+BUG = 2             # an unexpected error (a traceback): please report it
+MISTAKE = 3         # the user's to fix: amis.yaml, a template, an option (doit's own code too)
+INTERRUPTED = 130   # Ctrl-C or SIGTERM
 
 
 class AmiError(Exception):
     """A user-facing failure: its message is one line that names the file,
-    image or key at fault and says what to do. Shown without a traceback."""
+    image or key at fault and says what to do. Shown without a traceback.
+    ``code`` is the exit code it ends the run with: MISTAKE unless the
+    failure is not the user's input (FAILED, INTERRUPTED)."""
+
+    def __init__(self, message: str, code: int = MISTAKE) -> None:
+        super().__init__(message)
+        self.code = code

@@ -63,6 +63,8 @@ class Settings:
     cleanup_timeout: float = 300.0  # AMI_CLEANUP_SECONDS: how long Packer may clean up when cancelled
     actor: str = ""           # AMI_ACTOR: who promotes, for the log (else Buildkite's, git's, $USER)
     user: str = ""            # USER
+    verbose: bool = False     # AMI_VERBOSE=1: Packer's whole output, live (doit amis -v)
+    term: str = ""            # TERM: "dumb" (or none) gets plain lines, not the live view
     buildkite: Buildkite = field(default_factory=Buildkite)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
@@ -165,6 +167,8 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         cleanup_timeout=_number(env, "AMI_CLEANUP_SECONDS", 300.0),
         actor=env.get("AMI_ACTOR", "").strip(),
         user=env.get("USER", "").strip(),
+        verbose=_flag(env.get("AMI_VERBOSE")),
+        term=env.get("TERM", "").strip(),
         buildkite=_buildkite(env),
         env=env,
     )

@@ -12,10 +12,12 @@ import random
 import time
 from pathlib import Path
 
-from ..adapters.packer_output import Masker, Result
+from ..adapters import stage
+from ..adapters.console import BUILDING, VALIDATING, elapsed
+from ..adapters.packer_output import Masker, Result, phase_of
 from ..core.decision import KEEP, REUSE, Verdict
 from ..core.digest import source_digest
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.names import MANAGED_BY
 from ..core.records import Record, save_local
 from ..core.text import table
@@ -59,6 +61,11 @@ def pull(run: Run) -> None:
         record = run.lookup.record(name)
         if record is not None and name in run.graph.images and not run.lookup.usable(record):
             run.say(f"{run.lookup.unusable(record)}: it will be rebuilt", name)
+    try:
+        run.console.queue(run.lookup.decision().builds())
+    except AmiError:
+        pass                    # the image's own task says why it cannot be decided
+    run.console.start()
 
 
 def _repair_ssm(run: Run, channel: str) -> None:
@@ -85,10 +92,10 @@ def resolve_source(run: Run) -> Outcome:
     name = run.graph.source.name
     verdict = run.lookup.decision().verdicts[name]
     if verdict.action == KEEP:
-        return run.outcomes.add(Outcome(name, "reused", verdict.ami or "-",
+        return run.outcomes.add(Outcome(name, "up to date", verdict.ami or "-",
                                         time.monotonic() - start, verdict.reason))
     if verdict.ami is None:
-        raise AmiError(f"source {name}: {verdict.reason}")
+        raise AmiError(f"source {name}: {verdict.reason}", code=FAILED)
     spec = run.graph.source.spec(run.settings.sandbox)
     how = run.lookup.source_how()
     stamp = run.clock.now().isoformat(timespec="seconds")
@@ -96,7 +103,7 @@ def resolve_source(run: Run) -> Outcome:
                     digest=source_digest(spec, verdict.ami), source={**spec, "resolved": how},
                     git=run.checkout.git(), build_started=stamp, build_finished=stamp)
     _publish(run, record, new_build=True)
-    run.say(f"source resolves to {verdict.ami} ({how})", name)
+    run.console.done(name, "resolved", f"resolved to {verdict.ami} ({how})")
     return run.outcomes.add(Outcome(name, "resolved", verdict.ami, time.monotonic() - start, how))
 
 
@@ -124,6 +131,7 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
     if verdict.cause == "too-old":
         run.say(f"{verdict.reason}: rebuilding for OS updates", name)
     say = lambda text: run.say(text, name)      # noqa: E731
+    run.say(f"build: {verdict.reason}", name)
     with run.locks.held(name, verdict.digest, say) as lock:
         # Under the lock, look again: another agent may have built these inputs
         # meanwhile, and what was to be reused may be gone (gc takes this lock too).
@@ -136,15 +144,18 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
         if not may_build:
             return None
         invocation.preflight(run, name)
+        notes = [f"build {name}: {again.reason}"]
         if run.settings.validate:
+            run.console.phase(name, VALIDATING)
             checks = validate.image(run, name, say)
             if validate.lint(run, [name], say):
                 checks.append("ansible-lint")
-            say(f"validated: {', '.join(checks)}")
-        record = _run_packer(run, name, parent, verdict.digest)
+            notes.append(f"validated: {', '.join(checks)}")
+        record = _run_packer(run, name, parent, verdict.digest, notes)
         published = _publish(run, record, new_build=True)
-    run.say(f"built {record.ami}" + "".join(f", {r}: {a}" for r, a in record.amis.items()
-                                            if r != record.region), name)
+    copies = "".join(f", {r}: {a}" for r, a in record.amis.items() if r != record.region)
+    run.console.done(name, "built", f"built {record.ami}{copies} in "
+                     f"{elapsed(time.monotonic() - start)}")
     if published is not record:
         run.say(f"a build that started later ({published.ami}, commit "
                 f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so"
@@ -154,9 +165,11 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
 
 def _keep(run: Run, verdict: Verdict, start: float) -> Outcome:
     assert verdict.record is not None
-    run.say(f"inputs unchanged (digest {str(verdict.digest)[:12]}): keeping {verdict.record.ami}"
-            + (f"; {verdict.reason}" if verdict.cause == "promoted" else ""), verdict.image)
-    return run.outcomes.add(Outcome(verdict.image, "reused", verdict.record.ami,
+    run.console.detail(f"up to date: inputs unchanged (digest {str(verdict.digest)[:12]}), "
+                       f"{verdict.record.ami}", verdict.image)
+    run.console.done(verdict.image, "up to date",
+                     f"up to date: {verdict.reason}" if verdict.cause == "promoted" else "")
+    return run.outcomes.add(Outcome(verdict.image, "up to date", verdict.record.ami,
                                     time.monotonic() - start))
 
 
@@ -164,13 +177,16 @@ def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
     assert verdict.record is not None
     earlier = verdict.record
     _publish(run, earlier, new_build=False)
-    run.say(f"an earlier build has these inputs (digest {earlier.digest[:12]}): "
-            f"reusing {earlier.ami}", verdict.image)
+    built_on = earlier.git.get("branch") if earlier.git else None
+    run.console.done(verdict.image, "reused",
+                     f"reused {earlier.ami} by digest {earlier.digest[:12]}: an earlier build "
+                     "has these inputs" + (f" (built on {built_on})" if built_on else ""))
     return run.outcomes.add(Outcome(verdict.image, "reused", earlier.ami,
                                     time.monotonic() - start, "by digest"))
 
 
-def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
+def _run_packer(run: Run, name: str, parent: Verdict, digest: str,
+                notes: list[str]) -> Record:
     graph, settings = run.graph, run.settings
     image = graph.images[name]
     assert parent.ami is not None
@@ -186,10 +202,20 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
     tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY}
     with invocation.prepared(run, name, variables, sandbox=settings.sandbox,
                           endpoint=run.aws.endpoint(), tags=tags, env=env) as job:
-        run.say(f"building on {parent.image} {parent.ami} with {image.template}", name)
+        run.console.phase(name, BUILDING)
+        notes.append(f"building on {parent.image} {parent.ami} with {image.template}")
         if job.dropped:
-            run.say(f"sandbox: left out {', '.join(job.dropped)} (they need an instance to "
-                    "connect to)", name)
+            notes.append(f"sandbox: left out {', '.join(job.dropped)} (they need an instance "
+                         "to connect to)")
+        for note in notes:
+            run.console.detail(note, name)
+        copying = f"copying to {', '.join(image.regions[1:])}"
+
+        def echo(text: str) -> None:
+            run.console.detail(text, name)
+            phase = phase_of(text)
+            if phase:
+                run.console.phase(name, copying if phase == "copying" else phase)
         inputs = run.checkout.inputs()[name]
         mask = Masker(sensitive_values(
             inputs.template, {**inputs.var_values, **variables}, job.env))
@@ -197,9 +223,8 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
             log = settings.logs / f"{name}-{stamp}{f'-retry{attempt}' if attempt else ''}.log"
             result = run.packers.run(
                 job.argv(exe, "build", "-machine-readable", "-color=false"), job.env, job.cwd,
-                log, lambda text: run.say(text, name), mask,
-                lambda instance: run.aws.require_imdsv2(graph.region, instance),
-                timeout=image.build_timeout)
+                log, echo, mask, lambda instance: run.aws.require_imdsv2(graph.region, instance),
+                timeout=image.build_timeout, header=notes)
             if result.ok or not result.transient or result.timed_out or \
                     attempt == settings.retries:
                 break
@@ -208,23 +233,25 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
                     f"({attempt + 2} of {settings.retries + 1}); log: {log}", name)
             if run.interrupts.wait(delay):
                 raise AmiError(f"image {name}: interrupted while waiting to retry; "
-                               "nothing recorded")
+                               "nothing recorded", code=INTERRUPTED)
         changed = job.changed()
-    made = [(r, a) for ids in (result.builds or {"": result.amis}).values()
-            for r, a in ids.items()]
-    try:
-        _check_result(name, image.regions, result, log)
-        if changed:
-            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-            raise AmiError(f"image {name}: {changed[0]}{more} changed in the stage while Packer "
-                           "ran (a step wrote to its inputs): the AMI is not what its digest "
-                           f"says; nothing published; log: {log}")
-        vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
-    except AmiError:
-        removed = vetting.discard(run.aws, name, digest, started, made)
-        if removed:
-            run.say(f"deregistered what the failed build made: {', '.join(removed)}", name)
-        raise
+        made = [(r, a) for ids in (result.builds or {"": result.amis}).values()
+                for r, a in ids.items()]
+        try:
+            result.errors[:] = [stage.to_user(e, job.root, graph.root) for e in result.errors]
+            _check_result(name, image.regions, result, log)
+            if changed:
+                more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+                raise AmiError(f"image {name}: {changed[0]}{more} changed in the stage while "
+                               "Packer ran (a step wrote to its inputs): the AMI is not what its "
+                               f"digest says; nothing published; log: {log}", FAILED)
+            vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
+        except AmiError:
+            removed = vetting.discard(run.aws, name, digest, started, made)
+            if removed:
+                run.say(f"deregistered what the failed build made: {', '.join(removed)}", name)
+            run.console.show_log(name, log)
+            raise
     return Record(
         image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
         digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,
@@ -238,16 +265,16 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str) -> Record:
 def _check_result(name: str, regions: tuple[str, ...], result: Result, log: Path) -> None:
     if not result.ok:
         raise AmiError(f"image {name}: {result.reason()}; nothing published, the previous "
-                       f"AMI stays current; log: {log}")
+                       f"AMI stays current; log: {log}", code=FAILED)
     if len(result.builds) > 1:
         raise AmiError(f"image {name}: Packer ran {len(result.builds)} builds "
                        f"({', '.join(sorted(result.builds))}), each making an AMI, and an image "
                        f"records one: name its source with only: in amis.yaml; nothing "
-                       f"published; log: {log}")
+                       f"published; log: {log}", code=FAILED)
     missing = [r for r in regions if r not in result.amis]
     if missing:
         raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
-                       f"nothing published; log: {log}")
+                       f"nothing published; log: {log}", code=FAILED)
 
 
 def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
@@ -261,7 +288,9 @@ def summary(run: Run) -> str:
         record = run.lookup.record(name)
         outcome = run.outcomes.get(name)
         what = outcome.action if outcome else ("up to date" if record else "not built")
-        took = f"{outcome.seconds:.1f}s" if outcome and outcome.action == "built" else ""
+        if outcome and outcome.note == "by digest":
+            what = "reused by digest"
+        took = elapsed(outcome.seconds) if outcome and outcome.action == "built" else ""
         rows.append([name, record.ami if record else "-", what, took])
     logs = [record.build_log for name in run.graph.images
             if (outcome := run.outcomes.get(name)) and outcome.action == "built"

@@ -8,7 +8,7 @@ from typing import Mapping
 import yaml
 
 from ..adapters.tools import find
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 from ..core.files import write_atomic
 from ..core.graph import Graph
 from ..core.settings import Buildkite
@@ -94,7 +94,7 @@ def write_pipeline(run: Run) -> str:
     digest), so the channel ends exactly as after ``doit amis``."""
     rows, offline = planned(run)
     if offline:
-        raise AmiError(f"cannot plan the pipeline offline: {offline}")
+        raise AmiError(f"cannot plan the pipeline offline: {offline}", code=FAILED)
     build.pull(run)
     build.resolve_source(run)
     for row in rows:

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ..core.decision import GONE, MISSING, UP_TO_DATE, WOULD_REBUILD, WOULD_RESOLVE, WOULD_REUSE
+from ..core.decision import TO_BUILD, TO_RESOLVE, TO_REUSE, UP_TO_DATE
 from ..core.graph import Graph
 from .plan import Row
 
-# status -> (class name, fill, stroke)
+# status (or, for a build, why: nothing to keep) -> (class name, fill, stroke)
 STYLES = MappingProxyType({
     UP_TO_DATE: ("uptodate", "#d4edda", "#28a745"),
-    WOULD_REUSE: ("reuse", "#d1ecf1", "#17a2b8"),
-    WOULD_RESOLVE: ("reuse", "#d1ecf1", "#17a2b8"),
-    WOULD_REBUILD: ("rebuild", "#fff3cd", "#d39e00"),
-    MISSING: ("missing", "#f8d7da", "#dc3545"),
-    GONE: ("gone", "#f8d7da", "#dc3545"),
+    TO_REUSE: ("reuse", "#d1ecf1", "#17a2b8"),
+    TO_RESOLVE: ("reuse", "#d1ecf1", "#17a2b8"),
+    TO_BUILD: ("build", "#fff3cd", "#d39e00"),
+    "missing": ("missing", "#f8d7da", "#dc3545"),
+    "gone": ("gone", "#f8d7da", "#dc3545"),
 })
+
+
+def _style(row: Row) -> tuple[str, str, str]:
+    return STYLES[row.cause if row.cause in ("missing", "gone") else row.status]
 FORMATS = ("mermaid", "dot")
 
 
@@ -32,7 +36,7 @@ def mermaid(graph: Graph, rows: list[Row]) -> str:
     lines = ["graph TD"]
     for row in rows:
         label = f"{row.image}<br/>{row.ami or 'no AMI'}<br/>{row.status}"
-        lines.append(f'  {ids[row.image]}["{label}"]:::{STYLES[row.status][0]}')
+        lines.append(f'  {ids[row.image]}["{label}"]:::{_style(row)[0]}')
     lines += [f"  {ids[parent]} --> {ids[child]}" for parent, child in _edges(graph)]
     lines += [f"  classDef {cls} fill:{fill},stroke:{stroke};"
               for cls, fill, stroke in sorted(set(STYLES.values()))]
@@ -42,7 +46,7 @@ def mermaid(graph: Graph, rows: list[Row]) -> str:
 def dot(graph: Graph, rows: list[Row]) -> str:
     lines = ["digraph amis {", "  rankdir=TB;", '  node [shape=box, style="rounded,filled"];']
     for row in rows:
-        _, fill, stroke = STYLES[row.status]
+        _, fill, stroke = _style(row)
         label = f"{row.image}\\n{row.ami or 'no AMI'}\\n{row.status}"
         lines.append(f'  "{row.image}" [label="{label}", fillcolor="{fill}", color="{stroke}"];')
     lines += [f'  "{parent}" -> "{child}";' for parent, child in _edges(graph)]

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..adapters.aws import tags_of
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.names import MANAGED_BY
 from ..core.text import table
 from .run import Run
@@ -360,7 +360,7 @@ def collect(run: Run, apply: bool, keep: int, days: float, most: int,
     if stopped:
         raise AmiError(f"gc: interrupted: deleted {len(gone)} AMI(s) "
                        f"({', '.join(c.ami for c in gone) or 'none'}), {len(unfinished)} not "
-                       "deleted, no Packer leftovers removed; run gc --apply again to go on")
+                       "deleted, no Packer leftovers removed; run gc --apply again to go on", code=INTERRUPTED)
     if apply:
         snapshots = sum(len(c.snapshots) for c in gone)
         run.say(f"deleted {len(gone)} AMI(s) and {snapshots} snapshot(s), removed "
@@ -368,7 +368,7 @@ def collect(run: Run, apply: bool, keep: int, days: float, most: int,
         if doubted:
             raise AmiError(f"gc: kept {len(doubted)} AMI(s) that could not be proved unused "
                            f"({doubted[0].doubt}): "
-                           "fix the access or the fault and run gc again")
+                           "fix the access or the fault and run gc again", code=FAILED)
     else:
         given = {"keep": keep, "days": days, "max": most, "leftover-hours": leftover_hours}
         options = "".join(f" --{name} {value:g}" for name, value in given.items()

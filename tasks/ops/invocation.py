@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from ..adapters import stage
 from ..adapters.tools import with_tools
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 from ..core.text import closest
 from ..core.files import write_atomic
 from ..core.versions import satisfies, version_tuple
@@ -105,7 +105,7 @@ def _init(run: Run, name: str, root: Path, path: Path, env: dict[str, str]) -> N
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         problem = (result.stdout + result.stderr).strip().splitlines() or ["(no output)"]
-        raise AmiError(f"packer init {template.path} failed: {problem[-1]}")
+        raise AmiError(f"packer init {template.path} failed: {problem[-1]}", code=FAILED)
     write_atomic(done, f"{template.path}\n".encode(), durable=False)
 
 

@@ -26,6 +26,7 @@ class Row:
     ami: str | None              # the AMI the image has now, or would reuse
     builds: bool                 # Packer would run for it
     seconds: float | None = None  # its last build's duration
+    cause: str = ""              # the verdict's cause (missing, gone, changed, ...)
 
 
 def rows(graph: Graph, decision: Decision, records: dict[str, Record | None]) -> list[Row]:
@@ -36,7 +37,8 @@ def rows(graph: Graph, decision: Decision, records: dict[str, Record | None]) ->
         current = records.get(name)
         ami = verdict.ami if verdict.ami else (current.ami if current else None)
         took = current.build_seconds if current and name in graph.images else None
-        out.append(Row(name, verdict.status, verdict.reason, ami, verdict.builds, took))
+        out.append(Row(name, verdict.status, verdict.reason, ami, verdict.builds, took,
+                       verdict.cause))
     return out
 
 

@@ -10,13 +10,14 @@ Making a run reads local files only: no network, no subprocess.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..adapters import emulator
 from ..adapters.aws import Aws
-from ..adapters.console import Console
+from ..adapters.console import Console, choose_view
 from ..adapters.packer import Packers
 from ..adapters.registry import Registry
 from ..adapters.s3 import S3Store, Store
@@ -48,10 +49,14 @@ class Run:
 
     @classmethod
     def load(cls, root: Path, env: Mapping[str, str] | None = None, *,
-             interrupts: Interrupts | None = None) -> "Run":
+             interrupts: Interrupts | None = None, verbose: bool = False) -> "Run":
         """The run for the tree at ``root``: local files only, no network, no
-        subprocess. ``env`` defaults to this process's environment."""
-        return compose(load_settings(root, env), load_graph(root), interrupts=interrupts)
+        subprocess. ``env`` defaults to this process's environment;
+        ``verbose`` shows Packer's output live (as AMI_VERBOSE=1 does)."""
+        settings = load_settings(root, env)
+        view = choose_view(sys.__stdout__, settings.buildkite.active, settings.term)
+        return compose(settings, load_graph(root), interrupts=interrupts,
+                       console=Console(view=view, verbose=verbose or settings.verbose))
 
     def say(self, text: str, image: str | None = None) -> None:
         self.console.say(text, image)

@@ -12,6 +12,7 @@ from typing import Callable, Mapping
 
 import yaml
 
+from ..adapters import stage
 from ..adapters.tools import tool, with_tools
 from ..core.errors import AmiError
 from ..core.files import write_atomic
@@ -24,17 +25,21 @@ _PLACEHOLDER_AMI = "ami-00000000"       # validate needs a value; no AMI is look
 
 
 def _run(argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
-         env: Mapping[str, str]) -> None:
-    """Run a checker; on failure its output is shown and its first error line
-    is part of the one-line error."""
+         env: Mapping[str, str], mapped: Callable[[str], str] = lambda text: text) -> None:
+    """Run a checker; on failure its output is shown (``mapped``: the stage's
+    paths as the user's files) and its first error line is part of the
+    one-line error."""
     result = subprocess.run(argv, cwd=cwd, env=with_tools(env),
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
+        output = mapped((result.stdout + result.stderr).strip())
         say(output)
         problem = next((line.strip(" *") for line in output.splitlines()
                         if "error" in line.lower() or line.lstrip().startswith("*")), "")
-        raise AmiError(f"{what} failed{': ' + problem if problem else ''} (details above)")
+        at = next((line.strip().rstrip(":") for line in output.splitlines()
+                   if line.strip().startswith("on ") and " line " in line), "")
+        raise AmiError(f"{what} failed{': ' + problem if problem else ''}"
+                       f"{', ' + at if at else ''} (details above)")
 
 
 def image(run: Run, name: str, say: Callable[[str], None]) -> list[str]:
@@ -56,7 +61,7 @@ def image(run: Run, name: str, say: Callable[[str], None]) -> list[str]:
     with invocation.prepared(run, name, variables, sandbox=False, endpoint=settings.endpoint,
                           tags={"Image": name, "ManagedBy": MANAGED_BY}, env=env) as job:
         _run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}", say,
-             env=job.env)
+             env=job.env, mapped=lambda text: stage.to_user(text, job.root, graph.root))
         for playbook in inputs.ansible:
             if playbook.missing_roles:
                 say(f"--syntax-check of {playbook.playbook} skipped: "

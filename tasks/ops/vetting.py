@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from ..adapters.aws import Aws, tags_of
-from ..core.errors import AmiError
+from ..core.errors import AmiError, FAILED
 
 
 def _grantee(grant: dict) -> tuple[str, str]:
@@ -47,13 +47,13 @@ def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: 
         found = aws.describe_amis(region, [ami]).get(ami)
         if found is None:
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which does not exist; "
-                           "nothing published")
+                           "nothing published", code=FAILED)
         if not _made_by(found, name, digest, started):
             tags = tags_of(found)
             raise AmiError(f"image {name}: Packer named {region}:{ami}, which this build did not "
                            f"make (tags Image={tags.get('Image')!r}, Digest="
                            f"{str(tags.get('Digest'))[:12]!r}, created {found.get('CreationDate')}); "
-                           "nothing published")
+                           "nothing published", code=FAILED)
     shared = []
     for region, ami in amis.items():
         aws.call(f"hardening {ami} in {region}", "ec2", region, "modify_image_attribute",
@@ -64,7 +64,7 @@ def vet(aws: Aws, name: str, share_with: tuple[str, ...], digest: str, started: 
         raise AmiError(f"image {name}: the build shared {', '.join(shared)}, which amis.yaml "
                        f"does not allow (share_with: {sorted(allowed) or 'nobody'}); revoked, "
                        "nothing published: remove ami_users/ami_groups/snapshot_users from the "
-                       "template or add the account to share_with")
+                       "template or add the account to share_with", code=FAILED)
 
 
 def discard(aws: Aws, name: str, digest: str, started: datetime,

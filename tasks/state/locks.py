@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..adapters.s3 import Conflict, Store
-from ..core.errors import AmiError
+from ..core.errors import AmiError, INTERRUPTED
 from ..core.settings import MAX_LOCK_TTL
 
 RELEASE_TRIES = 3
@@ -158,7 +158,7 @@ class Locks:
                     f"(its lock expires in {max(ttl - age, 0):.0f} s unless renewed)")
                 said = True
             if self.wait(self.poll):
-                raise AmiError(f"image {image}: interrupted while waiting for its lock")
+                raise AmiError(f"image {image}: interrupted while waiting for its lock", code=INTERRUPTED)
 
     def _refresh(self, lock: Lock, stop: threading.Event, say: Callable[[str], None]) -> None:
         interval = max(self.ttl / 3, 0.05)

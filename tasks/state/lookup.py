@@ -19,7 +19,7 @@ from pathlib import Path
 from ..adapters.aws import Aws, Unreachable, tags_of
 from ..adapters.registry import Registry
 from ..core import decision
-from ..core.errors import AmiError
+from ..core.errors import AmiError, BUG, FAILED
 from ..core.graph import Graph
 from ..core.names import MANAGED_BY
 from ..core.records import Record, read_local, save_local
@@ -132,7 +132,7 @@ class Lookup:
             except FileNotFoundError:
                 pass
             except OSError as err:
-                raise AmiError(f"{self.record_path(name)}: cannot read ({err.strerror})") from None
+                raise AmiError(f"{self.record_path(name)}: cannot read ({err.strerror})", code=FAILED) from None
         try:
             if not self.bucket and offline_ok:
                 raise Unreachable("AMI_BUCKET is not set")
@@ -153,7 +153,7 @@ class Lookup:
                 try:
                     path.unlink(missing_ok=True)
                 except OSError as err:
-                    raise AmiError(f"{path}: cannot remove ({err.strerror})") from None
+                    raise AmiError(f"{path}: cannot remove ({err.strerror})", code=FAILED) from None
         with self.lock:
             self.facts.channel, self.facts.records = channel, dict(pulled.records)
             self.facts.txt_stale = list(pulled.txt_stale)
@@ -240,4 +240,4 @@ class Lookup:
                     amis |= {c for r in found.values() if r is not None
                              for c in decision.checks(r)}
                 self._check_amis(amis)
-        raise AmiError("the decision did not settle: please report this as a bug")
+        raise AmiError("the decision did not settle: please report this as a bug", code=BUG)

@@ -261,7 +261,7 @@ def test_a_mode_only_commit_rebuilds_the_images_that_read_the_file(tree, aws):
     commit(tree.path)
     tree.reset_count()
     plan = ok(tree.doit("plan")).stdout
-    assert re.search(r"^web\s+would rebuild.*changed ansible/roles/web_app/defaults/main.yml",
+    assert re.search(r"^web\s+build.*changed ansible/roles/web_app/defaults/main.yml",
                      plan, re.M), plan
     ok(tree.doit("amis"))
     assert tree.packer_builds() == ["web"]

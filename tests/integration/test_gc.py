@@ -57,7 +57,7 @@ def test_what_gc_cannot_prove_unused_it_keeps_and_apply_fails(tree, aws, proxy):
     assert reads.hits >= 1
     assert "cannot prove it unused: launch template worker-prod v1 says " \
            "resolve:ssm:/amis/main/worker, and reading the parameter failed" in out, out
-    assert re.match(r"gc: kept \d+ AMI\(s\) that could not be proved unused \(launch template "
+    assert re.match(r"ERROR: gc: kept \d+ AMI\(s\) that could not be proved unused \(launch template "
                     r"worker-prod v1 says", out.strip().splitlines()[-1]), out
     assert _exists(aws, amis["first"])
 

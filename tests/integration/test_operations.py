@@ -156,7 +156,7 @@ def test_an_image_older_than_its_max_age_is_rebuilt(tree, aws):
     for key in ("channels/main/worker.json", f"digests/worker/{record['digest']}.json"):
         aws.s3.put_object(Bucket="test-amis", Key=key, Body=body)
     plan = ok(tree.doit("plan"))
-    assert re.search(r"^worker\s+would rebuild.*older than 30 days", plan.stdout, re.M), plan.stdout
+    assert re.search(r"^worker\s+build.*older than 30 days", plan.stdout, re.M), plan.stdout
     result = ok(tree.doit("amis"))
     assert tree.packer_builds() == ["worker"]
     assert re.search(r"\[worker\] older than 30 days \(\d+\): rebuilding for OS updates",
@@ -177,7 +177,7 @@ def test_graph_as_mermaid_and_dot_coloured_by_status(tree):
     assert "classDef rebuild fill:#fff3cd" in mermaid
     dot = ok(tree.doit("graph", "--format", "dot")).stdout
     assert "digraph amis {" in dot and '"base" -> "web";' in dot
-    assert re.search(r'"web" \[label="web\\nami-\w+\\nwould rebuild", fillcolor="#fff3cd"', dot)
+    assert re.search(r'"web" \[label="web\\nami-\w+\\nbuild", fillcolor="#fff3cd"', dot)
 
 
 def test_explain_follows_an_ami_back_to_the_source(tree, tmp_path):
@@ -238,7 +238,7 @@ def test_the_dynamic_pipeline_follows_the_plan(tree):
     (tree.path / "ansible/base_ami.yaml").write_text(
         (tree.path / "ansible/base_ami.yaml").read_text() + "\n")
     plan = ok(tree.doit("plan")).stdout
-    stale = sorted(re.findall(r"^(\w+)\s+would rebuild", plan, re.M))
+    stale = sorted(re.findall(r"^(\w+)\s+build", plan, re.M))
     pipeline = steps()["steps"]
     assert sorted(s["key"] for s in pipeline) == [f"ami-{i}" for i in stale]
     edges = {(s.get("depends_on"), s["key"]) for s in pipeline}

@@ -164,15 +164,22 @@ class Tree:
 
         out, err = io.StringIO(), io.StringIO()
         settings = self.settings_env(env)
-        creators = Creators(self.path, load=lambda root, interrupts: compose(
-            load_settings(root, settings), load_graph(root), interrupts=interrupts,
-            store=self.store, console=Console(out), packers=self.packer,
-            aws_session=self.session))
+        creators = Creators(self.path, argv=["doit", *args],
+                            load=lambda root, interrupts, verbose: compose(
+                                load_settings(root, settings), load_graph(root),
+                                interrupts=interrupts, store=self.store,
+                                console=Console(out, err, verbose=verbose), packers=self.packer,
+                                aws_session=self.session))
         codes: list[int] = []
 
         def main() -> None:
-            loader = ModuleTaskLoader(namespace(creators, ["doit", *args]))
-            codes.append(DoitMain(loader, config_filenames=()).run(list(args)))
+            # A run that failed, a task's --help and a command-line mistake end
+            # in SystemExit, as in `doit` itself.
+            try:
+                loader = ModuleTaskLoader(namespace(creators, ["doit", *args]))
+                codes.append(DoitMain(loader, config_filenames=()).run(list(args)))
+            except SystemExit as stop:
+                codes.append(int(stop.code or 0))
 
         here = os.getcwd()
         os.chdir(self.path)

@@ -366,7 +366,7 @@ def hcl_zoo(root: Path) -> Path:
 
 def would_build(plan: str) -> dict[str, str]:
     """image -> why, for the images the plan would build."""
-    return {m[1]: m[2] for m in re.finditer(r"^(\w+)\s+(?:would rebuild|missing)\s+\S+\s+\S*\s+(.*)$",
+    return {m[1]: m[2] for m in re.finditer(r"^(\w+)\s+build\s+\S+\s+\S*\s+(.*)$",
                                             plan, re.M)}
 
 

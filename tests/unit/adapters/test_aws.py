@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.parametrize("code, hint", [
-    ("AccessDenied", "grant the build role access (see README, IAM policy)"),
+    ("AccessDenied", "grant the build role access (docs/security.md, IAM policies)"),
     ("NoSuchBucket", "create the bucket or fix AMI_BUCKET"),
 ])
 def test_aws_errors_become_one_line_with_what_to_do(code, hint):

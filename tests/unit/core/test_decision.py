@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.decision import (BUILD, GONE, KEEP, MISSING, RESOLVE, REUSE, UP_TO_DATE,
-                            WOULD_REBUILD, WOULD_RESOLVE, WOULD_REUSE, Known, decide)
+from tasks.core.decision import (BUILD, KEEP, RESOLVE, REUSE, TO_BUILD, TO_RESOLVE, TO_REUSE,
+                                 UP_TO_DATE, Known, decide)
 from tasks.core.digest import image_digest
 from tasks.core.graph import parse_graph
 from tasks.core.records import Promotion, Record
@@ -76,8 +76,8 @@ def test_a_new_channel_resolves_the_source_and_reuses_by_digest(graph):
     the source resolves without a record and digests are looked up."""
     k = known({}, by_digest={("base", BASE.digest): BASE, ("web", WEB.digest): WEB})
     v = verdicts(graph, k)
-    assert (v["centos"].action, v["centos"].status) == (RESOLVE, WOULD_RESOLVE)
-    assert (v["base"].action, v["base"].status, v["base"].cause) == (REUSE, WOULD_REUSE, "by-digest")
+    assert (v["centos"].action, v["centos"].status) == (RESOLVE, TO_RESOLVE)
+    assert (v["base"].action, v["base"].status, v["base"].cause) == (REUSE, TO_REUSE, "by-digest")
     assert v["web"].action == REUSE and v["web"].ami == "ami-0000000c"
 
 
@@ -92,8 +92,8 @@ def test_the_decision_asks_for_what_it_needs_level_by_level(graph):
 
 def test_never_built_is_missing(graph):
     v = verdicts(graph, known({}, by_digest={("base", BASE.digest): None}))
-    assert (v["base"].action, v["base"].cause, v["base"].status) == (BUILD, "missing", MISSING)
-    assert (v["web"].action, v["web"].cause, v["web"].status) == (BUILD, "parent", MISSING)
+    assert (v["base"].action, v["base"].cause, v["base"].status) == (BUILD, "missing", TO_BUILD)
+    assert (v["web"].action, v["web"].cause, v["web"].status) == (BUILD, "parent", TO_BUILD)
     assert v["web"].reason == "parent base builds first" and v["web"].digest is None
 
 
@@ -101,9 +101,9 @@ def test_changed_inputs_rebuild_and_say_which(graph):
     old = replace(BASE, digest="e" * 64, inputs={"ansible/base.yaml": "9" * 64})
     v = verdicts(graph, known({"base": old, "web": WEB},
                               by_digest={("base", BASE.digest): None}))
-    assert (v["base"].action, v["base"].status) == (BUILD, WOULD_REBUILD)
+    assert (v["base"].action, v["base"].status) == (BUILD, TO_BUILD)
     assert v["base"].reason == "changed ansible/base.yaml"
-    assert v["web"].cause == "parent" and v["web"].status == WOULD_REBUILD
+    assert v["web"].cause == "parent" and v["web"].status == TO_BUILD
 
 
 def test_an_earlier_build_of_these_inputs_is_reused(graph):
@@ -118,7 +118,7 @@ def test_an_earlier_build_of_these_inputs_is_reused(graph):
 def test_a_deregistered_ami_is_gone_and_rebuilt(graph):
     v = verdicts(graph, known({"base": BASE}, by_digest={("base", BASE.digest): BASE},
                               amis={"ami-0000000b": False}))
-    assert (v["base"].action, v["base"].cause, v["base"].status) == (BUILD, "gone", GONE)
+    assert (v["base"].action, v["base"].cause, v["base"].status) == (BUILD, "gone", TO_BUILD)
     assert v["base"].reason == "AMI ami-0000000b (eu-west-1) no longer exists"
 
 

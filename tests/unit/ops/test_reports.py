@@ -18,7 +18,7 @@ GRAPH = load_graph(ROOT)
 
 def rows(builds: dict[str, float | None]) -> list[Row]:
     """Every node up to date, except those in ``builds`` (name -> last duration)."""
-    return [Row(name, "would rebuild" if name in builds else "up to date",
+    return [Row(name, "build" if name in builds else "up to date",
                 "changed x" if name in builds else "digest 0123", f"ami-{i:08x}",
                 name in builds, builds.get(name)) for i, name in enumerate(GRAPH.names)]
 
