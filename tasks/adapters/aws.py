@@ -98,6 +98,7 @@ class Aws:
         self._clients: dict[tuple[str, str, int], Any] = {}
         self._bucket_checked = False
         self._regions: frozenset[str] | None = None
+        self._types: frozenset[str] | None = None
 
     @property
     def own_emulator(self) -> bool:
@@ -111,6 +112,14 @@ class Aws:
             partitions = Loader().load_data("endpoints")["partitions"]
             self._regions = frozenset(r for p in partitions for r in p["regions"])
         return self._regions
+
+    def known_instance_types(self) -> frozenset[str]:
+        """Every instance type in botocore's EC2 model (read offline, once)."""
+        if self._types is None:
+            from botocore.loaders import Loader
+            shapes = Loader().load_service_model("ec2", "service-2")["shapes"]
+            self._types = frozenset(shapes.get("InstanceType", {}).get("enum", ()))
+        return self._types
 
     def endpoint(self) -> str | None:
         with self._lock:

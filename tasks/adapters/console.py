@@ -28,7 +28,9 @@ from typing import Callable, TextIO
 VIEWS = ("plain", "live", "buildkite")
 
 # Phases an image goes through, in order, as the live view shows them.
-QUEUED, WAITING, VALIDATING, BUILDING = "queued", "waiting for lock", "validating", "starting Packer"
+QUEUED, VALIDATING, BUILDING = "queued", "validating", "starting Packer"
+# The phases a plain log names (the live view shows every one): those that last.
+LASTING = ("validating", "launching", "provisioning", "creating AMI", "copying to")
 _DONE_STYLES = MappingProxyType({"built": "green", "reused": "cyan", "up to date": "dim",
                                  "resolved": "green", "failed": "bold red", "skipped": "yellow"})
 
@@ -114,7 +116,7 @@ class Console:
             row.phase = phase
             if self.view == "live":
                 self._refresh()
-            else:
+            elif self.verbose or phase.startswith(LASTING):
                 self._lines([f"{phase} ({elapsed(self.now() - row.since)})"], image)
 
     def done(self, image: str, outcome: str, text: str) -> None:

@@ -25,6 +25,7 @@ _INSTANCE_ID = re.compile(r"Instance ID: (i-[0-9a-f]{8,17})\b")
 # What Packer's amazon-ebs builder says as it enters each step, and the phase
 # a person would call it (the live view shows the phase).
 PHASES = (("Prevalidating", "preparing"), ("Creating temporary", "preparing"),
+          ("Creating AMI tags", "tagging"), ("Creating snapshot tags", "tagging"),
           ("Launching a source AWS instance", "launching"),
           ("Waiting for instance", "launching"), ("Connected to", "provisioning"),
           ("Provisioning with", "provisioning"), ("Stopping the source instance", "stopping"),
@@ -35,8 +36,13 @@ PHASES = (("Prevalidating", "preparing"), ("Creating temporary", "preparing"),
           ("Deleting temporary", "cleaning up"), ("Cleaning up any extra volumes", "cleaning up"))
 
 
+PHASE_ORDER = ("preparing", "launching", "provisioning", "stopping", "creating AMI", "copying",
+               "tagging", "cleaning up")
+
+
 def phase_of(text: str) -> str | None:
-    """The phase a line of Packer's output starts, if it starts one."""
+    """The phase a line of Packer's output starts, if it starts one (a
+    build's phases only go forward: see PHASE_ORDER)."""
     said = text.split(": ", 1)[1] if text.startswith("==> ") and ": " in text else ""
     for start, phase in PHASES:
         if said.startswith(start):

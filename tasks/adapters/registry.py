@@ -184,6 +184,13 @@ class Registry:
                 pulled.txt_stale.append(image)
         return pulled
 
+    def current(self, channel: str, images: list[str]) -> dict[str, Record]:
+        """The current records of ``images`` in ``channel`` that exist (a
+        GET each, at once): what a branch's plan compares with."""
+        found = self._parallel(lambda image: (image, self.record_at(
+            self.current_key(channel, image), image)), images)
+        return {image: record for image, record in found if record is not None}
+
     def _parallel(self, fn: Any, items: list) -> list:
         if len(items) <= 1:
             return [fn(i) for i in items]

@@ -57,6 +57,8 @@ class Known:
     source_spec: Mapping[str, object] = field(default_factory=dict)   # as in amis.yaml
     offline: bool = False                 # AWS not asked: AMIs and digests unchecked
     now: datetime | None = None
+    baseline: Mapping[str, Record] = field(default_factory=dict)   # main's, where none here
+    baseline_channel: str = "main"
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,10 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
     if gone:
         return verdict(BUILD, "gone", unusable(current, known) + refused, None)
     if current is None:
+        since = known.baseline.get(name)
+        if since is not None:
+            why = _why(since, manifest, parent.ami, settings) + f" since {known.baseline_channel}"
+            return verdict(BUILD, "missing", why + offline + refused, None)
         return verdict(BUILD, "missing", "never built" + offline + refused, None)
     return verdict(BUILD, "changed", _why(current, manifest, parent.ami, settings)
                    + _replacing(promotion) + offline + refused, None)

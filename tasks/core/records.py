@@ -53,6 +53,7 @@ class Record:
     build_started: str | None = None
     build_finished: str | None = None
     build_log: str | None = None
+    validated_seconds: float | None = None     # how long `doit validate` took before the build
     inputs: dict[str, str] = field(default_factory=dict)
     promotion: Promotion | None = None
 
@@ -68,6 +69,12 @@ class Record:
                     - datetime.fromisoformat(self.build_started or "")).total_seconds()
         except (TypeError, ValueError):
             return None
+
+    @property
+    def seconds(self) -> float | None:
+        """How long building it took: validation, then Packer."""
+        packer = self.build_seconds
+        return None if packer is None else packer + (self.validated_seconds or 0.0)
 
     def age_days(self, now: datetime | None = None) -> float | None:
         try:
@@ -150,6 +157,10 @@ def _checked(data: dict, where: str) -> dict:
         raise AmiError(f"{where}: record digest is not a sha256 hex digest")
     for key in ("packer_version", "build_started", "build_finished", "build_log"):
         _str_or_none(data, key, where)
+    seconds = data.get("validated_seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not 0 <= seconds < 1e9):
+        raise _fail(where, "validated_seconds", "must be a number of seconds")
     for key in ("build_started", "build_finished"):
         if data.get(key) is not None:
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..adapters import stage
 from ..adapters.console import BUILDING, VALIDATING, elapsed
-from ..adapters.packer_output import Masker, Result, phase_of
+from ..adapters.packer_output import PHASE_ORDER, Masker, Result, phase_of
 from ..core.decision import KEEP, REUSE, Verdict
 from ..core.digest import source_digest
 from ..core.errors import AmiError, FAILED, INTERRUPTED
@@ -145,13 +145,15 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
             return None
         invocation.preflight(run, name)
         notes = [f"build {name}: {again.reason}"]
+        validating = time.monotonic()
         if run.settings.validate:
             run.console.phase(name, VALIDATING)
             checks = validate.image(run, name, say)
             if validate.lint(run, [name], say):
                 checks.append("ansible-lint")
             notes.append(f"validated: {', '.join(checks)}")
-        record = _run_packer(run, name, parent, verdict.digest, notes)
+        record = _run_packer(run, name, parent, verdict.digest, notes,
+                             round(time.monotonic() - validating, 1))
         published = _publish(run, record, new_build=True)
     copies = "".join(f", {r}: {a}" for r, a in record.amis.items() if r != record.region)
     run.console.done(name, "built", f"built {record.ami}{copies} in "
@@ -186,7 +188,7 @@ def _reuse(run: Run, verdict: Verdict, start: float) -> Outcome:
 
 
 def _run_packer(run: Run, name: str, parent: Verdict, digest: str,
-                notes: list[str]) -> Record:
+                notes: list[str], validated: float) -> Record:
     graph, settings = run.graph, run.settings
     image = graph.images[name]
     assert parent.ami is not None
@@ -209,13 +211,16 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str,
                          "to connect to)")
         for note in notes:
             run.console.detail(note, name)
-        copying = f"copying to {', '.join(image.regions[1:])}"
+        copying = f"copying to {', '.join(image.regions[1:])}" if image.regions[1:] else None
+        reached = [-1]                      # how far through PHASE_ORDER the build is
 
         def echo(text: str) -> None:
             run.console.detail(text, name)
             phase = phase_of(text)
-            if phase:
-                run.console.phase(name, copying if phase == "copying" else phase)
+            if phase and PHASE_ORDER.index(phase) > reached[0]:
+                reached[0] = PHASE_ORDER.index(phase)
+                if phase != "copying" or copying:
+                    run.console.phase(name, copying if phase == "copying" else phase)
         inputs = run.checkout.inputs()[name]
         mask = Masker(sensitive_values(
             inputs.template, {**inputs.var_values, **variables}, job.env))
@@ -258,6 +263,7 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str,
         settings=run.checkout.digest_settings(name), packer_version=version,
         build_started=started.isoformat(timespec="seconds"),
         build_finished=run.clock.now().isoformat(timespec="seconds"), build_log=log.name,
+        validated_seconds=validated,
         inputs=run.checkout.manifest(name),
     )
 

@@ -5,6 +5,8 @@ files in order, only the variables it reads and only the source it builds."""
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import json
 import os
@@ -55,10 +57,54 @@ _INSTEAD = MappingProxyType({
 
 
 def preflight(run: Run, name: str) -> None:
-    """What can be known wrong before a build: regions AWS does not have, a
-    template this Packer cannot run."""
+    """What can be known wrong before a build: regions AWS does not have,
+    instance types EC2 does not have, a template this Packer cannot run."""
     _check_regions(run, name)
+    _check_instance_types(run, name)
     check_versions(run, name)
+
+
+_VAR_REF = re.compile(r'^"?\$\{var\.([A-Za-z0-9_-]+)\}"?$|^\{\{\s*user `([^`]+)`\s*\}\}$')
+
+
+def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(file, instance type) of each builder, where it is known offline: a
+    literal, or a variable given a value (amis.yaml, a var file, a default)."""
+    found: list[tuple[str, Any]] = []
+    for doc in template.documents:
+        for sources in doc.data.get("source", []):
+            for kinds in sources.values():
+                for body in kinds.values():
+                    if isinstance(body, dict) and "instance_type" in body:
+                        found.append((doc.path, body["instance_type"]))
+    for builder in template.data.get("builders", []) if template.data else []:
+        if isinstance(builder, dict) and "instance_type" in builder:
+            found.append((template.path, builder["instance_type"]))
+    known = []
+    for path, value in found:
+        if not isinstance(value, str):
+            continue
+        ref = _VAR_REF.match(value.strip())
+        if ref:
+            value = values.get(ref.group(1) or ref.group(2))
+            if not isinstance(value, str):
+                continue
+        value = value.strip().strip('"')
+        if value and not any(c in value for c in "${}`"):
+            known.append((path, value))
+    return known
+
+
+def _check_instance_types(run: Run, name: str) -> None:
+    inputs = run.checkout.inputs()[name]
+    values = {**inputs.template.variables, **inputs.var_values, **dict(run.graph.images[name].vars)}
+    offered = run.aws.known_instance_types()
+    for path, value in instance_types(inputs.template, values):
+        if offered and value not in offered:
+            near = closest(value, offered)
+            raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
+                           "instance type" + (f": did you mean {near}?" if near else
+                                              " (botocore's EC2 model has no such type)"))
 
 
 def _check_regions(run: Run, name: str) -> None:

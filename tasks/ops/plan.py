@@ -29,14 +29,18 @@ class Row:
     cause: str = ""              # the verdict's cause (missing, gone, changed, ...)
 
 
-def rows(graph: Graph, decision: Decision, records: dict[str, Record | None]) -> list[Row]:
-    """One row per node, the source first, from the decision."""
+def rows(graph: Graph, decision: Decision, records: dict[str, Record | None],
+         baseline: dict[str, Record] | None = None) -> list[Row]:
+    """One row per node, the source first, from the decision. An image this
+    channel has never built is expected to take what it took on main
+    (``baseline``)."""
     out = []
     for name in graph.names:
         verdict: Verdict = decision.verdicts[name]
         current = records.get(name)
         ami = verdict.ami if verdict.ami else (current.ami if current else None)
-        took = current.build_seconds if current and name in graph.images else None
+        timed = current or (baseline or {}).get(name)
+        took = timed.seconds if timed and name in graph.images else None
         out.append(Row(name, verdict.status, verdict.reason, ami, verdict.builds, took,
                        verdict.cause))
     return out
@@ -48,7 +52,8 @@ def planned(run: Run) -> tuple[list[Row], str | None]:
         invocation.preflight(run, name)     # unknown regions, what this Packer cannot run
     run.lookup.pull(offline_ok=True)
     result = run.lookup.decision()
-    return rows(run.graph, result, run.lookup.facts.records), run.lookup.facts.offline
+    facts = run.lookup.facts
+    return rows(run.graph, result, facts.records, facts.baseline), facts.offline
 
 
 def estimate(rows: list[Row], graph: Graph) -> tuple[float, float, list[str], int]:

@@ -21,6 +21,7 @@ from ..adapters.registry import Registry
 from ..core import decision
 from ..core.errors import AmiError, BUG, FAILED
 from ..core.graph import Graph
+from ..core.channels import MAIN
 from ..core.names import MANAGED_BY
 from ..core.records import Record, read_local, save_local
 from .checkout import Checkout
@@ -38,6 +39,7 @@ class Facts:
     offline: str | None = None                  # why AWS could not be asked
     txt_stale: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)   # held by the channel, not in the graph
+    baseline: dict[str, Record] = field(default_factory=dict)   # main's, where ours has none
     pulled: bool = False
 
 
@@ -154,10 +156,15 @@ class Lookup:
                     path.unlink(missing_ok=True)
                 except OSError as err:
                     raise AmiError(f"{path}: cannot remove ({err.strerror})", code=FAILED) from None
+        # A branch (or a dirty tree) whose channel has no record of an image yet
+        # is compared with main's, so its plan names what changed since main.
+        unbuilt = [n for n in self.graph.images if pulled.records.get(n) is None]
+        baseline = self.registry.current(MAIN, unbuilt) if channel != MAIN and unbuilt else {}
         with self.lock:
             self.facts.channel, self.facts.records = channel, dict(pulled.records)
             self.facts.txt_stale = list(pulled.txt_stale)
             self.facts.others = list(pulled.others)
+            self.facts.baseline = baseline
             self.facts.pulled = True
         self._check_amis({c for r in pulled.records.values()
                           if r is not None and r.image in self.graph.images
@@ -209,7 +216,7 @@ class Lookup:
             return decision.Known(
                 channel=facts.channel, records=dict(facts.records),
                 by_digest=dict(facts.by_digest), amis=dict(facts.amis),
-                refused=dict(facts.refused), source_ami=ami,
+                refused=dict(facts.refused), source_ami=ami, baseline=dict(facts.baseline),
                 source_how=how, source_spec=self.graph.source.spec(self.sandbox),
                 offline=facts.offline is not None, now=self.aws.clock.now())
 
