@@ -57,7 +57,7 @@ class Reporter(ConsoleReporter):
         return self.verbose or not (task.name == "pull" or task.name.split(":")[0] == "ami")
 
     def execute_task(self, task: Any) -> None:
-        if self._shown(task):
+        if self.verbose:                # `.  plan`: the task's own output follows
             super().execute_task(task)
 
     def skip_uptodate(self, task: Any) -> None:

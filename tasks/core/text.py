@@ -27,6 +27,7 @@ def _edits(a: str, b: str) -> int:
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice a typo most likely meant (at most 2 edits away), if any."""
-    ranked = sorted((_edits(word, c), c) for c in choices)
-    return ranked[0][1] if ranked and ranked[0][0] <= 2 else None
+    """The choice a typo most likely meant (at most 2 edits away), if any;
+    of those as near, one as long as the typo (``amsi``: amis, not ami)."""
+    ranked = sorted((_edits(word, c), abs(len(c) - len(word)), c) for c in choices)
+    return ranked[0][2] if ranked and ranked[0][0] <= 2 else None

@@ -131,7 +131,8 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
     if verdict.cause == "too-old":
         run.say(f"{verdict.reason}: rebuilding for OS updates", name)
     say = lambda text: run.say(text, name)      # noqa: E731
-    run.say(f"build: {verdict.reason}", name)
+    if verdict.builds:
+        run.say(f"build: {verdict.reason}", name)
     with run.locks.held(name, verdict.digest, say) as lock:
         # Under the lock, look again: another agent may have built these inputs
         # meanwhile, and what was to be reused may be gone (gc takes this lock too).

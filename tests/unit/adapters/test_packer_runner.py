@@ -13,6 +13,7 @@ import pytest
 
 from support.project import write_script
 from tasks.adapters.packer import MAX_LINE, Packers
+from tasks.adapters.packer_output import phase_of
 from tasks.adapters.signals import Interrupts
 from tasks.core.errors import AmiError
 
@@ -45,6 +46,42 @@ while :; do sleep 0.1; done
     assert result.reason().startswith("Packer ran longer than its build_timeout (1 s) and was "
                                       "cancelled")
     assert ("Cleanly cancelled builds after being interrupted." in echoed) is cleans_up
+
+
+def test_the_log_is_readable_and_the_machine_stream_is_kept_beside_it(tmp_path):
+    """base.log holds what a person reads (Packer's UTC time, the text,
+    commas and newlines decoded); base.machine.log the stream as it came."""
+    build = write_script(tmp_path / "build", """#!/bin/sh
+echo "1764669600,,ui,say,==> amazon-ebs.ami: Launching a source AWS instance..."
+echo "1764669605,amazon-ebs.ami,ui,message,    amazon-ebs.ami: Instance ID: i-0123456789abcdef0"
+printf '%s\\n' '1764669630,,ui,say,==> amazon-ebs.ami: Provisioning with Ansible%!(PACKER_COMMA) one\\ntwo'
+echo "1764669690,amazon-ebs.ami,artifact,0,id,eu-west-1:ami-12345678"
+""")
+    result, echoed = run(runner(), build, tmp_path, header=["build base: never built"])
+    assert result.ok
+    lines = (tmp_path / "logs/base.log").read_text().splitlines()
+    assert lines[0].endswith(" build base: never built")
+    assert lines[1:] == ["10:00:00 ==> amazon-ebs.ami: Launching a source AWS instance...",
+                         "10:00:05     amazon-ebs.ami: Instance ID: i-0123456789abcdef0",
+                         "10:00:30 ==> amazon-ebs.ami: Provisioning with Ansible, one",
+                         "10:00:30 two"]
+    raw = (tmp_path / "logs/base.machine.log").read_text().splitlines()
+    assert len(raw) == 4 and raw[3] == "1764669690,amazon-ebs.ami,artifact,0,id,eu-west-1:ami-12345678"
+    assert echoed[0] == "==> amazon-ebs.ami: Launching a source AWS instance..."
+
+
+@pytest.mark.parametrize("said, phase", [
+    ("==> amazon-ebs.ami: Launching a source AWS instance...", "launching"),
+    ("==> amazon-ebs.ami: Provisioning with shell script: /tmp/x.sh", "provisioning"),
+    ("==> amazon-ebs.ami: Creating AMI SjLZTXz from instance i-15cfd00a853f28e3e", "creating AMI"),
+    ("==> amazon-ebs.ami: Creating AMI tags", "tagging"),
+    ("==> amazon-ebs.ami: Copying/Encrypting AMI (ami-13edb7da55b8a29bd) to other regions...",
+     "copying"),
+    ("    amazon-ebs.ami: Adding tag: \"Image\": \"web\"", None),
+    ("==> amazon-ebs.ami: Prevalidating any provided VPC information", "preparing"),
+])
+def test_packer_lines_name_the_phase_they_start(said, phase):
+    assert phase_of(said) == phase
 
 
 def test_a_huge_output_line_is_cut(tmp_path):
@@ -166,12 +203,14 @@ echo "1,,ui,say,==> amazon-ebs: Launching a source AWS instance..."
 while :; do sleep 0.1; done
 """)
     echoed: list[str] = []
+    log = tmp_path / "logs" / "base.log"
+    log.parent.mkdir()
+    log.symlink_to("/dev/full")
     with pytest.raises(AmiError) as info:
-        runner().run([str(building)], {"PATH": "/usr/bin:/bin"}, tmp_path, Path("/dev/full"),
-                     echoed.append)
+        runner().run([str(building)], {"PATH": "/usr/bin:/bin"}, tmp_path, log, echoed.append)
     message = str(info.value)
     assert "\n" not in message and message.startswith(
-        "/dev/full: cannot write the build log (No space left on device): Packer was cancelled "
+        f"{log}: cannot write the build log (No space left on device): Packer was cancelled "
         "and cleaned up; nothing recorded")
     assert cleaned.exists()
     assert "==> amazon-ebs: Terminating the source AWS instance..." in echoed
