@@ -131,9 +131,8 @@ class Console:
             if not text:
                 self._refresh()
             elif self.view == "live":
-                style = _DONE_STYLES.get(outcome, "")
-                self._print(f"[{style}]{_escape(image)}[/] {_escape(text)}" if style else
-                            f"{_escape(image)} {_escape(text)}", markup=True)
+                from rich.text import Text
+                self._print(Text(f"[{image}] {text}", style=_DONE_STYLES.get(outcome, "")))
                 self._refresh()
             else:
                 self._lines([text], image)
@@ -199,11 +198,11 @@ class Console:
         if self._live is not None:
             self._live.refresh()
 
-    def _print(self, text: str, *, markup: bool = False) -> None:
+    def _print(self, text: object, *, markup: bool = False) -> None:
         if self._live is not None:
             self._live.console.print(text, markup=markup, highlight=False, soft_wrap=True)
         else:
-            self._write(text + "\n")
+            self._write(f"{text}\n")
 
     def _lines(self, lines: list[str], image: str | None) -> None:
         if self.view == "buildkite" and image is not None and self._group != image:

@@ -123,3 +123,24 @@ def test_a_new_channel_plans_to_reuse_every_image(tree):
     (tree.path / ".amis/records").rename(tree.path / ".amis/records-old")
     out = ok(tree.doit("plan")).stdout
     assert len(re.findall(r"reuse", out)) == 5, out
+
+
+@pytest.mark.parametrize("how", ["new branch", "uncommitted edit"])
+def test_plan_on_a_new_channel_names_what_changed_since_main(tree, how):
+    """A branch's (or a dirty tree's) channel has no record of web yet: plan
+    compares web with main's record, names the changed file and expects
+    main's duration, instead of "never built" and "?"."""
+    ok(tree.doit("amis"))
+    if how == "new branch":
+        subprocess.run(["git", "checkout", "-q", "-b", "feature/web-limits"], cwd=tree.path,
+                       check=True)
+        edit_role(tree)
+        commit(tree.path)
+    else:
+        tree.env.pop("AMI_ALLOW_DIRTY", None)            # publishes to `dirty`
+        edit_role(tree)
+    out = ok(tree.doit("plan")).stdout
+    web = next(line for line in out.splitlines() if line.startswith("web "))
+    assert re.search(r"^web\s+build\s+-\s+\d+s\s+changed ansible/roles/web_app/\S+ since main$",
+                     web), out
+    assert "never built" not in out and "?" not in web

@@ -120,7 +120,7 @@ def test_a_terminal_gets_live_lines_and_keeps_only_what_matters():
     console.close()
     console.say("image  ami")
     text = out.getvalue()
-    assert "\x1b[32mweb\x1b[0m built ami-0123456789abcdef0 in 0:42" in text   # green
+    assert "\x1b[32m[web] built ami-0123456789abcdef0 in 0:42\x1b[0m" in text   # green
     assert text.rstrip().endswith("image  ami")                  # printed plainly after
     assert "up to date" not in text                              # an image kept: no line
 
