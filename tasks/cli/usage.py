@@ -37,7 +37,8 @@ class Option:
     def doit(self) -> dict[str, Any]:
         """doit's param dict."""
         param: dict[str, Any] = {"name": self.name, "long": self.long, "type": self.type,
-                                 "default": self.default, "help": self.help}
+                                 "default": self.default,
+                                 "help": f"{self.help} (default: {self.default_text()})"}
         if self.short:
             param["short"] = self.short
         if self.choices:

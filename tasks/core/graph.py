@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import AmiError
 from .files import load_yaml
+from .text import closest
 from .names import ACCOUNT_RE, AMI_RE, NAME_RE, REGION_RE
 from .settings import GRAPH_FILE
 
@@ -113,6 +114,15 @@ def _fail(file: Path, where: str, problem: str) -> AmiError:
     return AmiError(f"{file.name}: {where}: {problem}")
 
 
+def _no_unknown_keys(file: Path, where: str, data: dict, known: frozenset[str] | set[str]) -> None:
+    unknown = sorted(str(k) for k in set(data) - set(known))
+    if unknown:
+        near = closest(unknown[0], known)
+        raise _fail(file, where, f"unknown key {unknown[0]!r}; "
+                    + (f"did you mean {near!r}? " if near else "")
+                    + f"known keys: {', '.join(sorted(known))}")
+
+
 def _check_name(file: Path, name: Any, what: str) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _fail(file, f"{what} {name!r}",
@@ -149,10 +159,7 @@ def _parse_source(file: Path, data: Any) -> Source:
     if not isinstance(data, dict):
         raise _fail(file, "source", "must be a mapping with 'name' and either 'ami' "
                                     "or 'owners' + 'name_pattern'")
-    unknown = set(data) - _SOURCE_KEYS
-    if unknown:
-        raise _fail(file, "source", f"unknown key {sorted(unknown)[0]!r}; "
-                                    f"known keys: {', '.join(sorted(_SOURCE_KEYS))}")
+    _no_unknown_keys(file, "source", data, _SOURCE_KEYS)
     name = _check_name(file, data.get("name"), "source")
     where = f"source {name}"
     for key in ("ami", "sandbox_ami"):
@@ -178,10 +185,7 @@ def _defaults(file: Path, data: Any) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise _fail(file, "defaults", "must be a mapping of image settings (template, ...)")
-    unknown = set(data) - _DEFAULT_KEYS
-    if unknown:
-        raise _fail(file, "defaults", f"unknown key {sorted(unknown)[0]!r}; "
-                                      f"known keys: {', '.join(sorted(_DEFAULT_KEYS))}")
+    _no_unknown_keys(file, "defaults", data, _DEFAULT_KEYS)
     return data
 
 
@@ -192,10 +196,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
         data = {}
     if not isinstance(data, dict):
         raise _fail(file, where, "must be a mapping (parent, template, playbook, ...)")
-    unknown = set(data) - _IMAGE_KEYS
-    if unknown:
-        raise _fail(file, where, f"unknown key {sorted(unknown)[0]!r}; "
-                                 f"known keys: {', '.join(sorted(_IMAGE_KEYS))}")
+    _no_unknown_keys(file, where, data, _IMAGE_KEYS)
     own, data = data, {**defaults, **data}
     parent = data.get("parent")
     if parent is None:

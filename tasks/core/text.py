@@ -31,3 +31,9 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     of those as near, one as long as the typo (``amsi``: amis, not ami)."""
     ranked = sorted((_edits(word, c), abs(len(c) - len(word)), c) for c in choices)
     return ranked[0][2] if ranked and ranked[0][0] <= 2 else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``: did you mean X?`` for the choice a typo most likely meant, else ""."""
+    near = closest(word, choices)
+    return f": did you mean {near}?" if near else ""

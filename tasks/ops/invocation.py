@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping
 from ..adapters import stage
 from ..adapters.tools import with_tools
 from ..core.errors import AmiError, FAILED
-from ..core.text import closest
+from ..core.text import did_you_mean
 from ..core.files import write_atomic
 from ..core.versions import satisfies, version_tuple
 from ..inputs import formats
@@ -70,13 +70,9 @@ _VAR_REF = re.compile(r'^"?\$\{var\.([A-Za-z0-9_-]+)\}"?$|^\{\{\s*user `([^`]+)`
 def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(file, instance type) of each builder, where it is known offline: a
     literal, or a variable given a value (amis.yaml, a var file, a default)."""
-    found: list[tuple[str, Any]] = []
-    for doc in template.documents:
-        for sources in doc.data.get("source", []):
-            for kinds in sources.values():
-                for body in kinds.values():
-                    if isinstance(body, dict) and "instance_type" in body:
-                        found.append((doc.path, body["instance_type"]))
+    found: list[tuple[str, Any]] = [(doc.path, body.get("instance_type"))
+                                    for doc in template.documents for body in _sources(doc.data)
+                                    if "instance_type" in body]
     for builder in template.data.get("builders", []) if template.data else []:
         if isinstance(builder, dict) and "instance_type" in builder:
             found.append((template.path, builder["instance_type"]))
@@ -95,15 +91,25 @@ def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, 
     return known
 
 
+def _sources(data: Any) -> Iterator[dict]:
+    """The body of every ``source "type" "name"`` block of an HCL document
+    (python-hcl2 gives a list of them, a .pkr.json file a mapping)."""
+    blocks = data.get("source") if isinstance(data, dict) else None
+    for block in blocks if isinstance(blocks, list) else [blocks]:
+        for kinds in block.values() if isinstance(block, dict) else ():
+            for body in kinds.values() if isinstance(kinds, dict) else ():
+                if isinstance(body, dict):
+                    yield body
+
+
 def _check_instance_types(run: Run, name: str) -> None:
     inputs = run.checkout.inputs()[name]
     values = {**inputs.template.variables, **inputs.var_values, **dict(run.graph.images[name].vars)}
     offered = run.aws.known_instance_types()
     for path, value in instance_types(inputs.template, values):
         if offered and value not in offered:
-            near = closest(value, offered)
             raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
-                           "instance type" + (f": did you mean {near}?" if near else
+                           "instance type" + (did_you_mean(value, offered) or
                                               " (botocore's EC2 model has no such type)"))
 
 
@@ -111,9 +117,8 @@ def _check_regions(run: Run, name: str) -> None:
     known = run.aws.known_regions()
     for region in run.graph.images[name].regions:
         if region not in known:
-            near = closest(region, known)
             raise AmiError(f"{run.graph.file.name}: image {name}: region {region!r} is not an "
-                           "AWS region" + (f": did you mean {near}?" if near else
+                           "AWS region" + (did_you_mean(region, known) or
                                            " (botocore's endpoint data has no such region)"))
 
 

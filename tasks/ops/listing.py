@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.errors import AmiError
-from ..core.text import table
+from ..core.text import did_you_mean, table
 from .run import Run
 
 
@@ -11,7 +11,8 @@ def show_inputs(run: Run, image: str) -> None:
     names = list(run.graph.images) if image in ("", "all") else [image]
     for name in names:
         if name not in run.graph.images:
-            raise AmiError(f"no image {name!r} in amis.yaml "
+            raise AmiError(f"inputs --image={name!r}: no such image in amis.yaml"
+                           f"{did_you_mean(name, run.graph.images)} "
                            f"(one of {', '.join(run.graph.images)})")
         found = run.checkout.inputs()[name]
         run.say(f"{name}: {len(found.files)} inputs ({found.kind}; template "

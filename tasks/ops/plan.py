@@ -41,8 +41,9 @@ def rows(graph: Graph, decision: Decision, records: dict[str, Record | None],
         ami = verdict.ami if verdict.ami else (current.ami if current else None)
         timed = current or (baseline or {}).get(name)
         took = timed.seconds if timed and name in graph.images else None
+        new = verdict.builds and verdict.current is None    # this channel never built it
         out.append(Row(name, verdict.status, verdict.reason, ami, verdict.builds, took,
-                       verdict.cause))
+                       "missing" if new else verdict.cause))
     return out
 
 

@@ -8,6 +8,7 @@ from ..core.errors import AmiError
 from ..core.channels import channel_for_branch
 from ..core.names import CHANNEL_RE
 from ..core.records import save_local
+from ..core.text import did_you_mean
 from .run import Run
 
 
@@ -24,8 +25,9 @@ def promote(run: Run, image: str, source: str, target: str) -> None:
     graph = run.graph
     images = graph.names if image == "all" else [image]
     if image != "all" and image not in graph.names:
-        raise AmiError(f"promote --image={image!r}: no such image in amis.yaml "
-                       f"(one of {', '.join(graph.names)}, or all)")
+        raise AmiError(f"promote --image={image!r}: no such image in amis.yaml"
+                       f"{did_you_mean(image, graph.names)} (one of {', '.join(graph.names)}, "
+                       "or all)")
     if source == target:
         raise AmiError(f"promote: --from and --to are both channel {source}: nothing to promote; "
                        "name the channel to promote to with --to")

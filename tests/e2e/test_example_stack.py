@@ -37,7 +37,7 @@ def test_every_template_and_playbook_passes_validation(validating):
 
 
 def test_the_example_tree_validates_and_builds_end_to_end(validating, aws):
-    result = ok(validating.doit("amis"))
+    result = ok(validating.doit("amis", "-v"))
     assert sorted(validating.packer_builds()) == sorted(IMAGES)
     for image in IMAGES:
         assert result.stdout.index(f"[{image}] validated: packer fmt -check, packer validate, "

@@ -25,7 +25,7 @@ def zoo(tmp_path, aws, counting_packer) -> Project:
 
 
 def test_hcl2_images_build_with_the_real_packer(zoo, aws):
-    first = ok(zoo.doit("amis"))
+    first = ok(zoo.doit("amis", "-v"))          # -v: the steps' own output is shown
     assert sorted(zoo.packer_builds()) == ALL
     for said in ("hcl local step ran", "motd says hello", "pkr.json step ran", "folder step ran",
                  "folder heredoc ran"):
@@ -111,7 +111,7 @@ def test_a_sensitive_value_from_a_var_file_is_masked(zoo):
                                                '"echo folder step ran with ${var.token}"'))
     (zoo.path / "packer/folder.pkrvars.hcl").write_text('token = "s3cr3t-from-var-file"\n')
     image_setting(zoo, "folder", "var_files: [packer/folder.pkrvars.hcl]")
-    out = ok(zoo.doit("ami:folder")).stdout
+    out = ok(zoo.doit("ami:folder", env={"AMI_VERBOSE": "1"})).stdout
     assert "folder step ran with <sensitive>" in out
     logs = "".join(p.read_text() for p in (zoo.path / ".amis/logs").glob("folder-*.log"))
     assert "s3cr3t-from-var-file" not in out + logs and "folder step ran with" in logs
@@ -159,3 +159,22 @@ def test_a_build_whose_inputs_change_while_it_runs_is_not_published(zoo, aws, st
     assert "deregistered what the failed build made" in out
     assert (conf.read_bytes(), conf.stat().st_mode) == before
     assert aws.objects()["channels/main/folder.json"] == record
+
+
+def test_an_hcl_mistake_is_reported_at_the_users_file_and_line(project):
+    """packer validate runs on the stage's generated JSON copy; its error is
+    shown at the user's .pkr.hcl file and line, and the stage is kept."""
+    path = project.path / "packer/ami/ami.pkr.hcl"
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("instance_type"))
+    lines[at] = lines[at].replace("instance_type", "instance_typo")
+    path.write_text("\n".join(lines) + "\n")
+    commit(project.path)
+    out = failed(project.doit("validate:base"))
+    assert f"on packer/ami/ami.pkr.hcl line {at + 1}" in out, out
+    error = next(l for l in out.splitlines() if l.startswith("ERROR: "))
+    assert error.startswith("ERROR: packer validate packer/ami failed: ") and \
+        f"on packer/ami/ami.pkr.hcl line {at + 1}" in error, error
+    kept = error.split("stage kept in ")[1].rstrip("/")
+    assert (project.path / kept / "packer/ami/ami.hcl.pkr.json").is_file(), error
+    assert ".hcl.pkr.json line" not in out

@@ -20,7 +20,7 @@ PEM = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA
 def test_sensitive_values_never_reach_console_log_record_or_tags(project, aws):
     """Packer 1.6 prints sensitive variables unmasked in machine-readable mode."""
     print_sensitive(project, "datadog_api_key", "echo using key {value}")
-    result = ok(project.doit("amis", env={"DATADOG_API_KEY": SECRET}))
+    result = ok(project.doit("amis", env={"DATADOG_API_KEY": SECRET, "AMI_VERBOSE": "1"}))
     assert f"using key {packer.MASK}" in result.stdout
     places = {"console": result.stdout + result.stderr}
     for path in (project.path / ".amis").rglob("*"):
@@ -38,7 +38,7 @@ def test_sensitive_values_never_reach_console_log_record_or_tags(project, aws):
 
 def test_every_line_of_a_multi_line_secret_is_masked(project, aws):
     print_sensitive(project, "deploy_key", "printf '%s\\n' \"{value}\"")
-    result = ok(project.doit("ami:base", env={"DEPLOY_KEY": PEM}))
+    result = ok(project.doit("ami:base", env={"DEPLOY_KEY": PEM, "AMI_VERBOSE": "1"}))
     logs = "".join(p.read_text() for p in (project.path / ".amis/logs").glob("base-*.log"))
     for line in PEM.splitlines():
         assert line not in result.stdout and line not in logs, line

@@ -24,7 +24,7 @@ def zoo(tmp_path, aws, counting_packer) -> Project:
 
 
 def test_the_shapes_build_with_the_real_packer(zoo):
-    first = ok(zoo.doit("amis"))
+    first = ok(zoo.doit("amis", "-v"))          # -v: the steps' own output is shown
     # var files reach Packer (eks has a required variable only its var file sets),
     # {{template_dir}} is the template's own folder in the stage, and shell-local
     # scripts run from the image's packer_dir.
@@ -53,7 +53,7 @@ def test_a_read_the_walk_cannot_know_fails_until_declared(zoo):
         "    var_files: [packer/linux/vars.json]\n"
         "    extra_inputs: [packer/linux/scripts/motd]\n"))
     commit(zoo.path)
-    built = ok(zoo.doit("ami:shell"))
+    built = ok(zoo.doit("ami:shell", env={"AMI_VERBOSE": "1"}))
     assert "hello from motd" in built.stdout
     zoo.reset_count()
     assert re.search(r"^shell\s+up to date", ok(zoo.doit("plan")).stdout, re.M)

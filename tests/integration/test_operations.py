@@ -119,9 +119,15 @@ def test_promote_from_an_empty_channel_is_one_line(tree):
     from support.project import failed
     ok(tree.doit("amis"))
     out = failed(tree.doit("promote", "-i", "web", "-f", "nowhere"))
-    assert "channel nowhere has no record of web" in out
+    assert "channel nowhere has no record of web: build it there first; channels holding " \
+           "web: main" in out, out
+    out = failed(tree.doit("promote", "-i", "web", "-f", "mian", "-t", "staging"))
+    assert "channel mian has no record of web: did you mean main? channels holding web: main" \
+        in out, out
     out = failed(tree.doit("promote", "-i", "nope", "-f", "main"))
     assert "promote --image='nope': no such image" in out
+    out = failed(tree.doit("promote", "-i", "wbe", "-f", "main"))
+    assert "promote --image='wbe': no such image in amis.yaml: did you mean web?" in out
 
 
 def test_channel_ids_go_to_ssm_when_asked(tree, aws):

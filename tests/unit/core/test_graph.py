@@ -115,7 +115,7 @@ def test_unsafe_names(tmp_path, name):
     ("template", "../outside.json", "must be a path inside the repository"),
     ("template", "/etc/passwd", "must be a path inside the repository"),
     ("regions", ["mars-1"], "is not an AWS region name"),
-    ("parnet", "centos", "unknown key 'parnet'"),
+    ("parnet", "centos", "unknown key 'parnet'; did you mean 'parent'? known keys: "),
     ("vars", {"bad name": 1}, "is not a valid Packer variable name"),
 ])
 def test_bad_image_settings(tmp_path, key, value, expected):

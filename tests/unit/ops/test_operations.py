@@ -82,8 +82,12 @@ def test_inputs_lists_each_input_and_what_brought_it_in(tree):
     assert text.startswith("build: ") and "(ansible; template packer/ami, Packer runs in .)" in text
     assert re.search(r"^ansible/roles/buildkite_agent/tasks/main\.yml\s+role buildkite_agent "
                      r"\(named in ansible/build_ami\.yaml\)$", text, re.M), text
-    with pytest.raises(AmiError, match="no image 'nope' in amis.yaml"):
+    with pytest.raises(AmiError, match=r"^inputs --image='nope': no such image in amis.yaml "
+                                       r"\(one of base, "):
         listing.show_inputs(run, "nope")
+    with pytest.raises(AmiError, match=r"^inputs --image='wbe': no such image in amis.yaml: "
+                                       r"did you mean web\?"):
+        listing.show_inputs(run, "wbe")
 
 
 def test_packer_is_handed_the_stage_the_effective_config_and_declared_variables(tree):
