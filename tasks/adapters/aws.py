@@ -8,6 +8,7 @@ thread-safe). Every AWS failure becomes one AmiError line.
 
 from __future__ import annotations
 
+import re
 import threading
 from types import MappingProxyType
 from typing import Any, Callable
@@ -112,6 +113,18 @@ class Aws:
             partitions = Loader().load_data("endpoints")["partitions"]
             self._regions = frozenset(r for p in partitions for r in p["regions"])
         return self._regions
+
+    def kms(self, region: str) -> Callable[..., dict]:
+        """``kms(operation, **kwargs)``: one KMS call in ``region``."""
+        def call(operation: str, **kwargs: Any) -> dict:
+            name = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()     # Sign -> sign
+            return self.call(f"KMS {operation} on {kwargs.get('KeyId', '')}", "kms", region,
+                             name, **kwargs)
+        return call
+
+    def tag(self, region: str, resource: str, tags: dict[str, str]) -> None:
+        self.call(f"tagging {resource} ({region})", "ec2", region, "create_tags",
+                  Resources=[resource], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def known_instance_types(self) -> frozenset[str]:
         """Every instance type in botocore's EC2 model (read offline, once)."""

@@ -62,9 +62,34 @@ def _mode_changes(root: Path, inputs: list[str], at_head: dict[str, tuple[str, s
     return sorted(changed)
 
 
-def _blobs_at_head(root: Path) -> dict[str, tuple[str, str]]:
-    """Path -> (mode, blob id) of every file at HEAD."""
-    out = _git(root, "ls-tree", "-r", "-z", "HEAD")
+def entries_at(root: Path, commit: str, paths: Iterable[str]) -> dict[str, str] | None:
+    """Manifest entries (sha256, ``+x`` when executable) of ``paths`` as
+    commit ``commit`` holds them, read from git's objects, not the working
+    tree; a path the commit lacks is absent. None: no such commit here."""
+    import hashlib
+    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+        return None
+    blobs = _blobs_at_head(root, commit)
+    wanted = [p for p in paths if p in blobs]
+    if not wanted:
+        return {}
+    batch = subprocess.run(["git", "cat-file", "--batch"], cwd=root, capture_output=True,
+                           input="".join(f"{blobs[p][1]}\n" for p in wanted).encode(),
+                           timeout=120)
+    out, at, found = batch.stdout, 0, {}
+    for path in wanted:
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].split()[2])
+        body = out[header_end + 1:header_end + 1 + size]
+        at = header_end + 1 + size + 1
+        found[path] = hashlib.sha256(body).hexdigest() + (
+            "+x" if blobs[path][0] == "100755" else "")
+    return found
+
+
+def _blobs_at_head(root: Path, commit: str = "HEAD") -> dict[str, tuple[str, str]]:
+    """Path -> (mode, blob id) of every file at HEAD (or ``commit``)."""
+    out = _git(root, "ls-tree", "-r", "-z", commit)
     blobs = {}
     for entry in (out or "").split("\0"):
         meta, _, path = entry.partition("\t")

@@ -91,6 +91,10 @@ class Registry:
     def digest_key(self, image: str, digest: str) -> str:
         return self.key("digests", image, f"{digest}.json")
 
+    def attestation_key(self, image: str, digest: str, ami: str) -> str:
+        """Where the signed statement of an AMI is kept: beside its digest record."""
+        return self.key("digests", image, f"{digest}.{ami}.dsse.json")
+
     def url(self, key: str) -> str:
         return self.store.url(key)
 

@@ -14,7 +14,8 @@ from ..core import decision
 from ..core.errors import AmiError
 from ..core.records import read_local
 from ..ops import (build, buildkite, cloud_init, diagram, explain as explaining, gc as collecting,
-                   listing, plan as planning, promote as promoting, validate)
+                   listing, plan as planning, promote as promoting, validate,
+                   verify as verifying)
 from ..ops.run import Run
 from ..state.outcomes import Outcome
 from .reporter import Failed
@@ -107,6 +108,10 @@ def plan(run: Run, jobs: int) -> None:
     rows, offline = planning.planned(run)
     run.say(f"channel {channel}" + (f" ({note})" if note else ""))
     run.say(planning.render(rows, run.graph, jobs or 1, offline))
+    unsigned = planning.unsigned(run.graph, run.lookup.facts.records)
+    if unsigned:
+        run.say(f"unsigned: {', '.join(unsigned)} (built without AMI_SIGNING_KEY: no provenance "
+                "for doit verify to check)")
     if run.lookup.facts.others:
         run.say(collecting.not_in_graph(channel, run.lookup.facts.others))
 
@@ -168,6 +173,11 @@ def gc(run: Run, apply: bool, keep: int, days: float, most: int, leftover_hours:
 @_action
 def promote(run: Run, image: str, source: str, target: str) -> None:
     promoting.promote(run, image, source, target)
+
+
+@_action
+def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
+    verifying.verify(run, ami, image, key, worktree)
 
 
 @_action

@@ -60,6 +60,15 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("leftover_hours", "leftover-hours", "Packer instances and key pairs older than "
                "this are leftovers", gc.DEFAULTS["leftover-hours"], float),
     ),
+    "verify": (
+        Option("ami", "ami", "the AMI to verify", "", str, "a"),
+        Option("image", "image", "verify the channel's current AMI of this image instead", "",
+               str, "i"),
+        Option("key", "key", "public key PEM file (default: AMI_SIGNING_KEY's public key)", "",
+               str, "k"),
+        Option("worktree", "worktree", "check inputs against the working tree, not the "
+               "recorded commit", False, bool),
+    ),
     "promote": (
         Option("image", "image", "image to promote, or all", "", str, "i"),
         Option("source", "from", "channel (or branch) to take the AMI from", "", str, "f"),
@@ -74,7 +83,7 @@ EXAMPLES: Mapping[str, str] = MappingProxyType({
     "inputs": "doit inputs -i web", "explain": "doit explain -a ami-0123456789abcdef0",
     "gc": "doit gc --keep 5 --days 14 --apply", "promote": "doit promote -i web -f feature/x -t main",
     "pipeline": "doit pipeline && buildkite-agent pipeline upload .amis/pipeline.yml",
-    "pull": "doit pull", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
+    "pull": "doit pull", "verify": "doit verify -i web", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
     "sandbox_stop": "doit sandbox_stop",
 })
 
@@ -320,6 +329,10 @@ class Creators:
     def task_promote(self) -> dict[str, Any]:
         """Point a channel at another channel's AMI: doit promote -i web -f <from> -t main."""
         return self._command("promote", actions.promote)
+
+    def task_verify(self) -> dict[str, Any]:
+        """Check an AMI's signed provenance back to the source: doit verify -a ami-... (or -i web)."""
+        return self._command("verify", actions.verify)
 
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""

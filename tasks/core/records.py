@@ -54,6 +54,7 @@ class Record:
     build_finished: str | None = None
     build_log: str | None = None
     validated_seconds: float | None = None     # how long `doit validate` took before the build
+    provenance: str | None = None              # sha256 of its signed statement (None: unsigned)
     inputs: dict[str, str] = field(default_factory=dict)
     promotion: Promotion | None = None
 
@@ -155,7 +156,7 @@ def _checked(data: dict, where: str) -> dict:
                            "(ami- and 8 to 17 hex digits)")
     if not isinstance(data["digest"], str) or not DIGEST_RE.fullmatch(data["digest"]):
         raise AmiError(f"{where}: record digest is not a sha256 hex digest")
-    for key in ("packer_version", "build_started", "build_finished", "build_log"):
+    for key in ("packer_version", "build_started", "build_finished", "build_log", "provenance"):
         _str_or_none(data, key, where)
     seconds = data.get("validated_seconds")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))

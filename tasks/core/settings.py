@@ -63,6 +63,7 @@ class Settings:
     cleanup_timeout: float = 300.0  # AMI_CLEANUP_SECONDS: how long Packer may clean up when cancelled
     actor: str = ""           # AMI_ACTOR: who promotes, for the log (else Buildkite's, git's, $USER)
     user: str = ""            # USER
+    signing_key: str = ""     # AMI_SIGNING_KEY: a KMS key id/ARN/alias, or file:<PEM private key>
     verbose: bool = False     # AMI_VERBOSE=1: Packer's whole output, live (doit amis -v)
     term: str = ""            # TERM: "dumb" (or none) gets plain lines, not the live view
     buildkite: Buildkite = field(default_factory=Buildkite)
@@ -168,6 +169,7 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         actor=env.get("AMI_ACTOR", "").strip(),
         user=env.get("USER", "").strip(),
         verbose=_flag(env.get("AMI_VERBOSE")),
+        signing_key=env.get("AMI_SIGNING_KEY", "").strip(),
         term=env.get("TERM", "").strip(),
         buildkite=_buildkite(env),
         env=env,

@@ -23,7 +23,7 @@ from ..core.records import Record, save_local
 from ..core.text import table
 from ..inputs.template import sensitive_values
 from ..state.outcomes import Outcome
-from . import gc, invocation, validate, vetting
+from . import attest, gc, invocation, validate, vetting
 from .run import Run
 
 
@@ -252,21 +252,24 @@ def _run_packer(run: Run, name: str, parent: Verdict, digest: str,
                                "Packer ran (a step wrote to its inputs): the AMI is not what its "
                                f"digest says; nothing published; log: {log}", FAILED)
             vetting.vet(run.aws, name, image.share_with, digest, started, result.amis)
+            record = Record(
+                image=name, region=graph.region,
+                amis={r: result.amis[r] for r in image.regions}, digest=digest,
+                parent={"image": parent.image, "ami": parent.ami}, git=git,
+                settings=run.checkout.digest_settings(name), packer_version=version,
+                build_started=started.isoformat(timespec="seconds"),
+                build_finished=run.clock.now().isoformat(timespec="seconds"), build_log=log.name,
+                validated_seconds=validated, inputs=run.checkout.manifest(name))
+            if run.settings.signing_key:
+                run.console.phase(name, "signing")
+            record = attest.sign(run, record, log)
         except AmiError:
             removed = vetting.discard(run.aws, name, digest, started, made)
             if removed:
                 run.say(f"deregistered what the failed build made: {', '.join(removed)}", name)
             run.console.show_log(name, log)
             raise
-    return Record(
-        image=name, region=graph.region, amis={r: result.amis[r] for r in image.regions},
-        digest=digest, parent={"image": parent.image, "ami": parent.ami}, git=git,
-        settings=run.checkout.digest_settings(name), packer_version=version,
-        build_started=started.isoformat(timespec="seconds"),
-        build_finished=run.clock.now().isoformat(timespec="seconds"), build_log=log.name,
-        validated_seconds=validated,
-        inputs=run.checkout.manifest(name),
-    )
+    return record
 
 
 def _check_result(name: str, regions: tuple[str, ...], result: Result, log: Path) -> None:

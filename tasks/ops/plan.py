@@ -47,6 +47,12 @@ def rows(graph: Graph, decision: Decision, records: dict[str, Record | None],
     return out
 
 
+def unsigned(graph: Graph, records: dict[str, Record | None]) -> list[str]:
+    """Images whose current AMI has no signed provenance."""
+    return [name for name in graph.images
+            if (record := records.get(name)) is not None and not record.provenance]
+
+
 def planned(run: Run) -> tuple[list[Row], str | None]:
     """The plan's rows, and why AWS could not be asked (None: it was)."""
     for name in run.graph.images:

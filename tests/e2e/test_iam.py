@@ -26,7 +26,8 @@ from support.faultproxy import FaultProxy
 from tasks.adapters import emulator
 
 BUCKET, PREFIX, REGION = "iam-amis", "amis", "eu-west-1"
-POLICIES = {"builder": "iam/build-policy.json", "collector": "iam/gc-policy.json"}
+POLICIES = {"builder": "iam/build-policy.json", "collector": "iam/gc-policy.json",
+            "verifier": "iam/verify-policy.json"}
 
 
 def policy(path: str) -> dict:
@@ -83,7 +84,9 @@ class Enforced:
         self.admin = {s: boto3.client(s, endpoint_url=self.direct, region_name=REGION,
                                       aws_access_key_id=self.keys["admin"][0],
                                       aws_secret_access_key=self.keys["admin"][1])
-                      for s in ("iam", "ec2", "ssm", "s3")}
+                      for s in ("iam", "ec2", "ssm", "s3", "kms")}
+        self.signing_key = self.admin["kms"].create_key(
+            KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
 
     def env(self, user: str) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": self.keys[user][0],
@@ -109,7 +112,7 @@ def pipeline(enforced, tmp_path_factory):
     env = base_env(tmp)
     env.update({"AWS_ENDPOINT_URL": enforced.proxy.url, "AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET,
                 "AMI_PREFIX": PREFIX, "AMI_SSM_PREFIX": f"/{PREFIX}", "AMI_SKIP_VALIDATE": "1",
-                **enforced.env("builder")})
+                "AMI_SIGNING_KEY": enforced.signing_key, **enforced.env("builder")})
     project = Project(copy_project(tmp / "repo"), env, tmp / "runs")
     said = {}
     said["build"] = ok(project.doit("amis")).stdout
@@ -128,6 +131,7 @@ def pipeline(enforced, tmp_path_factory):
     playbook.write_text(playbook.read_text() + "\n# a new generation\n")
     commit(project.path)
     said["tree"] = ok(project.doit("amis")).stdout
+    said["verify"] = ok(project.doit("verify", "-i", "web", env=enforced.env("verifier"))).stdout
     amis_yaml = project.path / "amis.yaml"                       # deploy removed: gc retires it
     amis_yaml.write_text(amis_yaml.read_text().replace("  deploy:\n    parent: base\n", ""))
     commit(project.path)
@@ -163,6 +167,8 @@ def _the_whole_pipeline_runs_under_enforcement(pipeline, enforced) -> None:
     assert "reused ami-" in said["reuse"] and built(said["reuse"]) == []
     assert built(said["clone"]) == [] and said["clone"].count("up to date") >= 5
     assert "[web] channel staging:" in said["promote"]
+    assert [l.split()[0] for l in said["verify"].splitlines() if "signature ok" in l] == [
+        "web", "base"], said["verify"]
     assert re.match(r"ami-\w+", web)                                       # SSM written
     assert "would delete" in said["gc dry run"]
     assert re.search(r"deleted [1-9]\d* AMI\(s\)", said["gc"]), said["gc"]
@@ -223,7 +229,7 @@ def _each_action_is_needed(enforced, user: str) -> None:
         if status != 403 or not re.search(rb"AccessDenied|not authorized", body):
             unneeded.append(f"{action} (got {status})")
     assert unneeded == []
-    assert len(first) >= {"builder": 20, "collector": 15}[user]
+    assert len(first) >= {"builder": 20, "collector": 15, "verifier": 3}[user]
 
 
 def test_the_readme_shows_the_published_policies():

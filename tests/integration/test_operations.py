@@ -178,9 +178,9 @@ def test_graph_as_mermaid_and_dot_coloured_by_status(tree):
     edges = {(ids[a], ids[b]) for a, b in re.findall(r"^  (n\d+) --> (n\d+)$", mermaid, re.M)}
     assert edges == {("centos", "base"), ("base", "web"), ("base", "worker"),
                      ("base", "build"), ("base", "deploy")}
-    assert ':::rebuild' in next(l for l in mermaid.splitlines() if '["web<br/>' in l)
+    assert ':::build' in next(l for l in mermaid.splitlines() if '["web<br/>' in l)
     assert ':::uptodate' in next(l for l in mermaid.splitlines() if '["worker<br/>' in l)
-    assert "classDef rebuild fill:#fff3cd" in mermaid
+    assert "classDef build fill:#fff3cd" in mermaid
     dot = ok(tree.doit("graph", "--format", "dot")).stdout
     assert "digraph amis {" in dot and '"base" -> "web";' in dot
     assert re.search(r'"web" \[label="web\\nami-\w+\\nbuild", fillcolor="#fff3cd"', dot)

@@ -43,8 +43,8 @@ def test_the_plan_says_when_nothing_builds_and_when_it_is_offline():
 def test_the_graph_in_mermaid_and_dot_follows_the_tree_coloured_by_status():
     shown = rows({"web": 10})
     mermaid = diagram.render("mermaid", GRAPH, shown)
-    assert mermaid.startswith("graph TD\n") and "classDef rebuild fill:#fff3cd" in mermaid
-    assert ':::rebuild' in next(line for line in mermaid.splitlines() if '["web<br/>' in line)
+    assert mermaid.startswith("graph TD\n") and "classDef build fill:#fff3cd" in mermaid
+    assert ':::build' in next(line for line in mermaid.splitlines() if '["web<br/>' in line)
     dot = diagram.render("dot", GRAPH, shown)
     assert dot.startswith("digraph amis {") and '"base" -> "web";' in dot
 

@@ -1,0 +1,136 @@
+"""Signing statements as DSSE envelopes, and checking them, with
+securesystemslib (its Envelope, keys and signature checks; no crypto of
+our own). A key is an asymmetric AWS KMS key (``AMI_SIGNING_KEY``: a key
+id, ARN or alias; ECC_NIST_P256 or RSA) signed with through the run's own
+KMS client, so the sandbox's emulator signs the same way; or a PEM private
+key file (``AMI_SIGNING_KEY=file:<path>``) for people without KMS.
+Verifying needs only the public key: KMS's, or a PEM file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable
+
+from ..core.errors import FAILED, AmiError
+
+# securesystemslib's scheme -> the KMS signing algorithm that makes it
+_KMS_ALGORITHMS = MappingProxyType({"ecdsa-sha2-nistp256": "ECDSA_SHA_256",
+                                    "rsassa-pss-sha256": "RSASSA_PSS_SHA_256"})
+FILE = "file:"
+
+
+def _key_from_pem(pem: bytes, where: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.signer import SSlibKey
+    try:
+        public = serialization.load_pem_public_key(pem)
+    except ValueError:
+        try:
+            public = serialization.load_pem_private_key(pem, password=None).public_key()
+        except (ValueError, TypeError):
+            raise AmiError(f"{where}: not a PEM public or unencrypted private key") from None
+    return SSlibKey.from_crypto(public, scheme=_scheme_of(public, where))
+
+
+def _scheme_of(public: Any, where: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
+        return "ecdsa-sha2-nistp256"
+    if isinstance(public, rsa.RSAPublicKey):
+        return "rsassa-pss-sha256"
+    raise AmiError(f"{where}: only ECDSA P-256 and RSA keys are supported")
+
+
+class KmsSigner:
+    """A securesystemslib Signer whose ``sign`` is one KMS Sign call."""
+
+    def __init__(self, key_id: str, call: Callable[..., dict]) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from securesystemslib.signer import SSlibKey
+        self.key_id = key_id
+        self._call = call
+        found = call("GetPublicKey", KeyId=key_id)
+        if found.get("KeyUsage") not in (None, "SIGN_VERIFY"):
+            raise AmiError(f"AMI_SIGNING_KEY={key_id}: a {found.get('KeyUsage')} key; use an "
+                           "asymmetric SIGN_VERIFY key, ECC_NIST_P256 or RSA")
+        public = serialization.load_der_public_key(found["PublicKey"])
+        scheme = _scheme_of(public, f"AMI_SIGNING_KEY={key_id}")
+        self.algorithm = _KMS_ALGORITHMS[scheme]
+        self._public = SSlibKey.from_crypto(public, scheme=scheme)
+
+    @property
+    def public_key(self) -> Any:
+        return self._public
+
+    def sign(self, payload: bytes) -> Any:
+        from securesystemslib.signer import Signature
+        signed = self._call("Sign", KeyId=self.key_id, Message=payload, MessageType="RAW",
+                            SigningAlgorithm=self.algorithm)
+        return Signature(self._public.keyid, signed["Signature"].hex())
+
+
+def signer(setting: str, root: Path, kms: Callable[..., dict]) -> Any:
+    """The signer ``AMI_SIGNING_KEY`` names. ``kms(operation, **kwargs)``
+    calls the run's KMS client."""
+    if setting.startswith(FILE):
+        from cryptography.hazmat.primitives import serialization
+        from securesystemslib.signer import CryptoSigner
+        path = (root / setting[len(FILE):]).resolve()
+        try:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except OSError as err:
+            raise AmiError(f"AMI_SIGNING_KEY={setting}: cannot read {path} ({err.strerror})") \
+                from None
+        except (ValueError, TypeError):
+            raise AmiError(f"AMI_SIGNING_KEY={setting}: {path} is not an unencrypted PEM "
+                           "private key") from None
+        public = _key_from_pem(private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), setting)
+        return CryptoSigner(private, public)
+    return KmsSigner(setting, kms)
+
+
+def sign(payload: bytes, payload_type: str, with_: Any) -> bytes:
+    """The DSSE envelope of ``payload``, as stored (JSON)."""
+    from securesystemslib.dsse import Envelope
+    envelope = Envelope(payload, payload_type, {})
+    try:
+        envelope.sign(with_)
+    except AmiError:
+        raise
+    except Exception as err:                       # KMS refused, a key that cannot sign
+        raise AmiError(f"signing the provenance failed ({type(err).__name__}: {err})",
+                       FAILED) from None
+    return (json.dumps(envelope.to_dict(), sort_keys=True, indent=2) + "\n").encode()
+
+
+def public_key(setting: str, root: Path, kms: Callable[..., dict]) -> Any:
+    """The key a signature is checked with: a PEM file (``file:`` or a
+    path), else the KMS key's public half (kms:GetPublicKey)."""
+    raw = setting[len(FILE):] if setting.startswith(FILE) else setting
+    path = root / raw
+    if setting.startswith(FILE) or path.is_file():
+        try:
+            return _key_from_pem(path.read_bytes(), str(path))
+        except OSError as err:
+            raise AmiError(f"{path}: cannot read the key ({err.strerror})") from None
+    return KmsSigner(setting, kms).public_key
+
+
+def opened(envelope: bytes, key: Any, where: str) -> bytes:
+    """The payload of an envelope whose signature ``key`` made; AmiError
+    naming ``where`` otherwise."""
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError
+    try:
+        parsed = Envelope.from_dict(json.loads(envelope))
+    except (ValueError, KeyError, TypeError):
+        raise AmiError(f"{where}: not a DSSE envelope", FAILED) from None
+    try:
+        parsed.verify([key], 1)
+    except VerificationError as err:
+        raise AmiError(f"{where}: the signature does not verify with key {key.keyid[:12]} "
+                       f"({err})", FAILED) from None
+    return parsed.payload

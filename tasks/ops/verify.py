@@ -1,0 +1,121 @@
+"""``doit verify``: is this AMI exactly what a commit of this repository
+builds, signed by our key, on parents that are too, back to the source?
+
+Each link starts from what is on the AMI itself (its Image, Digest and
+Provenance tags), so a record or tag written by hand proves nothing: the
+envelope must hash to the Provenance tag, its signature must verify with
+the key, its subject must be this AMI, its subject digest must be what its
+inputs, parent AMI and settings hash to, and those inputs must hash the
+same from git's objects at the recorded commit (or the working tree, with
+``--worktree``). The parent link is then checked the same way, from the
+envelope digest the child's statement names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..adapters import signing
+from ..adapters.aws import tags_of
+from ..adapters.git import entries_at
+from ..core import provenance
+from ..core.digest import image_digest
+from ..core.errors import FAILED, AmiError
+from ..core.names import AMI_RE
+from .run import Run
+
+
+@dataclass(frozen=True)
+class _Step:
+    image: str
+    ami: str
+    region: str
+    envelope_sha: str | None       # what the child's statement says (None: the AMI's tag)
+
+
+def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
+    region = run.graph.region
+    if image:
+        if image not in run.graph.images:
+            raise AmiError(f"verify --image={image!r}: no such image in amis.yaml")
+        record = run.registry.record_at(run.registry.current_key(run.channel()[0], image), image)
+        if record is None:
+            raise AmiError(f"verify --image={image}: channel {run.channel()[0]} has no record "
+                           f"of {image}", FAILED)
+        ami = record.ami
+    elif not AMI_RE.fullmatch(ami):
+        raise AmiError(f"verify --ami={ami!r}: give an AMI id (ami-…) or --image")
+    setting = key or run.settings.signing_key
+    if not setting:
+        raise AmiError("verify: no key to check signatures with: give --key <public key PEM> "
+                       "or set AMI_SIGNING_KEY")
+    public = signing.public_key(setting, run.settings.root, run.aws.kms(region))
+    step: _Step | None = _Step(image, ami, region, None)
+    while step is not None:
+        line, step = _link(run, step, public, worktree)
+        run.say(line)
+
+
+def _fail(step: _Step, why: str) -> AmiError:
+    return AmiError(f"verify: {step.image or 'AMI'} {step.ami}: {why}", FAILED)
+
+
+def _link(run: Run, step: _Step, key: object, worktree: bool) -> tuple[str, _Step | None]:
+    found = run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
+    if found is None:
+        raise _fail(step, f"no such AMI in {step.region}")
+    tags = tags_of(found)
+    image, digest, sha = tags.get("Image", ""), tags.get("Digest", ""), tags.get(
+        "Provenance")
+    if step.image and image != step.image:
+        raise _fail(step, f"its Image tag says {image!r}")
+    step = _Step(image, step.ami, step.region, step.envelope_sha)
+    if not sha:
+        raise _fail(step, "unsigned: it has no Provenance tag (built without AMI_SIGNING_KEY)")
+    if step.envelope_sha and sha != step.envelope_sha:
+        raise _fail(step, f"its Provenance tag {sha[:12]} is not the statement its child names "
+                          f"({step.envelope_sha[:12]})")
+    where = run.registry.attestation_key(image, digest, step.ami)
+    got = run.registry.get(where)
+    if got is None:
+        raise _fail(step, f"no signed statement at {run.registry.url(where)}")
+    envelope = got[0]
+    if provenance.envelope_digest(envelope) != sha:
+        raise _fail(step, f"the statement at {run.registry.url(where)} was changed: it does not "
+                          f"hash to the AMI's Provenance tag {sha[:12]}")
+    payload = signing.opened(envelope, key, run.registry.url(where))
+    try:
+        link = provenance.link(json.loads(payload))
+    except ValueError as err:
+        raise _fail(step, f"its statement is not one this tool writes ({err})") from None
+    if link.amis.get(step.region) != step.ami:
+        raise _fail(step, f"the signed statement is of {', '.join(link.amis.values())}, not "
+                          "this AMI (tags copied from another AMI?)")
+    if image_digest(link.inputs, link.parent_ami, link.settings) != link.digest or \
+            link.digest != digest:
+        raise _fail(step, "its statement's inputs, parent and settings do not hash to its "
+                          "digest")
+    root = run.settings.root
+    if worktree:
+        now = run.checkout.manifest(image) if image in run.graph.images else {}
+        against = "the working tree"
+    else:
+        now = entries_at(root, link.commit, link.inputs) or {}
+        against = f"commit {link.commit[:12]}"
+        if not now and link.inputs:
+            raise _fail(step, f"commit {link.commit[:12]} is not in this repository: fetch it")
+    differs = sorted(p for p in set(link.inputs) | set(now) if link.inputs.get(p) != now.get(p))
+    if differs:
+        more = f" and {len(differs) - 1} more" if len(differs) > 1 else ""
+        raise _fail(step, f"{against} builds something else: {differs[0]}{more} differs from "
+                          "the statement")
+    line = (f"{image} {step.ami} ({step.region}): signature ok, subject ok, "
+            f"{len(link.inputs)} inputs as at {against}")
+    source = run.graph.source.name
+    if link.parent_image == source:
+        return line + f"; built on source {source} {link.parent_ami}", None
+    if not link.parent_envelope:
+        raise _fail(step, f"its parent {link.parent_image} {link.parent_ami} was built "
+                          "unsigned: the chain stops there")
+    return line, _Step(link.parent_image, link.parent_ami, step.region, link.parent_envelope)

@@ -1,0 +1,151 @@
+"""Signed provenance, in process against the emulator (its KMS signs): every
+AMI built with AMI_SIGNING_KEY verifies back to the source, with our code
+and with a second implementation (cryptography over DSSE's PAE, and the
+in-toto library's own statement checks); each way to forge or break it
+fails in one line."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from google.protobuf import json_format
+
+from support.project import REGION, failed, ok
+
+
+def kms_key(tree, spec: str = "ECC_NIST_P256") -> str:
+    return tree.client("kms").create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY")[
+        "KeyMetadata"]["KeyId"]
+
+
+def envelope_key(record: dict) -> str:
+    return f"digests/{record['image']}/{record['digest']}.{record['amis'][REGION]}.dsse.json"
+
+
+@pytest.fixture
+def signed(tree, aws):
+    key = kms_key(tree)
+    tree.env["AMI_SIGNING_KEY"] = key
+    ok(tree.doit("amis"))
+    return tree, key
+
+
+@pytest.mark.parametrize("spec", ["ECC_NIST_P256", "RSA_2048"])
+def test_every_ami_verifies_back_to_the_source(tree, aws, spec):
+    key = kms_key(tree, spec)
+    tree.env["AMI_SIGNING_KEY"] = key
+    ok(tree.doit("amis"))
+    out = ok(tree.doit("verify", "-i", "web")).stdout
+    links = [l for l in out.splitlines() if "signature ok, subject ok" in l]
+    assert [l.split()[0] for l in links] == ["web", "base"], out
+    assert links[1].endswith("built on source centos ami-bb9a6bc2"), out
+    web = json.loads(tree.record("web").read_text())
+    for region, ami in web["amis"].items():
+        tags = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]["Tags"]
+        assert {t["Key"]: t["Value"] for t in tags}["Provenance"] == web["provenance"]
+    assert "unsigned" not in ok(tree.doit("plan")).stdout
+
+
+def test_the_envelope_verifies_without_our_code(signed):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    tree, key = signed
+    web = json.loads(tree.record("web").read_text())
+    envelope = json.loads(tree.objects()[envelope_key(web)])
+    payload = base64.b64decode(envelope["payload"])
+    kind = envelope["payloadType"].encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    public = serialization.load_der_public_key(
+        tree.client("kms").get_public_key(KeyId=key)["PublicKey"])
+    public.verify(base64.b64decode(envelope["signatures"][0]["sig"]), pae,
+                  ec.ECDSA(hashes.SHA256()))                     # raises if it does not
+    statement = json.loads(payload)
+    parsed = json_format.ParseDict(statement, statement_pb2.Statement())
+    Statement.copy_from_pb(parsed).validate()
+    json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    assert statement["subject"][0]["name"] == f"arn:aws:ec2:{REGION}::image/{web['amis'][REGION]}"
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert {"name": "repository", "digest": {"gitCommit": web["git"]["commit"]}}.items() <= \
+        deps[0].items()
+    base = json.loads(tree.record("base").read_text())
+    assert deps[-1]["digest"] == {"sha256": base["provenance"]} and deps[-1]["name"] == "base"
+
+
+def test_a_wrong_key_fails(signed, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    tree, _ = signed
+    other = tmp_path / "other.pem"
+    other.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    out = failed(tree.doit("verify", "-i", "web", "--key", str(other)))
+    assert "the signature does not verify with key" in out, out
+
+
+def test_a_tampered_statement_fails(signed):
+    tree, _ = signed
+    web = json.loads(tree.record("web").read_text())
+    s3 = tree.client("s3")
+    body = json.loads(tree.objects()[envelope_key(web)])
+    body["payload"] = base64.b64encode(base64.b64decode(body["payload"]).replace(
+        b'"channel":"main"', b'"channel":"prod"')).decode()
+    s3.put_object(Bucket="test-amis", Key=envelope_key(web), Body=json.dumps(body).encode())
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert "was changed: it does not hash to the AMI's Provenance tag" in out, out
+
+
+def test_a_forged_ami_with_copied_tags_fails(signed):
+    tree, _ = signed
+    web = json.loads(tree.record("web").read_text())
+    ec2 = tree.client("ec2")
+    real = ec2.describe_images(ImageIds=[web["amis"][REGION]])["Images"][0]
+    forged = ec2.copy_image(SourceImageId=real["ImageId"], SourceRegion=REGION,
+                            Name="forged")["ImageId"]
+    ec2.create_tags(Resources=[forged], Tags=real["Tags"])
+    objects = tree.objects()
+    tree.client("s3").put_object(Bucket="test-amis", Key=envelope_key(web).replace(
+        web["amis"][REGION], forged), Body=objects[envelope_key(web)])
+    out = failed(tree.doit("verify", "-a", forged))
+    assert f"AMI {forged}: the signed statement is of" not in out
+    assert f"web {forged}: the signed statement is of " in out and "not this AMI" in out, out
+
+
+def test_a_missing_parent_statement_stops_the_chain(signed):
+    tree, _ = signed
+    base = json.loads(tree.record("base").read_text())
+    tree.client("s3").delete_object(Bucket="test-amis", Key=envelope_key(base))
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert out.count("signature ok") == 1 and f"base {base['amis'][REGION]}: no signed " \
+        "statement at s3://" in out, out
+
+
+def test_a_tree_that_builds_something_else_fails(signed):
+    tree, _ = signed
+    ok(tree.doit("verify", "-i", "web", "--worktree"))
+    tree.append("ansible/roles/web_app/tasks/main.yml", "\n# edited\n")
+    out = failed(tree.doit("verify", "-i", "web", "--worktree"))
+    assert "the working tree builds something else: ansible/roles/web_app/tasks/main.yml " \
+           "differs from the statement" in out, out
+    ok(tree.doit("verify", "-i", "web"))        # the recorded commit still builds it
+
+
+def test_an_unsigned_ami_fails_and_plan_says_so(tree, aws):
+    ok(tree.doit("amis"))
+    plan = ok(tree.doit("plan")).stdout
+    assert "unsigned: base, build, deploy, web, worker (built without AMI_SIGNING_KEY" in plan
+    out = failed(tree.doit("verify", "-i", "web", env={"AMI_SIGNING_KEY": kms_key(tree)}))
+    assert "unsigned: it has no Provenance tag" in out, out
+
+
+def test_a_build_that_cannot_be_signed_is_not_published(tree, aws):
+    out = failed(tree.doit("ami:base", env={"AMI_SIGNING_KEY": "alias/no-such-key"}))
+    assert "KMS GetPublicKey on alias/no-such-key" in out, out
+    assert "channels/main/base.json" not in tree.objects()
+    amis = tree.client("ec2").describe_images(Owners=["self"])["Images"]
+    assert [a for a in amis if {"Key": "Image", "Value": "base"} in a.get("Tags", [])] == []
