@@ -21,6 +21,7 @@ task_annotate = _tasks.task_annotate
 task_promote = _tasks.task_promote
 task_gc = _tasks.task_gc
 task_verify = _tasks.task_verify
+task_revoke = _tasks.task_revoke
 task_sandbox_stop = _tasks.task_sandbox_stop
 
 DOIT_CONFIG = _tasks.doit_config(sys.argv)

@@ -189,6 +189,41 @@ class Registry:
                 pulled.txt_stale.append(image)
         return pulled
 
+    # -- revocations ---------------------------------------------------------
+
+    def revocation_key(self, ami: str) -> str:
+        return self.key("revocations", f"{ami}.json")
+
+    def revoked(self) -> dict[str, dict[str, str]]:
+        """Every revoked AMI: id -> its revocation (by, at, reason, with)."""
+        found = {}
+        for key in self.listing(self.key("revocations") + "/"):
+            got = self.get(key)
+            if got is not None:
+                try:
+                    note = json.loads(got[0])
+                except ValueError:
+                    raise AmiError(f"{self.url(key)}: not valid JSON: restore it or revoke "
+                                   "the AMI again", FAILED) from None
+                found[str(note.get("ami"))] = note
+        return found
+
+    def revoke(self, note: dict[str, str]) -> None:
+        """Record a revocation, and the log entry that says who made it."""
+        body = (json.dumps(note, indent=2, sort_keys=True) + "\n").encode()
+        self.put(self.revocation_key(note["ami"]), body)
+        self._log(note)
+
+    def unrevoke(self, ami: str, note: dict[str, str]) -> None:
+        self.store.delete(self.revocation_key(ami))
+        self._log(note)
+
+    def _log(self, note: dict[str, str]) -> None:
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
+        self.put(self.key("revocations-log", f"{stamp}-{uuid.uuid4().hex[:8]}.json"),
+                 (json.dumps(note, indent=2, sort_keys=True) + "\n").encode(),
+                 if_none_match=True)
+
     def current(self, channel: str, images: list[str]) -> dict[str, Record]:
         """The current records of ``images`` in ``channel`` that exist (a
         GET each, at once): what a branch's plan compares with."""

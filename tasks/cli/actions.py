@@ -14,8 +14,8 @@ from ..core import decision
 from ..core.errors import AmiError
 from ..core.records import read_local
 from ..ops import (build, buildkite, cloud_init, diagram, explain as explaining, gc as collecting,
-                   listing, plan as planning, promote as promoting, validate,
-                   verify as verifying)
+                   listing, plan as planning, promote as promoting, revoke as revoking,
+                   validate, verify as verifying)
 from ..ops.run import Run
 from ..state.outcomes import Outcome
 from .reporter import Failed
@@ -178,6 +178,11 @@ def promote(run: Run, image: str, source: str, target: str) -> None:
 @_action
 def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     verifying.verify(run, ami, image, key, worktree)
+
+
+@_action
+def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
+    revoking.revoke(run, ami, image, reason, undo, disable)
 
 
 @_action

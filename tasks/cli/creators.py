@@ -69,6 +69,15 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("worktree", "worktree", "check inputs against the working tree, not the "
                "recorded commit", False, bool),
     ),
+    "revoke": (
+        Option("ami", "ami", "the AMI to revoke (and everything built on it)", "", str, "a"),
+        Option("image", "image", "revoke the channel's current AMI of this image instead", "",
+               str, "i"),
+        Option("reason", "reason", "why: recorded, and shown by plan", "", str, "r"),
+        Option("undo", "undo", "restore the AMI and what was revoked with it", False, bool),
+        Option("disable", "disable", "also disable the AMIs in EC2 (DisableImage)", False,
+               bool),
+    ),
     "promote": (
         Option("image", "image", "image to promote, or all", "", str, "i"),
         Option("source", "from", "channel (or branch) to take the AMI from", "", str, "f"),
@@ -83,7 +92,8 @@ EXAMPLES: Mapping[str, str] = MappingProxyType({
     "inputs": "doit inputs -i web", "explain": "doit explain -a ami-0123456789abcdef0",
     "gc": "doit gc --keep 5 --days 14 --apply", "promote": "doit promote -i web -f feature/x -t main",
     "pipeline": "doit pipeline && buildkite-agent pipeline upload .amis/pipeline.yml",
-    "pull": "doit pull", "verify": "doit verify -i web", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
+    "pull": "doit pull", "verify": "doit verify -i web",
+    "revoke": "doit revoke -i base --reason 'CVE-2026-0001 in openssl'", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
     "sandbox_stop": "doit sandbox_stop",
 })
 
@@ -333,6 +343,10 @@ class Creators:
     def task_verify(self) -> dict[str, Any]:
         """Check an AMI's signed provenance back to the source: doit verify -a ami-... (or -i web)."""
         return self._command("verify", actions.verify)
+
+    def task_revoke(self) -> dict[str, Any]:
+        """Revoke an AMI and everything built on it, so they rebuild: doit revoke -i base -r why."""
+        return self._command("revoke", actions.revoke)
 
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""

@@ -10,6 +10,7 @@ import socket
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from ..adapters import signing
 from ..core import provenance
@@ -19,6 +20,7 @@ from ..core.records import Record
 from .run import Run
 
 TAG = "Provenance"
+SANDBOX_KEY = "alias/amis-sandbox"     # made in the sandbox's emulator on first use
 
 
 def _ansible_version() -> str:
@@ -30,8 +32,18 @@ def _ansible_version() -> str:
 
 def signer(run: Run) -> object:
     """The run's signer (looked up once per build: KMS's public key)."""
-    return signing.signer(run.settings.signing_key, run.settings.root,
-                          run.aws.kms(run.graph.region))
+    kms = run.aws.kms(run.graph.region)
+    if run.settings.sandbox and run.settings.signing_key == SANDBOX_KEY:
+        sandbox_key(kms)
+    return signing.signer(run.settings.signing_key, run.settings.root, kms)
+
+
+def sandbox_key(kms: Callable[..., dict]) -> None:
+    """The sandbox's signing key, an ECC_NIST_P256 key in its emulator."""
+    if not any(a.get("AliasName") == SANDBOX_KEY for a in kms("ListAliases").get("Aliases", [])):
+        key = kms("CreateKey", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
+                  Description="amis sandbox provenance")["KeyMetadata"]["KeyId"]
+        kms("CreateAlias", AliasName=SANDBOX_KEY, TargetKeyId=key)
 
 
 def context(run: Run, log: Path) -> provenance.Run:

@@ -189,6 +189,7 @@ def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None,
     regions = _regions(run)
     candidates = [c for region in regions for c in _ours(run, region)]
     current = _channel_amis(run, retired=retired)
+    revoked = run.registry.revoked()
     held = set(run.graph.names) | elsewhere
     used: dict[str, str] = {}
     doubts: dict[str, list[str]] = {}
@@ -203,11 +204,13 @@ def plan_gc(run: Run, keep: int, days: float, now: datetime | None = None,
             for c in group:         # retired everywhere: nothing to roll back to
                 c.orphan = True
             continue
-        for rank, c in enumerate(sorted(group, key=lambda c: c.created, reverse=True)):
+        standing = [c for c in group if c.ami not in revoked]
+        for rank, c in enumerate(sorted(standing, key=lambda c: c.created, reverse=True)):
             if rank < keep:
                 c.keep.append(f"among the newest {keep} of {c.image}")
     for c in candidates:
-        if _hours(now, c.created) < days * 24:
+        # A revoked AMI is deletable as soon as nothing uses it: no age, no newest K.
+        if c.ami not in revoked and _hours(now, c.created) < days * 24:
             c.keep.append(f"younger than {days:g} days")
         if c.ami in current:
             c.keep.append(f"current in channel {current[c.ami]}")

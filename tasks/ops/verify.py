@@ -23,6 +23,7 @@ from ..core import provenance
 from ..core.digest import image_digest
 from ..core.errors import FAILED, AmiError
 from ..core.names import AMI_RE
+from . import attest
 from .run import Run
 
 
@@ -50,9 +51,17 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     if not setting:
         raise AmiError("verify: no key to check signatures with: give --key <public key PEM> "
                        "or set AMI_SIGNING_KEY")
-    public = signing.public_key(setting, run.settings.root, run.aws.kms(region))
+    kms = run.aws.kms(region)
+    if run.settings.sandbox and setting == attest.SANDBOX_KEY:
+        attest.sandbox_key(kms)
+    public = signing.public_key(setting, run.settings.root, kms)
+    revoked = run.registry.revoked()
     step: _Step | None = _Step(image, ami, region, None)
     while step is not None:
+        note = revoked.get(step.ami)
+        if note is not None:
+            raise _fail(step, f"revoked by {note.get('by')} at {note.get('at')}: "
+                              f"{note.get('reason')}")
         line, step = _link(run, step, public, worktree)
         run.say(line)
 

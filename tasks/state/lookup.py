@@ -40,6 +40,7 @@ class Facts:
     txt_stale: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)   # held by the channel, not in the graph
     baseline: dict[str, Record] = field(default_factory=dict)   # main's, where ours has none
+    revoked: dict[str, dict] = field(default_factory=dict)      # AMI id -> its revocation
     pulled: bool = False
 
 
@@ -160,11 +161,13 @@ class Lookup:
         # is compared with main's, so its plan names what changed since main.
         unbuilt = [n for n in self.graph.images if pulled.records.get(n) is None]
         baseline = self.registry.current(MAIN, unbuilt) if channel != MAIN and unbuilt else {}
+        revoked = self.registry.revoked()
         with self.lock:
             self.facts.channel, self.facts.records = channel, dict(pulled.records)
             self.facts.txt_stale = list(pulled.txt_stale)
             self.facts.others = list(pulled.others)
             self.facts.baseline = baseline
+            self.facts.revoked = revoked
             self.facts.pulled = True
         self._check_amis({c for r in pulled.records.values()
                           if r is not None and r.image in self.graph.images
@@ -187,6 +190,10 @@ class Lookup:
             foreign = self.aws.describe_amis(region, missing) if missing else {}
             with self.lock:
                 for ami, why in results.items():
+                    note = self.facts.revoked.get(ami)
+                    if why is None and note is not None:
+                        why = (f"AMI {ami} ({region}) was revoked by {note.get('by')} at "
+                               f"{note.get('at')}: {note.get('reason')}")
                     if ami in foreign:
                         why = (f"AMI {ami} ({region}) belongs to account "
                                f"{foreign[ami].get('OwnerId')}, not this one")
