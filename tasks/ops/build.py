@@ -61,11 +61,13 @@ def pull(run: Run) -> None:
         record = run.lookup.record(name)
         if record is not None and name in run.graph.images and not run.lookup.usable(record):
             run.say(f"{run.lookup.unusable(record)}: it will be rebuilt", name)
-    try:
-        run.console.queue(run.lookup.decision().builds())
-    except AmiError:
-        pass                    # the image's own task says why it cannot be decided
-    run.console.start()
+    if run.console.view == "live":
+        # Only drawn live: deciding here costs a no-op a whole decision (0.9 s on 100 images).
+        try:
+            run.console.queue(run.lookup.decision().builds())
+        except AmiError:
+            pass                # the image's own task says why it cannot be decided
+        run.console.start()
 
 
 def _repair_ssm(run: Run, channel: str) -> None:
