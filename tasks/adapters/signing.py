@@ -98,8 +98,8 @@ def sign(payload: bytes, payload_type: str, with_: Any) -> bytes:
     envelope = Envelope(payload, payload_type, {})
     try:
         envelope.sign(with_)
-    except AmiError:
-        raise
+    except AmiError as err:
+        raise AmiError(f"signing the provenance failed: {err}", err.code) from None
     except Exception as err:                       # KMS refused, a key that cannot sign
         raise AmiError(f"signing the provenance failed ({type(err).__name__}: {err})",
                        FAILED) from None

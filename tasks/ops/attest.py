@@ -15,6 +15,7 @@ from typing import Callable
 from ..adapters import signing
 from ..core import provenance
 from ..core.digest import file_sha256
+from ..core.errors import AmiError
 from ..core.names import TOOL_VERSION
 from ..core.records import Record
 from .run import Run
@@ -66,10 +67,15 @@ def sign(run: Run, record: Record, log: Path) -> Record:
         else None
     statement = provenance.statement(record, context(run, log), parent_envelope,
                                      parent.digest if parent_envelope and parent else None)
-    envelope = signing.sign(provenance.payload(statement), provenance.PAYLOAD_TYPE, signer(run))
-    sha = provenance.envelope_digest(envelope)
-    for region, ami in record.amis.items():
-        run.registry.put(run.registry.attestation_key(record.image, record.digest, ami),
-                         envelope)
-        run.aws.tag(region, ami, {TAG: sha})
+    try:
+        envelope = signing.sign(provenance.payload(statement), provenance.PAYLOAD_TYPE,
+                                signer(run))
+        sha = provenance.envelope_digest(envelope)
+        for region, ami in record.amis.items():
+            run.registry.put(run.registry.attestation_key(record.image, record.digest, ami),
+                             envelope)
+            run.aws.tag(region, ami, {TAG: sha})
+    except AmiError as err:
+        raise AmiError(f"image {record.image}: {err}; nothing published, the previous AMI "
+                       "stays current", err.code) from None
     return replace(record, provenance=sha)

@@ -147,6 +147,8 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
         if not may_build:
             return None
         invocation.preflight(run, name)
+        if run.settings.signing_key:
+            attest.signer(run)          # a key that cannot sign stops the build before Packer
         notes = [f"build {name}: {again.reason}"]
         validating = time.monotonic()
         if run.settings.validate:

@@ -143,9 +143,34 @@ def test_an_unsigned_ami_fails_and_plan_says_so(tree, aws):
     assert "unsigned: it has no Provenance tag" in out, out
 
 
-def test_a_build_that_cannot_be_signed_is_not_published(tree, aws):
-    out = failed(tree.doit("ami:base", env={"AMI_SIGNING_KEY": "alias/no-such-key"}))
-    assert "KMS GetPublicKey on alias/no-such-key" in out, out
+def test_a_build_that_cannot_be_signed_is_not_published(tree, aws, proxy):
+    key = kms_key(tree)
+    signs = proxy.fail(lambda r: r.headers.get("X-Amz-Target", "") == "TrentService.Sign")
+    out = failed(tree.doit("ami:base", env={"AMI_SIGNING_KEY": key,
+                                            "AWS_ENDPOINT_URL": proxy.url}))
+    assert signs.hits >= 1 and "ERROR: image base: signing the provenance failed: KMS Sign" \
+        in out and "nothing published" in out, out
+    assert tree.packer_builds() == ["base"]
     assert "channels/main/base.json" not in tree.objects()
     amis = tree.client("ec2").describe_images(Owners=["self"])["Images"]
     assert [a for a in amis if {"Key": "Image", "Value": "base"} in a.get("Tags", [])] == []
+
+
+def test_a_local_key_file_signs_and_its_public_half_verifies(tree, aws, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.generate_private_key(ec.SECP256R1())
+    (tree.path / "signing.pem").write_bytes(private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    public = tmp_path / "public.pem"
+    public.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    ok(tree.doit("ami:web", env={"AMI_SIGNING_KEY": "file:signing.pem"}))
+    out = ok(tree.doit("verify", "-i", "web", "--key", str(public))).stdout
+    assert [l.split()[0] for l in out.splitlines() if "signature ok" in l] == ["web", "base"]
+    tree.append("ansible/roles/web_app/tasks/main.yml", "\n# edited\n")
+    tree.reset_count()
+    out = failed(tree.doit("ami:web", env={"AMI_SIGNING_KEY": "file:nope.pem"}))
+    assert "AMI_SIGNING_KEY=file:nope.pem: cannot read" in out, out
+    assert tree.packer_builds() == []                  # refused before Packer ran
