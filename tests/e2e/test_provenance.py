@@ -33,3 +33,57 @@ def test_a_signed_tree_verifies_and_a_revoked_base_rebuilds_it(project, aws):
         if image != "base":
             assert record["parent"]["ami"] != old["base"]
         ok(project.doit("verify", "-i", image))
+
+
+def test_each_way_to_break_the_chain_fails_with_the_real_packer(project, aws, tmp_path):
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    project.env.update(KEY)
+    ok(project.doit("amis"))
+    web = json.loads(project.record("web").read_text())
+    base = json.loads(project.record("base").read_text())
+    key = lambda r: f"digests/{r['image']}/{r['digest']}.{r['amis'][REGION]}.dsse.json"  # noqa
+    s3, bucket = aws.s3, "test-amis"
+    other = tmp_path / "other.pem"
+    other.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert "the signature does not verify with key" in failed(
+        project.doit("verify", "-i", "web", "--key", str(other)))
+    # a forged AMI with web's tags and web's statement copied beside it
+    real = aws.ec2.describe_images(ImageIds=[web["amis"][REGION]])["Images"][0]
+    forged = aws.ec2.copy_image(SourceImageId=real["ImageId"], SourceRegion=REGION,
+                                Name="forged")["ImageId"]
+    aws.ec2.create_tags(Resources=[forged], Tags=real["Tags"])
+    body = s3.get_object(Bucket=bucket, Key=key(web))["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key(web).replace(web["amis"][REGION], forged), Body=body)
+    assert "not this AMI" in failed(project.doit("verify", "-a", forged))
+    # a tampered statement
+    envelope = json.loads(body)
+    envelope["payload"] = base64.b64encode(base64.b64decode(envelope["payload"]).replace(
+        b'"channel":"main"', b'"channel":"prod"')).decode()
+    s3.put_object(Bucket=bucket, Key=key(web), Body=json.dumps(envelope).encode())
+    assert "was changed" in failed(project.doit("verify", "-i", "web"))
+    s3.put_object(Bucket=bucket, Key=key(web), Body=body)
+    ok(project.doit("verify", "-i", "web"))
+    # a missing parent statement
+    parent = s3.get_object(Bucket=bucket, Key=key(base))["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key(base))
+    assert "no signed statement at s3://" in failed(project.doit("verify", "-i", "web"))
+    s3.put_object(Bucket=bucket, Key=key(base), Body=parent)
+    # a leaf revoked: only it rebuilds; --undo restores the old one first
+    ok(project.doit("revoke", "-i", "worker", "-r", "test"))
+    ok(project.doit("revoke", "-i", "worker", "--undo"))
+    ok(project.doit("verify", "-i", "worker"))
+    worker = json.loads(project.record("worker").read_text())["amis"][REGION]
+    ok(project.doit("revoke", "-a", worker, "-r", "test"))
+    before = len(project.packer_builds())
+    ok(project.doit("amis"))
+    assert project.packer_builds()[before:] == ["worker"]
+    # an unsigned build
+    project.env.pop("AMI_SIGNING_KEY")
+    ok(project.doit("revoke", "-i", "deploy", "-r", "test"))
+    ok(project.doit("amis"))
+    out = failed(project.doit("verify", "-i", "deploy", env=KEY))
+    assert "unsigned: it has no Provenance tag" in out, out

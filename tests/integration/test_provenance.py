@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from google.protobuf import json_format
@@ -174,3 +175,13 @@ def test_a_local_key_file_signs_and_its_public_half_verifies(tree, aws, tmp_path
     out = failed(tree.doit("ami:web", env={"AMI_SIGNING_KEY": "file:nope.pem"}))
     assert "AMI_SIGNING_KEY=file:nope.pem: cannot read" in out, out
     assert tree.packer_builds() == []                  # refused before Packer ran
+
+
+def test_a_build_from_uncommitted_edits_is_not_what_its_commit_builds(signed):
+    tree, _ = signed
+    tree.append("ansible/roles/web_app/tasks/main.yml", "\n# not committed\n")
+    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))      # published to main, dirty
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds something else: "
+                     r"ansible/roles/web_app/tasks/main.yml differs from the statement", out), out
+    ok(tree.doit("verify", "-i", "web", "--worktree"))          # it is what the tree holds

@@ -78,3 +78,12 @@ def test_verify_refuses_a_revoked_ami(tree, aws):
     out = failed(tree.doit("verify", "-i", "web"))
     assert re.search(r"verify: web ami-\w+: revoked by .* at .*: built on ami-\w+: compromised",
                      out), out
+
+
+def test_disable_also_disables_the_amis_in_ec2(built_tree):
+    tree = built_tree
+    web = current(tree, "web")
+    ok(tree.doit("revoke", "-i", "web", "-r", "leaked key", "--disable"))
+    for region, ami in web["amis"].items():
+        image = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]
+        assert image["State"] == "disabled", image
