@@ -12,11 +12,12 @@ from typing import Iterable
 from ..core.settings import Buildkite, Settings
 
 
-def _git(root: Path, *args: str) -> str | None:
+def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str | None:
     try:
         # file names are bytes to git: decode them as Python names files (os.fsdecode)
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
-                             encoding="utf-8", errors="surrogateescape")
+                             encoding="utf-8", errors="surrogateescape",
+                             env={**os.environ, **env} if env else None)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -62,34 +63,23 @@ def _mode_changes(root: Path, inputs: list[str], at_head: dict[str, tuple[str, s
     return sorted(changed)
 
 
-def entries_at(root: Path, commit: str, paths: Iterable[str]) -> dict[str, str] | None:
-    """Manifest entries (sha256, ``+x`` when executable) of ``paths`` as
-    commit ``commit`` holds them, read from git's objects, not the working
-    tree; a path the commit lacks is absent. None: no such commit here."""
-    import hashlib
+def export(root: Path, commit: str, dest: Path) -> bool:
+    """Write the files of ``commit`` under ``dest``, from git's objects,
+    through a temporary index: the repository's own index and working tree
+    are untouched. False: this repository has no such commit."""
     if _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
-        return None
-    blobs = _blobs_at_head(root, commit)
-    wanted = [p for p in paths if p in blobs]
-    if not wanted:
-        return {}
-    batch = subprocess.run(["git", "cat-file", "--batch"], cwd=root, capture_output=True,
-                           input="".join(f"{blobs[p][1]}\n" for p in wanted).encode(),
-                           timeout=120)
-    out, at, found = batch.stdout, 0, {}
-    for path in wanted:
-        header_end = out.index(b"\n", at)
-        size = int(out[at:header_end].split()[2])
-        body = out[header_end + 1:header_end + 1 + size]
-        at = header_end + 1 + size + 1
-        found[path] = hashlib.sha256(body).hexdigest() + (
-            "+x" if blobs[path][0] == "100755" else "")
-    return found
+        return False
+    index = dest.parent / f"{dest.name}.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    ok = _git(root, "read-tree", commit, env=env) is not None and _git(
+        root, "checkout-index", "--all", "--force", f"--prefix={dest}/", env=env) is not None
+    index.unlink(missing_ok=True)
+    return ok
 
 
-def _blobs_at_head(root: Path, commit: str = "HEAD") -> dict[str, tuple[str, str]]:
-    """Path -> (mode, blob id) of every file at HEAD (or ``commit``)."""
-    out = _git(root, "ls-tree", "-r", "-z", commit)
+def _blobs_at_head(root: Path) -> dict[str, tuple[str, str]]:
+    """Path -> (mode, blob id) of every file at HEAD."""
+    out = _git(root, "ls-tree", "-r", "-z", "HEAD")
     blobs = {}
     for entry in (out or "").split("\0"):
         meta, _, path = entry.partition("\t")

@@ -5,24 +5,30 @@ Each link starts from what is on the AMI itself (its Image, Digest and
 Provenance tags), so a record or tag written by hand proves nothing: the
 envelope must hash to the Provenance tag, its signature must verify with
 the key, its subject must be this AMI, its subject digest must be what its
-inputs, parent AMI and settings hash to, and those inputs must hash the
-same from git's objects at the recorded commit (or the working tree, with
-``--worktree``). The parent link is then checked the same way, from the
+inputs, parent AMI and settings hash to, and the recorded commit must build
+exactly that: the commit's files are written out from git's objects and
+the image's inputs walked there anew, so an input the statement leaves out
+is found as surely as one it changes (``--worktree`` walks the working
+tree instead). The parent link is then checked the same way, from the
 envelope digest the child's statement names.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..adapters import signing
 from ..adapters.aws import tags_of
-from ..adapters.git import entries_at
+from ..adapters.git import export
 from ..core import provenance
-from ..core.digest import image_digest
+from ..core.digest import changed_inputs, image_digest
 from ..core.errors import FAILED, AmiError
+from ..core.graph import Graph, load_graph
 from ..core.names import AMI_RE
+from ..state.checkout import MACHINE_SETTINGS, Checkout
 from . import attest
 from .run import Run
 
@@ -57,20 +63,67 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     public = signing.public_key(setting, run.settings.root, kms)
     revoked = run.registry.revoked()
     step: _Step | None = _Step(image, ami, region, None)
-    while step is not None:
-        note = revoked.get(step.ami)
-        if note is not None:
-            raise _fail(step, f"revoked by {note.get('by')} at {note.get('at')}: "
-                              f"{note.get('reason')}")
-        line, step = _link(run, step, public, worktree)
-        run.say(line)
+    with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
+        trees = _Trees(run, Path(scratch), worktree)
+        while step is not None:
+            note = revoked.get(step.ami)
+            if note is not None:
+                raise _fail(step, f"revoked by {note.get('by')} at {note.get('at')}: "
+                                  f"{note.get('reason')}")
+            line, step = _link(run, step, public, trees)
+            run.say(line)
+
+
+class _Trees:
+    """What each link is checked against: the working tree, or each recorded
+    commit written out once from git's objects, each walked as a build
+    would walk it."""
+
+    def __init__(self, run: Run, scratch: Path, worktree: bool) -> None:
+        self.run, self.scratch, self.worktree = run, scratch, worktree
+        self._made: dict[tuple[str, bool], Checkout] = {}
+
+    def name(self, commit: str) -> str:
+        return "the working tree" if self.worktree else f"commit {commit[:12]}"
+
+    def at(self, step: _Step, commit: str, sandbox: bool) -> Checkout:
+        at = "" if self.worktree else commit
+        if (at, sandbox) not in self._made:
+            settings = replace(self.run.settings, sandbox=sandbox)
+            self._made[at, sandbox] = Checkout(settings, self._graph(step, commit),
+                                               self.run.checkout.hasher)
+        return self._made[at, sandbox]
+
+    def _graph(self, step: _Step, commit: str) -> Graph:
+        if self.worktree:
+            return self.run.graph
+        dest = self.scratch / commit
+        if not dest.is_dir():
+            dest.mkdir()
+            if not export(self.run.settings.root, commit, dest):
+                raise _fail(step, f"commit {commit[:12]} is not in this repository: fetch it")
+        try:
+            return load_graph(dest, self.run.graph.file.name)
+        except AmiError as err:
+            raise _fail(step, f"commit {commit[:12]} cannot be read: {err}") from None
 
 
 def _fail(step: _Step, why: str) -> AmiError:
     return AmiError(f"verify: {step.image or 'AMI'} {step.ami}: {why}", FAILED)
 
 
-def _link(run: Run, step: _Step, key: object, worktree: bool) -> tuple[str, _Step | None]:
+def _built_at(step: _Step, tree: Checkout, against: str) -> tuple[dict[str, str], dict]:
+    """The image's inputs and tree settings as ``tree`` builds them."""
+    if step.image not in tree.graph.images:
+        raise _fail(step, f"{against} has no image {step.image} in its "
+                          f"{tree.graph.file.name}")
+    try:
+        return tree.manifest(step.image), tree.tree_settings(step.image)
+    except AmiError as err:
+        raise _fail(step, f"{against} does not build it: {err}") from None
+
+
+def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step | None]:
     found = run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
     if found is None:
         raise _fail(step, f"no such AMI in {step.region}")
@@ -105,20 +158,22 @@ def _link(run: Run, step: _Step, key: object, worktree: bool) -> tuple[str, _Ste
             link.digest != digest:
         raise _fail(step, "its statement's inputs, parent and settings do not hash to its "
                           "digest")
-    root = run.settings.root
-    if worktree:
-        now = run.checkout.manifest(image) if image in run.graph.images else {}
-        against = "the working tree"
-    else:
-        now = entries_at(root, link.commit, link.inputs) or {}
-        against = f"commit {link.commit[:12]}"
-        if not now and link.inputs:
-            raise _fail(step, f"commit {link.commit[:12]} is not in this repository: fetch it")
-    differs = sorted(p for p in set(link.inputs) | set(now) if link.inputs.get(p) != now.get(p))
+    against = trees.name(link.commit)
+    tree = trees.at(step, link.commit, bool(link.settings.get("sandbox")))
+    now, settings = _built_at(step, tree, against)
+    differs = changed_inputs(link.inputs, now)
     if differs:
-        more = f" and {len(differs) - 1} more" if len(differs) > 1 else ""
-        raise _fail(step, f"{against} builds something else: {differs[0]}{more} differs from "
-                          "the statement")
+        first = differs[0]
+        what = (f"{first} is an input there that the statement leaves out"
+                if first not in link.inputs else f"{first} is in the statement but not an input "
+                "there" if first not in now else f"{first} differs from the statement")
+        more = f" (and {len(differs) - 1} more)" if len(differs) > 1 else ""
+        raise _fail(step, f"{against} builds something else: {what}{more}")
+    signed = {k: v for k, v in link.settings.items() if k not in MACHINE_SETTINGS}
+    if signed != settings:
+        keys = sorted(k for k in set(signed) | set(settings) if signed.get(k) != settings.get(k))
+        raise _fail(step, f"{against} builds {image} with other settings: {', '.join(keys)} "
+                          "differ from the statement")
     line = (f"{image} {step.ami} ({step.region}): signature ok, subject ok, "
             f"{len(link.inputs)} inputs as at {against}")
     source = run.graph.source.name

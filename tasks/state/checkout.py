@@ -25,6 +25,9 @@ def value_hash(value: str | None) -> str:
     return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
+MACHINE_SETTINGS = ("env", "host")     # digest settings the building machine supplies
+
+
 class Checkout:
     def __init__(self, settings: Settings, graph: Graph, hasher: Hasher) -> None:
         self.settings = settings
@@ -59,13 +62,18 @@ class Checkout:
                                "such file on this machine: create it, or remove it from "
                                "host_inputs")
         host = {path: self.hasher.file(Path(path), path) for path in spec.host_inputs}
+        return {**self.tree_settings(image), **({"env": env} if env else {}),
+                **({"host": host} if host else {})}
+
+    def tree_settings(self, image: str) -> dict[str, Any]:
+        """The digest's settings that the tree alone decides: all but the
+        machine's (``MACHINE_SETTINGS``: its environment and host files)."""
         inputs = self.inputs()[image]
-        settings = spec.settings(self.settings.sandbox)
+        settings = self.graph.images[image].settings(self.settings.sandbox)
         # A sensitive variable's value is a secret: records (and the digest) keep its hash.
         settings["vars"] = {k: (f"sha256:{value_hash(v)}" if k in inputs.template.sensitive else v)
                             for k, v in settings["vars"].items()}
-        return {**settings, "kind": inputs.kind,
-                **({"env": env} if env else {}), **({"host": host} if host else {})}
+        return {**settings, "kind": inputs.kind}
 
     def git(self) -> dict[str, object]:
         return self._git()

@@ -185,3 +185,26 @@ def test_a_build_from_uncommitted_edits_is_not_what_its_commit_builds(signed):
     assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds something else: "
                      r"ansible/roles/web_app/tasks/main.yml differs from the statement", out), out
     ok(tree.doit("verify", "-i", "web", "--worktree"))          # it is what the tree holds
+
+
+def test_an_input_the_statement_leaves_out_is_found_by_walking_the_commit(signed):
+    tree, _ = signed
+    (tree.path / "ansible/roles/web_app/handlers/main.yml").unlink()   # deleted, not committed
+    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))
+    ok(tree.doit("verify", "-i", "web", "--worktree"))
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds something else: "
+                     r"ansible/roles/web_app/handlers/main.yml is an input there that the "
+                     r"statement leaves out$", out, re.M), out
+
+
+def test_settings_the_commit_does_not_hold_fail(signed):
+    tree, _ = signed
+    text = (tree.path / "amis.yaml").read_text()
+    (tree.path / "amis.yaml").write_text(text.replace(      # not committed
+        "    regions: [eu-west-1, us-east-1]", "    regions: [eu-west-1]"))
+    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds web with other "
+                     r"settings: regions differ from the statement$", out, re.M), out
+    ok(tree.doit("verify", "-i", "web", "--worktree"))

@@ -54,3 +54,34 @@ def test_an_executable_bit_git_does_not_look_at_still_makes_the_tree_dirty(tmp_p
     script.chmod(0o644)
     info = git_info(tmp_path, ["s.sh"])
     assert info["dirty"] is True and info["mode_changes"] == ["s.sh"]
+
+
+def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(tmp_path):
+    from tasks.adapters.git import export
+    repo = tmp_path / "repo"
+    (repo / "roles").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "roles" / "a.yml").write_text("x: 1\n")
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(repo / "run.sh", 0o755)
+    os.symlink("roles/a.yml", repo / "link.yml")
+    commit(repo)
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    (repo / "roles" / "a.yml").write_text("x: 2\n")
+    (repo / "new.yml").write_text("y\n")
+    commit(repo)
+    (repo / "roles" / "a.yml").write_text("x: 3 uncommitted\n")
+    index = (repo / ".git" / "index").read_bytes()
+
+    dest = tmp_path / "at-first"
+    dest.mkdir()
+    assert export(repo, first, dest) is True
+    assert (dest / "roles" / "a.yml").read_text() == "x: 1\n"
+    assert not (dest / "new.yml").exists()                     # not in that commit
+    assert os.stat(dest / "run.sh").st_mode & 0o100
+    assert os.readlink(dest / "link.yml") == "roles/a.yml"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["at-first", "repo"]   # no index left
+    assert (repo / ".git" / "index").read_bytes() == index
+    assert (repo / "roles" / "a.yml").read_text() == "x: 3 uncommitted\n"
+    assert export(repo, "0" * 40, tmp_path / "none") is False
