@@ -191,6 +191,30 @@ class Aws:
         except aws_errors() as err:
             raise explain(err, what) from None
 
+    def call_if_known(self, what: str, service: str, region: str, operation: str,
+                      **kwargs: Any) -> bool:
+        """One AWS call that an emulator may lack: False when a custom
+        endpoint answers it with something that is not an AWS reply (moto
+        answers a call it has not implemented with an HTML 500). Against AWS
+        any failure is one, as with :meth:`call`."""
+        from botocore.parsers import ResponseParserError
+        try:
+            getattr(self.client(service, region, attempts=1 if self.endpoint() else ATTEMPTS),
+                    operation)(**kwargs)
+            return True
+        except ResponseParserError as err:
+            if self.endpoint():
+                return False
+            raise explain(err, what) from None
+        except aws_errors() as err:
+            raise explain(err, what) from None
+
+    def caller(self, region: str) -> str:
+        """Who AWS says these credentials are (STS GetCallerIdentity: it
+        needs no permission)."""
+        return str(self.call("asking AWS who is acting", "sts", region,
+                             "get_caller_identity").get("Arn", "unknown"))
+
     def pages(self, what: str, service: str, region: str, operation: str, key: str,
               **kwargs: Any) -> list[dict]:
         try:
@@ -243,21 +267,23 @@ class Aws:
 
     def own_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
         """AMI id -> description, for those of these that exist and are the
-        account's own, in one call per 200."""
+        account's own (disabled ones too: ``revoke --disable``), in one call
+        per 200."""
         found: dict[str, dict] = {}
         for i in range(0, len(amis), 200):
             images = self.call(f"looking up recorded AMIs in {region}", "ec2", region,
-                               "describe_images", Owners=["self"],
+                               "describe_images", Owners=["self"], IncludeDisabled=True,
                                Filters=[{"Name": "image-id", "Values": amis[i:i + 200]}])["Images"]
             found.update({img["ImageId"]: img for img in images})
         return found
 
     def describe_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
-        """AMI id -> its description (tags, creation date), for those that exist."""
+        """AMI id -> its description (tags, creation date, state), for those
+        that exist, disabled ones too."""
         if not amis:
             return {}
         images = self.call(f"describing {', '.join(amis)} in {region}", "ec2", region,
-                           "describe_images",
+                           "describe_images", IncludeDisabled=True,
                            Filters=[{"Name": "image-id", "Values": amis}])["Images"]
         return {img["ImageId"]: img for img in images}
 

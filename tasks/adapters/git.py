@@ -7,17 +7,19 @@ import os
 import stat
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from ..core.settings import Buildkite, Settings
 
 
-def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str | None:
+def _git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str | None:
+    """git's output, or None when it fails; ``env``: the whole environment
+    to run it in (default: this process's)."""
     try:
         # file names are bytes to git: decode them as Python names files (os.fsdecode)
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
                              encoding="utf-8", errors="surrogateescape",
-                             env={**os.environ, **env} if env else None)
+                             env=env)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -63,14 +65,15 @@ def _mode_changes(root: Path, inputs: list[str], at_head: dict[str, tuple[str, s
     return sorted(changed)
 
 
-def export(root: Path, commit: str, dest: Path) -> bool:
+def export(root: Path, commit: str, dest: Path, env: Mapping[str, str]) -> bool:
     """Write the files of ``commit`` under ``dest``, from git's objects,
     through a temporary index: the repository's own index and working tree
-    are untouched. False: this repository has no such commit."""
+    are untouched. ``env``: the environment git runs in (the settings').
+    False: this repository has no such commit."""
     if _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         return False
     index = dest.parent / f"{dest.name}.index"
-    env = {"GIT_INDEX_FILE": str(index)}
+    env = {**env, "GIT_INDEX_FILE": str(index)}
     ok = _git(root, "read-tree", commit, env=env) is not None and _git(
         root, "checkout-index", "--all", "--force", f"--prefix={dest}/", env=env) is not None
     index.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from ..core.text import closest
 from .s3 import Conflict, Store
 
 FETCH_THREADS = 16
+ENVELOPE_SUFFIX = ".dsse.json"          # a signed statement, beside its digest record
 _MD5_ETAG = re.compile(r'"?([0-9a-f]{32})"?')
 
 
@@ -57,6 +58,13 @@ class Pulled:
     status: dict[str, str] = field(default_factory=dict)     # new, updated, same, absent
     txt_stale: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)    # images held here that were not asked for
+
+
+def revoked_by(note: dict[str, str]) -> str:
+    """A revocation in words: ``revoked by who (AWS caller) at when: why``."""
+    caller = f" ({note['caller']})" if note.get("caller") else ""
+    return (f"revoked by {note.get('by')}{caller} at {note.get('at')}: "
+            f"{note.get('reason')}")
 
 
 class Registry:
@@ -93,7 +101,7 @@ class Registry:
 
     def attestation_key(self, image: str, digest: str, ami: str) -> str:
         """Where the signed statement of an AMI is kept: beside its digest record."""
-        return self.key("digests", image, f"{digest}.{ami}.dsse.json")
+        return self.key("digests", image, f"{digest}.{ami}{ENVELOPE_SUFFIX}")
 
     def url(self, key: str) -> str:
         return self.store.url(key)
@@ -236,6 +244,13 @@ class Registry:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
             return list(pool.map(fn, items))
+
+    def digest_records(self) -> list[Record]:
+        """Every record kept by digest (``digests/<image>/<digest>.json``;
+        not the signed statements beside them), read at once."""
+        keys = [k for k in self.listing(self.key("digests") + "/")
+                if k.endswith(".json") and not k.endswith(ENVELOPE_SUFFIX)]
+        return [r for r in self._parallel(self.record_at, keys) if r is not None]
 
     def write_id(self, channel: str, record: Record) -> None:
         """``channels/<channel>/<image>.txt``: the AMI id in the main region."""

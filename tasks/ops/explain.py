@@ -19,11 +19,9 @@ def _index(registry: Registry, records: list[Path]) -> dict[str, Record]:
         record = read_local(path)
         if record:
             index.update({ami: record for ami in record.amis.values()})
-    for key in registry.listing(registry.key("digests") + "/"):
-        record = registry.record_at(key)
-        if record:
-            for ami in record.amis.values():
-                index.setdefault(ami, record)
+    for record in registry.digest_records():
+        for ami in record.amis.values():
+            index.setdefault(ami, record)
     return index
 
 

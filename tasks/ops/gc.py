@@ -54,7 +54,7 @@ def _created(value: str) -> datetime:
 
 def _ours(run: Run, region: str) -> list[Candidate]:
     images = run.aws.call(f"listing AMIs in {region}", "ec2", region, "describe_images",
-                          Owners=["self"],
+                          Owners=["self"], IncludeDisabled=True,      # revoke --disable
                           Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
     out = []
     for img in images:

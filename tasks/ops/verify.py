@@ -23,6 +23,7 @@ from pathlib import Path
 from ..adapters import signing
 from ..adapters.aws import tags_of
 from ..adapters.git import export
+from ..adapters.registry import revoked_by
 from ..core import provenance
 from ..core.digest import changed_inputs, image_digest
 from ..core.errors import FAILED, AmiError
@@ -68,8 +69,7 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
         while step is not None:
             note = revoked.get(step.ami)
             if note is not None:
-                raise _fail(step, f"revoked by {note.get('by')} at {note.get('at')}: "
-                                  f"{note.get('reason')}")
+                raise _fail(step, revoked_by(note))
             line, step = _link(run, step, public, trees)
             run.say(line)
 
@@ -100,7 +100,7 @@ class _Trees:
         dest = self.scratch / commit
         if not dest.is_dir():
             dest.mkdir()
-            if not export(self.run.settings.root, commit, dest):
+            if not export(self.run.settings.root, commit, dest, self.run.settings.env):
                 raise _fail(step, f"commit {commit[:12]} is not in this repository: fetch it")
         try:
             return load_graph(dest, self.run.graph.file.name)

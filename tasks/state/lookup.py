@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters.aws import Aws, Unreachable, tags_of
-from ..adapters.registry import Registry
+from ..adapters.registry import Registry, revoked_by
 from ..core import decision
 from ..core.errors import AmiError, BUG, FAILED
 from ..core.graph import Graph
@@ -193,8 +193,7 @@ class Lookup:
                 for ami, why in results.items():
                     note = self.facts.revoked.get(ami)
                     if why is None and note is not None:
-                        why = (f"AMI {ami} ({region}) was revoked by {note.get('by')} at "
-                               f"{note.get('at')}: {note.get('reason')}")
+                        why = f"AMI {ami} ({region}) was {revoked_by(note)}"
                     if ami in foreign:
                         why = (f"AMI {ami} ({region}) belongs to account "
                                f"{foreign[ami].get('OwnerId')}, not this one")

@@ -208,3 +208,13 @@ def test_settings_the_commit_does_not_hold_fail(signed):
     assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds web with other "
                      r"settings: regions differ from the statement$", out, re.M), out
     ok(tree.doit("verify", "-i", "web", "--worktree"))
+
+
+def test_explain_reads_a_signed_tree(signed):
+    """The signed statements beside the digest records are not records."""
+    tree, _ = signed
+    web = json.loads(tree.record("web").read_text())
+    for image in ("web", "base"):
+        tree.record(image).unlink()          # only the bucket's records and statements remain
+    out = ok(tree.doit("explain", "-a", web["amis"][REGION])).stdout
+    assert "web" in out and "base" in out and "centos" in out, out

@@ -87,3 +87,76 @@ def test_disable_also_disables_the_amis_in_ec2(built_tree):
     for region, ami in web["amis"].items():
         image = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]
         assert image["State"] == "disabled", image
+
+
+DEPRECATED = (b'<EnableImageDeprecationResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+              b'<requestId>r</requestId><return>true</return></EnableImageDeprecationResponse>')
+UNDEPRECATED = DEPRECATED.replace(b"EnableImageDeprecation", b"DisableImageDeprecation")
+REFUSED = (b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not "
+           b"authorized to perform this operation.</Message></Error></Errors>"
+           b"<RequestID>r</RequestID></Response>")
+
+
+def revocation(tree, ami: str) -> dict:
+    return json.loads(tree.objects()[f"revocations/{ami}.json"])
+
+
+def test_the_emulator_lacking_deprecation_is_said_once_and_the_revocation_stands(built_tree):
+    tree = built_tree
+    base = current(tree, "base")["amis"][REGION]
+    out = ok(tree.doit("revoke", "-i", "base", "-r", "compromised")).stdout
+    lines = [l for l in out.splitlines() if "EnableImageDeprecation" in l]
+    assert len(lines) == 1 and re.fullmatch(
+        r"deprecation not set in EC2: http://127\.0\.0\.1:\d+ has no EnableImageDeprecation "
+        r"\(an emulator\): the registry's revocation is what plan, amis, verify and gc go by",
+        lines[0]), out
+    note = revocation(tree, base)
+    assert note["caller"].startswith("arn:aws:") and note["reason"] == "compromised", note
+    undo = ok(tree.doit("revoke", "-i", "base", "--undo")).stdout
+    assert "deprecation not ended in EC2: " in undo and "has no DisableImageDeprecation" in undo
+
+
+def test_every_revoked_ami_is_deprecated_and_undo_ends_it(built_tree, proxy):
+    from datetime import datetime, timedelta, timezone
+    tree = built_tree
+    tree.env["AWS_ENDPOINT_URL"] = proxy.url
+    deprecations = proxy.answer(lambda r: r.action == "EnableImageDeprecation", DEPRECATED)
+    ended = proxy.answer(lambda r: r.action == "DisableImageDeprecation", UNDEPRECATED)
+    web = current(tree, "web")
+    before = datetime.now(timezone.utc)
+    out = ok(tree.doit("revoke", "-i", "web", "-r", "leaked key", "--disable")).stdout
+    assert "deprecation not set" not in out, out
+    sent = [r for r in proxy.seen if r.action == "EnableImageDeprecation"]
+    assert deprecations.hits == 2 and sorted(r.form("ImageId") for r in sent) == \
+        sorted(web["amis"].values())
+    for request in sent:
+        at = datetime.fromisoformat(request.form("DeprecateAt").replace("Z", "+00:00"))
+        assert at.second == 0 and before < at <= before + timedelta(minutes=3), at
+    for region, ami in web["amis"].items():
+        state = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]["State"]
+        assert state == "disabled"
+    ok(tree.doit("revoke", "-i", "web", "--undo"))
+    assert ended.hits == 2
+    for region, ami in web["amis"].items():                     # --undo enables them again
+        state = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]["State"]
+        assert state == "available"
+    assert re.findall(r"^(\w+)\s+build\s", ok(tree.doit("plan")).stdout, re.M) == []
+
+
+def test_a_refused_deprecation_fails_after_recording_and_a_rerun_retries(built_tree, proxy):
+    tree = built_tree
+    tree.env["AWS_ENDPOINT_URL"] = proxy.url
+    refused = proxy.answer(lambda r: r.action == "EnableImageDeprecation", REFUSED, status=403)
+    web = current(tree, "web")["amis"]
+    result = tree.doit("revoke", "-i", "web", "-r", "leaked key")
+    out = failed(result)
+    assert refused.hits == 2 and re.search(
+        r"^ERROR: revoke: the registry is updated, but EC2 refused: deprecating ami-\w+ "
+        r"\([\w-]+\): UnauthorizedOperation: You are not authorized to perform this operation\.: "
+        r"grant the build role access \(docs/security\.md, IAM policies\) \(and 1 more\); run the "
+        r"same command again to retry$", out, re.M), out
+    assert all(f"revocations/{ami}.json" in tree.objects() for ami in web.values())
+    proxy.clear()
+    accepted = proxy.answer(lambda r: r.action == "EnableImageDeprecation", DEPRECATED)
+    again = ok(tree.doit("revoke", "-i", "web", "-r", "leaked key")).stdout
+    assert accepted.hits == 2 and again.count("was already revoked by") == 2, again

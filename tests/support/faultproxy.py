@@ -2,7 +2,8 @@
 
 Requests pass through unchanged, except those a rule matches: a rule can
 fail a request (an S3-style 500, or a dropped connection), or hold it until
-the test releases it, so a race or a failing request happens at exactly the
+the test releases it, or answer it in the emulator's place (for a call the
+emulator lacks), so a race or a failing request happens at exactly the
 chosen point, without sleeps.
 
     proxy = FaultProxy(emulator_url)
@@ -53,6 +54,7 @@ class Rule:
     kind: str                              # "fail", "drop", "hold"
     times: int | None = None               # None: every time
     status: int = 500
+    body: bytes = b""                      # "answer": the reply, instead of the emulator's
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -114,9 +116,10 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.close()
                     return
-                elif rule is not None and rule.kind == "fail":
-                    body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError"
-                            b"</Code><Message>injected by the test proxy</Message></Error>")
+                elif rule is not None and rule.kind in ("fail", "answer"):
+                    body = rule.body if rule.kind == "answer" else (
+                        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError"
+                        b"</Code><Message>injected by the test proxy</Message></Error>")
                     self.send_response(rule.status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(body)))
@@ -164,6 +167,13 @@ class FaultProxy:
     def fail(self, match: Callable[[Request], bool], times: int | None = None,
              status: int = 500) -> Rule:
         return self.add(match, "fail", times, status)
+
+    def answer(self, match: Callable[[Request], bool], body: bytes, status: int = 200) -> Rule:
+        """Reply with ``body`` and never forward: for a call the emulator lacks."""
+        rule = Rule(match, "answer", None, status, body)
+        with self.lock:
+            self.rules.append(rule)
+        return rule
 
     def lose(self, match: Callable[[Request], bool], times: int | None = 1) -> Rule:
         """Forward the request, then close the connection: done, but no reply."""

@@ -76,7 +76,7 @@ def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(t
 
     dest = tmp_path / "at-first"
     dest.mkdir()
-    assert export(repo, first, dest) is True
+    assert export(repo, first, dest, os.environ) is True
     assert (dest / "roles" / "a.yml").read_text() == "x: 1\n"
     assert not (dest / "new.yml").exists()                     # not in that commit
     assert os.stat(dest / "run.sh").st_mode & 0o100
@@ -84,4 +84,4 @@ def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["at-first", "repo"]   # no index left
     assert (repo / ".git" / "index").read_bytes() == index
     assert (repo / "roles" / "a.yml").read_text() == "x: 3 uncommitted\n"
-    assert export(repo, "0" * 40, tmp_path / "none") is False
+    assert export(repo, "0" * 40, tmp_path / "none", os.environ) is False

@@ -25,14 +25,16 @@ def test_every_built_ami_is_asked_to_require_imdsv2(monkeypatch):
     with Stubber(ec2) as stub:
         for ami in amis.values():
             stub.add_response("describe_images", {"Images": [{**image, "ImageId": ami}]},
-                              {"Filters": [{"Name": "image-id", "Values": [ami]}]})
+                              {"Filters": [{"Name": "image-id", "Values": [ami]}],
+                               "IncludeDisabled": True})
         for ami in amis.values():
             stub.add_response("modify_image_attribute", {},
                               {"ImageId": ami, "ImdsSupport": {"Value": "v2.0"}})
             stub.add_response("describe_image_attribute", {"LaunchPermissions": []},
                               {"ImageId": ami, "Attribute": "launchPermission"})
             stub.add_response("describe_images", {"Images": [{**image, "ImageId": ami}]},
-                              {"Filters": [{"Name": "image-id", "Values": [ami]}]})
+                              {"Filters": [{"Name": "image-id", "Values": [ami]}],
+                               "IncludeDisabled": True})
         monkeypatch.setattr(aws, "client", lambda *_: ec2)
         vetting.vet(aws, "web", (), "d" * 64, started, amis)
         stub.assert_no_pending_responses()
