@@ -19,6 +19,7 @@ from ..core.errors import FAILED, AmiError
 _KMS_ALGORITHMS = MappingProxyType({"ecdsa-sha2-nistp256": "ECDSA_SHA_256",
                                     "rsassa-pss-sha256": "RSASSA_PSS_SHA_256"})
 FILE = "file:"
+SANDBOX_KEY = "alias/amis-sandbox"     # made in the sandbox's emulator on first use
 
 
 def _key_from_pem(pem: bytes, where: str) -> Any:
@@ -71,9 +72,20 @@ class KmsSigner:
         return Signature(self._public.keyid, signed["Signature"].hex())
 
 
-def signer(setting: str, root: Path, kms: Callable[..., dict]) -> Any:
+def sandbox_key(kms: Callable[..., dict]) -> None:
+    """The sandbox's signing key, an ECC_NIST_P256 key in its emulator."""
+    if not any(a.get("AliasName") == SANDBOX_KEY for a in kms("ListAliases").get("Aliases", [])):
+        key = kms("CreateKey", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
+                  Description="amis sandbox provenance")["KeyMetadata"]["KeyId"]
+        kms("CreateAlias", AliasName=SANDBOX_KEY, TargetKeyId=key)
+
+
+def signer(setting: str, root: Path, kms: Callable[..., dict], sandbox: bool = False) -> Any:
     """The signer ``AMI_SIGNING_KEY`` names. ``kms(operation, **kwargs)``
-    calls the run's KMS client."""
+    calls the run's KMS client; in the sandbox, SANDBOX_KEY is made on
+    first use."""
+    if sandbox and setting == SANDBOX_KEY:
+        sandbox_key(kms)
     if setting.startswith(FILE):
         from cryptography.hazmat.primitives import serialization
         from securesystemslib.signer import CryptoSigner
@@ -106,9 +118,11 @@ def sign(payload: bytes, payload_type: str, with_: Any) -> bytes:
     return (json.dumps(envelope.to_dict(), sort_keys=True, indent=2) + "\n").encode()
 
 
-def public_key(setting: str, root: Path, kms: Callable[..., dict]) -> Any:
+def public_key(setting: str, root: Path, kms: Callable[..., dict], sandbox: bool = False) -> Any:
     """The key a signature is checked with: a PEM file (``file:`` or a
     path), else the KMS key's public half (kms:GetPublicKey)."""
+    if sandbox and setting == SANDBOX_KEY:
+        sandbox_key(kms)
     raw = setting[len(FILE):] if setting.startswith(FILE) else setting
     path = root / raw
     if setting.startswith(FILE) or path.is_file():

@@ -10,7 +10,6 @@ import socket
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from ..adapters import signing
 from ..core import provenance
@@ -21,7 +20,6 @@ from ..core.records import Record
 from .run import Run
 
 TAG = "Provenance"
-SANDBOX_KEY = "alias/amis-sandbox"     # made in the sandbox's emulator on first use
 
 
 def _ansible_version() -> str:
@@ -29,22 +27,6 @@ def _ansible_version() -> str:
         return metadata.version("ansible-core")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def signer(run: Run) -> object:
-    """The run's signer (looked up once per build: KMS's public key)."""
-    kms = run.aws.kms(run.graph.region)
-    if run.settings.sandbox and run.settings.signing_key == SANDBOX_KEY:
-        sandbox_key(kms)
-    return signing.signer(run.settings.signing_key, run.settings.root, kms)
-
-
-def sandbox_key(kms: Callable[..., dict]) -> None:
-    """The sandbox's signing key, an ECC_NIST_P256 key in its emulator."""
-    if not any(a.get("AliasName") == SANDBOX_KEY for a in kms("ListAliases").get("Aliases", [])):
-        key = kms("CreateKey", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
-                  Description="amis sandbox provenance")["KeyMetadata"]["KeyId"]
-        kms("CreateAlias", AliasName=SANDBOX_KEY, TargetKeyId=key)
 
 
 def context(run: Run, log: Path) -> provenance.Run:
@@ -69,7 +51,7 @@ def sign(run: Run, record: Record, log: Path) -> Record:
                                      parent.digest if parent_envelope and parent else None)
     try:
         envelope = signing.sign(provenance.payload(statement), provenance.PAYLOAD_TYPE,
-                                signer(run))
+                                run.signer())
         sha = provenance.envelope_digest(envelope)
         for region, ami in record.amis.items():
             run.registry.put(run.registry.attestation_key(record.image, record.digest, ami),

@@ -148,7 +148,7 @@ def bring_up_to_date(run: Run, name: str, *, may_build: bool = True) -> Outcome 
             return None
         invocation.preflight(run, name)
         if run.settings.signing_key:
-            attest.signer(run)          # a key that cannot sign stops the build before Packer
+            run.signer()          # a key that cannot sign stops the build before Packer
         notes = [f"build {name}: {again.reason}"]
         validating = time.monotonic()
         if run.settings.validate:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..adapters import emulator
+from ..adapters import emulator, signing
 from ..adapters.aws import Aws
 from ..adapters.console import Console, choose_view
 from ..adapters.packer import Packers
@@ -25,6 +25,7 @@ from ..adapters.signals import Interrupts
 from ..core.clock import Clock
 from ..core.digest import Hasher
 from ..core.graph import Graph, load_graph
+from ..core.once import Once
 from ..core.settings import Settings, load_settings
 from ..state.checkout import Checkout
 from ..state.locks import Locks, owner
@@ -45,6 +46,7 @@ class Run:
     packers: Packers
     outcomes: Outcomes
     clock: Clock
+    signer: Once[Any]                   # AMI_SIGNING_KEY's signer, looked up once per run
     console: Console = field(default_factory=Console)
 
     @classmethod
@@ -97,4 +99,6 @@ def compose(settings: Settings, graph: Graph, *, interrupts: Interrupts | None =
         packers=packers or Packers(interrupts, settings.cleanup_timeout, settings.packer,
                                     settings.env),
         outcomes=Outcomes(settings.state / "last-run.json"), clock=clock,
+        signer=Once(lambda: signing.signer(settings.signing_key, settings.root,
+                                           aws.kms(graph.region), settings.sandbox)),
         console=console or Console())

@@ -30,7 +30,6 @@ from ..core.errors import FAILED, AmiError
 from ..core.graph import Graph, load_graph
 from ..core.names import AMI_RE
 from ..state.checkout import MACHINE_SETTINGS, Checkout
-from . import attest
 from .run import Run
 
 
@@ -58,10 +57,8 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     if not setting:
         raise AmiError("verify: no key to check signatures with: give --key <public key PEM> "
                        "or set AMI_SIGNING_KEY")
-    kms = run.aws.kms(region)
-    if run.settings.sandbox and setting == attest.SANDBOX_KEY:
-        attest.sandbox_key(kms)
-    public = signing.public_key(setting, run.settings.root, kms)
+    public = signing.public_key(setting, run.settings.root, run.aws.kms(region),
+                                run.settings.sandbox)
     revoked = run.registry.revoked()
     step: _Step | None = _Step(image, ami, region, None)
     with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:

@@ -218,3 +218,11 @@ def test_explain_reads_a_signed_tree(signed):
         tree.record(image).unlink()          # only the bucket's records and statements remain
     out = ok(tree.doit("explain", "-a", web["amis"][REGION])).stdout
     assert "web" in out and "base" in out and "centos" in out, out
+
+
+def test_the_signing_key_is_looked_up_once_per_run(tree, aws, proxy):
+    key = kms_key(tree)
+    ok(tree.doit("amis", env={"AMI_SIGNING_KEY": key, "AWS_ENDPOINT_URL": proxy.url}))
+    target = lambda name: lambda r: r.headers.get("X-Amz-Target", "") == f"TrentService.{name}"
+    assert proxy.count(target("Sign")) == 5                 # one statement per image
+    assert proxy.count(target("GetPublicKey")) == 1, "GetPublicKey per build, not per run"
