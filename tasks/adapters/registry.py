@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 from ..core.clock import Clock
 from ..core.errors import AmiError, FAILED
 from ..core.records import Promotion, Record
-from ..core.text import closest
+from ..core.text import did_you_mean
 from .s3 import Conflict, Store
 
 FETCH_THREADS = 16
@@ -341,9 +341,9 @@ class Registry:
         record = self.record_at(key, image)
         if record is None:
             holding = sorted(c for c, held in self.held().items() if image in held)
-            near = closest(source, holding)
             raise AmiError(f"{self.url(key)}: channel {source} has no record of {image}: "
-                           + (f"did you mean {near}? " if near else "build it there first; ")
+                           + (did_you_mean(source, holding, "did you mean {}? ")
+                              or "build it there first; ")
                            + f"channels holding {image}: {', '.join(holding) or 'none'}")
         if record.ami not in existing:
             raise AmiError(f"{image} in channel {source} is {record.ami}, which no longer "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..core.errors import MISTAKE, AmiError
-from ..core.text import closest
+from ..core.text import did_you_mean
 
 # doit's own commands: their arguments are doit's to read.
 DOIT_COMMANDS = frozenset({"list", "help", "info", "clean", "forget", "ignore", "dumpdb",
@@ -92,18 +92,15 @@ def check(argv: list[str], options: Mapping[str, tuple[Option, ...]], docs: Mapp
 
 def _task(name: str, options: Mapping[str, Any], subtasks: Mapping[str, list[str]]) -> str:
     base, sep, sub = name.partition(":")
-    if "/" in name and not sep or "." in name and not sep:
+    if not sep and ("/" in name or "." in name):
         return name                                # a target file: doit's to find
     if base not in options:
-        guess = closest(base, options)
-        raise AmiError(f"doit {name}: no such task"
-                       + (f": did you mean {guess}?" if guess else "")
-                       + " (doit list shows every task)")
+        raise AmiError(f"doit {name}: no such task{did_you_mean(base, options)} "
+                       "(doit list shows every task)")
     if sep and base in subtasks and sub not in subtasks[base]:
-        guess = closest(sub, subtasks[base])
-        raise AmiError(f"doit {name}: no such image in amis.yaml"
-                       + (f": did you mean {base}:{guess}?" if guess else "")
-                       + f" (doit list --all shows every {base}:<image>)")
+        guess = did_you_mean(sub, subtasks[base], f": did you mean {base}:{{}}?")
+        raise AmiError(f"doit {name}: no such image in amis.yaml{guess} "
+                       f"(doit list --all shows every {base}:<image>)")
     return name
 
 
@@ -118,11 +115,9 @@ def _option(task: str, arg: str, following: str | None, known: tuple[Option, ...
             eq, inline = "=", flag[2:]                # -n4
     if found is None:
         longs = [f"--{o.long}" for o in known]
-        guess = closest(flag, longs + [f"-{o.short}" for o in known if o.short])
-        taken = f"; it takes {', '.join(longs)}" if longs else "; it takes no options"
-        raise AmiError(f"doit {task}: unknown option {flag}"
-                       + (f": did you mean {guess}?" if guess else taken)
-                       + f" (doit {task} --help)")
+        guess = did_you_mean(flag, longs + [f"-{o.short}" for o in known if o.short]) or (
+            f"; it takes {', '.join(longs)}" if longs else "; it takes no options")
+        raise AmiError(f"doit {task}: unknown option {flag}{guess} (doit {task} --help)")
     if found.type is bool:
         if eq:
             raise AmiError(f"doit {task} {flag}: takes no value (it is on when given)")
@@ -136,9 +131,8 @@ def _option(task: str, arg: str, following: str | None, known: tuple[Option, ...
 
 def _value(task: str, flag: str, value: str, option: Option) -> None:
     if option.choices and value not in option.choices:
-        guess = closest(value, option.choices)
         raise AmiError(f"doit {task} {flag} {value}: choose {' or '.join(option.choices)}"
-                       + (f" (did you mean {guess}?)" if guess else ""))
+                       + did_you_mean(value, option.choices, " (did you mean {}?)"))
     if option.type in (int, float):
         try:
             option.type(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import AmiError
 from .files import load_yaml
-from .text import closest
+from .text import did_you_mean
 from .names import ACCOUNT_RE, AMI_RE, NAME_RE, REGION_RE
 from .settings import GRAPH_FILE
 
@@ -117,9 +117,8 @@ def _fail(file: Path, where: str, problem: str) -> AmiError:
 def _no_unknown_keys(file: Path, where: str, data: dict, known: frozenset[str] | set[str]) -> None:
     unknown = sorted(str(k) for k in set(data) - set(known))
     if unknown:
-        near = closest(unknown[0], known)
         raise _fail(file, where, f"unknown key {unknown[0]!r}; "
-                    + (f"did you mean {near!r}? " if near else "")
+                    + did_you_mean(unknown[0], known, "did you mean {!r}? ")
                     + f"known keys: {', '.join(sorted(known))}")
 
 

@@ -33,7 +33,7 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return ranked[0][2] if ranked and ranked[0][0] <= 2 else None
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``: did you mean X?`` for the choice a typo most likely meant, else ""."""
+def did_you_mean(word: str, choices: Iterable[str], form: str = ": did you mean {}?") -> str:
+    """``form`` filled with the choice a typo most likely meant, else ""."""
     near = closest(word, choices)
-    return f": did you mean {near}?" if near else ""
+    return form.format(near) if near else ""
