@@ -225,17 +225,24 @@ class Aws:
 
     # -- S3 ------------------------------------------------------------------
 
-    def check_bucket(self, region: str) -> None:
+    def check_bucket(self, region: str, prefix: str = "") -> dict[str, str] | None:
         """The bucket must exist and be ours to list; the sandbox creates its own.
         Asked with few retries, so an unreachable endpoint is said at once. A
-        one-key listing rather than HeadBucket: it needs s3:ListBucket, as
-        HeadBucket does on AWS, and an emulator agrees."""
+        listing rather than HeadBucket: it needs s3:ListBucket, as HeadBucket
+        does on AWS, and an emulator agrees. The listing is of ``prefix``
+        (key -> ETag), returned when its one page is whole, so a caller
+        that lists there anyway need not (None: already checked, or more
+        than a page)."""
         bucket = require_bucket(self.settings)
         if self._bucket_checked:
-            return
+            return None
         s3 = self.client("s3", region, attempts=PROBE_ATTEMPTS)
+        listed: dict[str, str] | None = {}
         try:
-            s3.list_objects_v2(Bucket=bucket, Prefix=self.settings.prefix, MaxKeys=1)
+            page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix or self.settings.prefix,
+                                      **({} if prefix else {"MaxKeys": 1}))
+            listed = None if page.get("IsTruncated") else {
+                o["Key"]: o["ETag"] for o in page.get("Contents", [])}
         except aws_errors() as err:
             if self.settings.sandbox and error_code(err) in {"404", "NoSuchBucket"}:
                 args: dict[str, Any] = {"Bucket": bucket}
@@ -252,6 +259,7 @@ class Aws:
             else:
                 raise explain(err, f"checking bucket s3://{bucket}") from None
         self._bucket_checked = True
+        return listed if prefix else None
 
     # -- EC2 -----------------------------------------------------------------
 

@@ -52,8 +52,11 @@ class MemoryStore:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def check(self) -> None:
-        self._call("check", "")
+    def check(self, listing: str = "") -> dict[str, str] | None:
+        self._call("check", listing)
+        with self._lock:
+            return {k: self.etag(v) for k, v in sorted(self.objects.items())
+                    if k.startswith(listing)}
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         self._call("get", key)

@@ -84,6 +84,7 @@ class Registry:
         self.ssm_prefix = ssm_prefix
         self.put_ssm = put_ssm
         self.threads = FETCH_THREADS
+        self._revocations: dict[str, str] | None = None   # listed by the bucket check
 
     # -- keys ----------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class Registry:
         """Every image's current record in ``channel``: one listing, then a GET
         of each record whose ETag differs from ``local`` (image -> body held).
         Any record that fails its checks stops the pull."""
-        self.store.check()
+        self._revocations = self.store.check(self.key("revocations") + "/")
         listed = self.listing(self.key("channels", channel) + "/")
         pulled = Pulled(others=sorted(self.held(listed).get(channel, set()) - set(images)))
         stale = []
@@ -205,7 +206,8 @@ class Registry:
     def revoked(self) -> dict[str, dict[str, str]]:
         """Every revoked AMI: id -> its revocation (by, at, reason, with)."""
         found = {}
-        for key in self.listing(self.key("revocations") + "/"):
+        listed, self._revocations = self._revocations, None       # fresh once, then listed anew
+        for key in listed if listed is not None else self.listing(self.key("revocations") + "/"):
             got = self.get(key)
             if got is not None:
                 try:

@@ -27,8 +27,10 @@ class Store(Protocol):
 
     def url(self, key: str) -> str: ...
 
-    def check(self) -> None:
-        """The bucket is there and ours (the sandbox creates its own)."""
+    def check(self, listing: str = "") -> dict[str, str] | None:
+        """The bucket is there and ours (the sandbox creates its own),
+        checked by listing ``listing``: key -> ETag under it, when one page
+        holds them all and this is the run's first check; else None."""
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's body and ETag, or None when there is no such key."""
@@ -60,9 +62,9 @@ class S3Store:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def check(self) -> None:
+    def check(self, listing: str = "") -> dict[str, str] | None:
         require_bucket(self.aws.settings)
-        self.aws.check_bucket(self.region)
+        return self.aws.check_bucket(self.region, listing)
 
     def _get(self, key: str) -> tuple[bytes, dict] | None:
         s3 = self.aws.client("s3", self.region)

@@ -5,7 +5,8 @@ threads that build images at once; :meth:`Lookup.decision` is the one
 decision (``core.decision``) with its facts looked up.
 
 A no-op costs one listing of the channel (with ETags), one of the
-revocations (empty unless something was revoked), the GETs of records
+revocations (which is also the bucket check; empty unless something was
+revoked), the GETs of records
 that differ from the local copies, and one ``DescribeImages``; digest
 records are fetched only where a current record does not match, in one
 parallel batch per level of the tree.

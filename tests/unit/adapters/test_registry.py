@@ -157,3 +157,29 @@ def test_a_retirement_cut_short_is_finished_by_the_next():
     store.before.clear()
     registry.retire("main", "old")
     assert registry.held() == {}
+
+
+def test_the_bucket_check_lists_the_revocations_once_and_later_reads_list_anew():
+    store = MemoryStore()
+    registry = Registry(store, prefix="p/")
+    registry.revoke({"ami": "ami-0000000a", "by": "t", "at": "now", "reason": "x"})
+    store.calls.clear()
+    registry.pull("main", ["web"], {})
+    assert list(registry.revoked()) == ["ami-0000000a"]
+    assert [c for c in store.calls if c[0] in ("check", "listing")] == [
+        ("check", "p/revocations/"), ("listing", "p/channels/main/")]
+    registry.unrevoke("ami-0000000a", {"ami": "ami-0000000a", "undo": "true"})
+    store.calls.clear()
+    assert registry.revoked() == {}                # listed anew, not the check's old page
+    assert store.calls == [("listing", "p/revocations/")]
+
+
+def test_revocations_are_listed_when_the_check_could_not_hold_them():
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.revoke({"ami": "ami-0000000b", "by": "t", "at": "now", "reason": "x"})
+    store.check = lambda listing="": None          # already checked, or more than a page
+    registry.pull("main", ["web"], {})
+    store.calls.clear()
+    assert list(registry.revoked()) == ["ami-0000000b"]
+    assert ("listing", "revocations/") in store.calls
