@@ -27,7 +27,7 @@ from tasks.adapters import emulator
 
 BUCKET, PREFIX, REGION = "iam-amis", "amis", "eu-west-1"
 POLICIES = {"builder": "iam/build-policy.json", "collector": "iam/gc-policy.json",
-            "verifier": "iam/verify-policy.json"}
+            "verifier": "iam/verify-policy.json", "revoker": "iam/revoke-policy.json"}
 
 
 def policy(path: str) -> dict:
@@ -147,6 +147,10 @@ def pipeline(enforced, tmp_path_factory):
                                          "0", env=collector)).stdout
     said["gc"] = ok(project.doit("gc", "--keep", "1", "--days", "0", "--leftover-hours", "0",
                                  "--apply", env=collector)).stdout
+    revoker = {**enforced.env("revoker")}
+    said["revoke"] = ok(project.doit("revoke", "-i", "worker", "-r", "drill", "--disable",
+                                     env=revoker)).stdout
+    said["undo"] = ok(project.doit("revoke", "-i", "worker", "--undo", env=revoker)).stdout
     return said, web
 
 
@@ -174,6 +178,8 @@ def _the_whole_pipeline_runs_under_enforcement(pipeline, enforced) -> None:
     assert re.search(r"deleted [1-9]\d* AMI\(s\)", said["gc"]), said["gc"]
     assert "removed Packer leftover: eu-west-1: key pair packer_left-behind" in said["gc"]
     assert re.search(r"retired deploy \(ami-\w+\) from channel main", said["gc"]), said["gc"]
+    assert re.search(r"^revoked ami-\w+ \(worker, eu-west-1\)$", said["revoke"], re.M), said
+    assert re.search(r"^restored ami-\w+$", said["undo"], re.M), said["undo"]
     denied = [r for r in enforced.proxy.seen if r.path.endswith("AccessDenied")]
     assert denied == []
 
@@ -229,7 +235,7 @@ def _each_action_is_needed(enforced, user: str) -> None:
         if status != 403 or not re.search(rb"AccessDenied|not authorized", body):
             unneeded.append(f"{action} (got {status})")
     assert unneeded == []
-    assert len(first) >= {"builder": 20, "collector": 15, "verifier": 3}[user]
+    assert len(first) >= {"builder": 20, "collector": 15, "verifier": 3, "revoker": 5}[user]
 
 
 def test_the_readme_shows_the_published_policies():
