@@ -116,6 +116,8 @@ def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: boo
                     ("" if why == reason else f": built on {target}"))
         else:
             run.say(f"{each} ({name}, {region}) was already {revoked_by(note)}")
+            if disable and note.get("disabled") != "true":      # so --undo enables it
+                run.registry.revoke({**note, "disabled": "true"})
         ec2.call(f"deprecating {each} ({region})", region, "enable_image_deprecation",
                  ImageId=each, DeprecateAt=at)
         if disable and _state(run, region, each) == "available":

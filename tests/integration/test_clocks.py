@@ -74,3 +74,21 @@ def test_a_later_commit_built_on_a_skewed_agent_is_published(tree: Tree, aws, mo
     assert current_ami(aws, "base") not in (first, None)
     assert current_ami(aws, "base") == run.lookup.record("base").ami
     stamped_truly(tree.current("base"))
+
+
+def test_a_skewed_agent_deprecates_at_a_time_ahead_of_aws(tree: Tree, aws, monkeypatch, proxy):
+    """EC2 refuses a DeprecateAt in the past: an agent an hour behind still
+    asks for one ahead of AWS's clock, as the replies' Date say."""
+    from datetime import timedelta, timezone
+
+    from tasks.ops.revoke import revoke
+    ok(tree.doit("ami:base"))
+    proxy.answer(lambda r: r.action == "EnableImageDeprecation", (
+        b'<EnableImageDeprecationResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        b'<requestId>r</requestId><return>true</return></EnableImageDeprecationResponse>'))
+    run, out = tree.run(env={"AWS_ENDPOINT_URL": proxy.url}, clock=skewed(monkeypatch, -3600))
+    revoke(run, "", "base", "drill", undo=False, disable=False)
+    sent = [r for r in proxy.seen if r.action == "EnableImageDeprecation"]
+    at = datetime.fromisoformat(sent[0].form("DeprecateAt").replace("Z", "+00:00"))
+    now = datetime.now(timezone.utc)
+    assert len(sent) == 1 and now < at <= now + timedelta(minutes=3), (at, out.getvalue())

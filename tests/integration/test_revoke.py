@@ -160,3 +160,15 @@ def test_a_refused_deprecation_fails_after_recording_and_a_rerun_retries(built_t
     accepted = proxy.answer(lambda r: r.action == "EnableImageDeprecation", DEPRECATED)
     again = ok(tree.doit("revoke", "-i", "web", "-r", "leaked key")).stdout
     assert accepted.hits == 2 and again.count("was already revoked by") == 2, again
+
+
+def test_disabling_on_a_second_revoke_is_undone_too(built_tree):
+    tree = built_tree
+    web = current(tree, "web")
+    ok(tree.doit("revoke", "-i", "web", "-r", "leaked key"))
+    again = ok(tree.doit("revoke", "-i", "web", "-r", "leaked key", "--disable")).stdout
+    assert again.count("was already revoked by") == 2, again
+    ok(tree.doit("revoke", "-i", "web", "--undo"))
+    for region, ami in web["amis"].items():
+        state = tree.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]["State"]
+        assert state == "available", (region, state)
