@@ -60,10 +60,11 @@ class Pulled:
     others: list[str] = field(default_factory=list)    # images held here that were not asked for
 
 
-def revoked_by(note: dict[str, str]) -> str:
-    """A revocation in words: ``revoked by who (AWS caller) at when: why``."""
-    caller = f" ({note['caller']})" if note.get("caller") else ""
-    return (f"revoked by {note.get('by')}{caller} at {note.get('at')}: "
+def revoked_by(note: dict[str, str], caller: bool = True) -> str:
+    """A revocation in words: ``revoked by who (AWS caller) at when: why``
+    (a plan's row leaves out the caller)."""
+    arn = f" ({note['caller']})" if caller and note.get("caller") else ""
+    return (f"revoked by {note.get('by')}{arn} at {note.get('at')}: "
             f"{note.get('reason')}")
 
 

@@ -194,7 +194,7 @@ class Lookup:
                 for ami, why in results.items():
                     note = self.facts.revoked.get(ami)
                     if why is None and note is not None:
-                        why = f"AMI {ami} ({region}) was {revoked_by(note)}"
+                        why = f"AMI {ami} ({region}) was {revoked_by(note, caller=False)}"
                     if ami in foreign:
                         why = (f"AMI {ami} ({region}) belongs to account "
                                f"{foreign[ami].get('OwnerId')}, not this one")

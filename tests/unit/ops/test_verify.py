@@ -1,0 +1,86 @@
+"""The chain walk of ``doit verify``, in process, on a fake registry (a
+MemoryStore) and a local PEM key: each link from the AMI's own tags back to
+the source, and where the walk stops when a link is broken."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support.inproc import Tree, build_all
+from tasks.adapters.fakes import MemoryStore
+from tasks.core.errors import AmiError
+from tasks.ops.verify import verify
+
+
+@pytest.fixture
+def signed(tree, tmp_path) -> tuple[Tree, str]:
+    """The tree built and signed with a local key; the public half's path."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.generate_private_key(ec.SECP256R1())
+    (tree.path / "signing.pem").write_bytes(private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    public = tmp_path / "public.pem"
+    public.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    tree.store = MemoryStore()
+    tree.env["AMI_SIGNING_KEY"] = "file:signing.pem"
+    build_all(tree.run()[0])
+    return tree, str(public)
+
+
+def record(tree: Tree, image: str) -> dict:
+    return json.loads(tree.store.objects[f"channels/main/{image}.json"])
+
+
+def envelope_key(rec: dict) -> str:
+    return f"digests/{rec['image']}/{rec['digest']}.{rec['amis']['eu-west-1']}.dsse.json"
+
+
+def test_each_link_is_checked_back_to_the_source(signed):
+    tree, public = signed
+    run, out = tree.run()
+    verify(run, "", "web", public, worktree=False)
+    lines = out.getvalue().splitlines()
+    web, base = record(tree, "web"), record(tree, "base")
+    assert lines[0].startswith(f"web {web['amis']['eu-west-1']} (eu-west-1): signature ok, "
+                               "subject ok, ") and "inputs as at commit " in lines[0]
+    assert lines[1].startswith(f"base {base['amis']['eu-west-1']} (eu-west-1)")
+    assert lines[1].endswith("built on source centos ami-bb9a6bc2") and len(lines) == 2
+
+
+def test_the_walk_stops_at_the_parent_whose_statement_is_gone(signed):
+    tree, public = signed
+    del tree.store.objects[envelope_key(record(tree, "base"))]
+    run, out = tree.run()
+    with pytest.raises(AmiError, match=r"verify: base ami-\w+: no signed statement at "
+                                       r"s3://memory/digests/base/"):
+        verify(run, "", "web", public, worktree=False)
+    assert [l.split()[0] for l in out.getvalue().splitlines()] == ["web"]   # web's link held
+
+
+def test_a_parent_statement_swapped_for_another_signed_one_breaks_the_chain(signed):
+    """A bucket writer puts worker's (validly signed) statement where base's
+    was: it hashes to neither base's Provenance tag nor what web names."""
+    tree, public = signed
+    worker = tree.store.objects[envelope_key(record(tree, "worker"))]
+    tree.store.objects[envelope_key(record(tree, "base"))] = worker
+    run, _ = tree.run()
+    with pytest.raises(AmiError, match=r"verify: base ami-\w+: the statement at .* was "
+                                       r"changed: it does not hash to the AMI's Provenance tag"):
+        verify(run, "", "web", public, worktree=False)
+
+
+def test_an_edited_record_proves_nothing(signed):
+    """verify starts from the AMI's tags and the signed statement, never
+    from the record, so a record rewritten in the bucket changes nothing."""
+    tree, public = signed
+    web = record(tree, "web")
+    forged = {**web, "inputs": {**web["inputs"], "ansible/evil.yml": "0" * 64}}
+    tree.store.objects["channels/main/web.json"] = json.dumps(forged).encode()
+    run, out = tree.run()
+    verify(run, web["amis"]["eu-west-1"], "", public, worktree=False)
+    assert "evil" not in out.getvalue() and out.getvalue().count("signature ok") == 2
