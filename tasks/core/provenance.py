@@ -140,9 +140,10 @@ def link(statement_: Mapping[str, Any]) -> Link:
         inputs = {d["name"]: d["digest"]["sha256"] + (
                   EXECUTABLE if d.get("annotations", {}).get("executable") else "")
                   for d in deps if d is not repo and d is not parent}
+        commit = str(repo["digest"]["gitCommit"])
         return Link(image=definition["externalParameters"]["image"], amis=amis,
                     digest=digests.pop() if len(digests) == 1 else "",
-                    commit=repo["digest"]["gitCommit"], inputs=inputs,
+                    commit=commit, inputs=inputs,
                     parent_image=parent["name"], parent_ami=_from_arn(parent["uri"])[1],
                     parent_envelope=parent.get("digest", {}).get("sha256"),
                     parent_digest=parent["annotations"].get("inputsDigest", ""),

@@ -16,6 +16,7 @@ envelope digest the child's statement names.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,9 @@ from ..core.graph import Graph, load_graph
 from ..core.names import AMI_RE
 from ..state.checkout import MACHINE_SETTINGS, Checkout
 from .run import Run
+
+
+COMMIT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")      # SHA-1 or SHA-256 object names
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class _Trees:
     def _graph(self, step: _Step, commit: str) -> Graph:
         if self.worktree:
             return self.run.graph
+        if not COMMIT_RE.fullmatch(commit):        # it goes to git and names a folder
+            raise _fail(step, f"its statement names no commit ({commit!r}: built outside git?): "
+                              "only --worktree can check it")
         dest = self.scratch / commit
         if not dest.is_dir():
             dest.mkdir()

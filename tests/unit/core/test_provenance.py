@@ -53,3 +53,4 @@ def test_a_statement_reads_back_as_it_was_made():
 def test_what_is_not_our_statement_is_refused(broken):
     with pytest.raises(ValueError):
         provenance.link({**provenance.statement(RECORD, RUN, None), **broken})
+

@@ -84,3 +84,21 @@ def test_an_edited_record_proves_nothing(signed):
     run, out = tree.run()
     verify(run, web["amis"]["eu-west-1"], "", public, worktree=False)
     assert "evil" not in out.getvalue() and out.getvalue().count("signature ok") == 2
+
+
+@pytest.mark.parametrize("commit", ["--output=/tmp/x", "../../etc", "unknown", "HEAD"])
+def test_a_statement_naming_no_commit_id_is_never_handed_to_git(signed, monkeypatch, commit):
+    """The commit goes to git and names a folder: only an object id may."""
+    from tasks.core import provenance
+    tree, public = signed
+    real = provenance.link
+
+    def forged(statement):
+        link = real(statement)
+        return link if link.image != "web" else type(link)(**{**link.__dict__, "commit": commit})
+    monkeypatch.setattr(provenance, "link", forged)
+    monkeypatch.setattr("tasks.ops.verify.export", lambda *a: pytest.fail("git was asked"))
+    run, _ = tree.run()
+    with pytest.raises(AmiError, match=r"verify: web ami-\w+: its statement names no commit "
+                                       r"\(.*built outside git\?\): only --worktree can check it"):
+        verify(run, "", "web", public, worktree=False)
