@@ -64,8 +64,8 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("ami", "ami", "the AMI to verify", "", str, "a"),
         Option("image", "image", "verify the channel's current AMI of this image instead", "",
                str, "i"),
-        Option("key", "key", "public key PEM file (default: AMI_SIGNING_KEY's public key)", "",
-               str, "k"),
+        Option("key", "key", "public key PEM file", "", str, "k",
+               shown_default="AMI_SIGNING_KEY's public key"),
         Option("worktree", "worktree", "check inputs against the working tree, not the "
                "recorded commit", False, bool),
     ),

@@ -161,6 +161,9 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
     if parent.ami is None or digest is None:
         why = f"parent {image.parent} builds first" if parent.action == BUILD else \
             f"parent {image.parent} is not resolved"
+        own = next((known.refused[a] for a in current.amis.values() if a in known.refused),
+                   None) if current is not None else None
+        why += f"; {own}" if own else ""             # e.g. its own AMI was revoked with the parent
         return Verdict(name, BUILD, "parent", why, None, None, None, current)
 
     def exists(record: Record) -> bool | None:

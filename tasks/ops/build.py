@@ -57,10 +57,6 @@ def pull(run: Run) -> None:
     _repair_ssm(run, channel)
     if run.lookup.facts.others:
         run.say(gc.not_in_graph(channel, run.lookup.facts.others))
-    for name in run.graph.names:
-        record = run.lookup.record(name)
-        if record is not None and name in run.graph.images and not run.lookup.usable(record):
-            run.say(f"{run.lookup.unusable(record)}: it will be rebuilt", name)
     if run.console.view == "live":
         # Only drawn live: deciding here costs a no-op a whole decision (0.9 s on 100 images).
         try:

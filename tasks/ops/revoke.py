@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from ..adapters.git import actor
 from ..adapters.registry import revoked_by
 from ..core.errors import FAILED, AmiError
-from ..core.names import AMI_RE
 from ..core.records import Record
 from .run import Run
+from .targets import chosen_ami
 
 
 def descendants(records: list[Record], ami: str) -> list[Record]:
@@ -40,20 +40,6 @@ def descendants(records: list[Record], ami: str) -> list[Record]:
         frontier = {r.ami for r in children}
         seen |= frontier
     return out
-
-
-def _target(run: Run, ami: str, image: str) -> str:
-    if image:
-        if image not in run.graph.names:
-            raise AmiError(f"revoke --image={image!r}: no such image in amis.yaml")
-        channel = run.channel()[0]
-        record = run.registry.record_at(run.registry.current_key(channel, image), image)
-        if record is None:
-            raise AmiError(f"revoke --image={image}: channel {channel} has no record of {image}")
-        return record.ami
-    if not AMI_RE.fullmatch(ami):
-        raise AmiError(f"revoke --ami={ami!r}: give an AMI id (ami-…) or --image")
-    return ami
 
 
 def deprecate_at(now: datetime) -> datetime:
@@ -83,8 +69,8 @@ class _Ec2:
         for operation in sorted(self.lacking):
             name = "".join(part.title() for part in operation.split("_"))
             self.run.say(f"{undone} in EC2: {self.run.aws.endpoint()} has no {name} "
-                         "(an emulator): the registry's revocation is what plan, amis, verify "
-                         "and gc go by")
+                         "(an emulator); the registry, which plan, amis, verify and gc go "
+                         "by, is updated")
         if self.refused:
             more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
             raise AmiError(f"revoke: the registry is updated, but EC2 refused: "
@@ -93,7 +79,8 @@ class _Ec2:
 
 
 def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
-    target = _target(run, ami, image)
+    target = chosen_ami(run, "revoke", ami, image, run.graph.names)
+    reason = reason.strip()
     if not undo and not reason:
         raise AmiError("revoke: say why with --reason (it is recorded and shown by plan)")
     revoked = run.registry.revoked()
@@ -148,7 +135,8 @@ def _state(run: Run, region: str, ami: str) -> str:
 def _undo(run: Run, target: str, revoked: dict[str, dict[str, str]], who: dict[str, str],
           reason: str) -> None:
     ec2 = _Ec2(run)
-    undone = sorted(a for a, note in revoked.items() if a == target or note.get("with") == target)
+    undone = sorted((a for a, note in revoked.items() if a == target or note.get("with") == target),
+                    key=lambda a: (a != target, a))        # the AMI asked for first
     for each in undone:
         note = revoked[each]
         region = note.get("region") or run.graph.region

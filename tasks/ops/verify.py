@@ -29,9 +29,9 @@ from ..core import provenance
 from ..core.digest import changed_inputs, image_digest
 from ..core.errors import FAILED, AmiError
 from ..core.graph import Graph, load_graph
-from ..core.names import AMI_RE
 from ..state.checkout import MACHINE_SETTINGS, Checkout
 from .run import Run
+from .targets import chosen_ami
 
 
 COMMIT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")      # SHA-1 or SHA-256 object names
@@ -47,16 +47,7 @@ class _Step:
 
 def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     region = run.graph.region
-    if image:
-        if image not in run.graph.images:
-            raise AmiError(f"verify --image={image!r}: no such image in amis.yaml")
-        record = run.registry.record_at(run.registry.current_key(run.channel()[0], image), image)
-        if record is None:
-            raise AmiError(f"verify --image={image}: channel {run.channel()[0]} has no record "
-                           f"of {image}", FAILED)
-        ami = record.ami
-    elif not AMI_RE.fullmatch(ami):
-        raise AmiError(f"verify --ami={ami!r}: give an AMI id (ami-…) or --image")
+    ami = chosen_ami(run, "verify", ami, image, run.graph.images)
     setting = key or run.settings.signing_key
     if not setting:
         raise AmiError("verify: no key to check signatures with: give --key <public key PEM> "

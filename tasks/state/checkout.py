@@ -81,3 +81,8 @@ class Checkout:
     def channel(self) -> tuple[str, str]:
         """The channel this run publishes to, and a note when it is not the obvious one."""
         return self._channel()
+
+    def published_channel(self) -> str:
+        """The channel this branch publishes to once its edits are committed:
+        where its AMIs are, dirty tree or not."""
+        return channels.choose(self.settings, {**self.git(), "dirty": False})[0]

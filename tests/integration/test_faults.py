@@ -251,7 +251,8 @@ def test_a_copy_deregistered_out_of_band_is_rebuilt(tree, aws):
     tree.client("ec2", "us-east-1").deregister_image(ImageId=copy)
     tree.reset_count()
     out = ok(tree.doit("amis")).stdout
-    assert f"[web] AMI {copy} (us-east-1) no longer exists: it will be rebuilt" in out
+    assert f"[web] build: AMI {copy} (us-east-1) no longer exists" in out
+    assert out.count("no longer exists") == 1, out              # said once, when it builds
     assert tree.packer_builds() == ["web"]
 
 

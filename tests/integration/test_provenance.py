@@ -226,3 +226,15 @@ def test_the_signing_key_is_looked_up_once_per_run(tree, aws, proxy):
     target = lambda name: lambda r: r.headers.get("X-Amz-Target", "") == f"TrentService.{name}"
     assert proxy.count(target("Sign")) == 5                 # one statement per image
     assert proxy.count(target("GetPublicKey")) == 1, "GetPublicKey per build, not per run"
+
+
+def test_image_names_the_published_ami_on_a_dirty_tree(signed):
+    """Uncommitted edits send a build to the dirty channel, but -i still
+    names the AMI this branch published (the tests' default allows dirty)."""
+    tree, _ = signed
+    tree.append("ansible/roles/web_app/defaults/main.yml", "\n# not committed\n")
+    clean = {"AMI_ALLOW_DIRTY": None}
+    ok(tree.doit("verify", "-i", "web", env=clean))                  # what the commit built
+    out = failed(tree.doit("verify", "-i", "web", "--worktree", env=clean))
+    assert "the working tree builds something else: ansible/roles/web_app/defaults/main.yml " \
+           "differs from the statement" in out, out

@@ -27,6 +27,8 @@ def test_revoking_base_rebuilds_everything_built_on_it(built_tree):
         row = next(l for l in plan.splitlines() if l.startswith(f"{image} "))
         assert re.search(r"\sbuild\s", row), plan
     assert re.search(r"^base\s+build.*was revoked by .*: CVE-2026-0001 in openssl$", plan, re.M)
+    assert re.search(r"^web\s+build\s.*parent base builds first; AMI ami-\w+ \([\w-]+\) was "
+                     r"revoked by .*: built on ami-\w+: CVE-2026-0001 in openssl$", plan, re.M), plan
     ok(tree.doit("amis"))
     assert sorted(tree.packer_builds()) == sorted(IMAGES)        # nothing reused by digest
     new_base = current(tree, "base")["amis"][REGION]
@@ -52,7 +54,8 @@ def test_revoking_a_leaf_rebuilds_only_it_and_undo_restores(built_tree):
     builds = re.findall(r"^(\w+)\s+build\s", plan, re.M)
     assert builds == ["web"], plan
     out = ok(tree.doit("revoke", "-a", web, "--undo")).stdout
-    assert f"restored {web}" in out
+    restored = [l for l in out.splitlines() if l.startswith("restored ")]
+    assert restored[0] == f"restored {web}" and len(restored) == 2, out   # then its copy
     assert re.findall(r"^(\w+)\s+build\s", ok(tree.doit("plan")).stdout, re.M) == []
     log = [k for k in tree.objects() if k.startswith("revocations-log/")]
     assert len(log) == 4                    # web and its us-east-1 copy: revoked, then restored
@@ -65,7 +68,15 @@ def test_revoke_needs_a_reason_and_a_known_ami(built_tree):
     tree = built_tree
     assert "say why with --reason" in failed(tree.doit("revoke", "-i", "base"))
     assert "is not revoked" in failed(tree.doit("revoke", "-i", "base", "--undo"))
-    assert failed(tree.doit("revoke", "-a", "nope", "-r", "x")).count("give an AMI id") == 1
+    assert failed(tree.doit("revoke", "-a", "nope", "-r", "x")).count(
+        "revoke --ami=nope: not an AMI id (ami- and 8 to 17 hex digits)") == 1
+    assert "say why with --reason" in failed(tree.doit("revoke", "-i", "base", "-r", "  "))
+    assert "ERROR: revoke: say which AMI: --ami ami-… or --image <image>" in failed(
+        tree.doit("revoke", "-r", "x"))
+    assert "revoke --image=bsae: no such image in amis.yaml: did you mean base?" in failed(
+        tree.doit("revoke", "-i", "bsae", "-r", "x"))
+    assert "AMI_BUCKET is not set" in failed(tree.doit("verify", "-i", "web",
+                                                       env={"AMI_BUCKET": None, "AMI_SANDBOX": None}))
 
 
 def test_verify_refuses_a_revoked_ami(tree, aws):
@@ -108,7 +119,7 @@ def test_the_emulator_lacking_deprecation_is_said_once_and_the_revocation_stands
     lines = [l for l in out.splitlines() if "EnableImageDeprecation" in l]
     assert len(lines) == 1 and re.fullmatch(
         r"deprecation not set in EC2: http://127\.0\.0\.1:\d+ has no EnableImageDeprecation "
-        r"\(an emulator\): the registry's revocation is what plan, amis, verify and gc go by",
+        r"\(an emulator\); the registry, which plan, amis, verify and gc go by, is updated",
         lines[0]), out
     note = revocation(tree, base)
     assert note["caller"].startswith("arn:aws:") and note["reason"] == "compromised", note
