@@ -265,5 +265,7 @@ def _why(record: Record, inputs: dict[str, str], parent_ami: str, settings: dict
     if record.parent and record.parent.get("ami") != parent_ami:
         reasons.append(f"parent AMI {record.parent.get('ami')} -> {parent_ami}")
     if record.settings != settings:
-        reasons.append("build settings changed")
+        keys = sorted(k for k in set(record.settings) | set(settings)
+                      if record.settings.get(k) != settings.get(k))
+        reasons.append(f"build settings changed ({_shorten(keys)})")
     return "; ".join(reasons) or "digest differs"

@@ -97,6 +97,22 @@ def test_never_built_is_missing(graph):
     assert v["web"].reason == "parent base builds first" and v["web"].digest is None
 
 
+def test_changed_settings_rebuild_and_say_which(graph):
+    """A sandbox build's record, planned outside the sandbox, names why."""
+    old = replace(BASE, digest="e" * 64, settings={**SETTINGS["base"], "sandbox": True})
+    v = verdicts(graph, known({"base": old, "web": WEB},
+                              by_digest={("base", BASE.digest): None}))
+    assert v["base"].reason == "build settings changed (sandbox)"
+
+
+def test_a_child_names_its_own_refused_ami_besides_its_parent(graph):
+    old = replace(BASE, digest="e" * 64, inputs={"ansible/base.yaml": "9" * 64})
+    v = verdicts(graph, known({"base": old, "web": WEB},
+                              by_digest={("base", BASE.digest): None},
+                              refused={"ami-0000000c": "AMI ami-0000000c (eu-west-1) was revoked"}))
+    assert v["web"].reason == "parent base builds first; AMI ami-0000000c (eu-west-1) was revoked"
+
+
 def test_changed_inputs_rebuild_and_say_which(graph):
     old = replace(BASE, digest="e" * 64, inputs={"ansible/base.yaml": "9" * 64})
     v = verdicts(graph, known({"base": old, "web": WEB},
