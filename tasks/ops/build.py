@@ -310,4 +310,10 @@ def summary(run: Run) -> str:
         where = run.settings.logs.relative_to(run.settings.root) \
             if run.settings.logs.is_relative_to(run.settings.root) else run.settings.logs
         shown += f"\nbuild logs in {where}/: {', '.join(logs)}"
+    signed = [name for name in run.graph.images
+              if (outcome := run.outcomes.get(name)) and outcome.action == "built"
+              and (record := run.lookup.record(name)) and record.provenance]
+    if signed:
+        shown += (f"\nsigned the provenance of {', '.join(signed)} with "
+                  f"{run.settings.signing_key}: doit verify -i <image> checks one")
     return shown

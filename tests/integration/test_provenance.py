@@ -37,7 +37,9 @@ def signed(tree, aws):
 def test_every_ami_verifies_back_to_the_source(tree, aws, spec):
     key = kms_key(tree, spec)
     tree.env["AMI_SIGNING_KEY"] = key
-    ok(tree.doit("amis"))
+    built = ok(tree.doit("amis")).stdout
+    assert f"signed the provenance of base, build, deploy, web, worker with {key}: doit verify " \
+           "-i <image> checks one" in built, built
     out = ok(tree.doit("verify", "-i", "web")).stdout
     links = [l for l in out.splitlines() if "signature ok, subject ok" in l]
     assert [l.split()[0] for l in links] == ["web", "base"], out
