@@ -17,6 +17,7 @@ live view, where the terminal is one.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -70,6 +71,7 @@ class Console:
     _rows: dict[str, _Row] = field(default_factory=dict, repr=False)
     _group: str | None = field(default=None, repr=False)     # Buildkite's open group
     _live: object = field(default=None, repr=False)
+    _gone: bool = field(default=False, repr=False)           # stdout's reader has left
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -227,9 +229,19 @@ class Console:
             self._group = image
 
     def _write(self, text: str) -> None:
+        if self._gone:
+            return
         stream = self.out or sys.__stdout__
-        stream.write(text)
-        stream.flush()
+        try:
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            # The reader left (`doit revoke … | head`): the run goes on to its
+            # end unheard rather than stop halfway; errors still go to stderr.
+            self._gone = True
+            if self.out is None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())      # so exit's flush cannot fail either
 
 
 def _escape(text: str) -> str:

@@ -129,3 +129,25 @@ def test_errors_go_to_stderr_off_a_terminal():
     out, err = io.StringIO(), io.StringIO()
     Console(out, err).error("image web: Packer exited 1")
     assert out.getvalue() == "" and err.getvalue() == "ERROR: image web: Packer exited 1\n"
+
+
+class _LeftReader:
+    """A pipe whose reader has gone (`doit … | head -1`)."""
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_reader_that_leaves_does_not_stop_the_run():
+    from tasks.adapters.console import Console
+    out = _LeftReader()
+    console = Console(out=out)
+    console.say("revoked ami-00000001 (base, eu-west-1)")
+    console.say("revoked ami-00000002 (web, eu-west-1)")       # not raised, not tried again
+    assert out.writes == 1
