@@ -15,6 +15,7 @@ envelope digest the child's statement names.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tempfile
@@ -43,6 +44,7 @@ class _Step:
     ami: str
     region: str
     envelope_sha: str | None       # what the child's statement says (None: the AMI's tag)
+    source: bool = False           # the source image: only its revocation is checked
 
 
 def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
@@ -62,6 +64,8 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
             note = revoked.get(step.ami)
             if note is not None:
                 raise _fail(step, revoked_by(note))
+            if step.source:
+                break
             line, step = _link(run, step, public, trees)
             run.say(line)
 
@@ -118,6 +122,23 @@ def _built_at(step: _Step, tree: Checkout, against: str) -> tuple[dict[str, str]
         raise _fail(step, f"{against} does not build it: {err}") from None
 
 
+def _check_source(run: Run, step: _Step, spec: dict, ami: str, against: str) -> None:
+    """The source AMI is the one the commit's amis.yaml pins, or one its
+    filter selects (owner and name; which match was newest then cannot be
+    told now)."""
+    if "ami" in spec:
+        if spec["ami"] != ami:
+            raise _fail(step, f"{against} pins its source to {spec['ami']}, not {ami}")
+        return
+    found = run.aws.describe_amis(step.region, [ami]).get(ami) or {}
+    owners = set(spec["owners"])
+    if not (owners & {found.get("OwnerId"), found.get("ImageOwnerAlias")}) or \
+            not fnmatch.fnmatchcase(str(found.get("Name", "")), spec["name_pattern"]):
+        raise _fail(step, f"its source {ami} is not an image {against}'s source filter "
+                          f"selects (owners {', '.join(sorted(owners))}, name "
+                          f"{spec['name_pattern']!r})")
+
+
 def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step | None]:
     found = run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
     if found is None:
@@ -171,9 +192,16 @@ def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step
                           "differ from the statement")
     line = (f"{image} {step.ami} ({step.region}): signature ok, subject ok, "
             f"{len(link.inputs)} inputs as at {against}")
-    source = run.graph.source.name
-    if link.parent_image == source:
-        return line + f"; built on source {source} {link.parent_ami}", None
+    built_on = tree.graph.images[image].parent
+    if built_on != link.parent_image:
+        raise _fail(step, f"{against} builds {image} on {built_on}, not on "
+                          f"{link.parent_image} as its statement says")
+    source = tree.graph.source
+    if link.parent_image == source.name:       # the source as the commit names it
+        _check_source(run, step, source.spec(bool(link.settings.get("sandbox"))),
+                      link.parent_ami, against)
+        return (line + f"; built on source {source.name} {link.parent_ami}",
+                _Step(source.name, link.parent_ami, step.region, None, source=True))
     if not link.parent_envelope:
         raise _fail(step, f"its parent {link.parent_image} {link.parent_ami} was built "
                           "unsigned: the chain stops there")

@@ -214,6 +214,11 @@ class Lookup:
             return
         else:
             found = self.aws.resolve_source(self.graph.source, self.graph.region)
+        note = self.facts.revoked.get(found[0])
+        if note is not None:                  # nothing may be built on it, and it cannot be rebuilt
+            raise AmiError(f"source {self.graph.source.name}: {found[0]} ({found[1]}) was "
+                           f"{revoked_by(note)}: point amis.yaml's source at another image",
+                           FAILED)
         with self.lock:
             self.facts.source = found
 

@@ -240,3 +240,38 @@ def test_image_names_the_published_ami_on_a_dirty_tree(signed):
     out = failed(tree.doit("verify", "-i", "web", "--worktree", env=clean))
     assert "the working tree builds something else: ansible/roles/web_app/defaults/main.yml " \
            "differs from the statement" in out, out
+
+
+def test_a_parent_the_commit_does_not_build_on_fails(signed):
+    tree, _ = signed
+    text = (tree.path / "amis.yaml").read_text()
+    (tree.path / "amis.yaml").write_text(text.replace(       # not committed
+        "  web:\n    parent: base\n", "  web:\n    parent: worker\n"))
+    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds web on base, not on "
+                     r"worker as its statement says$", out, re.M), out
+
+
+def test_a_source_the_commit_does_not_pin_fails(signed):
+    tree, _ = signed
+    other = tree.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    text = (tree.path / "amis.yaml").read_text()
+    (tree.path / "amis.yaml").write_text(text.replace(       # not committed
+        "sandbox_ami: ami-bb9a6bc2", f"sandbox_ami: {other}"))
+    ok(tree.doit("ami:base", env={"AMI_ALLOW_DIRTY": "1"}))
+    out = failed(tree.doit("verify", "-i", "base"))
+    assert re.search(rf"verify: base ami-\w+: commit [0-9a-f]{{12}} pins its source to "
+                     rf"ami-bb9a6bc2, not {other}$", out, re.M), out
+
+
+def test_the_source_is_named_by_the_statements_commit_not_the_checkout(signed):
+    """A later commit that calls base the source cannot cut web's chain short."""
+    from support.project import commit
+    tree, _ = signed
+    text = (tree.path / "amis.yaml").read_text()
+    (tree.path / "amis.yaml").write_text(text.replace("  name: centos\n", "  name: base\n")
+                                         .replace("  base:\n    parent: centos\n", ""))
+    commit(tree.path, "base is the source now")
+    out = ok(tree.doit("verify", "-i", "web")).stdout
+    assert [l.split()[0] for l in out.splitlines() if "signature ok" in l] == ["web", "base"], out

@@ -202,3 +202,33 @@ def test_a_revoke_whose_reader_leaves_still_revokes_everything(built_tree):
     run.console = Console(out=LeftReader())
     revoke(run, "", "base", "compromised", undo=False, disable=False)
     assert all(f"revocations/{ami}.json" in tree.objects() for ami in amis)
+
+
+def test_a_revoked_source_stops_every_build_and_fails_verify(tree, aws):
+    """Nothing is built on a revoked source, and a chain ending there fails."""
+    key = tree.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")[
+        "KeyMetadata"]["KeyId"]
+    tree.env["AMI_SIGNING_KEY"] = key
+    ok(tree.doit("amis"))
+    ok(tree.doit("revoke", "-a", "ami-bb9a6bc2", "-r", "a bad upstream image"))
+    tree.reset_count()
+    for command in ("plan", "amis"):
+        out = failed(tree.doit(command))
+        assert re.search(r"source centos: ami-bb9a6bc2 \(pinned\) was revoked by .* at .*: a bad "
+                         r"upstream image: point amis.yaml's source at another image", out), out
+    assert tree.packer_builds() == []
+    assert "revoked by" in failed(tree.doit("verify", "-i", "web"))   # web went with it
+
+
+def test_verify_checks_the_source_at_the_end_of_the_chain(tree, aws):
+    """A revocation of the source alone (everything built on it restored)."""
+    tree.env["AMI_SIGNING_KEY"] = tree.client("kms").create_key(
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    ok(tree.doit("amis"))
+    ok(tree.doit("revoke", "-a", "ami-bb9a6bc2", "-r", "a bad upstream image"))
+    for key in [k for k in tree.objects() if k.startswith("revocations/")]:
+        if not key.endswith("ami-bb9a6bc2.json"):
+            tree.client("s3").delete_object(Bucket="test-amis", Key=key)
+    out = failed(tree.doit("verify", "-i", "web"))
+    assert out.count("signature ok") == 2 and re.search(
+        r"verify: centos ami-bb9a6bc2: revoked by .*: a bad upstream image", out), out
