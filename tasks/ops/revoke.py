@@ -101,6 +101,13 @@ def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: boo
                                  **({"disabled": "true"} if disable else {})})
             run.say(f"revoked {each} ({name}, {region})" +
                     ("" if why == reason else f": built on {target}"))
+        elif why == reason and note.get("with") != target:
+            # Revoked with another AMI, now on its own account: undoing that
+            # other revocation must not restore this one.
+            run.registry.revoke({**note, **who, "reason": why, "with": target,
+                                 **({"disabled": "true"} if disable else {})})
+            run.say(f"revoked {each} ({name}, {region}) on its own (it was revoked with "
+                    f"{note.get('with')})")
         else:
             run.say(f"{each} ({name}, {region}) was already {revoked_by(note)}")
             if disable and note.get("disabled") != "true":      # so --undo enables it

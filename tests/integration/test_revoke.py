@@ -232,3 +232,15 @@ def test_verify_checks_the_source_at_the_end_of_the_chain(tree, aws):
     out = failed(tree.doit("verify", "-i", "web"))
     assert out.count("signature ok") == 2 and re.search(
         r"verify: centos ami-bb9a6bc2: revoked by .*: a bad upstream image", out), out
+
+
+def test_a_child_revoked_on_its_own_stays_revoked_when_its_parent_is_restored(built_tree):
+    tree = built_tree
+    web = current(tree, "web")["amis"][REGION]
+    ok(tree.doit("revoke", "-i", "base", "-r", "CVE in openssl"))
+    out = ok(tree.doit("revoke", "-i", "web", "-r", "web backdoor")).stdout
+    assert f"revoked {web} (web, {REGION}) on its own (it was revoked with ami-" in out, out
+    restored = ok(tree.doit("revoke", "-i", "base", "--undo")).stdout
+    assert web not in restored, restored
+    assert revocation(tree, web)["reason"] == "web backdoor"
+    assert re.findall(r"^(\w+)\s+build\s", ok(tree.doit("plan")).stdout, re.M) == ["web"]
