@@ -12,12 +12,14 @@ from typing import Iterable, Mapping
 from ..core.settings import Buildkite, Settings
 
 
-def _git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str | None:
+def _git(root: Path, *args: str, env: Mapping[str, str] | None = None,
+         timeout: float = 30) -> str | None:
     """git's output, or None when it fails; ``env``: the whole environment
     to run it in (default: this process's)."""
     try:
         # file names are bytes to git: decode them as Python names files (os.fsdecode)
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                             timeout=timeout,
                              encoding="utf-8", errors="surrogateescape",
                              env=env)
     except (OSError, subprocess.TimeoutExpired):
@@ -74,8 +76,9 @@ def export(root: Path, commit: str, dest: Path, env: Mapping[str, str]) -> bool:
         return False
     index = dest.parent / f"{dest.name}.index"
     env = {**env, "GIT_INDEX_FILE": str(index)}
-    ok = _git(root, "read-tree", commit, env=env) is not None and _git(
-        root, "checkout-index", "--all", "--force", f"--prefix={dest}/", env=env) is not None
+    ok = _git(root, "read-tree", commit, env=env, timeout=300) is not None and _git(
+        root, "checkout-index", "--all", "--force", f"--prefix={dest}/", env=env,
+        timeout=600) is not None
     index.unlink(missing_ok=True)
     return ok
 

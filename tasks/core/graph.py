@@ -148,7 +148,11 @@ def _repo_path(root: Path, file: Path, where: str, key: str, rel: str,
         raise _fail(file, where, f"{key} {rel!r} must be a path inside the repository, "
                                  "relative and without '..'")
     check = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}.get(must_exist or "")
-    if check and not check(root / p):
+    try:
+        there = check is None or check(root / p)
+    except OSError as err:              # e.g. a name longer than the filesystem allows
+        raise _fail(file, where, f"{key} {rel[:60]}…: cannot be used ({err.strerror})") from None
+    if not there:
         raise _fail(file, where, f"{key} {rel} does not exist: create it or set '{key}:' "
                                  "to the right path")
     return p.as_posix()
@@ -224,8 +228,13 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     for key in ("template", "playbook", "packer_dir", "only"):
         if key in data and not isinstance(data[key], str):
             raise _fail(file, where, f"'{key}' must be a string")
+    accounts = data.get("share_with") or []
+    if not isinstance(accounts, list):
+        raise _fail(file, where, "'share_with' must be a list of AWS account ids")
+    # an unquoted 12-digit id is a YAML number; True is not an account (bool is an int)
     share_with = _str_list(file, where, "share_with",
-                           [str(a) if isinstance(a, int) else a for a in data.get("share_with") or []])
+                           [str(a) if isinstance(a, int) and not isinstance(a, bool) else a
+                            for a in accounts])
     for account in share_with:
         if not ACCOUNT_RE.fullmatch(account):
             raise _fail(file, where, f"share_with {account!r} is not an AWS account id "

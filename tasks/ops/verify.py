@@ -100,11 +100,19 @@ class _Trees:
         if not dest.is_dir():
             dest.mkdir()
             if not export(self.run.settings.root, commit, dest, self.run.settings.env):
-                raise _fail(step, f"commit {commit[:12]} is not in this repository: fetch it")
+                raise _fail(step, f"commit {commit[:12]} is not in this repository, or git "
+                                  "could not write it out: fetch it, and run again")
+        name = self.run.graph.file.name
+        if not (dest / name).resolve().is_relative_to(dest.resolve()):
+            raise _fail(step, f"commit {commit[:12]}'s {name} is a symlink to outside the "
+                              "repository: verify reads only what the commit holds")
         try:
-            return load_graph(dest, self.run.graph.file.name)
+            return load_graph(dest, name)
         except AmiError as err:
             raise _fail(step, f"commit {commit[:12]} cannot be read: {err}") from None
+        except (OSError, ValueError, TypeError, RecursionError) as err:
+            raise _fail(step, f"commit {commit[:12]}'s {name} cannot be read "
+                              f"({type(err).__name__}: {err})") from None
 
 
 def _fail(step: _Step, why: str) -> AmiError:

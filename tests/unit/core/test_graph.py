@@ -211,3 +211,21 @@ def test_a_key_that_is_a_mapping_is_one_line(tmp_path):
     (tmp_path / "amis.yaml").write_text("{{}}")
     assert error_of(tmp_path).endswith("amis.yaml: a key that is a list or mapping (line 1): "
                                        "keys are names")
+
+
+@pytest.mark.parametrize("value", [5, True, "123456789012x", [True]])
+def test_share_with_that_is_not_a_list_of_accounts_is_one_line(tmp_path, value):
+    make_tree(tmp_path, {"base": {"parent": "centos", "share_with": value}})
+    assert "share_with" in error_of(tmp_path)
+
+
+def test_a_file_name_too_long_for_the_filesystem_is_one_line(tmp_path):
+    make_tree(tmp_path, {"base": {"parent": "centos", "playbook": "ansible/" + "p" * 300 + ".yml"}})
+    graph = None
+    try:
+        graph = load_graph(tmp_path)
+        image_inputs(graph, graph.images["base"])
+    except AmiError as err:
+        assert "\n" not in str(err) and "p" * 20 in str(err)
+        return
+    pytest.fail(f"accepted: {graph}")

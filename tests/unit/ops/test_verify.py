@@ -5,6 +5,7 @@ the source, and where the walk stops when a link is broken."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,22 +15,27 @@ from tasks.core.errors import AmiError
 from tasks.ops.verify import verify
 
 
-@pytest.fixture
-def signed(tree, tmp_path) -> tuple[Tree, str]:
-    """The tree built and signed with a local key; the public half's path."""
+def signing_with_a_local_key(tree: Tree, public: Path) -> None:
+    """The tree signs with signing.pem (its registry a MemoryStore); the
+    public half is written to ``public``."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     private = ec.generate_private_key(ec.SECP256R1())
     (tree.path / "signing.pem").write_bytes(private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    public = tmp_path / "public.pem"
     public.write_bytes(private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     tree.store = MemoryStore()
     tree.env["AMI_SIGNING_KEY"] = "file:signing.pem"
+
+
+@pytest.fixture
+def signed(tree, tmp_path) -> tuple[Tree, str]:
+    """The tree built and signed with a local key; the public half's path."""
+    signing_with_a_local_key(tree, tmp_path / "public.pem")
     build_all(tree.run()[0])
-    return tree, str(public)
+    return tree, str(tmp_path / "public.pem")
 
 
 def record(tree: Tree, image: str) -> dict:
@@ -102,3 +108,17 @@ def test_a_statement_naming_no_commit_id_is_never_handed_to_git(signed, monkeypa
     with pytest.raises(AmiError, match=r"verify: web ami-\w+: its statement names no commit "
                                        r"\(.*built outside git\?\): only --worktree can check it"):
         verify(run, "", "web", public, worktree=False)
+
+
+def test_an_amis_yaml_linked_to_outside_the_commit_is_not_read(tree, tmp_path):
+    from support.project import commit
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((tree.path / "amis.yaml").read_text())
+    (tree.path / "amis.yaml").unlink()
+    (tree.path / "amis.yaml").symlink_to(outside)
+    commit(tree.path, "amis.yaml lives elsewhere")
+    signing_with_a_local_key(tree, tmp_path / "public.pem")
+    build_all(tree.run()[0])
+    with pytest.raises(AmiError, match=r"verify: web ami-\w+: commit [0-9a-f]{12}'s amis.yaml is "
+                                       r"a symlink to outside the repository"):
+        verify(tree.run()[0], "", "web", str(tmp_path / "public.pem"), worktree=False)
