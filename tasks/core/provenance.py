@@ -116,6 +116,7 @@ class Link:
     inputs: dict[str, str]          # path -> manifest entry
     parent_image: str
     parent_ami: str
+    parent_region: str              # where the build ran: its parent's region
     parent_envelope: str | None
     parent_digest: str
     settings: dict[str, Any]
@@ -145,6 +146,7 @@ def link(statement_: Mapping[str, Any]) -> Link:
                     digest=digests.pop() if len(digests) == 1 else "",
                     commit=commit, inputs=inputs,
                     parent_image=parent["name"], parent_ami=_from_arn(parent["uri"])[1],
+                    parent_region=_from_arn(parent["uri"])[0],
                     parent_envelope=parent.get("digest", {}).get("sha256"),
                     parent_digest=parent["annotations"].get("inputsDigest", ""),
                     settings=definition["internalParameters"].get("settings", {}))

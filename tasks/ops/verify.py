@@ -57,7 +57,7 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     public = signing.public_key(setting, run.settings.root, run.aws.kms(region),
                                 run.settings.sandbox)
     revoked = run.registry.revoked()
-    step: _Step | None = _Step(image, ami, region, None)
+    step: _Step | None = _Step(image, ami, _region_of(run, ami), None)
     with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
         trees = _Trees(run, Path(scratch), worktree)
         while step is not None:
@@ -115,6 +115,17 @@ class _Trees:
                               f"({type(err).__name__}: {err})") from None
 
 
+def _region_of(run: Run, ami: str) -> str:
+    """The region an AMI is in: the main region's, else any region amis.yaml
+    copies to (``-a`` may name a copy)."""
+    regions = [run.graph.region] + sorted({r for i in run.graph.images.values()
+                                           for r in i.regions} - {run.graph.region})
+    for region in regions:
+        if run.aws.describe_amis(region, [ami]):
+            return region
+    return run.graph.region              # the first link says it is not there
+
+
 def _fail(step: _Step, why: str) -> AmiError:
     return AmiError(f"verify: {step.image or 'AMI'} {step.ami}: {why}", FAILED)
 
@@ -130,7 +141,8 @@ def _built_at(step: _Step, tree: Checkout, against: str) -> tuple[dict[str, str]
         raise _fail(step, f"{against} does not build it: {err}") from None
 
 
-def _check_source(run: Run, step: _Step, spec: dict, ami: str, against: str) -> None:
+def _check_source(run: Run, step: _Step, spec: dict, ami: str, region: str,
+                  against: str) -> None:
     """The source AMI is the one the commit's amis.yaml pins, or one its
     filter selects (owner and name; which match was newest then cannot be
     told now)."""
@@ -138,7 +150,7 @@ def _check_source(run: Run, step: _Step, spec: dict, ami: str, against: str) -> 
         if spec["ami"] != ami:
             raise _fail(step, f"{against} pins its source to {spec['ami']}, not {ami}")
         return
-    found = run.aws.describe_amis(step.region, [ami]).get(ami) or {}
+    found = run.aws.describe_amis(region, [ami]).get(ami) or {}
     owners = set(spec["owners"])
     if not (owners & {found.get("OwnerId"), found.get("ImageOwnerAlias")}) or \
             not fnmatch.fnmatchcase(str(found.get("Name", "")), spec["name_pattern"]):
@@ -207,10 +219,10 @@ def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step
     source = tree.graph.source
     if link.parent_image == source.name:       # the source as the commit names it
         _check_source(run, step, source.spec(bool(link.settings.get("sandbox"))),
-                      link.parent_ami, against)
+                      link.parent_ami, link.parent_region, against)
         return (line + f"; built on source {source.name} {link.parent_ami}",
-                _Step(source.name, link.parent_ami, step.region, None, source=True))
+                _Step(source.name, link.parent_ami, link.parent_region, None, source=True))
     if not link.parent_envelope:
         raise _fail(step, f"its parent {link.parent_image} {link.parent_ami} was built "
                           "unsigned: the chain stops there")
-    return line, _Step(link.parent_image, link.parent_ami, step.region, link.parent_envelope)
+    return line, _Step(link.parent_image, link.parent_ami, link.parent_region, link.parent_envelope)

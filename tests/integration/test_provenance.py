@@ -275,3 +275,10 @@ def test_the_source_is_named_by_the_statements_commit_not_the_checkout(signed):
     commit(tree.path, "base is the source now")
     out = ok(tree.doit("verify", "-i", "web")).stdout
     assert [l.split()[0] for l in out.splitlines() if "signature ok" in l] == ["web", "base"], out
+
+
+def test_a_copy_in_another_region_verifies(signed):
+    tree, _ = signed
+    copy = json.loads(tree.record("web").read_text())["amis"]["us-east-1"]
+    out = ok(tree.doit("verify", "-a", copy)).stdout
+    assert out.splitlines()[0].startswith(f"web {copy} (us-east-1): signature ok"), out
