@@ -15,6 +15,7 @@ parallel batch per level of the tree.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,14 @@ def vetting_problem(check: decision.AmiCheck, image: dict | None) -> str | None:
         return (f"AMI {ami} ({region}) is not what the record says (tags {', '.join(wrong)}): "
                 "not this project's build of these inputs")
     return None
+
+
+def _deprecated_at(image: dict) -> datetime | None:
+    stamp = image.get("DeprecationTime")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 class Lookup:
@@ -187,14 +196,22 @@ class Lookup:
         for region in regions:
             wanted = [c for c in unknown if c[0] == region]
             found = self.aws.own_amis(region, sorted({c[1] for c in wanted}))
+            now = self.aws.clock.now()
             results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
             missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
             foreign = self.aws.describe_amis(region, missing) if missing else {}
             with self.lock:
                 for ami, why in results.items():
                     note = self.facts.revoked.get(ami)
+                    deprecated = _deprecated_at(found.get(ami) or {})
                     if why is None and note is not None:
                         why = f"AMI {ami} ({region}) was {revoked_by(note, caller=False)}"
+                    elif why is None and deprecated is not None and deprecated <= now:
+                        # revoke deprecates what it revokes: this may be a revocation
+                        # deleted from the bucket
+                        why = (f"AMI {ami} ({region}) is deprecated in EC2 since "
+                               f"{deprecated.isoformat(timespec='seconds')}, and the registry "
+                               "has no revocation of it")
                     if ami in foreign:
                         why = (f"AMI {ami} ({region}) belongs to account "
                                f"{foreign[ami].get('OwnerId')}, not this one")

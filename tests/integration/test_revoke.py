@@ -244,3 +244,22 @@ def test_a_child_revoked_on_its_own_stays_revoked_when_its_parent_is_restored(bu
     assert web not in restored, restored
     assert revocation(tree, web)["reason"] == "web backdoor"
     assert re.findall(r"^(\w+)\s+build\s", ok(tree.doit("plan")).stdout, re.M) == ["web"]
+
+
+def test_an_ami_deprecated_in_ec2_without_a_revocation_is_not_kept(built_tree, proxy):
+    """A revocation deleted from the bucket leaves EC2's deprecation behind:
+    the AMI is rebuilt, and plan says why. (moto cannot deprecate: the proxy
+    adds the DeprecationTime EC2 would report.)"""
+    tree = built_tree
+    web = current(tree, "web")["amis"][REGION]
+    tree.env["AWS_ENDPOINT_URL"] = proxy.url
+    mark = f"<imageId>{web}</imageId>".encode()
+    proxy.rewrite(lambda r: r.action == "DescribeImages", lambda body: body.replace(
+        mark, mark + b"<deprecationTime>2026-01-01T00:00:00.000Z</deprecationTime>"))
+    plan = ok(tree.doit("plan")).stdout
+    assert re.search(rf"^web\s+build\s.*AMI {web} \({REGION}\) is deprecated in EC2 since "
+                     r"2026-01-01T00:00:00\+00:00, and the registry has no revocation of it$",
+                     plan, re.M), plan
+    ok(tree.doit("revoke", "-a", web, "-r", "leaked key"))        # a revocation wins the why
+    assert re.search(rf"^web\s+build\s.*AMI {web} \({REGION}\) was revoked by .*: leaked key$",
+                     ok(tree.doit("plan")).stdout, re.M)

@@ -55,6 +55,7 @@ class Rule:
     times: int | None = None               # None: every time
     status: int = 500
     body: bytes = b""                      # "answer": the reply, instead of the emulator's
+    transform: Callable[[bytes], bytes] | None = None    # "rewrite": the emulator's reply, changed
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -126,9 +127,11 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(body)
                     return
-                self._forward(request)
+                self._forward(request, rewrite=rule.transform if rule is not None
+                              and rule.kind == "rewrite" else None)
 
-            def _forward(self, request: Request, answer: bool = True) -> None:
+            def _forward(self, request: Request, answer: bool = True,
+                         rewrite: Callable[[bytes], bytes] | None = None) -> None:
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
                 headers = {k: v for k, v in request.headers.items()
                            if k.lower() not in ("transfer-encoding", "content-length",
@@ -137,6 +140,8 @@ class FaultProxy:
                 conn.request(request.method, self.path, body=request.body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                if rewrite is not None:
+                    data = rewrite(data)
                 if not answer:
                     conn.close()
                     return
@@ -171,6 +176,14 @@ class FaultProxy:
     def answer(self, match: Callable[[Request], bool], body: bytes, status: int = 200) -> Rule:
         """Reply with ``body`` and never forward: for a call the emulator lacks."""
         rule = Rule(match, "answer", None, status, body)
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def rewrite(self, match: Callable[[Request], bool],
+                transform: Callable[[bytes], bytes]) -> Rule:
+        """Forward, then change the emulator's reply: for what it cannot say."""
+        rule = Rule(match, "rewrite", transform=transform)
         with self.lock:
             self.rules.append(rule)
         return rule
