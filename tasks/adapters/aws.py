@@ -307,15 +307,25 @@ class Aws:
         spec = source.spec(self.settings.sandbox)
         if "ami" in spec:
             return spec["ami"], "pinned"
-        images = self.call(f"resolving source {source.name}", "ec2", region, "describe_images",
-                           Owners=spec["owners"],
-                           Filters=[{"Name": "name", "Values": [spec["name_pattern"]]},
-                                    {"Name": "state", "Values": ["available"]}])["Images"]
+        images = self._matching(f"resolving source {source.name}", spec, region,
+                                {"Name": "state", "Values": ["available"]})
         if not images:
             raise AmiError(f"source {source.name}: no image of owners {spec['owners']} matches "
                            f"{spec['name_pattern']!r} in {region}: fix the filter in amis.yaml")
         newest = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
         return newest["ImageId"], f"newest of {spec['name_pattern']!r}: {newest.get('Name', '')}"
+
+    def source_selects(self, spec: dict[str, Any], region: str, ami: str) -> bool:
+        """Whether a source filter (owners, name pattern) selects ``ami``,
+        asked of EC2 as :meth:`resolve_source` asks it."""
+        return bool(self._matching(f"checking source {ami} against its filter", spec, region,
+                                   {"Name": "image-id", "Values": [ami]}))
+
+    def _matching(self, what: str, spec: dict[str, Any], region: str,
+                  also: dict[str, Any]) -> list[dict]:
+        return self.call(what, "ec2", region, "describe_images", Owners=spec["owners"],
+                         Filters=[{"Name": "name", "Values": [spec["name_pattern"]]},
+                                  also])["Images"]
 
     def ssm_values(self, region: str, names: list[str]) -> dict[str, str]:
         """Name -> value of those of these SSM parameters that exist, ten per call."""

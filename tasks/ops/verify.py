@@ -15,7 +15,6 @@ envelope digest the child's statement names.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import tempfile
@@ -150,12 +149,9 @@ def _check_source(run: Run, step: _Step, spec: dict, ami: str, region: str,
         if spec["ami"] != ami:
             raise _fail(step, f"{against} pins its source to {spec['ami']}, not {ami}")
         return
-    found = run.aws.describe_amis(region, [ami]).get(ami) or {}
-    owners = set(spec["owners"])
-    if not (owners & {found.get("OwnerId"), found.get("ImageOwnerAlias")}) or \
-            not fnmatch.fnmatchcase(str(found.get("Name", "")), spec["name_pattern"]):
+    if not run.aws.source_selects(spec, region, ami):
         raise _fail(step, f"its source {ami} is not an image {against}'s source filter "
-                          f"selects (owners {', '.join(sorted(owners))}, name "
+                          f"selects (owners {', '.join(spec['owners'])}, name "
                           f"{spec['name_pattern']!r})")
 
 
