@@ -302,17 +302,16 @@ def summary(run: Run) -> str:
             what = "reused by digest"
         took = elapsed(outcome.seconds) if outcome and outcome.action == "built" else ""
         rows.append([name, record.ami if record else "-", what, took])
-    logs = [record.build_log for name in run.graph.images
-            if (outcome := run.outcomes.get(name)) and outcome.action == "built"
-            and (record := run.lookup.record(name)) and record.build_log]
+    built = [record for name in run.graph.images
+             if (outcome := run.outcomes.get(name)) and outcome.action == "built"
+             and (record := run.lookup.record(name))]
+    logs = [record.build_log for record in built if record.build_log]
     shown = table(rows, ["image", "ami", "this run", "took"])
     if logs:
         where = run.settings.logs.relative_to(run.settings.root) \
             if run.settings.logs.is_relative_to(run.settings.root) else run.settings.logs
         shown += f"\nbuild logs in {where}/: {', '.join(logs)}"
-    signed = [name for name in run.graph.images
-              if (outcome := run.outcomes.get(name)) and outcome.action == "built"
-              and (record := run.lookup.record(name)) and record.provenance]
+    signed = [record.image for record in built if record.provenance]
     if signed:
         shown += (f"\nsigned the provenance of {', '.join(signed)} with "
                   f"{run.settings.signing_key}: doit verify -i <image> checks one")

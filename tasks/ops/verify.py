@@ -44,6 +44,7 @@ class _Step:
     region: str
     envelope_sha: str | None       # what the child's statement says (None: the AMI's tag)
     source: bool = False           # the source image: only its revocation is checked
+    found: dict | None = None      # the AMI's description, when already looked up
 
 
 def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
@@ -56,7 +57,7 @@ def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
     public = signing.public_key(setting, run.settings.root, run.aws.kms(region),
                                 run.settings.sandbox)
     revoked = run.registry.revoked()
-    step: _Step | None = _Step(image, ami, _region_of(run, ami), None)
+    step: _Step | None = _first(run, image, ami)
     with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
         trees = _Trees(run, Path(scratch), worktree)
         while step is not None:
@@ -114,15 +115,16 @@ class _Trees:
                               f"({type(err).__name__}: {err})") from None
 
 
-def _region_of(run: Run, ami: str) -> str:
-    """The region an AMI is in: the main region's, else any region amis.yaml
-    copies to (``-a`` may name a copy)."""
+def _first(run: Run, image: str, ami: str) -> _Step:
+    """The first link, in the region the AMI is in: the main region, else
+    any region amis.yaml copies to (``-a`` may name a copy)."""
     regions = [run.graph.region] + sorted({r for i in run.graph.images.values()
                                            for r in i.regions} - {run.graph.region})
     for region in regions:
-        if run.aws.describe_amis(region, [ami]):
-            return region
-    return run.graph.region              # the first link says it is not there
+        found = run.aws.describe_amis(region, [ami]).get(ami)
+        if found is not None:
+            return _Step(image, ami, region, None, found=found)
+    return _Step(image, ami, run.graph.region, None)     # its link says it is not there
 
 
 def _fail(step: _Step, why: str) -> AmiError:
@@ -156,7 +158,7 @@ def _check_source(run: Run, step: _Step, spec: dict, ami: str, region: str,
 
 
 def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step | None]:
-    found = run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
+    found = step.found or run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
     if found is None:
         raise _fail(step, f"no such AMI in {step.region}")
     tags = tags_of(found)
