@@ -200,13 +200,20 @@ def test_an_input_the_statement_leaves_out_is_found_by_walking_the_commit(signed
                      r"statement leaves out$", out, re.M), out
 
 
+def built_from_an_uncommitted_amis_yaml(tree, old: str, new: str, image: str) -> str:
+    """``image`` built with ``old`` replaced by ``new`` in amis.yaml, not
+    committed; what verify of it says, failing."""
+    text = (tree.path / "amis.yaml").read_text()
+    assert old in text
+    (tree.path / "amis.yaml").write_text(text.replace(old, new))
+    ok(tree.doit(f"ami:{image}", env={"AMI_ALLOW_DIRTY": "1"}))
+    return failed(tree.doit("verify", "-i", image))
+
+
 def test_settings_the_commit_does_not_hold_fail(signed):
     tree, _ = signed
-    text = (tree.path / "amis.yaml").read_text()
-    (tree.path / "amis.yaml").write_text(text.replace(      # not committed
-        "    regions: [eu-west-1, us-east-1]", "    regions: [eu-west-1]"))
-    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))
-    out = failed(tree.doit("verify", "-i", "web"))
+    out = built_from_an_uncommitted_amis_yaml(
+        tree, "    regions: [eu-west-1, us-east-1]", "    regions: [eu-west-1]", "web")
     assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds web with other "
                      r"settings: regions differ from the statement$", out, re.M), out
     ok(tree.doit("verify", "-i", "web", "--worktree"))
@@ -244,11 +251,8 @@ def test_image_names_the_published_ami_on_a_dirty_tree(signed):
 
 def test_a_parent_the_commit_does_not_build_on_fails(signed):
     tree, _ = signed
-    text = (tree.path / "amis.yaml").read_text()
-    (tree.path / "amis.yaml").write_text(text.replace(       # not committed
-        "  web:\n    parent: base\n", "  web:\n    parent: worker\n"))
-    ok(tree.doit("ami:web", env={"AMI_ALLOW_DIRTY": "1"}))
-    out = failed(tree.doit("verify", "-i", "web"))
+    out = built_from_an_uncommitted_amis_yaml(
+        tree, "  web:\n    parent: base\n", "  web:\n    parent: worker\n", "web")
     assert re.search(r"verify: web ami-\w+: commit [0-9a-f]{12} builds web on base, not on "
                      r"worker as its statement says$", out, re.M), out
 
@@ -256,11 +260,8 @@ def test_a_parent_the_commit_does_not_build_on_fails(signed):
 def test_a_source_the_commit_does_not_pin_fails(signed):
     tree, _ = signed
     other = tree.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    text = (tree.path / "amis.yaml").read_text()
-    (tree.path / "amis.yaml").write_text(text.replace(       # not committed
-        "sandbox_ami: ami-bb9a6bc2", f"sandbox_ami: {other}"))
-    ok(tree.doit("ami:base", env={"AMI_ALLOW_DIRTY": "1"}))
-    out = failed(tree.doit("verify", "-i", "base"))
+    out = built_from_an_uncommitted_amis_yaml(
+        tree, "sandbox_ami: ami-bb9a6bc2", f"sandbox_ami: {other}", "base")
     assert re.search(rf"verify: base ami-\w+: commit [0-9a-f]{{12}} pins its source to "
                      rf"ami-bb9a6bc2, not {other}$", out, re.M), out
 
