@@ -18,6 +18,9 @@ from .plan import Row, planned
 from .run import Run
 
 STEP_KEY = "ami-{}"
+# ./doit installs what the agent lacks (.ci/install), into an environment kept
+# outside the checkout: a kept agent's `git clean -ffxdq` does not remove it.
+STEP_COMMAND = "./doit ami:{}"
 # Settings the generated steps need on whichever agent runs them.
 PASSED_ON = ("AMI_BUCKET", "AMI_PREFIX", "AMI_CHANNEL", "AMI_SSM_PREFIX", "AMI_PACKER_RETRIES",
              "AMI_RETRY_BASE_SECONDS", "AMI_LOCK_TTL_SECONDS", "AMI_DEFAULT_BRANCH")
@@ -68,7 +71,7 @@ def pipeline(graph: Graph, rows: list[Row], buildkite: Buildkite, env: Mapping[s
         steps.append({
             "label": f":packer: {name}",
             "key": STEP_KEY.format(name),
-            "command": f"bash .ci/install && .venv/bin/doit ami:{name}",
+            "command": STEP_COMMAND.format(name),
             **({"depends_on": STEP_KEY.format(parent)} if parent else {}),
             **({"agents": {"queue": queue}} if queue else {}),
             "concurrency": 1,

@@ -251,7 +251,7 @@ def test_the_dynamic_pipeline_follows_the_plan(tree):
     assert edges == {(None, "ami-base")} | {("ami-base", f"ami-{c}")
                                            for c in ("build", "deploy", "web", "worker")}
     for step in pipeline:
-        assert step["command"] == f"bash .ci/install && .venv/bin/doit ami:{step['key'][4:]}"
+        assert step["command"] == f"./doit ami:{step['key'][4:]}"
         assert step["retry"]["automatic"][0] == {"exit_status": -1, "limit": 2}
 
 
