@@ -107,7 +107,7 @@ def wait_until_listening(port: int, proc: subprocess.Popen | None = None,
     while not listening(port):
         if proc is not None and proc.poll() is not None:
             raise AmiError(f"the AWS emulator exited with {proc.returncode} at start: "
-                           "is moto[server] installed? (pip install -r requirements.txt)", code=FAILED)
+                           "is moto[server] installed? (bash .ci/install)", code=FAILED)
         if time.monotonic() > deadline:
             raise AmiError(f"the AWS emulator did not listen on {HOST}:{port} "
                            f"within {timeout:.0f} s", code=FAILED)
