@@ -16,6 +16,7 @@ def repo(tmp_path):
     root = tmp_path / "repo"
     (root / "ansible/roles/web").mkdir(parents=True)
     (root / "ansible/web.yaml").write_text("- hosts: all\n")
+    (root / "ansible/web.yaml").chmod(0o644)          # whatever the umask the tests run under
     (root / "ansible/roles/web/main.yml").write_text("---\n")
     (root / "ansible/roles/web/run.sh").write_text("#!/bin/sh\n")
     (root / "ansible/roles/web/run.sh").chmod(0o755)
