@@ -242,3 +242,21 @@ def test_every_relative_link_in_the_docs_leads_somewhere():
     assert len(files) > 1 and all(f.exists() for f in files)
     broken = {str(f.relative_to(ROOT)): b for f in files if (b := broken_links(f))}
     assert broken == {}
+
+
+# -- 4. the README's two set-up commands are what CI runs ---------------------
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def test_ci_runs_the_readmes_two_commands_as_written():
+    readme = README.read_text(encoding="utf-8")
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()
+    for heading in ("A first build, with no AWS account", "Tests"):
+        blocks = fenced_blocks(section(readme, heading))
+        command = blocks[0].strip()
+        assert "\n" not in command, f"README's {heading!r}: one command, one line"
+        assert command in ci, f".ci/run does not run README's {heading!r} command {command!r}"
