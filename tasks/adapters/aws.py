@@ -1,21 +1,22 @@
-"""The AWS adapter: boto3 clients of one run and the few EC2/S3/SSM calls
-the tree makes.
+"""The AWS session of one run: where calls go (AWS, AWS_ENDPOINT_URL, or
+the sandbox's own emulator), its boto3 clients, and one line for every AWS
+failure. The ports are built on it: ``ec2``, ``ssm``, ``kms`` (and
+``Identity`` here), and ``s3.S3Store``; nothing else calls AWS.
 
 boto3 is imported on first use only: ``doit list`` never pays for it.
-Clients are created once per run and shared by threads (boto3 clients are
-thread-safe). Every AWS failure becomes one AmiError line.
+Clients are created once per run, when first used, and shared by threads
+(boto3 clients are thread-safe).
 """
 
 from __future__ import annotations
 
-import re
+import functools
 import threading
 from types import MappingProxyType
 from typing import Any, Callable
 
 from ..core.clock import Clock
 from ..core.errors import AmiError, FAILED
-from ..core.graph import Source
 from ..core.settings import Settings, require_bucket
 
 SANDBOX_CREDENTIALS = MappingProxyType({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
@@ -37,9 +38,20 @@ class Unreachable(AmiError):
         super().__init__(message, code=FAILED)
 
 
-def tags_of(image: dict) -> dict[str, str]:
-    """An EC2 description's tags (``[{"Key": k, "Value": v}]``) as a mapping."""
-    return {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region in botocore's own endpoint data (read offline, once)."""
+    from botocore.loaders import Loader
+    partitions = Loader().load_data("endpoints")["partitions"]
+    return frozenset(r for p in partitions for r in p["regions"])
+
+
+@functools.lru_cache(maxsize=1)
+def known_instance_types() -> frozenset[str]:
+    """Every instance type in botocore's EC2 model (read offline, once)."""
+    from botocore.loaders import Loader
+    shapes = Loader().load_service_model("ec2", "service-2")["shapes"]
+    return frozenset(shapes.get("InstanceType", {}).get("enum", ()))
 
 
 def error_code(err: Exception) -> str:
@@ -80,8 +92,24 @@ def explain(err: Exception, what: str) -> AmiError:
     return AmiError(f"{what}: {type(err).__name__}: {err}", code=FAILED)
 
 
-class Aws:
-    """Clients and calls for one run. ``endpoint`` says where calls go: it
+def packer_env(settings: Settings, endpoint: str | None) -> dict[str, str]:
+    """The environment Packer runs in: the user's, calls sent where the
+    run's go (``endpoint``), and dummy credentials for the sandbox's own
+    emulator, so real ones are never sent to it."""
+    env = dict(settings.env)
+    env.setdefault("CHECKPOINT_DISABLE", "1")    # no version check call home from Packer
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint       # provisioners' AWS calls go there too
+    if settings.sandbox and not settings.endpoint:
+        env.update(SANDBOX_CREDENTIALS)
+        env.pop("AWS_SESSION_TOKEN", None)
+        env.pop("AWS_PROFILE", None)
+    return env
+
+
+class AwsSession:
+    """The AWS side of one run: its clients, made on first use and shared by
+    its threads, and the calls the ports make through them. ``endpoint`` says where calls go: it
     is asked once, on the first call (the sandbox starts its emulator then).
     ``session`` is a boto3 Session to make clients with (default: a new one,
     on first use; tests share one across runs, as botocore loads its
@@ -98,61 +126,17 @@ class Aws:
         self._session: Any = session
         self._clients: dict[tuple[str, str, int], Any] = {}
         self._bucket_checked = False
-        self._regions: frozenset[str] | None = None
-        self._types: frozenset[str] | None = None
 
     @property
     def own_emulator(self) -> bool:
         """The sandbox's own emulator: it gets dummy credentials, never yours."""
         return self.settings.sandbox and not self.settings.endpoint
 
-    def known_regions(self) -> frozenset[str]:
-        """Every region in botocore's own endpoint data (read offline, once)."""
-        if self._regions is None:
-            from botocore.loaders import Loader
-            partitions = Loader().load_data("endpoints")["partitions"]
-            self._regions = frozenset(r for p in partitions for r in p["regions"])
-        return self._regions
-
-    def kms(self, region: str) -> Callable[..., dict]:
-        """``kms(operation, **kwargs)``: one KMS call in ``region``."""
-        def call(operation: str, **kwargs: Any) -> dict:
-            name = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()     # Sign -> sign
-            return self.call(f"KMS {operation} on {kwargs.get('KeyId', '')}", "kms", region,
-                             name, **kwargs)
-        return call
-
-    def tag(self, region: str, resource: str, tags: dict[str, str]) -> None:
-        self.call(f"tagging {resource} ({region})", "ec2", region, "create_tags",
-                  Resources=[resource], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-
-    def known_instance_types(self) -> frozenset[str]:
-        """Every instance type in botocore's EC2 model (read offline, once)."""
-        if self._types is None:
-            from botocore.loaders import Loader
-            shapes = Loader().load_service_model("ec2", "service-2")["shapes"]
-            self._types = frozenset(shapes.get("InstanceType", {}).get("enum", ()))
-        return self._types
-
     def endpoint(self) -> str | None:
         with self._lock:
             if not self._url:
                 self._url.append(self._endpoint_of())
             return self._url[0]
-
-    def subprocess_env(self) -> dict[str, str]:
-        """Environment for Packer: the user's, plus dummy credentials for the
-        sandbox's own emulator so real ones are never sent to it."""
-        env = dict(self.settings.env)
-        env.setdefault("CHECKPOINT_DISABLE", "1")    # no version check call home from Packer
-        url = self.endpoint()
-        if url:
-            env["AWS_ENDPOINT_URL"] = url            # provisioners' AWS calls go there too
-        if self.own_emulator:
-            env.update(SANDBOX_CREDENTIALS)
-            env.pop("AWS_SESSION_TOKEN", None)
-            env.pop("AWS_PROFILE", None)
-        return env
 
     def client(self, service: str, region: str, attempts: int = ATTEMPTS) -> Any:
         url = self.endpoint()
@@ -209,12 +193,6 @@ class Aws:
         except aws_errors() as err:
             raise explain(err, what) from None
 
-    def caller(self, region: str) -> str:
-        """Who AWS says these credentials are (STS GetCallerIdentity: it
-        needs no permission)."""
-        return str(self.call("asking AWS who is acting", "sts", region,
-                             "get_caller_identity").get("Arn", "unknown"))
-
     def pages(self, what: str, service: str, region: str, operation: str, key: str,
               **kwargs: Any) -> list[dict]:
         try:
@@ -261,91 +239,15 @@ class Aws:
         self._bucket_checked = True
         return listed if prefix else None
 
-    # -- EC2 -----------------------------------------------------------------
 
-    def existing_amis(self, region: str, amis: list[str]) -> set[str]:
-        """Which of these AMI ids exist (and are available), in one call per 200."""
-        found: set[str] = set()
-        for i in range(0, len(amis), 200):
-            images = self.call(f"looking up recorded AMIs in {region}", "ec2", region,
-                               "describe_images",
-                               Filters=[{"Name": "image-id", "Values": amis[i:i + 200]}])["Images"]
-            found |= {img["ImageId"] for img in images if img.get("State") == "available"}
-        return found
+class Identity:
+    """Who AWS says the run's credentials are (STS GetCallerIdentity: it
+    needs no permission)."""
 
-    def own_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
-        """AMI id -> description, for those of these that exist and are the
-        account's own (disabled ones too: ``revoke --disable``), in one call
-        per 200."""
-        found: dict[str, dict] = {}
-        for i in range(0, len(amis), 200):
-            images = self.call(f"looking up recorded AMIs in {region}", "ec2", region,
-                               "describe_images", Owners=["self"], IncludeDisabled=True,
-                               Filters=[{"Name": "image-id", "Values": amis[i:i + 200]}])["Images"]
-            found.update({img["ImageId"]: img for img in images})
-        return found
+    def __init__(self, aws: AwsSession, region: str) -> None:
+        self.aws = aws
+        self.region = region
 
-    def describe_amis(self, region: str, amis: list[str]) -> dict[str, dict]:
-        """AMI id -> its description (tags, creation date, state), for those
-        that exist, disabled ones too."""
-        if not amis:
-            return {}
-        images = self.call(f"describing {', '.join(amis)} in {region}", "ec2", region,
-                           "describe_images", IncludeDisabled=True,
-                           Filters=[{"Name": "image-id", "Values": amis}])["Images"]
-        return {img["ImageId"]: img for img in images}
-
-    def require_imdsv2(self, region: str, instance: str) -> None:
-        """IMDSv2 on the build instance, before anything is provisioned
-        (Packer 1.6 has no metadata_options)."""
-        self.call(f"requiring IMDSv2 on build instance {instance}", "ec2", region,
-                  "modify_instance_metadata_options", InstanceId=instance,
-                  HttpTokens="required", HttpEndpoint="enabled")
-
-    def resolve_source(self, source: Source, region: str) -> tuple[str, str]:
-        """The source's AMI id and how it was found."""
-        spec = source.spec(self.settings.sandbox)
-        if "ami" in spec:
-            return spec["ami"], "pinned"
-        images = self._matching(f"resolving source {source.name}", spec, region,
-                                {"Name": "state", "Values": ["available"]})
-        if not images:
-            raise AmiError(f"source {source.name}: no image of owners {spec['owners']} matches "
-                           f"{spec['name_pattern']!r} in {region}: fix the filter in amis.yaml")
-        newest = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
-        return newest["ImageId"], f"newest of {spec['name_pattern']!r}: {newest.get('Name', '')}"
-
-    def source_selects(self, spec: dict[str, Any], region: str, ami: str) -> bool:
-        """Whether a source filter (owners, name pattern) selects ``ami``,
-        asked of EC2 as :meth:`resolve_source` asks it."""
-        return bool(self._matching(f"checking source {ami} against its filter", spec, region,
-                                   {"Name": "image-id", "Values": [ami]}))
-
-    def _matching(self, what: str, spec: dict[str, Any], region: str,
-                  also: dict[str, Any]) -> list[dict]:
-        return self.call(what, "ec2", region, "describe_images", Owners=spec["owners"],
-                         Filters=[{"Name": "name", "Values": [spec["name_pattern"]]},
-                                  also])["Images"]
-
-    def ssm_values(self, region: str, names: list[str]) -> dict[str, str]:
-        """Name -> value of those of these SSM parameters that exist, ten per call."""
-        found: dict[str, str] = {}
-        for i in range(0, len(names), 10):
-            answer = self.call("reading SSM parameters", "ssm", region, "get_parameters",
-                               Names=names[i:i + 10])
-            found.update({p["Name"]: p["Value"] for p in answer.get("Parameters", [])})
-        return found
-
-    def delete_ssm(self, region: str, name: str) -> None:
-        """Remove an SSM parameter; one already gone is no error."""
-        try:
-            self.client("ssm", region).delete_parameter(Name=name)
-        except aws_errors() as err:
-            if error_code(err) != "ParameterNotFound":
-                raise explain(err, f"deleting SSM parameter {name}") from None
-
-    def put_ssm_ami(self, region: str, name: str, ami: str) -> None:
-        """The channel's current id as an SSM parameter of type aws:ec2:image,
-        so launch templates can say resolve:ssm:<name>."""
-        self.call(f"writing SSM parameter {name}", "ssm", region, "put_parameter",
-                  Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    def caller(self) -> str:
+        return str(self.aws.call("asking AWS who is acting", "sts", self.region,
+                                 "get_caller_identity").get("Arn", "unknown"))

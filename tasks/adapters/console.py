@@ -26,14 +26,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, TextIO
 
+from ..core.outcome import Outcome
+
 VIEWS = ("plain", "live", "buildkite")
 
 # Phases an image goes through, in order, as the live view shows them.
 QUEUED, VALIDATING, BUILDING = "queued", "validating", "starting Packer"
 # The phases a plain log names (the live view shows every one): those that last.
 LASTING = ("validating", "launching", "provisioning", "creating AMI", "copying to")
-_DONE_STYLES = MappingProxyType({"built": "green", "reused": "cyan", "up to date": "dim",
-                                 "resolved": "green", "failed": "bold red", "skipped": "yellow"})
+_DONE_STYLES = MappingProxyType({
+    Outcome.BUILT: "green", Outcome.REUSED: "cyan", Outcome.UP_TO_DATE: "dim",
+    Outcome.RESOLVED: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "yellow"})
 
 
 def choose_view(stream: TextIO, buildkite: bool, term: str) -> str:
@@ -121,14 +124,14 @@ class Console:
             elif self.verbose or phase.startswith(LASTING):
                 self._lines([f"{phase} ({elapsed(self.now() - row.since)})"], image)
 
-    def done(self, image: str, outcome: str, text: str) -> None:
+    def done(self, image: str, outcome: Outcome, text: str) -> None:
         """Image ``image`` ended ``outcome`` (built, reused, failed, ...): ``text``
         says how, and is shown in every view (nothing when it is empty)."""
         with self._lock:
             row = self._rows.get(image)
             if row is not None:
                 row.done, row.took, row.phase = True, self.now() - row.since, outcome
-            if self.view == "buildkite" and outcome == "failed":
+            if self.view == "buildkite" and outcome == Outcome.FAILED:
                 self._open(image, failed=True)
             if not text:
                 self._refresh()

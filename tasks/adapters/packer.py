@@ -11,7 +11,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.once import Once
@@ -33,6 +33,20 @@ def version(packer: str, env: dict[str, str]) -> str:
         if line and line.type == "version" and line.data:
             return line.data[0]
     return "unknown"
+
+
+class PackerRunner(Protocol):
+    """What a build asks of Packer: ``Packers`` runs the real one,
+    ``fakes.ScriptedPacker`` stands in for it."""
+
+    def executable(self) -> str: ...
+
+    def version(self) -> str: ...
+
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
+            echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
+            on_instance: Callable[[str], None] | None = None,
+            timeout: float | None = None, header: Sequence[str] = ()) -> Result: ...
 
 
 class Packers:

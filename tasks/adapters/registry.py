@@ -23,13 +23,14 @@ import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from ..core.clock import Clock
 from ..core.errors import AmiError, FAILED
 from ..core.records import Promotion, Record
 from ..core.text import did_you_mean
 from .s3 import Conflict, Store
+from .ssm import Ssm
 
 FETCH_THREADS = 16
 ENVELOPE_SUFFIX = ".dsse.json"          # a signed statement, beside its digest record
@@ -69,21 +70,17 @@ def revoked_by(note: dict[str, str], caller: bool = True) -> str:
 
 
 class Registry:
-    """Records under ``prefix`` in ``store``. With ``ssm_prefix``, each
-    published id is also an SSM parameter, written by ``put_ssm(region,
-    name, ami)`` and removed by ``delete_ssm(region, name)``. Promotions are
-    stamped by ``clock``."""
+    """Records under ``prefix`` in ``store``. With ``ssm_prefix`` and an
+    ``ssm`` port, each published id is also an SSM parameter. Promotions
+    and revocations are stamped by ``clock``."""
 
     def __init__(self, store: Store, prefix: str = "", ssm_prefix: str | None = None,
-                 put_ssm: Callable[[str, str, str], None] | None = None,
-                 clock: Clock | None = None,
-                 delete_ssm: Callable[[str, str], None] | None = None) -> None:
+                 ssm: Ssm | None = None, clock: Clock | None = None) -> None:
         self.store = store
         self.clock = clock or Clock()
-        self.delete_ssm = delete_ssm
         self.prefix = prefix
         self.ssm_prefix = ssm_prefix
-        self.put_ssm = put_ssm
+        self.ssm = ssm
         self.threads = FETCH_THREADS
         self._revocations: dict[str, str] | None = None   # listed by the bucket check
 
@@ -152,8 +149,8 @@ class Registry:
         key = self.current_key(channel, image)
         record = self.record_at(key, image)
         name = self.ssm_name(channel, image)
-        if record is not None and name and self.delete_ssm:
-            self.delete_ssm(record.region, name)
+        if record is not None and name and self.ssm:
+            self.ssm.delete(record.region, name)
         self.store.delete(self.id_key(channel, image))
         self.store.delete(key)
         return record
@@ -309,12 +306,12 @@ class Registry:
 
     def ssm_name(self, channel: str, image: str) -> str | None:
         """The SSM parameter a channel's current id is published as, if any."""
-        return f"{self.ssm_prefix}/{channel}/{image}" if self.ssm_prefix and self.put_ssm else None
+        return f"{self.ssm_prefix}/{channel}/{image}" if self.ssm_prefix and self.ssm else None
 
     def write_ssm(self, channel: str, record: Record) -> None:
         name = self.ssm_name(channel, record.image)
-        if name and self.put_ssm:
-            self.put_ssm(record.region, name, record.ami)
+        if name and self.ssm:
+            self.ssm.put_ami(record.region, name, record.ami)
 
     def promote(self, image: str, source: str, target: str, actor: str,
                 existing: set[str]) -> tuple[Record, Record | None, Record]:

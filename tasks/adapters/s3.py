@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..core.errors import AmiError, FAILED
 from ..core.records import check_size
 from ..core.settings import require_bucket
-from .aws import Aws, aws_errors, error_code, explain
+from .aws import AwsSession, aws_errors, error_code, explain
 
 
 class Conflict(Exception):
@@ -54,7 +54,7 @@ _CONDITION_LOST = frozenset({"PreconditionFailed", "412", "ConditionalRequestCon
 
 
 class S3Store:
-    def __init__(self, aws: Aws, bucket: str, region: str) -> None:
+    def __init__(self, aws: AwsSession, bucket: str, region: str) -> None:
         self.aws = aws
         self.bucket = bucket
         self.region = region

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 from ..core.errors import FAILED, AmiError
+from .kms import Kms
 
 # securesystemslib's scheme -> the KMS signing algorithm that makes it
 _KMS_ALGORITHMS = MappingProxyType({"ecdsa-sha2-nistp256": "ECDSA_SHA_256",
@@ -47,16 +48,16 @@ def _scheme_of(public: Any, where: str) -> str:
 class KmsSigner:
     """A securesystemslib Signer whose ``sign`` is one KMS Sign call."""
 
-    def __init__(self, key_id: str, call: Callable[..., dict]) -> None:
+    def __init__(self, key_id: str, kms: Kms) -> None:
         from cryptography.hazmat.primitives import serialization
         from securesystemslib.signer import SSlibKey
         self.key_id = key_id
-        self._call = call
-        found = call("GetPublicKey", KeyId=key_id)
-        if found.get("KeyUsage") not in (None, "SIGN_VERIFY"):
-            raise AmiError(f"AMI_SIGNING_KEY={key_id}: a {found.get('KeyUsage')} key; use an "
+        self._kms = kms
+        der, usage = kms.public_key(key_id)
+        if usage != "SIGN_VERIFY":
+            raise AmiError(f"AMI_SIGNING_KEY={key_id}: a {usage} key; use an "
                            "asymmetric SIGN_VERIFY key, ECC_NIST_P256 or RSA")
-        public = serialization.load_der_public_key(found["PublicKey"])
+        public = serialization.load_der_public_key(der)
         scheme = _scheme_of(public, f"AMI_SIGNING_KEY={key_id}")
         self.algorithm = _KMS_ALGORITHMS[scheme]
         self._public = SSlibKey.from_crypto(public, scheme=scheme)
@@ -67,25 +68,15 @@ class KmsSigner:
 
     def sign(self, payload: bytes) -> Any:
         from securesystemslib.signer import Signature
-        signed = self._call("Sign", KeyId=self.key_id, Message=payload, MessageType="RAW",
-                            SigningAlgorithm=self.algorithm)
-        return Signature(self._public.keyid, signed["Signature"].hex())
+        signed = self._kms.sign(self.key_id, payload, self.algorithm)
+        return Signature(self._public.keyid, signed.hex())
 
 
-def sandbox_key(kms: Callable[..., dict]) -> None:
-    """The sandbox's signing key, an ECC_NIST_P256 key in its emulator."""
-    if not any(a.get("AliasName") == SANDBOX_KEY for a in kms("ListAliases").get("Aliases", [])):
-        key = kms("CreateKey", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
-                  Description="amis sandbox provenance")["KeyMetadata"]["KeyId"]
-        kms("CreateAlias", AliasName=SANDBOX_KEY, TargetKeyId=key)
-
-
-def signer(setting: str, root: Path, kms: Callable[..., dict], sandbox: bool = False) -> Any:
-    """The signer ``AMI_SIGNING_KEY`` names. ``kms(operation, **kwargs)``
-    calls the run's KMS client; in the sandbox, SANDBOX_KEY is made on
-    first use."""
+def signer(setting: str, root: Path, kms: Kms, sandbox: bool = False) -> Any:
+    """The signer ``AMI_SIGNING_KEY`` names; in the sandbox, SANDBOX_KEY is
+    made in its emulator on first use."""
     if sandbox and setting == SANDBOX_KEY:
-        sandbox_key(kms)
+        kms.ensure_key(SANDBOX_KEY)
     if setting.startswith(FILE):
         from cryptography.hazmat.primitives import serialization
         from securesystemslib.signer import CryptoSigner
@@ -118,11 +109,11 @@ def sign(payload: bytes, payload_type: str, with_: Any) -> bytes:
     return (json.dumps(envelope.to_dict(), sort_keys=True, indent=2) + "\n").encode()
 
 
-def public_key(setting: str, root: Path, kms: Callable[..., dict], sandbox: bool = False) -> Any:
+def public_key(setting: str, root: Path, kms: Kms, sandbox: bool = False) -> Any:
     """The key a signature is checked with: a PEM file (``file:`` or a
     path), else the KMS key's public half (kms:GetPublicKey)."""
     if sandbox and setting == SANDBOX_KEY:
-        sandbox_key(kms)
+        kms.ensure_key(SANDBOX_KEY)
     raw = setting[len(FILE):] if setting.startswith(FILE) else setting
     path = root / raw
     if setting.startswith(FILE) or path.is_file():

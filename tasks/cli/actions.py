@@ -1,6 +1,6 @@
-"""The doit actions: each receives the run, does one task's work through
-``ops``, and turns a user-facing failure into a failed task with its one
-line (never a traceback)."""
+"""The doit actions: each receives the run's composition root (``App``),
+hands one command's services to ``ops``, and turns a user-facing failure
+into a failed task with its one line (never a traceback)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any, Callable
 from ..adapters import emulator
 from ..core import decision
 from ..core.errors import AmiError
+from ..core.outcome import Outcome
 from ..core.records import read_local
-from ..ops import (build, buildkite, cloud_init, diagram, explain as explaining, gc as collecting,
-                   listing, plan as planning, promote as promoting, revoke as revoking,
-                   validate, verify as verifying)
-from ..ops.run import Run
-from ..state.outcomes import Outcome
+from ..ops import buildkite, cloud_init, diagram, explain as explaining, listing, plan as planning
+from ..ops.build import not_in_graph
+from ..ops.plan import Row
+from ..state.reports import Report
+from .compose import App
 from .reporter import Failed
 
 
@@ -33,14 +34,18 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _planned(app: App) -> tuple[list[Row], str | None]:
+    return planning.planned(app.graph, app.lookup, app.prebuild)
+
+
 # -- building ----------------------------------------------------------------
 
 @_action
-def pull(run: Run) -> None:
-    build.pull(run)
+def pull(app: App) -> None:
+    app.builder.pull()
 
 
-def ami_up_to_date(task: Any, values: dict[str, Any], run: Run) -> bool:
+def ami_up_to_date(task: Any, values: dict[str, Any], app: App) -> bool:
     """doit's extra check on ``ami:<name>``: up to date only while the local
     record is the one this task last settled on (a pull that brings another
     agent's record makes it run again), its AMI still exists and it is not
@@ -52,139 +57,145 @@ def ami_up_to_date(task: Any, values: dict[str, Any], run: Run) -> bool:
         return False
     if record is None or values.get("digest") != record.digest:
         return False
-    if not run.lookup.usable(record):
+    if not app.lookup.usable(record):
         return False
-    image = run.graph.images.get(name)
+    image = app.graph.images.get(name)
     return not (image and decision.too_old(record, image, None))
 
 
-def _digest(run: Run, name: str) -> dict[str, str]:
+def _digest(app: App, name: str) -> dict[str, str]:
     """What doit keeps of ``ami:<name>`` for ami_up_to_date: the digest settled on."""
-    record = run.lookup.record(name)
+    record = app.lookup.record(name)
     return {"digest": record.digest if record else ""}
 
 
 @_action
-def source(run: Run) -> dict[str, str]:
-    outcome = build.resolve_source(run)
-    return _digest(run, outcome.image)
+def source(app: App) -> dict[str, str]:
+    report = app.builder.resolve_source()
+    return _digest(app, report.image)
 
 
 @_action
-def image(run: Run, name: str) -> dict[str, str]:
+def image(app: App, name: str) -> dict[str, str]:
     started = time.monotonic()
     try:
-        build.bring_up_to_date(run, name)
+        app.builder.bring_up_to_date(name)
     except AmiError as err:
-        run.outcomes.add(Outcome(name, "failed", "-", time.monotonic() - started, str(err)))
-        run.console.done(name, "failed", "failed")
+        app.reports.add(Report(name, Outcome.FAILED, "-", time.monotonic() - started, str(err)))
+        app.console.done(name, Outcome.FAILED, "failed")
         raise
-    return _digest(run, name)
+    return _digest(app, name)
 
 
-def skipped(run: Run, name: str) -> None:
+def skipped(app: App, name: str) -> None:
     """Image ``name`` did not build, because an image it is built on failed."""
-    if name in run.graph.images:
-        parent = run.graph.images[name].parent
-        run.outcomes.add(Outcome(name, "skipped", "-", 0.0, f"{parent} did not build"))
-        run.console.done(name, "skipped", f"skipped: {parent} did not build")
+    if name in app.graph.images:
+        parent = app.graph.images[name].parent
+        app.reports.add(Report(name, Outcome.SKIPPED, "-", 0.0, f"{parent} did not build"))
+        app.console.done(name, Outcome.SKIPPED, f"skipped: {parent} did not build")
 
 
 @_action
-def summary(run: Run) -> None:
-    if not run.outcomes.started:            # plan, graph, ...: no build run
+def summary(app: App) -> None:
+    if not app.reports.started:            # plan, graph, ...: no build run
         return
-    run.console.heading("amis")
-    run.say(build.summary(run))
-    if run.settings.buildkite.active:
-        buildkite.annotate_run(run)
+    app.console.heading("amis")
+    app.say(app.builder.summary())
+    if app.settings.buildkite.active:
+        _annotate(app)
 
 
 # -- seeing ------------------------------------------------------------------
 
 @_action
-def plan(run: Run, jobs: int) -> None:
-    channel, note = run.channel()
-    rows, offline = planning.planned(run)
-    run.say(f"channel {channel}" + (f" ({note})" if note else ""))
-    run.say(planning.render(rows, run.graph, jobs or 1, offline))
-    unsigned = planning.unsigned(run.graph, run.lookup.facts.records)
+def plan(app: App, jobs: int) -> None:
+    channel, note = app.checkout.channel()
+    rows, offline = _planned(app)
+    app.say(f"channel {channel}" + (f" ({note})" if note else ""))
+    app.say(planning.render(rows, app.graph, jobs or 1, offline))
+    unsigned = planning.unsigned(app.graph, app.lookup.facts.records)
     if unsigned:
-        run.say(f"unsigned: {', '.join(unsigned)} (built without AMI_SIGNING_KEY: no provenance "
+        app.say(f"unsigned: {', '.join(unsigned)} (built without AMI_SIGNING_KEY: no provenance "
                 "for doit verify to check)")
-    if run.lookup.facts.others:
-        run.say(collecting.not_in_graph(channel, run.lookup.facts.others))
+    if app.lookup.facts.others:
+        app.say(not_in_graph(channel, app.lookup.facts.others))
 
 
 @_action
-def graph(run: Run, format: str) -> None:
-    rows, offline = planning.planned(run)
-    run.say(diagram.render(format, run.graph, rows))
+def graph(app: App, format: str) -> None:
+    rows, offline = _planned(app)
+    app.say(diagram.render(format, app.graph, rows))
     if offline:
-        run.say(f"%% offline ({offline}): statuses from local records"
+        app.say(f"%% offline ({offline}): statuses from local records"
                 if format == "mermaid" else f"// offline ({offline})")
 
 
 @_action
-def pipeline(run: Run) -> None:
-    run.say(buildkite.write_pipeline(run))
+def pipeline(app: App) -> None:
+    rows, offline = _planned(app)
+    app.say(buildkite.write_pipeline(app.builder, rows, offline))
+
+
+def _annotate(app: App) -> None:
+    rows, _ = _planned(app)
+    buildkite.annotate_run(app.graph, rows, app.reports, app.settings, app.tools, app.say)
 
 
 @_action
-def annotate(run: Run) -> None:
-    buildkite.annotate_run(run)
+def annotate(app: App) -> None:
+    _annotate(app)
 
 
 @_action
-def explain(run: Run, ami: str) -> None:
-    run.say(explaining.explain(run, ami))
+def explain(app: App, ami: str) -> None:
+    app.say(explaining.explain(app.registry, app.settings.records, ami))
 
 
 # -- checking ----------------------------------------------------------------
 
 @_action
-def validate_image(run: Run, name: str) -> None:
-    validate.check_image(run, name)
+def validate_image(app: App, name: str) -> None:
+    app.prebuild.check_image(name, app.say)
 
 
 @_action
-def lint(run: Run) -> None:
-    validate.check_lint(run)
+def lint(app: App) -> None:
+    app.prebuild.check_lint(app.say)
 
 
 @_action
-def inputs(run: Run, image: str) -> None:
-    listing.show_inputs(run, image)
+def inputs(app: App, image: str) -> None:
+    listing.show_inputs(app.graph, app.checkout, app.say, image)
 
 
 @_action
-def render_user_data(run: Run, image: str, environment: str, target: str) -> None:
-    cloud_init.render_to(run.settings.root, image, environment, run.settings.root / target,
-                         run.settings.env)
+def render_user_data(app: App, image: str, environment: str, target: str) -> None:
+    cloud_init.render_to(app.settings.root, image, environment, app.settings.root / target,
+                         app.settings.env, app.tools)
 
 
 # -- operating ---------------------------------------------------------------
 
 @_action
-def gc(run: Run, apply: bool, keep: int, days: float, most: int, leftover_hours: float) -> None:
-    collecting.collect(run, apply, keep, days, most, leftover_hours)
+def gc(app: App, apply: bool, keep: int, days: float, most: int, leftover_hours: float) -> None:
+    app.collector.collect(apply, keep, days, most, leftover_hours)
 
 
 @_action
-def promote(run: Run, image: str, source: str, target: str) -> None:
-    promoting.promote(run, image, source, target)
+def promote(app: App, image: str, source: str, target: str) -> None:
+    app.promoter.promote(image, source, target)
 
 
 @_action
-def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
-    verifying.verify(run, ami, image, key, worktree)
+def verify(app: App, ami: str, image: str, key: str, worktree: bool) -> None:
+    app.verifier.verify(ami, image, key, worktree)
 
 
 @_action
-def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
-    revoking.revoke(run, ami, image, reason, undo, disable)
+def revoke(app: App, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
+    app.revoker.revoke(ami, image, reason, undo, disable)
 
 
 @_action
-def sandbox_stop(run: Run) -> None:
-    run.say(emulator.stop(run.settings.state))
+def sandbox_stop(app: App) -> None:
+    app.say(emulator.stop(app.settings.state))

@@ -2,7 +2,7 @@
 Each docstring is the task's ``doit list`` line.
 
 They are methods of one :class:`Creators`, which ``dodo.py`` makes for the
-tree and which holds the run. Defining tasks reads ``amis.yaml``, the
+tree and which holds the run's composition root. Defining tasks reads ``amis.yaml``, the
 playbooks and role metadata, and nothing else: no network, no subprocess.
 ``dodo.py`` installs the Ctrl-C / SIGTERM handlers explicitly
 (:meth:`Creators.install_signal_handlers`): only the main thread may, and
@@ -22,15 +22,15 @@ from doit.tools import config_changed
 from ..adapters.signals import Interrupts
 from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
-from ..ops import cloud_init, diagram, gc, validate
-from ..ops.run import Run
+from ..ops import cloud_init, diagram, gc, prebuild
+from .compose import App
 from . import actions, usage
 from .checker import ModeMD5Checker
 from .options import default_jobs, parallel_options, verbose_flag
 from .reporter import Reporter
 from .usage import Option
 
-Load = Callable[[Path, Interrupts, bool], Run]
+Load = Callable[[Path, Interrupts, bool], App]
 
 _IMAGE = Option("image", "image", "the image", short="i")
 # Each task's options, as `doit <task> --help` shows them and doit reads them.
@@ -98,8 +98,8 @@ EXAMPLES: Mapping[str, str] = MappingProxyType({
 })
 
 
-def _load(root: Path, interrupts: Interrupts, verbose: bool) -> Run:
-    return Run.load(root, interrupts=interrupts, verbose=verbose)
+def _load(root: Path, interrupts: Interrupts, verbose: bool) -> App:
+    return App.load(root, interrupts=interrupts, verbose=verbose)
 
 
 class Creators:
@@ -111,29 +111,30 @@ class Creators:
         self.interrupts = Interrupts()
         self._load = load
         self._verbose = verbose_flag(argv or [])
-        self._run: Run | None = None
+        self._app: App | None = None
 
     def install_signal_handlers(self) -> None:
         """Ctrl-C and SIGTERM reach the run's Packer builds and waits."""
         self.interrupts.install()
 
     @property
-    def run(self) -> Run:
-        """The run, loaded on first use. A user's mistake stops doit with one
-        line (doit prints InvalidDodoFile without a traceback)."""
-        if self._run is None:
+    def app(self) -> App:
+        """The run's composition root, loaded on first use. A user's mistake
+        stops doit with one line (doit prints InvalidDodoFile without a
+        traceback)."""
+        if self._app is None:
             try:
-                self._run = self._load(self.root, self.interrupts, self._verbose)
+                self._app = self._load(self.root, self.interrupts, self._verbose)
             except AmiError as err:
                 raise InvalidDodoFile(str(err)) from None
-        return self._run
+        return self._app
 
     def _inputs(self) -> dict[str, list[str]]:
         """Each image's input files. A reference that cannot be tracked stops
         doit here, before anything runs."""
         try:
             return {name: list(found.files)
-                    for name, found in self.run.checkout.inputs().items()}
+                    for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
             raise InvalidDodoFile(str(err)) from None
 
@@ -142,7 +143,7 @@ class Creators:
 
     def _command(self, name: str, action: Any) -> dict[str, Any]:
         """A task that runs whenever it is asked for, with its options."""
-        task: dict[str, Any] = {"actions": [(action, [self.run])], "uptodate": [False],
+        task: dict[str, Any] = {"actions": [(action, [self.app])], "uptodate": [False],
                                 "verbosity": 2}
         if OPTIONS[name]:
             task["params"] = self._params(name)
@@ -164,7 +165,7 @@ class Creators:
         """`doit <task> --help`, and mistakes on the command line, before doit
         reads it (see ``usage``)."""
         try:
-            graph = self.run.graph
+            graph = self.app.graph
             subtasks = {"ami": list(graph.names), "validate": [*graph.images, "lint"]}
         except InvalidDodoFile:
             subtasks = {}               # doit reports why, once it loads the tasks
@@ -173,7 +174,7 @@ class Creators:
     def jobs(self) -> int:
         """Parallel builds by default: the tree's leaves, at most 8."""
         try:
-            return default_jobs(self.run.graph)
+            return default_jobs(self.app.graph)
         except InvalidDodoFile:
             return 0
 
@@ -181,7 +182,7 @@ class Creators:
         """``DOIT_CONFIG`` for this tree and command line."""
         self.check_command_line(argv)
         jobs = self.jobs()
-        verbose = self._verbose or (self._run is not None and self._run.console.verbose)
+        verbose = self._verbose or (self._app is not None and self._app.console.verbose)
         return {
             "default_tasks": ["amis"],
             # sqlite3: safe when two doit processes touch it; dbm cannot be opened twice.
@@ -204,36 +205,36 @@ class Creators:
 
     def at_end(self) -> None:
         """When doit is done: the run's summary, if it pulled (built anything)."""
-        if self._run is not None:
-            actions.summary(self._run)
+        if self._app is not None:
+            actions.summary(self._app)
 
     def failed(self, message: str) -> None:
         """A task failed with this one line."""
-        if self._run is not None:
-            self._run.console.error(message)
+        if self._app is not None:
+            self._app.console.error(message)
         else:
             sys.__stderr__.write(f"ERROR: {message}\n")
 
     def skipped(self, task: str) -> None:
         """``task`` did not run, because a task it needs failed."""
-        if self._run is not None and task.startswith("ami:"):
-            actions.skipped(self._run, task.split(":", 1)[1])
+        if self._app is not None and task.startswith("ami:"):
+            actions.skipped(self._app, task.split(":", 1)[1])
 
     def task_pull(self) -> dict[str, Any]:
         """Download every image's current record from S3 (runs before every build)."""
-        return {"actions": [(actions.pull, [self.run])], "uptodate": [False], "verbosity": 2}
+        return {"actions": [(actions.pull, [self.app])], "uptodate": [False], "verbosity": 2}
 
     def task_ami(self) -> Iterator[dict[str, Any]]:
         """Build one image if its inputs changed: ami:<name> (see doit list --all)."""
-        run = self.run
-        source = run.graph.source
-        spec = source.spec(run.settings.sandbox)
-        up_to_date = (actions.ami_up_to_date, [run])
+        app = self.app
+        source = app.graph.source
+        spec = source.spec(app.settings.sandbox)
+        up_to_date = (actions.ami_up_to_date, [app])
         yield {
             "name": source.name,
             "doc": f"resolve source image {source.name} "
                    f"({'pinned' if 'ami' in spec else 'newest match'})",
-            "actions": [(actions.source, [run])],
+            "actions": [(actions.source, [app])],
             "targets": [self._record_file(source.name)],
             "task_dep": ["pull"],
             # A filter may resolve to a newer upstream image at any time: always look.
@@ -241,15 +242,15 @@ class Creators:
             "verbosity": 2,
         }
         inputs = self._inputs()
-        for name, image in run.graph.images.items():
+        for name, image in app.graph.images.items():
             yield {
                 "name": name,
                 "doc": f"build image {name} on {image.parent} from {image.template}",
-                "actions": [(actions.image, [run, name])],
+                "actions": [(actions.image, [app, name])],
                 "file_dep": [*inputs[name], self._record_file(image.parent)],
                 "targets": [self._record_file(name)],
                 "task_dep": ["pull"],
-                "uptodate": [config_changed(run.checkout.digest_settings(name)), up_to_date],
+                "uptodate": [config_changed(app.checkout.digest_settings(name)), up_to_date],
                 "verbosity": 2,
             }
 
@@ -264,31 +265,31 @@ class Creators:
 
     def task_validate(self) -> Iterator[dict[str, Any]]:
         """Check templates (packer validate), playbooks (--syntax-check) and roles (ansible-lint)."""
-        run = self.run
+        app = self.app
         inputs = self._inputs()
-        for name, image in run.graph.images.items():
+        for name, image in app.graph.images.items():
             yield {
                 "name": name,
                 "doc": f"packer validate {image.template}"
                        + (f"; ansible-playbook --syntax-check {image.playbook}"
                           if image.playbook else ""),
-                "actions": [(actions.validate_image, [run, name])],
+                "actions": [(actions.validate_image, [app, name])],
                 "file_dep": inputs[name],
                 "verbosity": 2,
             }
         every_input = sorted({f for files in inputs.values() for f in files})
-        lint_config = [validate.LINT_CONFIG] if (self.root / validate.LINT_CONFIG).is_file() else []
+        lint_config = [prebuild.LINT_CONFIG] if (self.root / prebuild.LINT_CONFIG).is_file() else []
         yield {
             "name": "lint",
             "doc": "ansible-lint on the project's playbooks and roles",
-            "actions": [(actions.lint, [run])],
+            "actions": [(actions.lint, [app])],
             "file_dep": every_input + lint_config,
             "verbosity": 2,
         }
 
     def task_cloud_init(self) -> Iterator[dict[str, Any]]:
         """Render each image's cloud-init user-data per environment (.amis/cloud-init/)."""
-        run = self.run
+        app = self.app
         if not (self.root / cloud_init.VARS_FILE).exists():
             return      # this tree keeps no user-data
         try:
@@ -297,12 +298,12 @@ class Creators:
             raise InvalidDodoFile(str(err)) from None
         templates = cloud_init.template_files(self.root)
         for environment in sorted(environments):
-            for image in cloud_init.templated_images(self.root, run.graph.names):
+            for image in cloud_init.templated_images(self.root, app.graph.names):
                 target = f"{STATE_DIR}/cloud-init/{environment}/{image}.yaml"
                 yield {
                     "name": f"{environment}/{image}",
                     "doc": f"user-data of {image} in {environment}",
-                    "actions": [(actions.render_user_data, [run, image, environment, target])],
+                    "actions": [(actions.render_user_data, [app, image, environment, target])],
                     "file_dep": [cloud_init.VARS_FILE, *templates],
                     "targets": [target],
                     "verbosity": 2,

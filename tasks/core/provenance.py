@@ -37,7 +37,7 @@ def envelope_digest(envelope: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Run:
+class BuildContext:
     """What the statement says about the run that built the AMI."""
     channel: str
     builder: str                # the Buildkite pipeline, or host:<name>
@@ -48,7 +48,7 @@ class Run:
     log_sha256: str
 
 
-def statement(record: Record, run: Run, parent_envelope: str | None,
+def statement(record: Record, run: BuildContext, parent_envelope: str | None,
               parent_digest: str | None = None) -> dict[str, Any]:
     """The statement for ``record``'s AMIs. ``parent_envelope``: the sha256 of
     the parent's envelope, ``parent_digest`` its inputs' digest, which says

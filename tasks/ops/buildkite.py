@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-from typing import Mapping
+from pathlib import Path
+from typing import Callable, Mapping
 
 import yaml
 
-from ..adapters.tools import find
+from ..adapters.tools import Tools, find
 from ..core.errors import AmiError, FAILED
 from ..core.files import write_atomic
 from ..core.graph import Graph
-from ..core.settings import Buildkite
-from ..state.outcomes import Outcome, Outcomes
-from . import build, diagram
-from .plan import Row, planned
-from .run import Run
+from ..core.outcome import Outcome
+from ..core.settings import Buildkite, Settings
+from ..state.reports import Report, Reports
+from . import diagram
+from .build import Builder
+from .plan import Row
 
 STEP_KEY = "ami-{}"
 # ./doit installs what the agent lacks (.ci/install), into an environment kept
@@ -26,31 +27,33 @@ PASSED_ON = ("AMI_BUCKET", "AMI_PREFIX", "AMI_CHANNEL", "AMI_SSM_PREFIX", "AMI_P
              "AMI_RETRY_BASE_SECONDS", "AMI_LOCK_TTL_SECONDS", "AMI_DEFAULT_BRANCH")
 
 
-def annotation(graph: Graph, outcomes: dict[str, Outcome], rows: list[Row]) -> tuple[str, str]:
+def annotation(graph: Graph, reports: dict[str, Report], rows: list[Row]) -> tuple[str, str]:
     """Markdown for `buildkite-agent annotate`, and its style."""
-    failed = [o for o in outcomes.values() if o.action == "failed"]
+    failed = [r for r in reports.values() if r.outcome is Outcome.FAILED]
     lines = ["### AMIs", "", "| image | this run | AMI | took | note |", "|---|---|---|---|---|"]
     by_image = {r.image: r for r in rows}
     for name in graph.names:
-        outcome = outcomes.get(name)
-        action = outcome.action if outcome else "up to date"
-        ami = outcome.ami if outcome and outcome.ami != "-" else (by_image[name].ami or "-")
-        took = f"{outcome.seconds:.0f}s" if outcome and action in ("built", "failed") else ""
-        note = (outcome.note if outcome else "").replace("|", "\\|")
-        lines.append(f"| {name} | {action} | `{ami}` | {took} | {note} |")
+        report = reports.get(name)
+        outcome = report.outcome if report else Outcome.UP_TO_DATE
+        ami = report.ami if report and report.ami != "-" else (by_image[name].ami or "-")
+        took = f"{report.seconds:.0f}s" if report and outcome in (Outcome.BUILT, Outcome.FAILED) \
+            else ""
+        note = (report.note if report else "").replace("|", "\\|")
+        lines.append(f"| {name} | {outcome} | `{ami}` | {took} | {note} |")
     lines += ["", "```mermaid", diagram.mermaid(graph, rows), "```"]
     return "\n".join(lines) + "\n", "error" if failed else "success"
 
 
-def annotate(markdown: str, style: str, env: Mapping[str, str]) -> str | None:
+def annotate(markdown: str, style: str, env: Mapping[str, str], tools: Tools,
+             cwd: Path) -> str | None:
     """Post the annotation when buildkite-agent is there. Returns why it was
     not posted, or None."""
     agent = find("buildkite-agent", env)
     if not agent:
         return "buildkite-agent is not installed"
-    result = subprocess.run([agent, "annotate", "--style", style, "--context", "amis"],
-                            input=markdown, text=True, capture_output=True, env=dict(env))
-    if result.returncode != 0:
+    result = tools.run([agent, "annotate", "--style", style, "--context", "amis"], cwd=cwd,
+                       env=env, input=markdown)
+    if not result.ok:
         return f"buildkite-agent annotate failed: {result.stderr.strip()}"
     return None
 
@@ -89,35 +92,36 @@ def pipeline(graph: Graph, rows: list[Row], buildkite: Buildkite, env: Mapping[s
                           sort_keys=False)
 
 
-def write_pipeline(run: Run) -> str:
+def write_pipeline(builder: Builder, rows: list[Row], offline: str | None) -> str:
     """``doit pipeline``: write ``.amis/pipeline.yml``; returns what to say.
 
-    The steps are the images that build. Everything else is published here,
-    as ``doit amis`` would (the source, and each image kept or reused by
-    digest), so the channel ends exactly as after ``doit amis``."""
-    rows, offline = planned(run)
+    The steps are the images that build (``rows``: the plan). Everything
+    else is published here, as ``doit amis`` would (the source, and each
+    image kept or reused by digest), so the channel ends exactly as after
+    ``doit amis``."""
     if offline:
         raise AmiError(f"cannot plan the pipeline offline: {offline}", code=FAILED)
-    build.pull(run)
-    build.resolve_source(run)
+    settings = builder.settings
+    builder.pull()
+    builder.resolve_source()
     for row in rows:
-        if row.image in run.graph.images and not row.builds:
-            build.settle(run, row.image)
-    target = run.settings.state / "pipeline.yml"
-    write_atomic(target, pipeline(run.graph, rows, run.settings.buildkite,
-                                  run.settings.env).encode())
+        if row.image in builder.graph.images and not row.builds:
+            builder.settle(row.image)
+    target = settings.state / "pipeline.yml"
+    write_atomic(target, pipeline(builder.graph, rows, settings.buildkite,
+                                  settings.env).encode())
     stale = sum(1 for r in rows if r.builds)
-    shown = target.relative_to(run.settings.root)
+    shown = target.relative_to(settings.root)
     return (f"wrote {shown}: {stale} image step(s); upload it with: "
             f"buildkite-agent pipeline upload {shown}")
 
 
-def annotate_run(run: Run) -> None:
+def annotate_run(graph: Graph, rows: list[Row], reports: Reports, settings: Settings,
+                 tools: Tools, say: Callable[[str], None]) -> None:
     """``doit annotate``: the last run's table and graph, posted or printed."""
-    rows, _ = planned(run)
-    markdown, style = annotation(run.graph, Outcomes.load(run.outcomes.path), rows)
-    problem = annotate(markdown, style, run.settings.env)
+    markdown, style = annotation(graph, Reports.load(reports.path), rows)
+    problem = annotate(markdown, style, settings.env, tools, settings.root)
     if problem:
-        run.say(markdown)
-        if run.settings.buildkite.active:
-            run.say(problem)
+        say(markdown)
+        if settings.buildkite.active:
+            say(problem)

@@ -10,13 +10,12 @@ look like secrets are refused: hosts read secrets from SSM at boot.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from ..adapters.tools import find
+from ..adapters.tools import Tools, find
 from ..core.errors import AmiError
 from ..core.files import load_yaml, write_atomic
 
@@ -130,22 +129,21 @@ def check(text: str, where: str) -> dict[str, Any]:
     return data
 
 
-def schema_check(path: Path, env: Mapping[str, str]) -> None:
+def schema_check(path: Path, env: Mapping[str, str], tools: Tools) -> None:
     """``cloud-init schema``, where cloud-init is installed."""
     exe = find("cloud-init", env)
     if not exe:
         return
-    result = subprocess.run([exe, "schema", "--config-file", str(path)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
+    result = tools.run([exe, "schema", "--config-file", str(path)], cwd=path.parent)
+    if not result.ok:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise AmiError(f"{path}: cloud-init schema: {detail[-1] if detail else 'invalid'}")
 
 
 def render_to(root: Path, image: str, environment: str, target: Path,
-              env: Mapping[str, str]) -> None:
+              env: Mapping[str, str], tools: Tools) -> None:
     """``doit cloud_init:<environment>/<image>``: render, check, write."""
     text = render(root, image, environment, load_environments(root)[environment])
     check(text, f"{TEMPLATES}/{image}.yaml.j2 ({environment})")
     write_atomic(target, text.encode())
-    schema_check(target, env)
+    schema_check(target, env, tools)

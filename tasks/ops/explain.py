@@ -8,7 +8,6 @@ from ..adapters.registry import Registry
 from ..core.errors import AmiError
 from ..core.names import AMI_RE
 from ..core.records import Record, read_local
-from .run import Run
 
 
 def _index(registry: Registry, records: list[Path]) -> dict[str, Record]:
@@ -58,8 +57,8 @@ def render(chain: list[Record], ami: str) -> str:
     return "\n".join(lines)
 
 
-def explain(run: Run, ami: str) -> str:
-    """``doit explain -a ami-...``: the AMI's ancestry, rendered."""
-    run.registry.store.check()
-    records = sorted(run.settings.records.glob("*.json"))
-    return render(ancestry(run.registry, records, ami), ami)
+def explain(registry: Registry, records: Path, ami: str) -> str:
+    """``doit explain -a ami-...``: the AMI's ancestry, rendered (``records``:
+    the folder of local records)."""
+    registry.store.check()
+    return render(ancestry(registry, sorted(records.glob("*.json")), ami), ami)

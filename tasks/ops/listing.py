@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..core.errors import AmiError
+from ..core.graph import Graph
 from ..core.text import did_you_mean, table
-from .run import Run
+from ..state.checkout import Checkout
 
 
-def show_inputs(run: Run, image: str) -> None:
-    names = list(run.graph.images) if image in ("", "all") else [image]
+def show_inputs(graph: Graph, checkout: Checkout, say: Callable[[str], None],
+                image: str) -> None:
+    names = list(graph.images) if image in ("", "all") else [image]
     for name in names:
-        if name not in run.graph.images:
+        if name not in graph.images:
             raise AmiError(f"inputs --image={name!r}: no such image in amis.yaml"
-                           f"{did_you_mean(name, run.graph.images)} "
-                           f"(one of {', '.join(run.graph.images)})")
-        found = run.checkout.inputs()[name]
-        run.say(f"{name}: {len(found.files)} inputs ({found.kind}; template "
-                f"{found.template.path}, Packer runs in {run.graph.images[name].packer_dir})")
-        run.say(table([[path, why] for path, why in found.files.items()], ["input", "why"]))
+                           f"{did_you_mean(name, graph.images)} "
+                           f"(one of {', '.join(graph.images)})")
+        found = checkout.inputs()[name]
+        say(f"{name}: {len(found.files)} inputs ({found.kind}; template "
+            f"{found.template.path}, Packer runs in {graph.images[name].packer_dir})")
+        say(table([[path, why] for path, why in found.files.items()], ["input", "why"]))
         if found.dropped_in_sandbox:
-            run.say(f"the sandbox leaves out {', '.join(found.dropped_in_sandbox)}")
+            say(f"the sandbox leaves out {', '.join(found.dropped_in_sandbox)}")

@@ -14,8 +14,8 @@ from ..core.decision import Decision, Verdict
 from ..core.graph import Graph
 from ..core.records import Record
 from ..core.text import table
-from . import invocation
-from .run import Run
+from ..state.lookup import Lookup
+from .prebuild import Prebuild
 
 
 @dataclass
@@ -53,14 +53,14 @@ def unsigned(graph: Graph, records: dict[str, Record | None]) -> list[str]:
             if (record := records.get(name)) is not None and not record.provenance]
 
 
-def planned(run: Run) -> tuple[list[Row], str | None]:
+def planned(graph: Graph, lookup: Lookup, prebuild: Prebuild) -> tuple[list[Row], str | None]:
     """The plan's rows, and why AWS could not be asked (None: it was)."""
-    for name in run.graph.images:
-        invocation.preflight(run, name)     # unknown regions, what this Packer cannot run
-    run.lookup.pull(offline_ok=True)
-    result = run.lookup.decision()
-    facts = run.lookup.facts
-    return rows(run.graph, result, facts.records, facts.baseline), facts.offline
+    for name in graph.images:
+        prebuild.preflight(name)        # unknown regions, what this Packer cannot run
+    lookup.pull(offline_ok=True)
+    result = lookup.decision()
+    facts = lookup.facts
+    return rows(graph, result, facts.records, facts.baseline), facts.offline
 
 
 def estimate(rows: list[Row], graph: Graph) -> tuple[float, float, list[str], int]:

@@ -21,12 +21,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
-from ..adapters.git import actor
-from ..adapters.registry import revoked_by
+from ..adapters.aws import Identity
+from ..adapters.console import Console
+from ..adapters.ec2 import Ec2
+from ..adapters.git import Git, actor
+from ..adapters.registry import Registry, revoked_by
+from ..core.clock import Clock
 from ..core.errors import FAILED, AmiError
+from ..core.graph import Graph
 from ..core.records import Record
-from .run import Run
+from ..core.settings import Settings
+from ..state.checkout import Checkout
 from .targets import chosen_ami
 
 
@@ -51,26 +58,25 @@ def deprecate_at(now: datetime) -> datetime:
 @dataclass
 class _Ec2:
     """What EC2 is told of each revoked AMI, and what it refused."""
-    run: Run
+    say: Callable[[str], None]
+    endpoint: str | None
     refused: list[str] = field(default_factory=list)
     lacking: set[str] = field(default_factory=set)       # calls the endpoint does not have
 
-    def call(self, what: str, region: str, operation: str, **kwargs: object) -> bool:
+    def tell(self, call: Callable[[], str | None]) -> None:
         try:
-            if self.run.aws.call_if_known(what, "ec2", region, operation, **kwargs):
-                return True
-            self.lacking.add(operation)
+            missing = call()
         except AmiError as err:
             self.refused.append(str(err))
-        return False
+            return
+        if missing:
+            self.lacking.add(missing)
 
     def finish(self, undone: str) -> None:
         """``undone``: what to say of EC2 when the endpoint lacks a call."""
-        for operation in sorted(self.lacking):
-            name = "".join(part.title() for part in operation.split("_"))
-            self.run.say(f"{undone} in EC2: {self.run.aws.endpoint()} has no {name} "
-                         "(an emulator); the registry, which plan, amis, verify and gc go "
-                         "by, is updated")
+        for name in sorted(self.lacking):
+            self.say(f"{undone} in EC2: {self.endpoint} has no {name} (an emulator); the "
+                     "registry, which plan, amis, verify and gc go by, is updated")
         if self.refused:
             more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
             raise AmiError(f"revoke: the registry is updated, but EC2 refused: "
@@ -78,81 +84,91 @@ class _Ec2:
                            FAILED)
 
 
-def revoke(run: Run, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
-    target = chosen_ami(run, "revoke", ami, image, run.graph.names)
-    reason = reason.strip()
-    if not undo and not reason:
-        raise AmiError("revoke: say why with --reason (it is recorded and shown by plan)")
-    revoked = run.registry.revoked()
-    if undo and target not in revoked:
-        raise AmiError(f"revoke --undo: {target} is not revoked")
-    who = {"by": actor(run.settings), "caller": run.aws.caller(run.graph.region),
-           "at": run.clock.now().isoformat(timespec="seconds")}
-    if undo:
-        _undo(run, target, revoked, who, reason)
-        return
-    ec2 = _Ec2(run)
-    at = deprecate_at(run.clock.now())
-    for region, each, name, why in _chain(run, target, reason):
-        note = revoked.get(each)
-        if note is None:
-            run.registry.revoke({"ami": each, "image": name, "region": region, **who,
-                                 "reason": why, "with": target,
-                                 **({"disabled": "true"} if disable else {})})
-            run.say(f"revoked {each} ({name}, {region})" +
-                    ("" if why == reason else f": built on {target}"))
-        elif why == reason and note.get("with") != target:
-            # Revoked with another AMI, now on its own account: undoing that
-            # other revocation must not restore this one.
-            run.registry.revoke({**note, **who, "reason": why, "with": target,
-                                 **({"disabled": "true"} if disable else {})})
-            run.say(f"revoked {each} ({name}, {region}) on its own (it was revoked with "
-                    f"{note.get('with')})")
-        else:
-            run.say(f"{each} ({name}, {region}) was already {revoked_by(note)}")
-            if disable and note.get("disabled") != "true":      # so --undo enables it
-                run.registry.revoke({**note, "disabled": "true"})
-        ec2.call(f"deprecating {each} ({region})", region, "enable_image_deprecation",
-                 ImageId=each, DeprecateAt=at)
-        if disable and _state(run, region, each) == "available":
-            ec2.call(f"disabling {each} ({region})", region, "disable_image", ImageId=each)
-    ec2.finish("deprecation not set")
+@dataclass
+class Revoker:
+    graph: Graph
+    settings: Settings
+    checkout: Checkout
+    registry: Registry
+    ec2: Ec2
+    identity: Identity
+    git: Git
+    clock: Clock
+    console: Console
+    endpoint: Callable[[], str | None]
 
+    def revoke(self, ami: str, image: str, reason: str, undo: bool, disable: bool) -> None:
+        target = chosen_ami(self.registry, self.checkout, self.settings, "revoke", ami, image,
+                            self.graph.names)
+        reason = reason.strip()
+        if not undo and not reason:
+            raise AmiError("revoke: say why with --reason (it is recorded and shown by plan)")
+        revoked = self.registry.revoked()
+        if undo and target not in revoked:
+            raise AmiError(f"revoke --undo: {target} is not revoked")
+        who = {"by": actor(self.settings, self.git), "caller": self.identity.caller(),
+               "at": self.clock.now().isoformat(timespec="seconds")}
+        if undo:
+            self._undo(target, revoked, who, reason)
+            return
+        told = _Ec2(self.console.say, self.endpoint())
+        at = deprecate_at(self.clock.now())
+        for region, each, name, why in self._chain(target, reason):
+            note = revoked.get(each)
+            if note is None:
+                self.registry.revoke({"ami": each, "image": name, "region": region, **who,
+                                      "reason": why, "with": target,
+                                      **({"disabled": "true"} if disable else {})})
+                self.console.say(f"revoked {each} ({name}, {region})" +
+                                 ("" if why == reason else f": built on {target}"))
+            elif why == reason and note.get("with") != target:
+                # Revoked with another AMI, now on its own account: undoing that
+                # other revocation must not restore this one.
+                self.registry.revoke({**note, **who, "reason": why, "with": target,
+                                      **({"disabled": "true"} if disable else {})})
+                self.console.say(f"revoked {each} ({name}, {region}) on its own (it was revoked "
+                                 f"with {note.get('with')})")
+            else:
+                self.console.say(f"{each} ({name}, {region}) was already {revoked_by(note)}")
+                if disable and note.get("disabled") != "true":      # so --undo enables it
+                    self.registry.revoke({**note, "disabled": "true"})
+            told.tell(lambda: self.ec2.deprecate(region, each, at))
+            if disable and self._state(region, each) == "available":
+                told.tell(lambda: self.ec2.disable(region, each))
+        told.finish("deprecation not set")
 
-def _chain(run: Run, target: str, reason: str) -> list[tuple[str, str, str, str]]:
-    """(region, AMI, image, why) of the target, in every region, and of
-    everything built on it."""
-    records = run.registry.digest_records()
-    by_ami = {a: r for r in records for a in r.amis.values()}
-    found = []
-    for record in [by_ami.get(target)] + descendants(records, target):
-        amis = record.amis if record is not None else {run.graph.region: target}
-        own = record is None or record.ami == target or target in record.amis.values()
-        for region, each in sorted(amis.items()):
-            found.append((region, each, record.image if record is not None else "?",
-                          reason if own else f"built on {target}: {reason}"))
-    return found
+    def _chain(self, target: str, reason: str) -> list[tuple[str, str, str, str]]:
+        """(region, AMI, image, why) of the target, in every region, and of
+        everything built on it."""
+        records = self.registry.digest_records()
+        by_ami = {a: r for r in records for a in r.amis.values()}
+        found = []
+        for record in [by_ami.get(target)] + descendants(records, target):
+            amis = record.amis if record is not None else {self.graph.region: target}
+            own = record is None or record.ami == target or target in record.amis.values()
+            for region, each in sorted(amis.items()):
+                found.append((region, each, record.image if record is not None else "?",
+                              reason if own else f"built on {target}: {reason}"))
+        return found
 
+    def _state(self, region: str, ami: str) -> str:
+        found = self.ec2.describe(region, [ami]).get(ami)
+        return found.state if found else ""
 
-def _state(run: Run, region: str, ami: str) -> str:
-    found = run.aws.describe_amis(region, [ami]).get(ami)
-    return str(found.get("State", "")) if found else ""
-
-
-def _undo(run: Run, target: str, revoked: dict[str, dict[str, str]], who: dict[str, str],
-          reason: str) -> None:
-    ec2 = _Ec2(run)
-    undone = sorted((a for a, note in revoked.items() if a == target or note.get("with") == target),
-                    key=lambda a: (a != target, a))        # the AMI asked for first
-    for each in undone:
-        note = revoked[each]
-        region = note.get("region") or run.graph.region
-        run.registry.unrevoke(each, {"ami": each, "undo": "true", **who,
-                                     "reason": reason or "undone"})
-        run.say(f"restored {each} (revoked with {target})" if each != target
-                else f"restored {each}")
-        ec2.call(f"ending the deprecation of {each} ({region})", region,
-                 "disable_image_deprecation", ImageId=each)
-        if note.get("disabled") == "true" and _state(run, region, each) == "disabled":
-            ec2.call(f"enabling {each} ({region})", region, "enable_image", ImageId=each)
-    ec2.finish("deprecation not ended")
+    def _undo(self, target: str, revoked: dict[str, dict[str, str]], who: dict[str, str],
+              reason: str) -> None:
+        told = _Ec2(self.console.say, self.endpoint())
+        undone = sorted((a for a, note in revoked.items()
+                         if a == target or note.get("with") == target),
+                        key=lambda a: (a != target, a))        # the AMI asked for first
+        for each in undone:
+            note = revoked[each]
+            region = note.get("region") or self.graph.region
+            self.registry.unrevoke(each, {"ami": each, "undo": "true", **who,
+                                          "reason": reason or "undone"})
+            self.console.say(f"restored {each} (revoked with {target})" if each != target
+                             else f"restored {each}")
+            told.tell(lambda: self.ec2.end_deprecation(region, each))
+            if note.get("disabled") == "true" and self._state(region, each) == "disabled":
+                told.tell(lambda: self.ec2.enable(region, each))
+        told.finish("deprecation not ended")

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..adapters.registry import Registry
 from ..core.errors import FAILED, AmiError
 from ..core.names import AMI_RE
-from ..core.settings import require_bucket
+from ..core.settings import Settings, require_bucket
 from ..core.text import did_you_mean
-from .run import Run
+from ..state.checkout import Checkout
 
 
-def chosen_ami(run: Run, command: str, ami: str, image: str, names: Iterable[str]) -> str:
+def chosen_ami(registry: Registry, checkout: Checkout, settings: Settings, command: str,
+               ami: str, image: str, names: Iterable[str]) -> str:
     """``names``: the images ``-i`` may name."""
-    require_bucket(run.settings)
+    require_bucket(settings)
     if image and ami:
         raise AmiError(f"{command}: give --ami or --image, not both")
     if image:
@@ -24,8 +26,8 @@ def chosen_ami(run: Run, command: str, ami: str, image: str, names: Iterable[str
         if image not in names:
             raise AmiError(f"{command} --image={image}: no such image in amis.yaml"
                            + did_you_mean(image, names))
-        channel = run.checkout.published_channel()
-        record = run.registry.record_at(run.registry.current_key(channel, image), image)
+        channel = checkout.published_channel()
+        record = registry.record_at(registry.current_key(channel, image), image)
         if record is None:
             raise AmiError(f"{command} --image={image}: channel {channel} has no record of "
                            f"{image}: build it there, or give --ami", FAILED)

@@ -22,15 +22,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..adapters import signing
-from ..adapters.aws import tags_of
-from ..adapters.git import export
-from ..adapters.registry import revoked_by
+from ..adapters.console import Console
+from ..adapters.ec2 import Ec2
+from ..adapters.git import Git
+from ..adapters.kms import Kms
+from ..adapters.registry import Registry, revoked_by
 from ..core import provenance
+from ..core.cloud import Ami
 from ..core.digest import changed_inputs, image_digest
 from ..core.errors import FAILED, AmiError
 from ..core.graph import Graph, load_graph
+from ..core.settings import Settings
 from ..state.checkout import MACHINE_SETTINGS, Checkout
-from .run import Run
 from .targets import chosen_ami
 
 
@@ -44,30 +47,7 @@ class _Step:
     region: str
     envelope_sha: str | None       # what the child's statement says (None: the AMI's tag)
     source: bool = False           # the source image: only its revocation is checked
-    found: dict | None = None      # the AMI's description, when already looked up
-
-
-def verify(run: Run, ami: str, image: str, key: str, worktree: bool) -> None:
-    region = run.graph.region
-    ami = chosen_ami(run, "verify", ami, image, run.graph.images)
-    setting = key or run.settings.signing_key
-    if not setting:
-        raise AmiError("verify: no key to check signatures with: give --key <public key PEM> "
-                       "or set AMI_SIGNING_KEY")
-    public = signing.public_key(setting, run.settings.root, run.aws.kms(region),
-                                run.settings.sandbox)
-    revoked = run.registry.revoked()
-    step: _Step | None = _first(run, image, ami)
-    with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
-        trees = _Trees(run, Path(scratch), worktree)
-        while step is not None:
-            note = revoked.get(step.ami)
-            if note is not None:
-                raise _fail(step, revoked_by(note))
-            if step.source:
-                break
-            line, step = _link(run, step, public, trees)
-            run.say(line)
+    found: Ami | None = None       # the AMI's description, when already looked up
 
 
 class _Trees:
@@ -75,8 +55,8 @@ class _Trees:
     commit written out once from git's objects, each walked as a build
     would walk it."""
 
-    def __init__(self, run: Run, scratch: Path, worktree: bool) -> None:
-        self.run, self.scratch, self.worktree = run, scratch, worktree
+    def __init__(self, verifier: "Verifier", scratch: Path, worktree: bool) -> None:
+        self.verifier, self.scratch, self.worktree = verifier, scratch, worktree
         self._made: dict[tuple[str, bool], Checkout] = {}
 
     def name(self, commit: str) -> str:
@@ -85,24 +65,25 @@ class _Trees:
     def at(self, step: _Step, commit: str, sandbox: bool) -> Checkout:
         at = "" if self.worktree else commit
         if (at, sandbox) not in self._made:
-            settings = replace(self.run.settings, sandbox=sandbox)
+            settings = replace(self.verifier.settings, sandbox=sandbox)
             self._made[at, sandbox] = Checkout(settings, self._graph(step, commit),
-                                               self.run.checkout.hasher)
+                                               self.verifier.checkout.hasher,
+                                               self.verifier.git)
         return self._made[at, sandbox]
 
     def _graph(self, step: _Step, commit: str) -> Graph:
         if self.worktree:
-            return self.run.graph
+            return self.verifier.graph
         if not COMMIT_RE.fullmatch(commit):        # it goes to git and names a folder
             raise _fail(step, f"its statement names no commit ({commit!r}: built outside git?): "
                               "only --worktree can check it")
         dest = self.scratch / commit
         if not dest.is_dir():
             dest.mkdir()
-            if not export(self.run.settings.root, commit, dest, self.run.settings.env):
+            if not self.verifier.git.export(commit, dest, self.verifier.settings.env):
                 raise _fail(step, f"commit {commit[:12]} is not in this repository, or git "
                                   "could not write it out: fetch it, and run again")
-        name = self.run.graph.file.name
+        name = self.verifier.graph.file.name
         if not (dest / name).resolve().is_relative_to(dest.resolve()):
             raise _fail(step, f"commit {commit[:12]}'s {name} is a symlink to outside the "
                               "repository: verify reads only what the commit holds")
@@ -113,18 +94,6 @@ class _Trees:
         except (OSError, ValueError, TypeError, RecursionError) as err:
             raise _fail(step, f"commit {commit[:12]}'s {name} cannot be read "
                               f"({type(err).__name__}: {err})") from None
-
-
-def _first(run: Run, image: str, ami: str) -> _Step:
-    """The first link, in the region the AMI is in: the main region, else
-    any region amis.yaml copies to (``-a`` may name a copy)."""
-    regions = [run.graph.region] + sorted({r for i in run.graph.images.values()
-                                           for r in i.regions} - {run.graph.region})
-    for region in regions:
-        found = run.aws.describe_amis(region, [ami]).get(ami)
-        if found is not None:
-            return _Step(image, ami, region, None, found=found)
-    return _Step(image, ami, run.graph.region, None)     # its link says it is not there
 
 
 def _fail(step: _Step, why: str) -> AmiError:
@@ -142,85 +111,128 @@ def _built_at(step: _Step, tree: Checkout, against: str) -> tuple[dict[str, str]
         raise _fail(step, f"{against} does not build it: {err}") from None
 
 
-def _check_source(run: Run, step: _Step, spec: dict, ami: str, region: str,
-                  against: str) -> None:
-    """The source AMI is the one the commit's amis.yaml pins, or one its
-    filter selects (owner and name; which match was newest then cannot be
-    told now)."""
-    if "ami" in spec:
-        if spec["ami"] != ami:
-            raise _fail(step, f"{against} pins its source to {spec['ami']}, not {ami}")
-        return
-    if not run.aws.source_selects(spec, region, ami):
-        raise _fail(step, f"its source {ami} is not an image {against}'s source filter "
-                          f"selects (owners {', '.join(spec['owners'])}, name "
-                          f"{spec['name_pattern']!r})")
+@dataclass
+class Verifier:
+    graph: Graph
+    settings: Settings
+    checkout: Checkout
+    registry: Registry
+    ec2: Ec2
+    kms: Kms
+    git: Git
+    console: Console
 
+    def verify(self, ami: str, image: str, key: str, worktree: bool) -> None:
+        ami = chosen_ami(self.registry, self.checkout, self.settings, "verify", ami, image,
+                         self.graph.images)
+        setting = key or self.settings.signing_key
+        if not setting:
+            raise AmiError("verify: no key to check signatures with: give --key <public key "
+                           "PEM> or set AMI_SIGNING_KEY")
+        public = signing.public_key(setting, self.settings.root, self.kms,
+                                    self.settings.sandbox)
+        revoked = self.registry.revoked()
+        step: _Step | None = self._first(image, ami)
+        with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
+            trees = _Trees(self, Path(scratch), worktree)
+            while step is not None:
+                note = revoked.get(step.ami)
+                if note is not None:
+                    raise _fail(step, revoked_by(note))
+                if step.source:
+                    break
+                line, step = self._link(step, public, trees)
+                self.console.say(line)
 
-def _link(run: Run, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step | None]:
-    found = step.found or run.aws.describe_amis(step.region, [step.ami]).get(step.ami)
-    if found is None:
-        raise _fail(step, f"no such AMI in {step.region}")
-    tags = tags_of(found)
-    image, digest, sha = tags.get("Image", ""), tags.get("Digest", ""), tags.get(
-        "Provenance")
-    if step.image and image != step.image:
-        raise _fail(step, f"its Image tag says {image!r}")
-    step = _Step(image, step.ami, step.region, step.envelope_sha)
-    if not sha:
-        raise _fail(step, "unsigned: it has no Provenance tag (built without AMI_SIGNING_KEY)")
-    if step.envelope_sha and sha != step.envelope_sha:
-        raise _fail(step, f"its Provenance tag {sha[:12]} is not the statement its child names "
-                          f"({step.envelope_sha[:12]})")
-    where = run.registry.attestation_key(image, digest, step.ami)
-    got = run.registry.get(where)
-    if got is None:
-        raise _fail(step, f"no signed statement at {run.registry.url(where)}")
-    envelope = got[0]
-    if provenance.envelope_digest(envelope) != sha:
-        raise _fail(step, f"the statement at {run.registry.url(where)} was changed: it does not "
-                          f"hash to the AMI's Provenance tag {sha[:12]}")
-    payload = signing.opened(envelope, key, run.registry.url(where))
-    try:
-        link = provenance.link(json.loads(payload))
-    except ValueError as err:
-        raise _fail(step, f"its statement is not one this tool writes ({err})") from None
-    if link.amis.get(step.region) != step.ami:
-        raise _fail(step, f"the signed statement is of {', '.join(link.amis.values())}, not "
-                          "this AMI (tags copied from another AMI?)")
-    if image_digest(link.inputs, link.parent_ami, link.settings) != link.digest or \
-            link.digest != digest:
-        raise _fail(step, "its statement's inputs, parent and settings do not hash to its "
-                          "digest")
-    against = trees.name(link.commit)
-    tree = trees.at(step, link.commit, bool(link.settings.get("sandbox")))
-    now, settings = _built_at(step, tree, against)
-    differs = changed_inputs(link.inputs, now)
-    if differs:
-        first = differs[0]
-        what = (f"{first} is an input there that the statement leaves out"
-                if first not in link.inputs else f"{first} is in the statement but not an input "
-                "there" if first not in now else f"{first} differs from the statement")
-        more = f" (and {len(differs) - 1} more)" if len(differs) > 1 else ""
-        raise _fail(step, f"{against} builds something else: {what}{more}")
-    signed = {k: v for k, v in link.settings.items() if k not in MACHINE_SETTINGS}
-    if signed != settings:
-        keys = sorted(k for k in set(signed) | set(settings) if signed.get(k) != settings.get(k))
-        raise _fail(step, f"{against} builds {image} with other settings: {', '.join(keys)} "
-                          "differ from the statement")
-    line = (f"{image} {step.ami} ({step.region}): signature ok, subject ok, "
-            f"{len(link.inputs)} inputs as at {against}")
-    built_on = tree.graph.images[image].parent
-    if built_on != link.parent_image:
-        raise _fail(step, f"{against} builds {image} on {built_on}, not on "
-                          f"{link.parent_image} as its statement says")
-    source = tree.graph.source
-    if link.parent_image == source.name:       # the source as the commit names it
-        _check_source(run, step, source.spec(bool(link.settings.get("sandbox"))),
-                      link.parent_ami, link.parent_region, against)
-        return (line + f"; built on source {source.name} {link.parent_ami}",
-                _Step(source.name, link.parent_ami, link.parent_region, None, source=True))
-    if not link.parent_envelope:
-        raise _fail(step, f"its parent {link.parent_image} {link.parent_ami} was built "
-                          "unsigned: the chain stops there")
-    return line, _Step(link.parent_image, link.parent_ami, link.parent_region, link.parent_envelope)
+    def _first(self, image: str, ami: str) -> _Step:
+        """The first link, in the region the AMI is in: the main region, else
+        any region amis.yaml copies to (``-a`` may name a copy)."""
+        regions = [self.graph.region] + sorted({r for i in self.graph.images.values()
+                                               for r in i.regions} - {self.graph.region})
+        for region in regions:
+            found = self.ec2.describe(region, [ami]).get(ami)
+            if found is not None:
+                return _Step(image, ami, region, None, found=found)
+        return _Step(image, ami, self.graph.region, None)     # its link says it is not there
+
+    def _check_source(self, step: _Step, spec: dict, ami: str, region: str,
+                      against: str) -> None:
+        """The source AMI is the one the commit's amis.yaml pins, or one its
+        filter selects (owner and name; which match was newest then cannot be
+        told now)."""
+        if "ami" in spec:
+            if spec["ami"] != ami:
+                raise _fail(step, f"{against} pins its source to {spec['ami']}, not {ami}")
+            return
+        if not self.ec2.matching(region, spec["owners"], spec["name_pattern"], ami):
+            raise _fail(step, f"its source {ami} is not an image {against}'s source filter "
+                              f"selects (owners {', '.join(spec['owners'])}, name "
+                              f"{spec['name_pattern']!r})")
+
+    def _link(self, step: _Step, key: object, trees: _Trees) -> tuple[str, _Step | None]:
+        found = step.found or self.ec2.describe(step.region, [step.ami]).get(step.ami)
+        if found is None:
+            raise _fail(step, f"no such AMI in {step.region}")
+        tags = found.tags
+        image, digest, sha = tags.get("Image", ""), tags.get("Digest", ""), tags.get(
+            "Provenance")
+        if step.image and image != step.image:
+            raise _fail(step, f"its Image tag says {image!r}")
+        step = _Step(image, step.ami, step.region, step.envelope_sha)
+        if not sha:
+            raise _fail(step, "unsigned: it has no Provenance tag (built without AMI_SIGNING_KEY)")
+        if step.envelope_sha and sha != step.envelope_sha:
+            raise _fail(step, f"its Provenance tag {sha[:12]} is not the statement its child names "
+                              f"({step.envelope_sha[:12]})")
+        where = self.registry.attestation_key(image, digest, step.ami)
+        got = self.registry.get(where)
+        if got is None:
+            raise _fail(step, f"no signed statement at {self.registry.url(where)}")
+        envelope = got[0]
+        if provenance.envelope_digest(envelope) != sha:
+            raise _fail(step, f"the statement at {self.registry.url(where)} was changed: it does not "
+                              f"hash to the AMI's Provenance tag {sha[:12]}")
+        payload = signing.opened(envelope, key, self.registry.url(where))
+        try:
+            link = provenance.link(json.loads(payload))
+        except ValueError as err:
+            raise _fail(step, f"its statement is not one this tool writes ({err})") from None
+        if link.amis.get(step.region) != step.ami:
+            raise _fail(step, f"the signed statement is of {', '.join(link.amis.values())}, not "
+                              "this AMI (tags copied from another AMI?)")
+        if image_digest(link.inputs, link.parent_ami, link.settings) != link.digest or \
+                link.digest != digest:
+            raise _fail(step, "its statement's inputs, parent and settings do not hash to its "
+                              "digest")
+        against = trees.name(link.commit)
+        tree = trees.at(step, link.commit, bool(link.settings.get("sandbox")))
+        now, settings = _built_at(step, tree, against)
+        differs = changed_inputs(link.inputs, now)
+        if differs:
+            first = differs[0]
+            what = (f"{first} is an input there that the statement leaves out"
+                    if first not in link.inputs else f"{first} is in the statement but not an input "
+                    "there" if first not in now else f"{first} differs from the statement")
+            more = f" (and {len(differs) - 1} more)" if len(differs) > 1 else ""
+            raise _fail(step, f"{against} builds something else: {what}{more}")
+        signed = {k: v for k, v in link.settings.items() if k not in MACHINE_SETTINGS}
+        if signed != settings:
+            keys = sorted(k for k in set(signed) | set(settings) if signed.get(k) != settings.get(k))
+            raise _fail(step, f"{against} builds {image} with other settings: {', '.join(keys)} "
+                              "differ from the statement")
+        line = (f"{image} {step.ami} ({step.region}): signature ok, subject ok, "
+                f"{len(link.inputs)} inputs as at {against}")
+        built_on = tree.graph.images[image].parent
+        if built_on != link.parent_image:
+            raise _fail(step, f"{against} builds {image} on {built_on}, not on "
+                              f"{link.parent_image} as its statement says")
+        source = tree.graph.source
+        if link.parent_image == source.name:       # the source as the commit names it
+            self._check_source(step, source.spec(bool(link.settings.get("sandbox"))),
+                               link.parent_ami, link.parent_region, against)
+            return (line + f"; built on source {source.name} {link.parent_ami}",
+                    _Step(source.name, link.parent_ami, link.parent_region, None, source=True))
+        if not link.parent_envelope:
+            raise _fail(step, f"its parent {link.parent_image} {link.parent_ami} was built "
+                              "unsigned: the chain stops there")
+        return line, _Step(link.parent_image, link.parent_ami, link.parent_region, link.parent_envelope)

@@ -1,6 +1,6 @@
 """state: what one run has learned and holds: the checkout's inputs and
 hashes (``checkout``), records, digests and AMIs looked up for the
 decision (``lookup``), build locks (``locks``) and what happened to each
-image (``outcomes``). Each is a service the run builds once and hands down.
+image (``reports``). Each is a service the composition root builds once.
 
 May import: ``adapters``, ``inputs``, ``core``. Never ``ops`` or ``cli``."""

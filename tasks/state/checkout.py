@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..adapters.git import git_info
+from ..adapters.git import Git
 from ..core import channels
 from ..core.digest import Hasher
 from ..core.errors import AmiError
@@ -29,18 +29,18 @@ MACHINE_SETTINGS = ("env", "host")     # digest settings the building machine su
 
 
 class Checkout:
-    def __init__(self, settings: Settings, graph: Graph, hasher: Hasher) -> None:
+    def __init__(self, settings: Settings, graph: Graph, hasher: Hasher, git: Git) -> None:
         self.settings = settings
         self.graph = graph
         self.hasher = hasher
+        self.repo = git
         self._parse = ParseCache(settings.state / "hcl")
         self._inputs = Once(lambda: {name: image_inputs(graph, image, self._parse)
                                      for name, image in graph.images.items()})
         self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
             graph.root, list(self.inputs()[image].files)))
-        self._git = Once(lambda: git_info(
-            graph.root, sorted({f for i in self.inputs().values() for f in i.files}),
-            settings.buildkite))
+        self._git = Once(lambda: git.info(
+            sorted({f for i in self.inputs().values() for f in i.files}), settings.buildkite))
         self._channel = Once(lambda: channels.choose(settings, self.git()))
 
     def inputs(self) -> dict[str, Inputs]:

@@ -15,15 +15,17 @@ parallel batch per level of the tree.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..adapters.aws import Aws, Unreachable, tags_of
+from ..adapters.aws import Unreachable
+from ..adapters.ec2 import Ec2
 from ..adapters.registry import Registry, revoked_by
 from ..core import decision
+from ..core.clock import Clock
+from ..core.cloud import Ami
 from ..core.errors import AmiError, BUG, FAILED
-from ..core.graph import Graph
+from ..core.graph import Graph, Source
 from ..core.channels import MAIN
 from ..core.names import MANAGED_BY
 from ..core.records import Record, read_local, save_local
@@ -50,12 +52,12 @@ class Facts:
 _ABSENT = "absent"
 
 
-def vetting_problem(check: decision.AmiCheck, image: dict | None) -> str | None:
+def vetting_problem(check: decision.AmiCheck, image: Ami | None) -> str | None:
     """Why an AMI a record names is not usable (None: it is)."""
     region, ami, name, digest = check
-    if image is None or image.get("State") not in ("available", None):
+    if image is None or not image.available:
         return _ABSENT
-    tags = tags_of(image)
+    tags = image.tags
     wrong = [f"{key}={tags.get(key)!r}" for key, want in
              (("ManagedBy", MANAGED_BY), ("Image", name), ("Digest", digest))
              if tags.get(key) != want]
@@ -65,22 +67,29 @@ def vetting_problem(check: decision.AmiCheck, image: dict | None) -> str | None:
     return None
 
 
-def _deprecated_at(image: dict) -> datetime | None:
-    stamp = image.get("DeprecationTime")
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
-    except ValueError:
-        return None
+def resolve_source(ec2: Ec2, source: Source, region: str, sandbox: bool) -> tuple[str, str]:
+    """The source's AMI id and how it was found: pinned, or the newest of
+    the images its filter selects."""
+    spec = source.spec(sandbox)
+    if "ami" in spec:
+        return spec["ami"], "pinned"
+    images = ec2.matching(region, spec["owners"], spec["name_pattern"])
+    if not images:
+        raise AmiError(f"source {source.name}: no image of owners {spec['owners']} matches "
+                       f"{spec['name_pattern']!r} in {region}: fix the filter in amis.yaml")
+    newest = max(images, key=lambda i: (i.created.isoformat() if i.created else "", i.id))
+    return newest.id, f"newest of {spec['name_pattern']!r}: {newest.name}"
 
 
 class Lookup:
-    def __init__(self, graph: Graph, checkout: Checkout, registry: Registry, aws: Aws,
-                 records: Path, *, sandbox: bool, bucket: str) -> None:
+    def __init__(self, graph: Graph, checkout: Checkout, registry: Registry, ec2: Ec2,
+                 clock: Clock, records: Path, *, sandbox: bool, bucket: str) -> None:
         self.graph = graph
         self.bucket = bucket
         self.checkout = checkout
         self.registry = registry
-        self.aws = aws
+        self.ec2 = ec2
+        self.clock = clock
         self.records_dir = records
         self.sandbox = sandbox
         self.facts = Facts()
@@ -195,15 +204,15 @@ class Lookup:
         regions = sorted({c[0] for c in unknown})
         for region in regions:
             wanted = [c for c in unknown if c[0] == region]
-            found = self.aws.own_amis(region, sorted({c[1] for c in wanted}))
-            now = self.aws.clock.now()
+            found = self.ec2.describe(region, {c[1] for c in wanted}, own=True)
+            now = self.clock.now()
             results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
             missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
-            foreign = self.aws.describe_amis(region, missing) if missing else {}
+            foreign = self.ec2.describe(region, missing) if missing else {}
             with self.lock:
                 for ami, why in results.items():
                     note = self.facts.revoked.get(ami)
-                    deprecated = _deprecated_at(found.get(ami) or {})
+                    deprecated = found[ami].deprecated_at if ami in found else None
                     if why is None and note is not None:
                         why = f"AMI {ami} ({region}) was {revoked_by(note, caller=False)}"
                     elif why is None and deprecated is not None and deprecated <= now:
@@ -214,7 +223,7 @@ class Lookup:
                                "has no revocation of it")
                     if ami in foreign:
                         why = (f"AMI {ami} ({region}) belongs to account "
-                               f"{foreign[ami].get('OwnerId')}, not this one")
+                               f"{foreign[ami].owner}, not this one")
                     self.facts.amis[ami] = why is None
                     if why is not None and why != _ABSENT:
                         self.facts.refused[ami] = why
@@ -230,7 +239,7 @@ class Lookup:
         elif offline:
             return
         else:
-            found = self.aws.resolve_source(self.graph.source, self.graph.region)
+            found = resolve_source(self.ec2, self.graph.source, self.graph.region, self.sandbox)
         note = self.facts.revoked.get(found[0])
         if note is not None:                  # nothing may be built on it, and it cannot be rebuilt
             raise AmiError(f"source {self.graph.source.name}: {found[0]} ({found[1]}) was "
@@ -248,7 +257,7 @@ class Lookup:
                 by_digest=dict(facts.by_digest), amis=dict(facts.amis),
                 refused=dict(facts.refused), source_ami=ami, baseline=dict(facts.baseline),
                 source_how=how, source_spec=self.graph.source.spec(self.sandbox),
-                offline=facts.offline is not None, now=self.aws.clock.now())
+                offline=facts.offline is not None, now=self.clock.now())
 
     def decision(self) -> decision.Decision:
         """The decision for every image, after looking up what it needs."""

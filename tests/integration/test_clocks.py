@@ -15,7 +15,6 @@ import pytest
 from support.inproc import Tree, next_second
 from support.project import BUCKET, commit, current_ami, ok
 from tasks.core.clock import Clock
-from tasks.ops import build
 
 SKEW = 600
 
@@ -28,10 +27,10 @@ def skewed(monkeypatch, seconds: float) -> Clock:
     return Clock(local=lambda: time.time() + seconds)
 
 
-def base_only(run) -> None:
-    build.pull(run)
-    build.resolve_source(run)
-    build.bring_up_to_date(run, "base")
+def base_only(app) -> None:
+    app.builder.pull()
+    app.builder.resolve_source()
+    app.builder.bring_up_to_date("base")
 
 
 def stamped_truly(record: dict) -> None:
@@ -47,15 +46,15 @@ def test_an_agent_ten_minutes_ahead_waits_for_a_live_lock_then_trusts_its_own_am
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(
         {"owner": "other-agent:99", "ttl": 300, "acquired": time.time(),
          "expires": time.time() + 300}))
-    run, out = tree.run(clock=skewed(monkeypatch, SKEW))
-    build.pull(run)
-    with run.locks.held_if_free("base", digest, run.say) as (lock, holder):
+    app, out = tree.run(clock=skewed(monkeypatch, SKEW))
+    app.builder.pull()
+    with app.locks.held_if_free("base", digest, app.say) as (lock, holder):
         assert lock is None and holder == "other-agent:99", out.getvalue()
     aws.s3.delete_object(Bucket=BUCKET, Key=key)          # the other agent gave up
-    build.resolve_source(run)
-    build.bring_up_to_date(run, "base")                   # vetted: created after it began
+    app.builder.resolve_source()
+    app.builder.bring_up_to_date("base")                  # vetted: created after it began
     assert tree.packer_builds() == ["base"], out.getvalue()
-    assert current_ami(aws, "base") == run.lookup.record("base").ami
+    assert current_ami(aws, "base") == app.lookup.record("base").ami
     stamped_truly(tree.current("base"))
 
 
@@ -68,11 +67,11 @@ def test_a_later_commit_built_on_a_skewed_agent_is_published(tree: Tree, aws, mo
     commit(tree.path, "a later change to base")
     next_second()
     later = tree.clone(tmp_path / "agent-b")
-    run, out = later.run(clock=skewed(monkeypatch, skew))
-    base_only(run)
+    app, out = later.run(clock=skewed(monkeypatch, skew))
+    base_only(app)
     assert "a build that started later" not in out.getvalue(), out.getvalue()
     assert current_ami(aws, "base") not in (first, None)
-    assert current_ami(aws, "base") == run.lookup.record("base").ami
+    assert current_ami(aws, "base") == app.lookup.record("base").ami
     stamped_truly(tree.current("base"))
 
 
@@ -81,13 +80,12 @@ def test_a_skewed_agent_deprecates_at_a_time_ahead_of_aws(tree: Tree, aws, monke
     asks for one ahead of AWS's clock, as the replies' Date say."""
     from datetime import timedelta, timezone
 
-    from tasks.ops.revoke import revoke
     ok(tree.doit("ami:base"))
     proxy.answer(lambda r: r.action == "EnableImageDeprecation", (
         b'<EnableImageDeprecationResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
         b'<requestId>r</requestId><return>true</return></EnableImageDeprecationResponse>'))
-    run, out = tree.run(env={"AWS_ENDPOINT_URL": proxy.url}, clock=skewed(monkeypatch, -3600))
-    revoke(run, "", "base", "drill", undo=False, disable=False)
+    app, out = tree.run(env={"AWS_ENDPOINT_URL": proxy.url}, clock=skewed(monkeypatch, -3600))
+    app.revoker.revoke("", "base", "drill", undo=False, disable=False)
     sent = [r for r in proxy.seen if r.action == "EnableImageDeprecation"]
     at = datetime.fromisoformat(sent[0].form("DeprecateAt").replace("Z", "+00:00"))
     now = datetime.now(timezone.utc)

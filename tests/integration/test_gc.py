@@ -66,7 +66,6 @@ def test_an_interrupt_during_apply_stops_after_the_ami_in_hand(tree, aws, proxy)
     import threading
     from tasks.adapters.signals import Interrupts
     from tasks.core.errors import AmiError
-    from tasks.ops import gc
     ok(tree.doit("amis"))
     for n in range(2):                       # three generations: two of them doomed
         (tree.path / "ansible/base_ami.yaml").write_text(
@@ -80,7 +79,7 @@ def test_an_interrupt_during_apply_stops_after_the_ami_in_hand(tree, aws, proxy)
 
     def collect() -> None:
         try:
-            gc.collect(run, True, 1, 0, 20, 6)
+            run.collector.collect(True, 1, 0, 20, 6)
         except AmiError as err:
             errors.append(err)
     agent = threading.Thread(target=collect)

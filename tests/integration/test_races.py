@@ -13,8 +13,7 @@ from typing import Callable
 from support.inproc import Tree, build_all, next_second
 from support.project import current_ami, ok
 from tasks.adapters.fakes import ScriptedPacker
-from tasks.ops import build, gc
-from tasks.ops.run import Run
+from tasks.cli.compose import App
 
 FAST_LOCKS = {"AMI_LOCK_POLL_SECONDS": "0.05"}
 
@@ -46,13 +45,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
         time.sleep(0.01)
 
 
-def base_only(run: Run) -> None:
+def base_only(app: App) -> None:
     """What `doit ami:base` does: pull, the source, base."""
-    build.pull(run)
-    build.resolve_source(run)
-    build.bring_up_to_date(run, "base")
-
-
+    app.builder.pull()
+    app.builder.resolve_source()
+    app.builder.bring_up_to_date("base")
 
 
 def exists(aws, ami: str) -> bool:
@@ -73,7 +70,7 @@ def test_gc_cannot_deregister_an_ami_that_a_reuse_is_making_current(tree: Tree, 
     tree.reset_count()
     held = proxy.hold(lambda r: r.action == "DeregisterImage" and r.form("ImageId") == first)
     collector, _ = tree.run({"AWS_ENDPOINT_URL": proxy.url})
-    agent_gc = Agent(lambda: gc.collect(collector, True, 1, 0, 20, 6))
+    agent_gc = Agent(lambda: collector.collector.collect(True, 1, 0, 20, 6))
     agent_gc.start()
     assert held.arrived.wait(60), repr(agent_gc.error)
     builder, out = tree.run(FAST_LOCKS)

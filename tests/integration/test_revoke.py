@@ -188,7 +188,6 @@ def test_disabling_on_a_second_revoke_is_undone_too(built_tree):
 def test_a_revoke_whose_reader_leaves_still_revokes_everything(built_tree):
     """`doit revoke -i base -r why | head -2` once stopped after 2 of 7 AMIs."""
     from tasks.adapters.console import Console
-    from tasks.ops.revoke import revoke
 
     class LeftReader:
         def write(self, text):
@@ -198,9 +197,9 @@ def test_a_revoke_whose_reader_leaves_still_revokes_everything(built_tree):
             pass
     tree = built_tree
     amis = [a for image in IMAGES for a in current(tree, image)["amis"].values()]
-    run, _ = tree.run()
-    run.console = Console(out=LeftReader())
-    revoke(run, "", "base", "compromised", undo=False, disable=False)
+    app, _ = tree.run()
+    app.console = Console(out=LeftReader())
+    app.revoker.revoke("", "base", "compromised", undo=False, disable=False)
     assert all(f"revocations/{ami}.json" in tree.objects() for ami in amis)
 
 

@@ -1,10 +1,10 @@
 """In-process runs of the tool: a tree in a git repository, the emulator
 for EC2 (and S3, unless a MemoryStore stands in), and the scripted Packer
-runner, composed the way ``ops.run.compose`` composes a real run.
+runner, composed the way ``cli.compose`` composes a real run.
 
     tree = Tree.example(tmp_path, aws)       # the example tree, committed
-    run, out = tree.run()                    # a Run, and what it printed
-    build_all(run)                           # every image, as `doit amis` acts
+    app, out = tree.run()                    # a run's services, and what it printed
+    build_all(app)                           # every image, as `doit amis` acts
     result = tree.doit("amis")               # doit itself, in this process
     ok(result); tree.packer_builds()         # read as the subprocess runs are read
 """
@@ -28,9 +28,9 @@ from tasks.adapters.signals import Interrupts
 from tasks.core.clock import Clock
 from tasks.core.graph import load_graph
 from tasks.core.settings import load_settings
-from tasks.ops import build
-from tasks.ops.run import Run, compose
+from tasks.cli.compose import App, compose
 
+from .fakes import build_all  # noqa: F401  (one for both kinds of tree)
 from .project import BUCKET, GIT, REGION, commit, copy_project
 
 SETTINGS = {"AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET, "AMI_SKIP_VALIDATE": "1",
@@ -117,7 +117,7 @@ class Tree:
 
     def run(self, env: dict[str, str | None] | None = None,
             interrupts: Interrupts | None = None,
-            clock: Clock | None = None) -> tuple[Run, io.StringIO]:
+            clock: Clock | None = None) -> tuple[App, io.StringIO]:
         """A run composed as doit's would be, and the stream it prints to."""
         out = io.StringIO()
         settings = load_settings(self.path, self.settings_env(env))
@@ -157,50 +157,50 @@ class Tree:
         """doit itself, in this process, on this tree: its task creators, its
         up-to-date checks and database, with the scripted Packer. A run that
         has not ended after ``timeout`` seconds fails the test."""
-        from doit.cmd_base import ModuleTaskLoader
-        from doit.doit_cmd import DoitMain
-
-        from tasks.cli.creators import Creators, namespace
-
-        out, err = io.StringIO(), io.StringIO()
         settings = self.settings_env(env)
-        creators = Creators(self.path, argv=["doit", *args],
-                            load=lambda root, interrupts, verbose: compose(
-                                load_settings(root, settings), load_graph(root),
-                                interrupts=interrupts, store=self.store,
-                                console=Console(out, err, verbose=verbose), packers=self.packer,
-                                aws_session=self.session))
-        codes: list[int] = []
+        return doit_in_process(self.path, args, lambda root, interrupts, verbose, out, err:
+                               compose(load_settings(root, settings), load_graph(root),
+                                       interrupts=interrupts, store=self.store,
+                                       console=Console(out, err, verbose=verbose),
+                                       packers=self.packer, aws_session=self.session),
+                               timeout)
 
-        def main() -> None:
-            # A run that failed, a task's --help and a command-line mistake end
-            # in SystemExit, as in `doit` itself.
-            try:
-                loader = ModuleTaskLoader(namespace(creators, ["doit", *args]))
-                codes.append(DoitMain(loader, config_filenames=()).run(list(args)))
-            except SystemExit as stop:
-                codes.append(int(stop.code or 0))
 
-        here = os.getcwd()
-        os.chdir(self.path)
+def doit_in_process(path: Path, args: tuple[str, ...], load, timeout: float = 300) -> Done:
+    """``doit <args>`` in this process, in ``path``, its run composed by
+    ``load(root, interrupts, verbose, out, err)``; read like a subprocess."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from tasks.cli.creators import Creators, namespace
+
+    out, err = io.StringIO(), io.StringIO()
+    creators = Creators(path, argv=["doit", *args],
+                        load=lambda root, interrupts, verbose: load(root, interrupts, verbose,
+                                                                    out, err))
+    codes: list[int] = []
+
+    def main() -> None:
+        # A run that failed, a task's --help and a command-line mistake end
+        # in SystemExit, as in `doit` itself.
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                worker = threading.Thread(target=main, daemon=True)
-                worker.start()
-                worker.join(timeout)
-        finally:
-            os.chdir(here)
-        assert codes, f"doit {' '.join(args)} did not end within {timeout:.0f} s:\n" \
-                      f"{out.getvalue()}{err.getvalue()}"
-        return Done(codes[0], out.getvalue(), err.getvalue())
+            loader = ModuleTaskLoader(namespace(creators, ["doit", *args]))
+            codes.append(DoitMain(loader, config_filenames=()).run(list(args)))
+        except SystemExit as stop:
+            codes.append(int(stop.code or 0))
 
-
-def build_all(run: Run) -> None:
-    """What `doit amis` does, without doit: pull, the source, every image in order."""
-    build.pull(run)
-    build.resolve_source(run)
-    for name in run.graph.images:
-        build.bring_up_to_date(run, name)
+    here = os.getcwd()
+    os.chdir(path)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            worker = threading.Thread(target=main, daemon=True)
+            worker.start()
+            worker.join(timeout)
+    finally:
+        os.chdir(here)
+    assert codes, f"doit {' '.join(args)} did not end within {timeout:.0f} s:\n" \
+                  f"{out.getvalue()}{err.getvalue()}"
+    return Done(codes[0], out.getvalue(), err.getvalue())
 
 
 def next_second() -> None:

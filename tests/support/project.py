@@ -67,9 +67,9 @@ def commit(path: Path, message: str = "change") -> None:
     subprocess.run(GIT + ["commit", "-qm", message], cwd=path, check=True)
 
 
-def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
-                 tree: Callable[[Path], object] | None = None) -> Path:
-    """The project's code (and its example tree, or ``tree``'s) in a new git repository."""
+def copy_files(dest: Path, files: list[str] = PROJECT_FILES,
+               tree: Callable[[Path], object] | None = None) -> Path:
+    """The project's code and its example tree (or ``tree``'s), in a new folder."""
     dest.mkdir(parents=True)
     for name in files:
         src = ROOT / name
@@ -79,6 +79,13 @@ def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
             shutil.copy2(src, dest / name)
     if tree is not None:
         tree(dest)
+    return dest
+
+
+def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
+                 tree: Callable[[Path], object] | None = None) -> Path:
+    """The project's code (and its example tree, or ``tree``'s) in a new git repository."""
+    copy_files(dest, files, tree)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
     commit(dest, "tree")
     return dest
@@ -153,8 +160,8 @@ class Project:
     def digest(self, image: str) -> str:
         """The digest `doit amis` would build ``image`` with now (its parent
         must have an AMI)."""
-        code = ("import sys; from pathlib import Path; from tasks.ops.run import Run; "
-                "print(Run.load(Path('.')).lookup.decision().verdicts[sys.argv[1]].digest)")
+        code = ("import sys; from pathlib import Path; from tasks.cli.compose import App; "
+                "print(App.load(Path('.')).lookup.decision().verdicts[sys.argv[1]].digest)")
         done = subprocess.run([sys.executable, "-c", code, image], cwd=self.path, env=self.env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr

@@ -260,3 +260,18 @@ def test_ci_runs_the_readmes_two_commands_as_written():
         command = blocks[0].strip()
         assert "\n" not in command, f"README's {heading!r}: one command, one line"
         assert command in ci, f".ci/run does not run README's {heading!r} command {command!r}"
+
+
+# -- 5. the architecture names every module -----------------------------------
+
+def test_the_architecture_names_every_module():
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    modules = [p.relative_to(ROOT / "tasks").as_posix()
+               for p in sorted((ROOT / "tasks").rglob("*.py"))
+               if p.name != "__init__.py" or p.parent.name == "fakes"]
+    assert len(modules) > 60
+    missing = [m for m in modules if f"`{m}`" not in text]
+    assert missing == [], f"docs/architecture.md does not name {missing}"
+    named = set(re.findall(r"^- `((?:cli|ops|state|adapters|inputs|core)/[\w/]+\.py)`", text, re.M))
+    assert named <= set(modules), f"docs/architecture.md names modules that are gone: " \
+                                  f"{sorted(named - set(modules))}"

@@ -146,3 +146,56 @@ def test_no_module_of_tasks_holds_mutable_state():
                         in {"dict", "list", "set", "Lock", "RLock", "Event", "defaultdict"}):
                     offenders.append(f"{path}:{node.lineno}")
     assert offenders == []
+
+
+# Only these adapters start programs: Packer's builds, the tool runner, the emulator.
+STARTS_PROGRAMS = {"tasks.adapters.packer", "tasks.adapters.tools", "tasks.adapters.emulator"}
+
+
+def test_programs_are_started_only_by_the_adapters_that_run_them():
+    for name, path in MODULES.items():
+        for target, line in _imports(name, path):
+            if target.split(".")[0] in ("subprocess", "multiprocessing"):
+                assert name in STARTS_PROGRAMS, \
+                    f"{path}:{line}: imports {target}: run programs through adapters.tools.Tools"
+
+
+def _aws_operations() -> set[str]:
+    """Every EC2, Auto Scaling and SSM operation, as boto3 names it and as AWS
+    does (KMS's are left out: its Sign and Verify are also words the
+    commands use)."""
+    from botocore.loaders import Loader
+    from botocore import xform_name
+    names = set()
+    for service in ("ec2", "autoscaling", "ssm"):
+        for op in Loader().load_service_model(service, "service-2")["operations"]:
+            names |= {op, xform_name(op)}
+    return names
+
+
+def test_aws_operations_are_named_only_in_the_adapters():
+    """Each port names its AWS operations in its adapter (and its fake); the
+    rest of the code asks the port's typed methods."""
+    operations = _aws_operations()
+    assert {"describe_images", "DeregisterImage", "get_parameter"} <= operations
+    for name, path in MODULES.items():
+        if _layer(name) == "adapters":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in operations, \
+                    f"{path}:{node.lineno}: names the AWS operation {node.value!r}"
+
+
+def test_no_command_is_handed_the_whole_run():
+    """ops and state take the services they use; only cli holds the
+    composition root (cli.compose.App)."""
+    for name, path in MODULES.items():
+        if _layer(name) not in ("ops", "state"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for arg in node.args.args + node.args.kwonlyargs:
+                    annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                    assert arg.arg not in ("run", "app") and "App" not in annotation, \
+                        f"{path}:{node.lineno}: {node.name} takes the whole run ({arg.arg})"

@@ -1,19 +1,16 @@
-"""The small adapters: the console, the tools a run finds, who is acting,
-and the sandbox's own emulator."""
+"""The small adapters: the console, the tools a run finds, who is acting
+(the sandbox's own emulator: integration/adapters/test_emulator.py)."""
 
 from __future__ import annotations
 
 import io
-import json
-import subprocess
 import threading
-import time
 
 import pytest
 
-from support.project import ROOT, write_script
-from tasks.adapters import emulator
+from support.project import write_script
 from tasks.adapters.console import Console
+from tasks.adapters.fakes import FakeGit
 from tasks.adapters.git import actor
 from tasks.adapters.tools import find, tool, with_tools
 from tasks.core.errors import AmiError
@@ -48,29 +45,10 @@ def test_tools_are_found_on_the_path_the_run_was_given(tmp_path):
     assert with_tools({"PATH": "/x"})["PATH"].endswith(":/x")
 
 
-def test_the_actor_is_the_setting_else_buildkite_else_git(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "config", "user.email", "dana@example.com"], cwd=tmp_path, check=True)
+def test_the_actor_is_the_setting_else_buildkite_else_git_else_the_user(tmp_path):
+    git = FakeGit(email="dana@example.com")
     both = {"AMI_ACTOR": "alice", "BUILDKITE_BUILD_CREATOR": "Bob", "USER": "carol"}
-    assert actor(load_settings(tmp_path, both)) == "alice"
-    assert actor(load_settings(tmp_path, {**both, "AMI_ACTOR": ""})) == "Bob"
-    assert actor(load_settings(tmp_path, {"USER": "carol"})) == "dana@example.com"
-
-
-def test_the_sandbox_emulator_starts_once_and_stops(tmp_path):
-    state = tmp_path / ".amis"
-    url = emulator.ensure(ROOT, state)
-    info = json.loads((state / "emulator.json").read_text())
-    try:
-        assert url == f"http://127.0.0.1:{info['port']}" and emulator.listening(info["port"])
-        assert emulator.ensure(ROOT, state) == url                 # reused, not started again
-    finally:
-        said = emulator.stop(state)
-    assert said == (f"stopped the sandbox emulator on port {info['port']}; its AMIs and "
-                    "records are gone")
-    assert not emulator.alive(info["pid"])
-    deadline = time.monotonic() + 10                 # its last thread may outlive its leader
-    while emulator.listening(info["port"]):
-        assert time.monotonic() < deadline, "the stopped emulator still listens"
-        time.sleep(0.05)
-    assert emulator.stop(state) == "no sandbox emulator is running"
+    assert actor(load_settings(tmp_path, both), git) == "alice"
+    assert actor(load_settings(tmp_path, {**both, "AMI_ACTOR": ""}), git) == "Bob"
+    assert actor(load_settings(tmp_path, {"USER": "carol"}), git) == "dana@example.com"
+    assert actor(load_settings(tmp_path, {"USER": "carol"}), FakeGit(email=None)) == "carol"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tasks.adapters.packer_output import (MASK, Masker, Output, Result, parse_artifact_ids,
-                                          parse_line)
+                                          parse_line, phase_of)
 
 
 def feed(lines: list[str]) -> tuple[Output, list[str]]:
@@ -68,3 +70,17 @@ def test_masker_handles_escaped_forms():
     mask = Masker(["a,b\nc"])
     assert mask("x a%!(PACKER_COMMA)b\\nc y") == f"x {MASK} y"
     assert mask("a,b\nc") == MASK
+
+
+@pytest.mark.parametrize("said, phase", [
+    ("==> amazon-ebs.ami: Launching a source AWS instance...", "launching"),
+    ("==> amazon-ebs.ami: Provisioning with shell script: /tmp/x.sh", "provisioning"),
+    ("==> amazon-ebs.ami: Creating AMI SjLZTXz from instance i-15cfd00a853f28e3e", "creating AMI"),
+    ("==> amazon-ebs.ami: Creating AMI tags", "tagging"),
+    ("==> amazon-ebs.ami: Copying/Encrypting AMI (ami-13edb7da55b8a29bd) to other regions...",
+     "copying"),
+    ("    amazon-ebs.ami: Adding tag: \"Image\": \"web\"", None),
+    ("==> amazon-ebs.ami: Prevalidating any provided VPC information", "preparing"),
+])
+def test_packer_lines_name_the_phase_they_start(said, phase):
+    assert phase_of(said) == phase

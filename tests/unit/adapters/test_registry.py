@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tasks.adapters.fakes import MemoryStore
+from tasks.adapters.fakes import FakeSsm, MemoryStore
 from tasks.adapters.registry import Registry
 from tasks.core.errors import AmiError
 from tasks.core.records import Record
@@ -49,14 +49,14 @@ def record(image: str = "web", ami: str = "ami-0000000a", digest: str = "a" * 64
 def test_publishing_writes_the_digest_copy_first_then_the_pointer_and_its_id():
     store = MemoryStore()
     written: list[str] = []
-    ssm: list[tuple[str, str, str]] = []
     store.before.append(lambda op, key: written.append(key) if op == "put" else None)
-    registry = Registry(store, "teams/x/", "/amis", lambda *args: ssm.append(args))
+    ssm = FakeSsm()
+    registry = Registry(store, "teams/x/", "/amis", ssm)
     registry.publish(record(), "main", new_build=True)
     assert written == [f"teams/x/digests/web/{'a' * 64}.json", "teams/x/channels/main/web.json",
                        "teams/x/channels/main/web.txt"]
     assert store.objects["teams/x/channels/main/web.txt"] == b"ami-0000000a\n"
-    assert ssm == [("eu-west-1", "/amis/main/web", "ami-0000000a")]
+    assert ssm.params == {("eu-west-1", "/amis/main/web"): ["ami-0000000a"]}
 
 
 def test_a_pull_lists_once_and_fetches_only_what_differs_from_the_local_copies():
@@ -131,13 +131,12 @@ def test_a_pull_names_what_the_channel_holds_beyond_the_graph():
 def test_retiring_removes_the_parameter_the_id_then_the_record():
     store = MemoryStore()
     removed: list[str] = []
-    deleted: list[tuple[str, str]] = []
     store.before.append(lambda op, key: removed.append(key) if op == "delete" else None)
-    registry = Registry(store, "", "/amis", lambda *args: None,
-                        delete_ssm=lambda *args: deleted.append(args))
+    ssm = FakeSsm()
+    registry = Registry(store, "", "/amis", ssm)
     registry.publish(record("old"), "main", new_build=True)
     assert registry.retire("main", "old").ami == "ami-0000000a"
-    assert deleted == [("eu-west-1", "/amis/main/old")]
+    assert ("delete", "eu-west-1", "/amis/main/old") in ssm.calls and not ssm.params
     assert removed == ["channels/main/old.txt", "channels/main/old.json"]
     assert registry.held() == {} and f"digests/old/{'a' * 64}.json" in store.objects
 

@@ -19,7 +19,7 @@ RECORD = Record(image="web", region="eu-west-1",
                 git={"commit": "c" * 40, "branch": "main", "dirty": False}, settings=SETTINGS,
                 packer_version="1.6.6", build_started="2026-12-02T10:00:00+00:00",
                 build_finished="2026-12-02T10:04:00+00:00", inputs=INPUTS)
-RUN = provenance.Run(channel="main", builder="host:agent-1", invocation="", tool_version="0.21.0",
+RUN = provenance.BuildContext(channel="main", builder="host:agent-1", invocation="", tool_version="0.21.0",
                      ansible_version="2.17.0", log_name="web-20261202T100000Z.log",
                      log_sha256="d" * 64)
 

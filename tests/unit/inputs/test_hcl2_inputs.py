@@ -271,25 +271,25 @@ def test_strings_in_a_sensitive_map_are_masked(tmp_path):
 
 
 def test_a_run_parses_each_hcl2_file_once_per_content(tmp_path, monkeypatch):
-    from tasks.ops.run import Run
+    from tasks.cli.compose import App
     tree(tmp_path, {"packer/t/build.pkr.hcl": SCRIPT_VAR + SHELL_LOCAL})
     graph = GRAPH + "  u:\n    parent: centos\n    template: packer/t\n"
     (tmp_path / "amis.yaml").write_text(graph)
     parsed = []
     real = hcl_parse.parse_text
     monkeypatch.setattr(hcl_parse, "parse_text", lambda rel, *a: parsed.append(rel) or real(rel, *a))
-    first = Run.load(tmp_path, {}).checkout.inputs()
+    first = App.load(tmp_path, {}).checkout.inputs()
     assert sorted(parsed) == ["packer/t/build.pkr.hcl", "packer/t/source.pkr.hcl",
                               "packer/t/variables.pkr.hcl"]      # two images, one parse each
     parsed.clear()
-    again = Run.load(tmp_path, {}).checkout.inputs()                      # a later run: kept forms
+    again = App.load(tmp_path, {}).checkout.inputs()                      # a later run: kept forms
     assert parsed == [] and again["t"].template.variables == first["t"].template.variables
     (tmp_path / "packer/t/build.pkr.hcl").write_text(SCRIPT_VAR.replace("default.sh", "x.sh")
                                                      + SHELL_LOCAL)
     (tmp_path / "packer/t/x.sh").write_text("")
     for kept in (tmp_path / ".amis/hcl").iterdir():
         kept.write_text("{not json")                             # a damaged one is parsed again
-    assert Run.load(tmp_path, {}).checkout.inputs()["u"].template.variables["script"] == "packer/t/x.sh"
+    assert App.load(tmp_path, {}).checkout.inputs()["u"].template.variables["script"] == "packer/t/x.sh"
     assert len(parsed) == 3
 
 
@@ -426,13 +426,14 @@ def test_a_variable_read_from_the_environment_must_be_declared(tmp_path):
 def test_a_declared_environment_variable_is_in_the_digest_by_its_hash(tmp_path):
     from tasks.core.settings import load_settings
     from tasks.core.digest import Hasher
+    from tasks.adapters.fakes import FakeGit
     from tasks.state.checkout import Checkout
     tree(tmp_path, {"packer/t/flavor.pkr.hcl": FLAVOR}, GRAPH + "    env_inputs: [FLAVOR]\n")
     graph = load_graph(tmp_path)
     seen = {}
     for value in ("alpha", "beta"):
         settings = load_settings(tmp_path, env={"AMI_BUCKET": "test-amis", "FLAVOR": value})
-        seen[value] = Checkout(settings, graph, Hasher()).digest_settings("t")["env"]["FLAVOR"]
+        seen[value] = Checkout(settings, graph, Hasher(), FakeGit()).digest_settings("t")["env"]["FLAVOR"]
     assert seen["alpha"] != seen["beta"] and "alpha" not in seen["alpha"]
     assert len(seen["alpha"]) == 64
 

@@ -385,6 +385,7 @@ def test_an_include_role_hook_with_an_empty_default_is_no_role(zoo):
 def test_a_declared_host_file_is_accepted_and_its_content_is_in_the_digest(zoo, tmp_path):
     from tasks.core.digest import Hasher
     from tasks.core.settings import load_settings
+    from tasks.adapters.fakes import FakeGit
     from tasks.state.checkout import Checkout
     host = tmp_path / "host/pip.conf"
     host.parent.mkdir()
@@ -399,9 +400,9 @@ def test_a_declared_host_file_is_accepted_and_its_content_is_in_the_digest(zoo, 
     assert inputs_of(zoo)["app"]
     graph = load_graph(zoo)
     settings = load_settings(zoo, env={"AMI_BUCKET": "test-amis"})
-    first = Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)]
+    first = Checkout(settings, graph, Hasher(), FakeGit()).digest_settings("app")["host"][str(host)]
     host.write_text("[global]\nindex-url = https://mirror.example/simple\n")
-    assert Checkout(settings, graph, Hasher()).digest_settings("app")["host"][str(host)] != first
+    assert Checkout(settings, graph, Hasher(), FakeGit()).digest_settings("app")["host"][str(host)] != first
 
 
 @pytest.mark.parametrize("value, refused", [("/etc/pip.conf", True), ("", False)])

@@ -11,7 +11,8 @@ from tasks.core.graph import load_graph
 from tasks.core.settings import Buildkite
 from tasks.ops import buildkite, diagram, plan
 from tasks.ops.plan import Row
-from tasks.state.outcomes import Outcome
+from tasks.core.outcome import Outcome
+from tasks.state.reports import Report
 
 GRAPH = load_graph(ROOT)
 
@@ -50,9 +51,9 @@ def test_the_graph_in_mermaid_and_dot_follows_the_tree_coloured_by_status():
 
 
 def test_the_annotation_is_a_table_and_a_graph_styled_by_failure():
-    outcomes = {"web": Outcome("web", "built", "ami-0000000a", 12.0),
-                "base": Outcome("base", "failed", "-", 3.0, "image base: Packer | exited 1")}
-    markdown, style = buildkite.annotation(GRAPH, outcomes, rows({}))
+    reports = {"web": Report("web", Outcome.BUILT, "ami-0000000a", 12.0),
+               "base": Report("base", Outcome.FAILED, "-", 3.0, "image base: Packer | exited 1")}
+    markdown, style = buildkite.annotation(GRAPH, reports, rows({}))
     assert style == "error" and "```mermaid" in markdown
     assert "| web | built | `ami-0000000a` | 12s |  |" in markdown
     assert "| base | failed | `ami-00000001` | 3s | image base: Packer \\| exited 1 |" in markdown

@@ -1,42 +1,60 @@
-"""Checks before a build, in process: the Packer version's limits refuse an
-image in one line before anything runs, packer validate (the real one)
-reads the stage, and ansible-lint gets the project's settings with
-third-party roles left out."""
+"""Checks before a build, in process on the fakes: the Packer version's
+limits refuse an image in one line before anything runs, the checkers run
+in the stage and their first error is the one line, and ansible-lint gets
+the project's settings with third-party roles left out (the real Packer
+validates in integration/test_prebuild.py)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from tasks.adapters.packer import Packers
+from tasks.adapters.tools import Ran
 from tasks.core.errors import AmiError
-from tasks.ops import validate
 
 
 def test_a_template_needing_a_newer_packer_is_refused_before_any_check(tree):
     tree.append("packer/ami/variables.pkr.hcl", 'packer {\n  required_version = ">= 1.9.0"\n}\n')
-    run, out = tree.run()
+    app, out = tree.run()
     with pytest.raises(AmiError, match=r'image web: packer/ami: packer \{ required_version = '
                                        r'">= 1.9.0" \} is not met by Packer 1.6.6'):
-        validate.check_image(run, "web")
-    assert out.getvalue() == ""
+        app.prebuild.check_image("web", app.say)
+    assert out.getvalue() == "" and tree.tools.calls == []
 
 
-def test_packer_validate_runs_in_the_stage_with_the_real_packer(tree):
-    run, _ = tree.run()
-    run.packers = Packers(run.interrupts, 30, "packer", run.settings.env)
-    checks = validate.image(run, "deploy", lambda text: None)
-    assert checks == ["packer fmt -check", "packer validate",
-                      "--syntax-check ansible/deploy_ami.yaml"]
+def test_the_checks_run_in_the_stage_and_a_failure_is_one_line_at_the_users_file(tree):
+    app, out = tree.run()
+    assert app.prebuild.validate("deploy", app.say) == [
+        "packer fmt -check", "packer validate", "--syntax-check ansible/deploy_ami.yaml"]
+    validated = tree.tools.ran("scripted-packer")
+    assert [argv[1] for argv in validated] == ["fmt", "fmt", "validate"]
+    stage = tree.tools.calls[2][1]
+    assert stage != tree.path and str(stage).startswith(str(tree.path / ".amis/stage"))
+    def validate(argv, cwd):
+        if argv[1] != "validate":
+            return Ran(0)
+        generated = cwd / "packer/ami/ami.hcl.pkr.json"
+        line = next(n for n, text in enumerate(generated.read_text().splitlines(), 1)
+                    if '"instance_type"' in text)
+        return Ran(1, "", f"Error: Unsupported argument\n\n  on {generated} line {line}:\n"
+                          "An argument named \"instance_type\" is not expected here.")
+    tree.tools.script["scripted-packer"] = validate
+    source = (tree.path / "packer/ami/ami.pkr.hcl").read_text().splitlines()
+    at = next(n for n, text in enumerate(source, 1) if text.strip().startswith("instance_type"))
+    with pytest.raises(AmiError, match=r"^packer validate packer/ami failed: Error: Unsupported "
+                                       rf"argument, on packer/ami/ami.pkr.hcl line {at} \(details "
+                                       r"above\); stage kept in \.amis/stage/deploy-\w+/$"):
+        app.prebuild.validate("deploy", app.say)
+    assert f"on packer/ami/ami.pkr.hcl line {at}:" in out.getvalue()
 
 
 def test_ansible_lint_gets_the_projects_settings_and_leaves_third_party_out(tree):
-    run, _ = tree.run()
-    path = validate._lint_config(run, ["ansible/roles/vendor.role"], ["acme.platform.docker"])
+    app, _ = tree.run()
+    path = app.prebuild._lint_config(["ansible/roles/vendor.role"], ["acme.platform.docker"])
     data = yaml.safe_load(path.read_text())
     assert data["profile"] == yaml.safe_load((tree.path / ".ansible-lint").read_text())["profile"]
     assert data["exclude_paths"][-1] == str(tree.path / "ansible/roles/vendor.role")
     assert data["mock_roles"] == ["acme.platform.docker"]
     (tree.path / ".ansible-lint").write_text("- not a mapping\n")
     with pytest.raises(AmiError, match=".ansible-lint: must be a mapping of ansible-lint settings"):
-        validate._lint_config(run, [], [])
+        app.prebuild._lint_config([], [])

@@ -1,6 +1,6 @@
-"""The chain walk of ``doit verify``, in process, on a fake registry (a
-MemoryStore) and a local PEM key: each link from the AMI's own tags back to
-the source, and where the walk stops when a link is broken."""
+"""The chain walk of ``doit verify``, in process on the fakes, with a local
+PEM key: each link from the AMI's own tags back to the source, and where
+the walk stops when a link is broken."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from support.inproc import Tree, build_all
-from tasks.adapters.fakes import MemoryStore
+from support.fakes import FakeTree as Tree, build_all
 from tasks.core.errors import AmiError
-from tasks.ops.verify import verify
 
 
 def signing_with_a_local_key(tree: Tree, public: Path) -> None:
-    """The tree signs with signing.pem (its registry a MemoryStore); the
-    public half is written to ``public``."""
+    """The tree signs with signing.pem; the public half is written to ``public``."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     private = ec.generate_private_key(ec.SECP256R1())
@@ -26,7 +23,6 @@ def signing_with_a_local_key(tree: Tree, public: Path) -> None:
         serialization.NoEncryption()))
     public.write_bytes(private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    tree.store = MemoryStore()
     tree.env["AMI_SIGNING_KEY"] = "file:signing.pem"
 
 
@@ -48,8 +44,8 @@ def envelope_key(rec: dict) -> str:
 
 def test_each_link_is_checked_back_to_the_source(signed):
     tree, public = signed
-    run, out = tree.run()
-    verify(run, "", "web", public, worktree=False)
+    app, out = tree.run()
+    app.verifier.verify("", "web", public, worktree=False)
     lines = out.getvalue().splitlines()
     web, base = record(tree, "web"), record(tree, "base")
     assert lines[0].startswith(f"web {web['amis']['eu-west-1']} (eu-west-1): signature ok, "
@@ -61,10 +57,10 @@ def test_each_link_is_checked_back_to_the_source(signed):
 def test_the_walk_stops_at_the_parent_whose_statement_is_gone(signed):
     tree, public = signed
     del tree.store.objects[envelope_key(record(tree, "base"))]
-    run, out = tree.run()
+    app, out = tree.run()
     with pytest.raises(AmiError, match=r"verify: base ami-\w+: no signed statement at "
                                        r"s3://memory/digests/base/"):
-        verify(run, "", "web", public, worktree=False)
+        app.verifier.verify("", "web", public, worktree=False)
     assert [l.split()[0] for l in out.getvalue().splitlines()] == ["web"]   # web's link held
 
 
@@ -74,10 +70,10 @@ def test_a_parent_statement_swapped_for_another_signed_one_breaks_the_chain(sign
     tree, public = signed
     worker = tree.store.objects[envelope_key(record(tree, "worker"))]
     tree.store.objects[envelope_key(record(tree, "base"))] = worker
-    run, _ = tree.run()
+    app, _ = tree.run()
     with pytest.raises(AmiError, match=r"verify: base ami-\w+: the statement at .* was "
                                        r"changed: it does not hash to the AMI's Provenance tag"):
-        verify(run, "", "web", public, worktree=False)
+        app.verifier.verify("", "web", public, worktree=False)
 
 
 def test_an_edited_record_proves_nothing(signed):
@@ -87,8 +83,8 @@ def test_an_edited_record_proves_nothing(signed):
     web = record(tree, "web")
     forged = {**web, "inputs": {**web["inputs"], "ansible/evil.yml": "0" * 64}}
     tree.store.objects["channels/main/web.json"] = json.dumps(forged).encode()
-    run, out = tree.run()
-    verify(run, web["amis"]["eu-west-1"], "", public, worktree=False)
+    app, out = tree.run()
+    app.verifier.verify(web["amis"]["eu-west-1"], "", public, worktree=False)
     assert "evil" not in out.getvalue() and out.getvalue().count("signature ok") == 2
 
 
@@ -103,22 +99,20 @@ def test_a_statement_naming_no_commit_id_is_never_handed_to_git(signed, monkeypa
         link = real(statement)
         return link if link.image != "web" else type(link)(**{**link.__dict__, "commit": commit})
     monkeypatch.setattr(provenance, "link", forged)
-    monkeypatch.setattr("tasks.ops.verify.export", lambda *a: pytest.fail("git was asked"))
-    run, _ = tree.run()
+    monkeypatch.setattr(tree.git, "export", lambda *a: pytest.fail("git was asked"))
+    app, _ = tree.run()
     with pytest.raises(AmiError, match=r"verify: web ami-\w+: its statement names no commit "
                                        r"\(.*built outside git\?\): only --worktree can check it"):
-        verify(run, "", "web", public, worktree=False)
+        app.verifier.verify("", "web", public, worktree=False)
 
 
 def test_an_amis_yaml_linked_to_outside_the_commit_is_not_read(tree, tmp_path):
-    from support.project import commit
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text((tree.path / "amis.yaml").read_text())
     (tree.path / "amis.yaml").unlink()
     (tree.path / "amis.yaml").symlink_to(outside)
-    commit(tree.path, "amis.yaml lives elsewhere")
     signing_with_a_local_key(tree, tmp_path / "public.pem")
     build_all(tree.run()[0])
     with pytest.raises(AmiError, match=r"verify: web ami-\w+: commit [0-9a-f]{12}'s amis.yaml is "
                                        r"a symlink to outside the repository"):
-        verify(tree.run()[0], "", "web", str(tmp_path / "public.pem"), worktree=False)
+        tree.run()[0].verifier.verify("", "web", str(tmp_path / "public.pem"), worktree=False)

@@ -9,46 +9,47 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..core.files import write_atomic
+from ..core.outcome import Outcome
 
 
 @dataclass
-class Outcome:
+class Report:
     image: str
-    action: str          # "built", "reused", "resolved", "up to date", "failed"
+    outcome: Outcome
     ami: str
     seconds: float
     note: str = ""
 
 
-class Outcomes:
+class Reports:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._outcomes: dict[str, Outcome] = {}
+        self._reports: dict[str, Report] = {}
         self.started = False                # a build run (pull) began
 
     def start(self) -> None:
         with self._lock:
             self.started = True
-            self._outcomes.clear()
+            self._reports.clear()
             write_atomic(self.path, b"{}\n")
 
-    def add(self, outcome: Outcome) -> Outcome:
+    def add(self, report: Report) -> Report:
         with self._lock:
-            self._outcomes[outcome.image] = outcome
-            body = json.dumps({k: asdict(v) for k, v in self._outcomes.items()},
+            self._reports[report.image] = report
+            body = json.dumps({k: asdict(v) for k, v in self._reports.items()},
                               indent=2, sort_keys=True)
             write_atomic(self.path, (body + "\n").encode(), durable=False)
-        return outcome
+        return report
 
-    def get(self, image: str) -> Outcome | None:
+    def get(self, image: str) -> Report | None:
         with self._lock:
-            return self._outcomes.get(image)
+            return self._reports.get(image)
 
     @staticmethod
-    def load(path: Path) -> dict[str, Outcome]:
+    def load(path: Path) -> dict[str, Report]:
         try:
             data = json.loads(path.read_text())
-            return {k: Outcome(**v) for k, v in data.items()}
-        except (OSError, ValueError, TypeError):
+            return {k: Report(**{**v, "outcome": Outcome(v["outcome"])}) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, KeyError):
             return {}

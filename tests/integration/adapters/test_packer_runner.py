@@ -12,7 +12,6 @@ import pytest
 
 from support.project import write_script
 from tasks.adapters.packer import MAX_LINE, Packers
-from tasks.adapters.packer_output import phase_of
 from tasks.adapters.signals import Interrupts
 from tasks.core.errors import AmiError
 
@@ -67,20 +66,6 @@ echo "1764669690,amazon-ebs.ami,artifact,0,id,eu-west-1:ami-12345678"
     raw = (tmp_path / "logs/base.machine.log").read_text().splitlines()
     assert len(raw) == 4 and raw[3] == "1764669690,amazon-ebs.ami,artifact,0,id,eu-west-1:ami-12345678"
     assert echoed[0] == "==> amazon-ebs.ami: Launching a source AWS instance..."
-
-
-@pytest.mark.parametrize("said, phase", [
-    ("==> amazon-ebs.ami: Launching a source AWS instance...", "launching"),
-    ("==> amazon-ebs.ami: Provisioning with shell script: /tmp/x.sh", "provisioning"),
-    ("==> amazon-ebs.ami: Creating AMI SjLZTXz from instance i-15cfd00a853f28e3e", "creating AMI"),
-    ("==> amazon-ebs.ami: Creating AMI tags", "tagging"),
-    ("==> amazon-ebs.ami: Copying/Encrypting AMI (ami-13edb7da55b8a29bd) to other regions...",
-     "copying"),
-    ("    amazon-ebs.ami: Adding tag: \"Image\": \"web\"", None),
-    ("==> amazon-ebs.ami: Prevalidating any provided VPC information", "preparing"),
-])
-def test_packer_lines_name_the_phase_they_start(said, phase):
-    assert phase_of(said) == phase
 
 
 def test_a_huge_output_line_is_cut(tmp_path):

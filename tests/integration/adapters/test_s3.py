@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from support.project import BUCKET, REGION
-from tasks.adapters.aws import Aws
+from tasks.adapters.aws import AwsSession
 from tasks.adapters.fakes import MemoryStore
 from tasks.adapters.s3 import Conflict, S3Store
 from tasks.core.errors import AmiError
@@ -20,7 +20,7 @@ def store(aws, tmp_path, monkeypatch) -> S3Store:
         monkeypatch.setenv(key, "test")
     settings = load_settings(tmp_path, {"AMI_BUCKET": BUCKET, "AWS_ENDPOINT_URL": aws.url})
     aws.make_bucket()
-    return S3Store(Aws(settings, lambda: aws.url), BUCKET, REGION)
+    return S3Store(AwsSession(settings, lambda: aws.url), BUCKET, REGION)
 
 
 def test_objects_are_private_and_encrypted(store, aws):
@@ -62,6 +62,6 @@ def test_a_missing_bucket_is_one_line(aws, tmp_path, monkeypatch):
         monkeypatch.setenv(key, "test")
     settings = load_settings(tmp_path, {"AMI_BUCKET": "no-such-bucket",
                                         "AWS_ENDPOINT_URL": aws.url})
-    store = S3Store(Aws(settings, lambda: aws.url), "no-such-bucket", REGION)
+    store = S3Store(AwsSession(settings, lambda: aws.url), "no-such-bucket", REGION)
     with pytest.raises(AmiError, match="bucket s3://no-such-bucket does not exist: create it"):
         store.check()

@@ -1,4 +1,4 @@
-"""Where a build comes from, as git says."""
+"""Where a build comes from, as the real git says (the git port's adapter)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from support.project import commit
 
 
 def test_a_committed_file_name_that_is_not_utf8_does_not_stop_provenance(tmp_path):
-    from tasks.adapters.git import git_info
+    from tasks.adapters.git import GitRepo
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
     (tmp_path / os.fsdecode(b"\xff.txt")).write_text("x")
     (tmp_path / "a.txt").write_text("a")
     commit(tmp_path)
-    info = git_info(tmp_path, ["a.txt", "new.txt"])
+    info = GitRepo(tmp_path).info(["a.txt", "new.txt"])
     assert info["dirty"] is True and info["untracked_inputs"] == ["new.txt"]
 
 
 def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
-    from tasks.adapters.git import git_info
+    from tasks.adapters.git import GitRepo
     from tasks.core.channels import choose
     from tasks.core.settings import load_settings
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
@@ -28,10 +28,10 @@ def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
     commit(tmp_path)
     for flag, name in (("--assume-unchanged", "a.yml"), ("--skip-worktree", "b.yml")):
         subprocess.run(["git", "update-index", flag, name], cwd=tmp_path, check=True)
-    assert git_info(tmp_path, ["a.yml", "b.yml"])["dirty"] is False      # flagged, unchanged
+    assert GitRepo(tmp_path).info(["a.yml", "b.yml"])["dirty"] is False      # flagged, unchanged
     (tmp_path / "a.yml").write_text("x: 2\n")
     (tmp_path / "b.yml").write_text("x: 3\n")
-    info = git_info(tmp_path, ["a.yml", "b.yml"])
+    info = GitRepo(tmp_path).info(["a.yml", "b.yml"])
     assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True,
                           text=True).stdout == ""        # what git itself says
     assert info["dirty"] is True and info["hidden_edits"] == ["a.yml", "b.yml"]
@@ -42,7 +42,7 @@ def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
 
 
 def test_an_executable_bit_git_does_not_look_at_still_makes_the_tree_dirty(tmp_path):
-    from tasks.adapters.git import git_info
+    from tasks.adapters.git import GitRepo
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
     subprocess.run(["git", "config", "core.fileMode", "false"], cwd=tmp_path, check=True)
     script = tmp_path / "s.sh"
@@ -50,14 +50,14 @@ def test_an_executable_bit_git_does_not_look_at_still_makes_the_tree_dirty(tmp_p
     script.chmod(0o755)
     subprocess.run(["git", "add", "--chmod=+x", "s.sh"], cwd=tmp_path, check=True)
     commit(tmp_path)
-    assert git_info(tmp_path, ["s.sh"])["dirty"] is False
+    assert GitRepo(tmp_path).info(["s.sh"])["dirty"] is False
     script.chmod(0o644)
-    info = git_info(tmp_path, ["s.sh"])
+    info = GitRepo(tmp_path).info(["s.sh"])
     assert info["dirty"] is True and info["mode_changes"] == ["s.sh"]
 
 
 def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(tmp_path):
-    from tasks.adapters.git import export
+    from tasks.adapters.git import GitRepo
     repo = tmp_path / "repo"
     (repo / "roles").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
@@ -76,7 +76,7 @@ def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(t
 
     dest = tmp_path / "at-first"
     dest.mkdir()
-    assert export(repo, first, dest, os.environ) is True
+    assert GitRepo(repo).export(first, dest, os.environ) is True
     assert (dest / "roles" / "a.yml").read_text() == "x: 1\n"
     assert not (dest / "new.yml").exists()                     # not in that commit
     assert os.stat(dest / "run.sh").st_mode & 0o100
@@ -84,4 +84,4 @@ def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["at-first", "repo"]   # no index left
     assert (repo / ".git" / "index").read_bytes() == index
     assert (repo / "roles" / "a.yml").read_text() == "x: 3 uncommitted\n"
-    assert export(repo, "0" * 40, tmp_path / "none", os.environ) is False
+    assert GitRepo(repo).export("0" * 40, tmp_path / "none", os.environ) is False

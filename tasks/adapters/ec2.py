@@ -1,0 +1,261 @@
+"""The EC2 port: every EC2 (and Auto Scaling) call the tool makes, as typed
+methods. :class:`Ec2` is what the rest of the code asks for; :class:`BotoEc2`
+is the real adapter on a run's AWS session, and ``fakes.FakeEc2`` holds the
+same things in memory. EC2 operation names appear here and nowhere else.
+
+Each method takes the region it asks in. A failure is one AmiError line
+saying what was being done (``aws.explain``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Iterable, Protocol
+
+from ..core.cloud import (LIVE_STATES, Ami, Grant, Instance, KeyPair, Launcher,
+                          LaunchTemplateVersion, SecurityGroup, parse_time)
+from ..core.names import MANAGED_BY
+from .aws import AwsSession
+
+BATCH = 200                       # image ids per DescribeImages filter
+
+
+class Ec2(Protocol):
+    # -- AMIs ------------------------------------------------------------------
+    def describe(self, region: str, amis: Iterable[str], *, own: bool = False) -> dict[str, Ami]:
+        """Those of these AMIs that exist (disabled ones too); with ``own``,
+        only the account's own."""
+
+    def matching(self, region: str, owners: Iterable[str], name_pattern: str,
+                 ami: str | None = None) -> list[Ami]:
+        """Available AMIs of these owners whose name matches the pattern
+        (EC2's wildcards); with ``ami``, only that one if it matches."""
+
+    def managed(self, region: str) -> list[Ami]:
+        """The account's AMIs tagged ManagedBy by this tool (disabled ones too)."""
+
+    def tag(self, region: str, resource: str, tags: dict[str, str]) -> None: ...
+
+    def require_imdsv2(self, region: str, instance: str) -> None:
+        """IMDSv2 on a running instance, before anything is provisioned."""
+
+    def harden(self, region: str, ami: str) -> None:
+        """IMDSv2 required on every instance launched from the AMI."""
+
+    def launch_grants(self, region: str, ami: str) -> list[Grant]: ...
+
+    def revoke_launch_grants(self, region: str, ami: str, grants: list[Grant]) -> None: ...
+
+    def volume_grants(self, region: str, snapshot: str) -> list[Grant]: ...
+
+    def revoke_volume_grant(self, region: str, snapshot: str, grant: Grant) -> None: ...
+
+    def deregister(self, region: str, ami: str, snapshots: Iterable[str] = ()) -> None:
+        """Deregister the AMI, then delete its snapshots."""
+
+    def deprecate(self, region: str, ami: str, at: datetime) -> str | None:
+        """EnableImageDeprecation. None when done; the call's name when the
+        endpoint does not have it (an emulator)."""
+
+    def end_deprecation(self, region: str, ami: str) -> str | None: ...
+
+    def disable(self, region: str, ami: str) -> str | None: ...
+
+    def enable(self, region: str, ami: str) -> str | None: ...
+
+    # -- what launches AMIs -------------------------------------------------------
+    def instances(self, region: str) -> list[Instance]:
+        """Instances that may still run: pending, running, stopping, stopped."""
+
+    def launch_template_versions(self, region: str) -> list[LaunchTemplateVersion]: ...
+
+    def launchers(self, region: str) -> list[Launcher]:
+        """Launch configurations, and anything else that launches by AMI id."""
+
+    # -- what Packer leaves behind ---------------------------------------------------
+    def key_pairs(self, region: str) -> list[KeyPair]: ...
+
+    def security_groups(self, region: str) -> list[SecurityGroup]: ...
+
+    def terminate(self, region: str, instance: str) -> None: ...
+
+    def delete_key_pair(self, region: str, name: str) -> None: ...
+
+    def delete_security_group(self, region: str, group: SecurityGroup) -> None: ...
+
+
+def _tags(item: dict) -> MappingProxyType:
+    return MappingProxyType({t["Key"]: t["Value"] for t in item.get("Tags", [])})
+
+
+def ami_of(region: str, image: dict) -> Ami:
+    """An EC2 image description as an :class:`Ami`."""
+    return Ami(id=image["ImageId"], region=region, state=str(image.get("State", "available")),
+               owner=str(image.get("OwnerId", "")), name=str(image.get("Name", "")),
+               created=parse_time(image.get("CreationDate")), tags=_tags(image),
+               snapshots=tuple(m["Ebs"]["SnapshotId"]
+                               for m in image.get("BlockDeviceMappings", [])
+                               if m.get("Ebs", {}).get("SnapshotId")),
+               deprecated_at=parse_time(image.get("DeprecationTime")))
+
+
+def _grant(grant: dict) -> Grant:
+    for kind in ("Group", "UserId", "OrganizationArn", "OrganizationalUnitArn"):
+        if grant.get(kind):
+            return Grant(kind, str(grant[kind]))
+    return Grant("unknown", str(grant))
+
+
+class BotoEc2:
+    """The EC2 port on a run's AWS session (boto3 clients, made on first use)."""
+
+    def __init__(self, aws: AwsSession) -> None:
+        self.aws = aws
+
+    def _call(self, what: str, region: str, operation: str, **kwargs: Any) -> Any:
+        return self.aws.call(what, "ec2", region, operation, **kwargs)
+
+    def describe(self, region: str, amis: Iterable[str], *, own: bool = False) -> dict[str, Ami]:
+        wanted = sorted(set(amis))
+        found: dict[str, Ami] = {}
+        for i in range(0, len(wanted), BATCH):
+            batch = wanted[i:i + BATCH]
+            images = self._call(
+                f"looking up recorded AMIs in {region}" if own
+                else f"describing {', '.join(batch[:5])}{' …' if len(batch) > 5 else ''} "
+                     f"in {region}", region, "describe_images",
+                **({"Owners": ["self"]} if own else {}), IncludeDisabled=True,
+                Filters=[{"Name": "image-id", "Values": batch}])["Images"]
+            found.update({img["ImageId"]: ami_of(region, img) for img in images})
+        return found
+
+    def matching(self, region: str, owners: Iterable[str], name_pattern: str,
+                 ami: str | None = None) -> list[Ami]:
+        also = {"Name": "image-id", "Values": [ami]} if ami else \
+            {"Name": "state", "Values": ["available"]}
+        images = self._call(f"checking source {ami} against its filter" if ami
+                            else f"finding source images named {name_pattern!r}", region,
+                            "describe_images", Owners=list(owners),
+                            Filters=[{"Name": "name", "Values": [name_pattern]}, also])["Images"]
+        return [ami_of(region, img) for img in images]
+
+    def managed(self, region: str) -> list[Ami]:
+        images = self._call(f"listing AMIs in {region}", region, "describe_images",
+                            Owners=["self"], IncludeDisabled=True,
+                            Filters=[{"Name": "tag:ManagedBy", "Values": [MANAGED_BY]}])["Images"]
+        return [ami_of(region, img) for img in images]
+
+    def tag(self, region: str, resource: str, tags: dict[str, str]) -> None:
+        self._call(f"tagging {resource} ({region})", region, "create_tags", Resources=[resource],
+                   Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def require_imdsv2(self, region: str, instance: str) -> None:
+        self._call(f"requiring IMDSv2 on build instance {instance}", region,
+                   "modify_instance_metadata_options", InstanceId=instance,
+                   HttpTokens="required", HttpEndpoint="enabled")
+
+    def harden(self, region: str, ami: str) -> None:
+        self._call(f"hardening {ami} in {region}", region, "modify_image_attribute",
+                   ImageId=ami, ImdsSupport={"Value": "v2.0"})
+
+    def launch_grants(self, region: str, ami: str) -> list[Grant]:
+        found = self._call(f"reading launch permissions of {ami}", region,
+                           "describe_image_attribute", ImageId=ami,
+                           Attribute="launchPermission").get("LaunchPermissions", [])
+        return [_grant(g) for g in found]
+
+    def revoke_launch_grants(self, region: str, ami: str, grants: list[Grant]) -> None:
+        self._call(f"revoking launch permissions of {ami}", region, "modify_image_attribute",
+                   ImageId=ami, LaunchPermission={"Remove": [{g.kind: g.who} for g in grants]})
+
+    def volume_grants(self, region: str, snapshot: str) -> list[Grant]:
+        found = self._call(f"reading create-volume permissions of {snapshot}", region,
+                           "describe_snapshot_attribute", SnapshotId=snapshot,
+                           Attribute="createVolumePermission").get("CreateVolumePermissions", [])
+        return [_grant(g) for g in found]
+
+    def revoke_volume_grant(self, region: str, snapshot: str, grant: Grant) -> None:
+        who = {"GroupNames": [grant.who]} if grant.kind == "Group" else {"UserIds": [grant.who]}
+        self._call(f"revoking create-volume permission of {snapshot}", region,
+                   "modify_snapshot_attribute", SnapshotId=snapshot,
+                   Attribute="createVolumePermission", OperationType="remove", **who)
+
+    def deregister(self, region: str, ami: str, snapshots: Iterable[str] = ()) -> None:
+        self._call(f"deregistering {ami}", region, "deregister_image", ImageId=ami)
+        for snap in snapshots:
+            self._call(f"deleting snapshot {snap}", region, "delete_snapshot", SnapshotId=snap)
+
+    def _if_known(self, what: str, region: str, operation: str, name: str,
+                  **kwargs: Any) -> str | None:
+        return None if self.aws.call_if_known(what, "ec2", region, operation, **kwargs) else name
+
+    def deprecate(self, region: str, ami: str, at: datetime) -> str | None:
+        return self._if_known(f"deprecating {ami} ({region})", region,
+                              "enable_image_deprecation", "EnableImageDeprecation",
+                              ImageId=ami, DeprecateAt=at)
+
+    def end_deprecation(self, region: str, ami: str) -> str | None:
+        return self._if_known(f"ending the deprecation of {ami} ({region})", region,
+                              "disable_image_deprecation", "DisableImageDeprecation",
+                              ImageId=ami)
+
+    def disable(self, region: str, ami: str) -> str | None:
+        return self._if_known(f"disabling {ami} ({region})", region, "disable_image",
+                              "DisableImage", ImageId=ami)
+
+    def enable(self, region: str, ami: str) -> str | None:
+        return self._if_known(f"enabling {ami} ({region})", region, "enable_image",
+                              "EnableImage", ImageId=ami)
+
+    def instances(self, region: str) -> list[Instance]:
+        found = self.aws.pages(f"listing instances in {region}", "ec2", region,
+                               "describe_instances", "Reservations",
+                               Filters=[{"Name": "instance-state-name",
+                                         "Values": list(LIVE_STATES)}])
+        return [Instance(id=i["InstanceId"], ami=i.get("ImageId", ""),
+                         state=i.get("State", {}).get("Name", ""),
+                         launched=parse_time(i.get("LaunchTime")), key_name=i.get("KeyName", ""),
+                         security_groups=tuple(g["GroupName"] for g in i.get("SecurityGroups", [])),
+                         tags=_tags(i))
+                for reservation in found for i in reservation["Instances"]]
+
+    def launch_template_versions(self, region: str) -> list[LaunchTemplateVersion]:
+        out = []
+        for template in self.aws.pages(f"listing launch templates in {region}", "ec2", region,
+                                       "describe_launch_templates", "LaunchTemplates"):
+            name = template["LaunchTemplateName"]
+            for version in self.aws.pages(
+                    f"listing the versions of launch template {name} in {region}", "ec2",
+                    region, "describe_launch_template_versions", "LaunchTemplateVersions",
+                    LaunchTemplateId=template["LaunchTemplateId"], Versions=[]):
+                out.append(LaunchTemplateVersion(
+                    name, template["LaunchTemplateId"], int(version["VersionNumber"]),
+                    str(version.get("LaunchTemplateData", {}).get("ImageId", ""))))
+        return out
+
+    def launchers(self, region: str) -> list[Launcher]:
+        return [Launcher("launch configuration", c["LaunchConfigurationName"], c["ImageId"])
+                for c in self.aws.pages(f"listing launch configurations in {region}",
+                                        "autoscaling", region, "describe_launch_configurations",
+                                        "LaunchConfigurations")]
+
+    def key_pairs(self, region: str) -> list[KeyPair]:
+        return [KeyPair(p["KeyName"], parse_time(p.get("CreateTime")))
+                for p in self._call(f"listing key pairs in {region}", region,
+                                    "describe_key_pairs")["KeyPairs"]]
+
+    def security_groups(self, region: str) -> list[SecurityGroup]:
+        return [SecurityGroup(g["GroupId"], g["GroupName"])
+                for g in self.aws.pages(f"listing security groups in {region}", "ec2", region,
+                                        "describe_security_groups", "SecurityGroups")]
+
+    def terminate(self, region: str, instance: str) -> None:
+        self._call(f"terminating {instance}", region, "terminate_instances",
+                   InstanceIds=[instance])
+
+    def delete_key_pair(self, region: str, name: str) -> None:
+        self._call(f"deleting key pair {name}", region, "delete_key_pair", KeyName=name)
+
+    def delete_security_group(self, region: str, group: SecurityGroup) -> None:
+        self._call(f"deleting {group.id}", region, "delete_security_group", GroupId=group.id)

@@ -1,0 +1,273 @@
+"""Checks before Packer runs, which fail in seconds instead of minutes:
+
+- preflight (``plan``, ``validate`` and every build): regions AWS does not
+  have, instance types EC2 does not have, a template this Packer cannot
+  run; read offline;
+- validation (``validate``, and every build unless AMI_SKIP_VALIDATE):
+  ``packer fmt -check``, ``packer validate`` and ``ansible-playbook
+  --syntax-check`` in the image's stage (so they see exactly its inputs),
+  and ``ansible-lint`` on the project's own playbooks and roles
+  (third-party roles are not held to the project's profile).
+
+What Packer made is checked after it ran (``postbuild``); an AMI's signed
+provenance is checked by ``verify``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping
+
+import yaml
+
+from ..adapters import stage
+from ..adapters.aws import known_instance_types, known_regions
+from ..adapters.packer import PackerRunner
+from ..adapters.tools import Tools, tool, with_tools
+from ..core.errors import AmiError
+from ..core.files import write_atomic
+from ..core.graph import Graph
+from ..core.names import MANAGED_BY
+from ..core.settings import Settings
+from ..core.text import did_you_mean
+from ..core.versions import satisfies, version_tuple
+from ..state.checkout import Checkout
+from .invocation import INIT_SINCE, Stager, build_variables
+
+LINT_CONFIG = ".ansible-lint"
+_PLACEHOLDER_AMI = "ami-00000000"       # validate needs a value; no AMI is looked up
+
+_INSTEAD = MappingProxyType({
+    "templatefile()": "use file()",
+    "packer { required_plugins }": "remove the block (1.6 has amazon-ebs built in)",
+    "data sources": "give the value as a variable (a var file, or vars: in amis.yaml)",
+    "amazon-ebs metadata_options": "remove it (the runner requires IMDSv2 on the build "
+                                   "instance and on the AMI itself)",
+    "the file provisioner's content": "put the content in a file of the repository and "
+                                      "name it with source",
+    "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000"})
+
+_VAR_REF = re.compile(r'^"?\$\{var\.([A-Za-z0-9_-]+)\}"?$|^\{\{\s*user `([^`]+)`\s*\}\}$')
+
+
+def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(file, instance type) of each builder, where it is known offline: a
+    literal, or a variable given a value (amis.yaml, a var file, a default)."""
+    found: list[tuple[str, Any]] = [(doc.path, body.get("instance_type"))
+                                    for doc in template.documents for body in _sources(doc.data)
+                                    if "instance_type" in body]
+    for builder in template.data.get("builders", []) if template.data else []:
+        if isinstance(builder, dict) and "instance_type" in builder:
+            found.append((template.path, builder["instance_type"]))
+    known = []
+    for path, value in found:
+        if not isinstance(value, str):
+            continue
+        ref = _VAR_REF.match(value.strip())
+        if ref:
+            value = values.get(ref.group(1) or ref.group(2))
+            if not isinstance(value, str):
+                continue
+        value = value.strip().strip('"')
+        if value and not any(c in value for c in "${}`"):
+            known.append((path, value))
+    return known
+
+
+def _sources(data: Any) -> Iterator[dict]:
+    """The body of every ``source "type" "name"`` block of an HCL document
+    (python-hcl2 gives a list of them, a .pkr.json file a mapping)."""
+    blocks = data.get("source") if isinstance(data, dict) else None
+    for block in blocks if isinstance(blocks, list) else [blocks]:
+        for kinds in block.values() if isinstance(block, dict) else ():
+            for body in kinds.values() if isinstance(kinds, dict) else ():
+                if isinstance(body, dict):
+                    yield body
+
+
+def _problem(output: str) -> tuple[str, str]:
+    """A checker's first error line, and where it points (``on file line N``)."""
+    problem = next((line.strip(" *") for line in output.splitlines()
+                    if "error" in line.lower() or line.lstrip().startswith("*")), "")
+    at = next((line.strip().rstrip(":") for line in output.splitlines()
+               if line.strip().startswith("on ") and " line " in line), "")
+    return problem, at
+
+
+@dataclass
+class Prebuild:
+    graph: Graph
+    settings: Settings
+    checkout: Checkout
+    packers: PackerRunner
+    tools: Tools
+    stager: Stager
+
+    # -- preflight ----------------------------------------------------------------
+
+    def preflight(self, name: str) -> None:
+        """What can be known wrong before a build: regions AWS does not have,
+        instance types EC2 does not have, a template this Packer cannot run."""
+        self._check_regions(name)
+        self._check_instance_types(name)
+        self.check_versions(name)
+
+    def _check_instance_types(self, name: str) -> None:
+        inputs = self.checkout.inputs()[name]
+        values = {**inputs.template.variables, **inputs.var_values,
+                  **dict(self.graph.images[name].vars)}
+        offered = known_instance_types()
+        for path, value in instance_types(inputs.template, values):
+            if offered and value not in offered:
+                raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
+                               "instance type" + (did_you_mean(value, offered) or
+                                                  " (botocore's EC2 model has no such type)"))
+
+    def _check_regions(self, name: str) -> None:
+        known = known_regions()
+        for region in self.graph.images[name].regions:
+            if region not in known:
+                raise AmiError(f"{self.graph.file.name}: image {name}: region {region!r} is "
+                               "not an AWS region" + (did_you_mean(region, known) or
+                                                      " (botocore's endpoint data has no such "
+                                                      "region)"))
+
+    def check_versions(self, name: str) -> None:
+        """An image whose template needs a newer Packer than the installed one
+        stops before it is validated or built, with one line naming the image,
+        the template, the block and the version found."""
+        template = self.checkout.inputs()[name].template
+        if not (template.newer or template.required_version):
+            return
+        version = self.packers.version()
+        for path, what in template.newer:
+            if version_tuple(version) < INIT_SINCE:
+                raise AmiError(f"image {name}: {path}: {what} needs Packer 1.7 or newer; found "
+                               f"{version}: upgrade Packer, or "
+                               f"{_INSTEAD.get(what, 'remove it')}")
+        if template.required_version and not satisfies(version, template.required_version):
+            raise AmiError(f"image {name}: {template.path}: packer {{ required_version = "
+                           f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                           "install a Packer that meets it")
+
+    # -- validation ---------------------------------------------------------------
+
+    def _run(self, argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
+             env: Mapping[str, str], mapped: Callable[[str], str] = lambda text: text) -> None:
+        """Run a checker; on failure its output is shown (``mapped``: the
+        stage's paths as the user's files) and its first error line is part
+        of the one-line error."""
+        result = self.tools.run(argv, cwd=cwd, env=with_tools(env))
+        if not result.ok:
+            output = mapped(result.output)
+            say(output)
+            problem, at = _problem(output)
+            raise AmiError(f"{what} failed{': ' + problem if problem else ''}"
+                           f"{', ' + at if at else ''} (details above)")
+
+    def validate(self, name: str, say: Callable[[str], None]) -> list[str]:
+        """`packer fmt -check` on HCL2 files, `packer validate` on the template
+        as the build hands it over, with the variables the build passes (the
+        parent's AMI a placeholder), and `--syntax-check` of every playbook,
+        the last two in the image's stage. Returns the checks that ran."""
+        settings, graph = self.settings, self.graph
+        spec = graph.images[name]
+        inputs = self.checkout.inputs()[name]
+        exe = self.packers.executable()
+        variables = {**dict(spec.vars), **build_variables(
+            name, graph.region, spec.playbook, source_ami=_PLACEHOLDER_AMI,
+            parent_image=spec.parent, digest="0" * 64,
+            git={"branch": "validate", "commit": "validate", "dirty": False},
+            build_time="validate", packer_version="validate")}
+        env = {**settings.env, "CHECKPOINT_DISABLE": "1"}
+        checks = ["packer fmt -check"] if self._fmt(exe, inputs.template.files, env) else []
+        checks.append("packer validate")
+        with self.stager.prepared(name, variables, sandbox=False, endpoint=settings.endpoint,
+                                  tags={"Image": name, "ManagedBy": MANAGED_BY},
+                                  env=env) as job:
+            self._run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}",
+                      say, env=job.env,
+                      mapped=lambda text: stage.to_user(text, job.root, graph.root))
+            for playbook in inputs.ansible:
+                if playbook.missing_roles:
+                    say(f"--syntax-check of {playbook.playbook} skipped: "
+                        f"{', '.join(playbook.missing_roles)} come from a requirements file "
+                        "at build time")
+                    continue
+                self._run([tool("ansible-playbook", settings.env), "--syntax-check", "-i",
+                           "localhost,", str(job.root / playbook.playbook)],
+                          job.root / playbook.cwd,
+                          f"ansible-playbook --syntax-check {playbook.playbook}", say,
+                          env=job.env)
+                checks.append(f"--syntax-check {playbook.playbook}")
+        return checks
+
+    def _fmt(self, exe: str, files: tuple[str, ...], env: Mapping[str, str]) -> bool:
+        """`packer fmt -check`, one file at a time (it takes one path). Whether
+        there was an HCL2 file to check."""
+        hcl_files = [f for f in files if f.endswith(".pkr.hcl")]
+        unformatted = [path for path in hcl_files
+                       if not self.tools.run([exe, "fmt", "-check", path], cwd=self.graph.root,
+                                             env=with_tools(env)).ok]
+        if unformatted:
+            raise AmiError(f"packer fmt -check: {', '.join(unformatted)} not in Packer's "
+                           "canonical format: run packer fmt on "
+                           f"{'them' if len(unformatted) > 1 else 'it'}")
+        return bool(hcl_files)
+
+    def lint(self, names: list[str], say: Callable[[str], None]) -> bool:
+        """ansible-lint on these images' playbooks and the project's roles they
+        use, with the project's settings. Third-party roles and collections
+        are excluded, and roles installed from a requirements file at build
+        time are mocked. False when there is nothing of the project's to lint."""
+        root = self.graph.root
+        inputs = [self.checkout.inputs()[n] for n in names]
+        playbooks = sorted({r.playbook for i in inputs for r in i.ansible})
+        if not playbooks:
+            return False
+        third_party = sorted({p for i in inputs for p in i.third_party})
+        roles = sorted({folder for i in inputs for folder in i.roles.values()
+                        if root.joinpath(folder).is_dir()
+                        and not any(folder == t or folder.startswith(t + "/")
+                                    for t in third_party)})
+        mocked = sorted({name for i in inputs for r in i.ansible for name in r.missing_roles})
+        config = self._lint_config(third_party, mocked)
+        self._run([tool("ansible-lint", self.settings.env), "--nocolor", "--offline",
+                   "--project-dir", str(root), "-c", str(config), *playbooks, *roles], root,
+                  "ansible-lint", say, self.settings.env)
+        return True
+
+    def _lint_config(self, third_party: list[str], mocked: list[str]) -> Path:
+        """The project's .ansible-lint, plus what to leave out and what to mock."""
+        root = self.graph.root
+        own = root / LINT_CONFIG
+        data: dict = {}
+        if own.is_file():
+            try:
+                data = yaml.safe_load(own.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as err:
+                raise AmiError(f"{LINT_CONFIG}: cannot read ({err}): fix it") from None
+            if not isinstance(data, dict):
+                raise AmiError(f"{LINT_CONFIG}: must be a mapping of ansible-lint settings")
+        excluded = [str(root / p) for p in [*(data.get("exclude_paths") or []), *third_party]]
+        data = {**data, "exclude_paths": excluded,
+                "mock_roles": sorted({*(data.get("mock_roles") or []), *mocked})}
+        path = self.settings.state / "ansible-lint.yml"
+        write_atomic(path, yaml.safe_dump(data, sort_keys=True).encode())
+        return path
+
+    # -- doit validate ------------------------------------------------------------
+
+    def check_image(self, name: str, say: Callable[[str, str | None], None]) -> None:
+        """``doit validate:<image>``."""
+        self.preflight(name)
+        checks = self.validate(name, lambda text: say(text, name))
+        say(f"{', '.join(checks)}: passed", name)
+
+    def check_lint(self, say: Callable[[str], None]) -> None:
+        """``doit validate:lint``."""
+        if self.lint(list(self.graph.images), say):
+            say("ansible-lint passed")

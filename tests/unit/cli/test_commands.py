@@ -1,0 +1,62 @@
+"""The commands as doit runs them, in this process on the fakes: task
+creators, up-to-date checks, the reporter and exit codes, with no emulator
+and no Packer (the same through the real Packer: e2e/)."""
+
+from __future__ import annotations
+
+import re
+
+from support.project import IMAGES
+
+
+def test_amis_builds_every_image_once_then_nothing(tree):
+    first = tree.doit("amis")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sorted(tree.packer_builds()) == sorted(IMAGES)
+    table = first.stdout[first.stdout.index("image   ami"):]
+    assert re.search(r"^web\s+ami-[0-9a-f]+\s+built\s+\d+:\d\d$", table, re.M), table
+    again = tree.doit("amis")
+    assert again.returncode == 0 and len(tree.packer_builds()) == len(IMAGES)
+    assert all(re.search(rf"^{name}\s+ami-\S+\s+up to date", again.stdout, re.M)
+               for name in IMAGES), again.stdout
+
+
+def test_a_failed_image_stops_its_children_not_its_siblings(tree):
+    tree.packer.fail["build"] = "UnauthorizedOperation: not allowed"
+    tree.packer.fail["base"] = "UnauthorizedOperation: not allowed"
+    done = tree.doit("amis")
+    assert done.returncode == 1
+    assert "ERROR: image base: Packer exited 1: UnauthorizedOperation: not allowed" \
+        in done.stderr + done.stdout
+    for child in ("web", "worker", "build", "deploy"):
+        assert f"[{child}] skipped: base did not build" in done.stdout, done.stdout
+    del tree.packer.fail["base"]
+    again = tree.doit("amis")                          # build fails; its siblings build
+    assert again.returncode == 1
+    assert sorted(tree.packer_builds()) == ["base", "deploy", "web", "worker"]
+    assert re.search(r"^build\s+-\s+failed", again.stdout, re.M), again.stdout
+
+
+def test_plan_is_what_amis_then_does(tree):
+    before = tree.doit("plan")
+    assert before.returncode == 0
+    assert all(re.search(rf"^{name}\s+build\s", before.stdout, re.M) for name in IMAGES)
+    assert "5 to build; no earlier builds" in before.stdout
+    assert tree.packer_builds() == []
+    tree.doit("amis")
+    after = tree.doit("plan")
+    assert "nothing to build" in after.stdout and tree.packer_builds() != []
+
+
+def test_list_names_every_task_by_its_creators_docstring(tree):
+    listed = tree.doit("list")
+    assert listed.returncode == 0
+    for task in ("amis", "plan", "gc", "verify", "revoke", "promote", "pipeline"):
+        assert re.search(rf"^{task}\s+\S", listed.stdout, re.M), listed.stdout
+
+
+def test_gc_is_a_dry_run_unless_asked(tree):
+    tree.doit("amis")
+    dry = tree.doit("gc", "--keep", "1", "--days", "0")
+    assert dry.returncode == 0 and "dry run: 0 AMI(s) and 0 leftover(s) would go" in dry.stdout
+    assert not [c for c in tree.ec2.calls if c[0] == "deregister"]
