@@ -7,5 +7,5 @@ records in the bucket (``registry``), signing (``signing``), the stage
 Packer runs in (``stage``), the sandbox's emulator (``emulator``), signals
 (``signals``) and the terminal (``console``).
 
-May import: ``core``, the standard library and the clients (boto3, moto).
+May import: ``core``, the standard library and the clients (botocore, moto).
 Never ``inputs``, ``state``, ``ops`` or ``cli``."""

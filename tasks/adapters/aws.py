@@ -1,11 +1,11 @@
 """The AWS session of one run: where calls go (AWS, AWS_ENDPOINT_URL, or
-the sandbox's own emulator), its boto3 clients, and one line for every AWS
+the sandbox's own emulator), its botocore clients, and one line for every AWS
 failure. The ports are built on it: ``ec2``, ``ssm``, ``kms`` (and
 ``Identity`` here), and ``s3.S3Store``; nothing else calls AWS.
 
-boto3 is imported on first use only: ``doit list`` never pays for it.
+botocore is imported on first use only: ``doit list`` never pays for it.
 Clients are created once per run, when first used, and shared by threads
-(boto3 clients are thread-safe).
+(botocore clients are thread-safe).
 """
 
 from __future__ import annotations
@@ -109,11 +109,13 @@ def packer_env(settings: Settings, endpoint: str | None) -> dict[str, str]:
 
 class AwsSession:
     """The AWS side of one run: its clients, made on first use and shared by
-    its threads, and the calls the ports make through them. ``endpoint`` says where calls go: it
-    is asked once, on the first call (the sandbox starts its emulator then).
-    ``session`` is a boto3 Session to make clients with (default: a new one,
-    on first use; tests share one across runs, as botocore loads its
-    service models once per session). Every reply's ``Date`` tells
+    its threads, and the calls the ports make through them. ``endpoint``
+    says where calls go: it is asked once, on the first call (the sandbox
+    starts its emulator then). ``session`` is a botocore Session to make
+    clients with (default: a new one, on first use; tests share one across
+    runs, as botocore loads its service models once per session). botocore,
+    not boto3: the clients are the same, and boto3 would add its resources
+    and s3transfer to every run's start. Every reply's ``Date`` tells
     ``clock`` the cloud's time."""
 
     def __init__(self, settings: Settings, endpoint: Callable[[], str | None],
@@ -143,7 +145,7 @@ class AwsSession:
         with self._lock:
             key = (service, region, attempts)
             if key not in self._clients:
-                import boto3
+                import botocore.session
                 from botocore.config import Config
 
                 kwargs: dict[str, Any] = {
@@ -158,8 +160,8 @@ class AwsSession:
                     kwargs["aws_access_key_id"] = SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"]
                     kwargs["aws_secret_access_key"] = SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
                 if self._session is None:
-                    self._session = boto3.session.Session()
-                client = self._session.client(service, **kwargs)
+                    self._session = botocore.session.get_session()
+                client = self._session.create_client(service, **kwargs)
                 client.meta.events.register("after-call", self._observe_date)
                 self._clients[key] = client
             return self._clients[key]

@@ -108,7 +108,7 @@ def _grant(grant: dict) -> Grant:
 
 
 class BotoEc2:
-    """The EC2 port on a run's AWS session (boto3 clients, made on first use)."""
+    """The EC2 port on a run's AWS session (botocore clients, made on first use)."""
 
     def __init__(self, aws: AwsSession) -> None:
         self.aws = aws

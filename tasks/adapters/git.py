@@ -46,9 +46,9 @@ class GitRepo:
         HEAD (new, untracked or ignored), or when an input git was told not
         to look at (assume-unchanged, skip-worktree) differs from HEAD: the
         AMI would hold something no commit does."""
-        commit = buildkite.commit or self._git("rev-parse", "HEAD") or "unknown"
-        branch = buildkite.branch or self._git("rev-parse", "--abbrev-ref", "HEAD") or "unknown"
-        status = self._git("status", "--porcelain", "--untracked-files=no")
+        head, status = self._status()
+        commit = buildkite.commit or head.get("branch.oid") or "unknown"
+        branch = buildkite.branch or head.get("branch.head") or "unknown"
         at_head = self._blobs_at_head()
         inputs = list(inputs)
         untracked = sorted(p for p in inputs if p not in at_head)
@@ -62,13 +62,33 @@ class GitRepo:
                 **({"mode_changes": modes[:20]} if modes else {}),
                 "build_url": buildkite.build_url or None}
 
+    def _status(self) -> tuple[dict[str, str], bool]:
+        """HEAD's commit and branch (as ``rev-parse HEAD`` and ``--abbrev-ref
+        HEAD`` name them: a detached HEAD is ``HEAD``), and whether a tracked
+        file has changes: one ``git status``."""
+        out = self._git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
+        head: dict[str, str] = {}
+        changed = False
+        for line in (out or "").splitlines():
+            if line.startswith("# "):
+                key, _, value = line[2:].partition(" ")
+                head[key] = value
+            elif line:
+                changed = True
+        if head.get("branch.oid") == "(initial)":
+            head.pop("branch.oid")              # no commit yet
+        if head.get("branch.head") == "(detached)":
+            head["branch.head"] = "HEAD"
+        return head, changed
+
     def _mode_changes(self, inputs: list[str], at_head: dict[str, tuple[str, str]]) -> list[str]:
         """Inputs whose executable bit differs from HEAD's (git may not look:
         core.fileMode=false): the bit is part of each input's digest entry."""
         changed = []
+        root = os.fspath(self.root)
         for path in inputs:
             try:
-                executable = bool(os.stat(self.root / path).st_mode & stat.S_IXUSR)
+                executable = bool(os.stat(os.path.join(root, path)).st_mode & stat.S_IXUSR)
             except OSError:
                 continue
             if executable != (at_head[path][0] == "100755"):

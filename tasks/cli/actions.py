@@ -1,6 +1,10 @@
 """The doit actions: each receives the run's composition root (``App``),
 hands one command's services to ``ops``, and turns a user-facing failure
-into a failed task with its one line (never a traceback)."""
+into a failed task with its one line (never a traceback).
+
+Commands other than building import their ``ops`` modules when they run:
+every doit call loads this module, and a no-op build pays only for what
+building needs."""
 
 from __future__ import annotations
 
@@ -9,17 +13,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..adapters import emulator
+from typing import TYPE_CHECKING
+
 from ..core import decision
 from ..core.errors import AmiError
 from ..core.outcome import Outcome
 from ..core.records import read_local
-from ..ops import buildkite, cloud_init, diagram, explain as explaining, listing, plan as planning
-from ..ops.build import not_in_graph
-from ..ops.plan import Row
 from ..state.reports import Report
 from .compose import App
 from .reporter import Failed
+
+if TYPE_CHECKING:
+    from ..ops.plan import Row
 
 
 def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +40,8 @@ def _action(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _planned(app: App) -> tuple[list[Row], str | None]:
-    return planning.planned(app.graph, app.lookup, app.prebuild)
+    from ..ops.plan import planned
+    return planned(app.graph, app.lookup, app.prebuild)
 
 
 # -- building ----------------------------------------------------------------
@@ -109,6 +115,8 @@ def summary(app: App) -> None:
 
 @_action
 def plan(app: App, jobs: int) -> None:
+    from ..ops import plan as planning
+    from ..ops.build import not_in_graph
     channel, note = app.checkout.channel()
     rows, offline = _planned(app)
     app.say(f"channel {channel}" + (f" ({note})" if note else ""))
@@ -123,6 +131,7 @@ def plan(app: App, jobs: int) -> None:
 
 @_action
 def graph(app: App, format: str) -> None:
+    from ..ops import diagram
     rows, offline = _planned(app)
     app.say(diagram.render(format, app.graph, rows))
     if offline:
@@ -132,11 +141,13 @@ def graph(app: App, format: str) -> None:
 
 @_action
 def pipeline(app: App) -> None:
+    from ..ops import buildkite
     rows, offline = _planned(app)
     app.say(buildkite.write_pipeline(app.builder, rows, offline))
 
 
 def _annotate(app: App) -> None:
+    from ..ops import buildkite
     rows, _ = _planned(app)
     buildkite.annotate_run(app.graph, rows, app.reports, app.settings, app.tools, app.say)
 
@@ -148,7 +159,8 @@ def annotate(app: App) -> None:
 
 @_action
 def explain(app: App, ami: str) -> None:
-    app.say(explaining.explain(app.registry, app.settings.records, ami))
+    from ..ops.explain import explain
+    app.say(explain(app.registry, app.settings.records, ami))
 
 
 # -- checking ----------------------------------------------------------------
@@ -165,11 +177,13 @@ def lint(app: App) -> None:
 
 @_action
 def inputs(app: App, image: str) -> None:
+    from ..ops import listing
     listing.show_inputs(app.graph, app.checkout, app.say, image)
 
 
 @_action
 def render_user_data(app: App, image: str, environment: str, target: str) -> None:
+    from ..ops import cloud_init
     cloud_init.render_to(app.settings.root, image, environment, app.settings.root / target,
                          app.settings.env, app.tools)
 
@@ -198,4 +212,5 @@ def revoke(app: App, ami: str, image: str, reason: str, undo: bool, disable: boo
 
 @_action
 def sandbox_stop(app: App) -> None:
+    from ..adapters import emulator
     app.say(emulator.stop(app.settings.state))

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
+from typing import TYPE_CHECKING
+
 from ..adapters import emulator, signing
 from ..adapters.aws import AwsSession, Identity
 from ..adapters.console import Console, choose_view
@@ -34,18 +36,20 @@ from ..core.digest import Hasher
 from ..core.graph import Graph, load_graph
 from ..core.once import Once
 from ..core.settings import Settings, load_settings
-from ..ops.attest import Attester
-from ..ops.build import Builder
-from ..ops.gc import Collector
-from ..ops.invocation import Stager
-from ..ops.prebuild import Prebuild
-from ..ops.promote import Promoter
-from ..ops.revoke import Revoker
-from ..ops.verify import Verifier
 from ..state.checkout import Checkout
 from ..state.locks import Locks, owner
 from ..state.lookup import Lookup
 from ..state.reports import Reports
+
+if TYPE_CHECKING:       # each command's service is imported when it is first built
+    from ..ops.attest import Attester
+    from ..ops.build import Builder
+    from ..ops.gc import Collector
+    from ..ops.invocation import Stager
+    from ..ops.prebuild import Prebuild
+    from ..ops.promote import Promoter
+    from ..ops.revoke import Revoker
+    from ..ops.verify import Verifier
 
 T = TypeVar("T")
 
@@ -187,20 +191,24 @@ class App:
 
     @service
     def stager(self) -> Stager:
+        from ..ops.invocation import Stager
         return Stager(self.graph, self.settings, self.checkout, self.packers, self.tools)
 
     @service
     def prebuild(self) -> Prebuild:
+        from ..ops.prebuild import Prebuild
         return Prebuild(self.graph, self.settings, self.checkout, self.packers, self.tools,
                         self.stager)
 
     @service
     def attester(self) -> Attester:
+        from ..ops.attest import Attester
         return Attester(self.settings, self.registry, self.ec2, self.signer,
                         lambda: self.checkout.channel()[0])
 
     @service
     def builder(self) -> Builder:
+        from ..ops.build import Builder
         return Builder(graph=self.graph, settings=self.settings, checkout=self.checkout,
                        lookup=self.lookup, registry=self.registry, locks=self.locks,
                        packers=self.packers, stager=self.stager, prebuild=self.prebuild,
@@ -210,21 +218,25 @@ class App:
 
     @service
     def collector(self) -> Collector:
+        from ..ops.gc import Collector
         return Collector(self.graph, self.settings, self.checkout, self.registry, self.ec2,
                          self.ssm, self.locks, self.console, self.clock, self.interrupts)
 
     @service
     def promoter(self) -> Promoter:
+        from ..ops.promote import Promoter
         return Promoter(self.graph, self.settings, self.checkout, self.registry, self.ec2,
                         self.git, self.console)
 
     @service
     def revoker(self) -> Revoker:
+        from ..ops.revoke import Revoker
         return Revoker(self.graph, self.settings, self.checkout, self.registry, self.ec2,
                        self.identity, self.git, self.clock, self.console, self.endpoint)
 
     @service
     def verifier(self) -> Verifier:
+        from ..ops.verify import Verifier
         return Verifier(self.graph, self.settings, self.checkout, self.registry, self.ec2,
                         self.kms, self.git, self.console)
 
@@ -232,7 +244,7 @@ class App:
 def compose(settings: Settings, graph: Graph, **given: Any) -> App:
     """The services of one run, with ``given`` ports and services in place of
     the real ones: ``store``, ``ec2``, ``ssm``, ``kms``, ``identity``,
-    ``tools``, ``git``, ``packers``, ``clock``, ``aws_session`` (a boto3
+    ``tools``, ``git``, ``packers``, ``clock``, ``aws_session`` (a botocore
     Session to share), ``endpoint`` (where AWS is, with fake ports),
     ``interrupts``, ``console``."""
     interrupts = given.pop("interrupts", None)

@@ -22,7 +22,9 @@ from doit.tools import config_changed
 from ..adapters.signals import Interrupts
 from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
-from ..ops import cloud_init, diagram, gc, prebuild
+from ..core.names import LINT_CONFIG
+from ..core.retention import DEFAULTS as GC_DEFAULTS
+from ..ops import cloud_init, diagram
 from .compose import App
 from . import actions, usage
 from .checker import ModeMD5Checker
@@ -52,13 +54,13 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
     "gc": (
         Option("apply", "apply", "delete; without it, only say what would go and why the rest "
                "stays", False, bool),
-        Option("keep", "keep", "newest AMIs to keep per image and region", gc.DEFAULTS["keep"],
+        Option("keep", "keep", "newest AMIs to keep per image and region", GC_DEFAULTS["keep"],
                int),
         Option("days", "days", "keep anything younger than this many days",
-               gc.DEFAULTS["days"], float),
-        Option("most", "max", "delete at most this many AMIs per run", gc.DEFAULTS["max"], int),
+               GC_DEFAULTS["days"], float),
+        Option("most", "max", "delete at most this many AMIs per run", GC_DEFAULTS["max"], int),
         Option("leftover_hours", "leftover-hours", "Packer instances and key pairs older than "
-               "this are leftovers", gc.DEFAULTS["leftover-hours"], float),
+               "this are leftovers", GC_DEFAULTS["leftover-hours"], float),
     ),
     "verify": (
         Option("ami", "ami", "the AMI to verify", "", str, "a"),
@@ -278,7 +280,7 @@ class Creators:
                 "verbosity": 2,
             }
         every_input = sorted({f for files in inputs.values() for f in files})
-        lint_config = [prebuild.LINT_CONFIG] if (self.root / prebuild.LINT_CONFIG).is_file() else []
+        lint_config = [LINT_CONFIG] if (self.root / LINT_CONFIG).is_file() else []
         yield {
             "name": "lint",
             "doc": "ansible-lint on the project's playbooks and roles",

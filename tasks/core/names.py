@@ -16,4 +16,5 @@ DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 # The ManagedBy tag on every AMI and snapshot this tool builds: gc only
 # ever considers AMIs that carry it.
 MANAGED_BY = "amis-doit"
+LINT_CONFIG = ".ansible-lint"  # the project's ansible-lint settings
 TOOL_VERSION = "0.21.0"        # this tool, as provenance statements name it

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Mapping
+
+# `doit gc`'s options and their defaults
+DEFAULTS = MappingProxyType({"keep": 3, "days": 14, "max": 20, "leftover-hours": 6})
 
 
 @dataclass(frozen=True)

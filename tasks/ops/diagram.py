@@ -4,10 +4,13 @@ plan status."""
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ..core.decision import TO_BUILD, TO_RESOLVE, TO_REUSE, UP_TO_DATE
 from ..core.graph import Graph
-from .plan import Row
+
+if TYPE_CHECKING:
+    from .plan import Row
 
 # status (or, for a build, why: nothing to keep) -> (class name, fill, stroke)
 STYLES = MappingProxyType({

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import MappingProxyType
 
 from ..adapters.console import Console
 from ..adapters.ec2 import Ec2
@@ -30,14 +29,13 @@ from ..core.clock import Clock
 from ..core.cloud import Ami
 from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.graph import Graph
-from ..core.retention import Candidate, Facts, Judgement, Policy, Retention, hours_since
+from ..core.retention import (DEFAULTS, Candidate, Facts, Judgement, Policy, Retention,
+                              hours_since)
 from ..core.settings import Settings
 from ..core.text import table
 from ..state.checkout import Checkout
 from ..state.locks import Locks
 
-# `doit gc`'s options and their defaults
-DEFAULTS = MappingProxyType({"keep": 3, "days": 14, "max": 20, "leftover-hours": 6})
 SSM_REFERENCE = "resolve:ssm:"
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=timezone.utc)     # an AMI EC2 gives no creation date
 

@@ -30,14 +30,13 @@ from ..adapters.tools import Tools, tool, with_tools
 from ..core.errors import AmiError
 from ..core.files import write_atomic
 from ..core.graph import Graph
-from ..core.names import MANAGED_BY
+from ..core.names import LINT_CONFIG, MANAGED_BY
 from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..core.versions import satisfies, version_tuple
 from ..state.checkout import Checkout
 from .invocation import INIT_SINCE, Stager, build_variables
 
-LINT_CONFIG = ".ansible-lint"
 _PLACEHOLDER_AMI = "ami-00000000"       # validate needs a value; no AMI is looked up
 
 _INSTEAD = MappingProxyType({

@@ -58,14 +58,14 @@ class Tree:
         return cls(copy_project(dest), url, **kwargs)
 
     clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
-    session: Any = field(default=None, repr=False)       # boto3's, shared by the tree's runs
+    session: Any = field(default=None, repr=False)       # botocore's, shared by the tree's runs
 
     def __post_init__(self) -> None:
         self.env = {**SETTINGS, "AWS_ENDPOINT_URL": self.url, "HOME": str(self.path.parent),
                     **self.env}
         if self.session is None:
-            import boto3
-            self.session = boto3.session.Session()
+            import botocore.session
+            self.session = botocore.session.get_session()
         if self.packer is None:
             graph = load_graph(self.path)
             self.packer = ScriptedPacker(

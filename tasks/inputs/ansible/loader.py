@@ -10,7 +10,7 @@ from ...core.files import read_text, yaml_error
 from ..repo import Repo
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):     # libyaml when built with it
     """Ansible YAML: ``!vault`` and ``!unsafe`` values read as plain values."""
 
 
