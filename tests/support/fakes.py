@@ -24,14 +24,14 @@ from tasks.core.clock import Clock
 from tasks.core.graph import load_graph
 from tasks.core.settings import load_settings
 
-from .project import BUCKET, REGION, copy_files
+from .project import BUCKET, REGION, Files, copy_files
 
 SETTINGS = {"AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET, "AMI_SKIP_VALIDATE": "1",
             "AMI_LOCK_POLL_SECONDS": "0.05", "AWS_REGION": REGION, "PATH": "/usr/bin:/bin"}
 
 
 @dataclass
-class FakeTree:
+class FakeTree(Files):
     path: Path
     env: dict[str, str] = field(default_factory=dict)
     store: MemoryStore = field(default_factory=MemoryStore)
@@ -56,44 +56,35 @@ class FakeTree:
                                          regions={n: i.regions[1:]
                                                   for n, i in graph.images.items()})
 
+    def compose(self, root: Path, env: dict[str, str | None] | None, console: Console,
+                interrupts: Interrupts | None = None, clock: Clock | None = None) -> App:
+        """A run composed as doit's would be, on the fakes; ``env`` over the
+        tree's settings (None removes one)."""
+        merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
+        return compose(load_settings(root, merged), load_graph(root), interrupts=interrupts,
+                       console=console, store=self.store, ec2=self.ec2, ssm=self.ssm,
+                       kms=self.kms, identity=self.identity, git=self.git, tools=self.tools,
+                       packers=self.packer, endpoint=None, clock=clock)
+
     def run(self, env: dict[str, str | None] | None = None, *,
             interrupts: Interrupts | None = None,
             clock: Clock | None = None) -> tuple[App, io.StringIO]:
-        """A run composed as doit's would be, on the fakes, and what it printed."""
+        """A run on the fakes, and what it printed."""
         out = io.StringIO()
-        merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
-        app = compose(load_settings(self.path, merged), load_graph(self.path),
-                      interrupts=interrupts, console=Console(out), store=self.store,
-                      ec2=self.ec2, ssm=self.ssm, kms=self.kms, identity=self.identity,
-                      git=self.git, tools=self.tools, packers=self.packer, endpoint=None,
-                      clock=clock)
-        return app, out
+        return self.compose(self.path, env, Console(out), interrupts, clock), out
 
     def doit(self, *args: str, env: dict[str, str | None] | None = None,
              timeout: float = 120) -> Any:
         """doit itself, in this process, on this tree and the fakes."""
         from .inproc import doit_in_process
-        merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
         return doit_in_process(self.path, args, lambda root, interrupts, verbose, out, err:
-                               compose(load_settings(root, merged), load_graph(root),
-                                       interrupts=interrupts,
-                                       console=Console(out, err, verbose=verbose),
-                                       store=self.store, ec2=self.ec2, ssm=self.ssm,
-                                       kms=self.kms, identity=self.identity, git=self.git,
-                                       tools=self.tools, packers=self.packer, endpoint=None),
-                               timeout)
+                               self.compose(root, env, Console(out, err, verbose=verbose),
+                                            interrupts), timeout)
 
     def packer_builds(self) -> list[str]:
         assert self.packer is not None
         return [b.image for b in self.packer.builds]
 
-    def write(self, rel: str, text: str) -> None:
-        path = self.path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def append(self, rel: str, text: str) -> None:
-        self.write(rel, (self.path / rel).read_text() + text)
 
 
 def build_all(app: App) -> None:

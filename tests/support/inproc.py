@@ -31,7 +31,7 @@ from tasks.core.settings import load_settings
 from tasks.cli.compose import App, compose
 
 from .fakes import build_all  # noqa: F401  (one for both kinds of tree)
-from .project import BUCKET, GIT, REGION, commit, copy_project
+from .project import BUCKET, GIT, REGION, Files, commit, copy_project
 
 SETTINGS = {"AMI_SANDBOX": "1", "AMI_BUCKET": BUCKET, "AMI_SKIP_VALIDATE": "1",
             "AMI_ALLOW_DIRTY": "1", "AMI_LOCK_POLL_SECONDS": "0.05", "AWS_REGION": REGION}
@@ -46,7 +46,7 @@ class Done:
 
 
 @dataclass
-class Tree:
+class Tree(Files):
     path: Path
     url: str                                    # the emulator
     env: dict[str, str] = field(default_factory=dict)
@@ -138,14 +138,6 @@ class Tree:
         subprocess.run(["git", "clone", "-q", str(self.path), str(dest)], check=True)
         return Tree(dest, self.url, dict(self.env), self.store, self.packer, self.clients,
                     self.session)
-
-    def write(self, rel: str, text: str) -> None:
-        path = self.path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def append(self, rel: str, text: str) -> None:
-        self.write(rel, (self.path / rel).read_text() + text)
 
     def settings_env(self, env: dict[str, str | None] | None) -> dict[str, str]:
         """The tree's settings with ``env`` over them (None removes a setting)."""

@@ -91,6 +91,19 @@ def copy_project(dest: Path, files: list[str] = PROJECT_FILES,
     return dest
 
 
+class Files:
+    """Writing a tree's files, for trees with a ``path``."""
+    path: Path
+
+    def write(self, rel: str, text: str) -> None:
+        path = self.path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def append(self, rel: str, text: str) -> None:
+        self.write(rel, (self.path / rel).read_text() + text)
+
+
 def image_setting(project: "Project", image: str, line: str) -> None:
     """Add a setting (``key: value``) to an image in amis.yaml."""
     graph = project.path / "amis.yaml"
