@@ -114,16 +114,16 @@ def example_tree(dest: Path) -> Path:
 
 
 def noop_figures(tree: Tree, repeats: int, target_s: float | None) -> None:
-    walls, rss = [], []
-    for _ in range(repeats):
+    walls, rss, floor = [], [], []
+    for _ in range(repeats):             # the floor interleaved: both see the same machine
         wall, mem, _ = tree.run("amis", measure_memory=True)
         walls.append(wall)
         rss.append(mem or 0)
+        floor.append(tree.python(FLOOR))
     builds = tree.builds()
     row("1. no-op doit amis: wall", tree.name, walls, "s", f"< {target_s} s" if target_s else "",
         statistics.median(walls) < target_s if target_s else None, f"Packer runs: {len(builds)}")
     # The least a no-op can cost: Python, boto3 and the two clients it needs (S3, EC2).
-    floor = [tree.python(FLOOR) for _ in range(repeats)]
     ratio = statistics.median(walls) / statistics.median(floor)
     most = 1.3 if tree.name == "example" else 2.0
     row("   floor: python, import boto3, 2 clients", tree.name, floor, "s")
