@@ -159,8 +159,17 @@ class Registry:
         """Every image's current record in ``channel``: one listing, then a GET
         of each record whose ETag differs from ``local`` (image -> body held).
         Any record that fails its checks stops the pull."""
-        self._revocations = self.store.check(self.key("revocations") + "/")
-        listed = self.listing(self.key("channels", channel) + "/")
+        prefix = self.key("channels", channel) + "/"
+        with ThreadPoolExecutor(max_workers=2) as pool:        # both listings at once
+            checked = pool.submit(self.store.check, self.key("revocations") + "/")
+            listing = pool.submit(self.listing, prefix)
+            # The bucket check speaks first: a missing bucket is named (or, in
+            # the sandbox, made) there, and the channel is then listed again.
+            self._revocations = checked.result()
+            try:
+                listed = listing.result()
+            except AmiError:
+                listed = self.listing(prefix)
         pulled = Pulled(others=sorted(self.held(listed).get(channel, set()) - set(images)))
         stale = []
         for image in images:

@@ -15,6 +15,7 @@ parallel batch per level of the tree.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,31 +203,37 @@ class Lookup:
         with self.lock:
             unknown = sorted(c for c in checks if c[1] not in self.facts.amis)
         regions = sorted({c[0] for c in unknown})
-        for region in regions:
-            wanted = [c for c in unknown if c[0] == region]
-            found = self.ec2.describe(region, {c[1] for c in wanted}, own=True)
-            now = self.clock.now()
-            results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
-            missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
-            foreign = self.ec2.describe(region, missing) if missing else {}
-            with self.lock:
-                for ami, why in results.items():
-                    note = self.facts.revoked.get(ami)
-                    deprecated = found[ami].deprecated_at if ami in found else None
-                    if why is None and note is not None:
-                        why = f"AMI {ami} ({region}) was {revoked_by(note, caller=False)}"
-                    elif why is None and deprecated is not None and deprecated <= now:
-                        # revoke deprecates what it revokes: this may be a revocation
-                        # deleted from the bucket
-                        why = (f"AMI {ami} ({region}) is deprecated in EC2 since "
-                               f"{deprecated.isoformat(timespec='seconds')}, and the registry "
-                               "has no revocation of it")
-                    if ami in foreign:
-                        why = (f"AMI {ami} ({region}) belongs to account "
-                               f"{foreign[ami].owner}, not this one")
-                    self.facts.amis[ami] = why is None
-                    if why is not None and why != _ABSENT:
-                        self.facts.refused[ami] = why
+        if len(regions) > 1:                    # the regions are asked at once
+            with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+                list(pool.map(lambda r: self._check_region(r, unknown), regions))
+        elif regions:
+            self._check_region(regions[0], unknown)
+
+    def _check_region(self, region: str, unknown: list[decision.AmiCheck]) -> None:
+        wanted = [c for c in unknown if c[0] == region]
+        found = self.ec2.describe(region, {c[1] for c in wanted}, own=True)
+        now = self.clock.now()
+        results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
+        missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
+        foreign = self.ec2.describe(region, missing) if missing else {}
+        with self.lock:
+            for ami, why in results.items():
+                note = self.facts.revoked.get(ami)
+                deprecated = found[ami].deprecated_at if ami in found else None
+                if why is None and note is not None:
+                    why = f"AMI {ami} ({region}) was {revoked_by(note, caller=False)}"
+                elif why is None and deprecated is not None and deprecated <= now:
+                    # revoke deprecates what it revokes: this may be a revocation
+                    # deleted from the bucket
+                    why = (f"AMI {ami} ({region}) is deprecated in EC2 since "
+                           f"{deprecated.isoformat(timespec='seconds')}, and the registry "
+                           "has no revocation of it")
+                if ami in foreign:
+                    why = (f"AMI {ami} ({region}) belongs to account "
+                           f"{foreign[ami].owner}, not this one")
+                self.facts.amis[ami] = why is None
+                if why is not None and why != _ABSENT:
+                    self.facts.refused[ami] = why
 
     def _source(self) -> None:
         with self.lock:

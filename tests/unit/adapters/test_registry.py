@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -182,3 +183,31 @@ def test_revocations_are_listed_when_the_check_could_not_hold_them():
     store.calls.clear()
     assert list(registry.revoked()) == ["ami-0000000b"]
     assert ("listing", "revocations/") in store.calls
+
+
+def test_a_pull_on_a_bucket_the_check_makes_lists_the_channel_again():
+    """The sandbox's bucket check creates the bucket; the channel's listing,
+    asked at the same time, may have found it missing: it is asked again."""
+    store = MemoryStore()
+    made = threading.Event()
+
+    def missing_until_made(operation, key):
+        if operation == "listing" and not made.is_set():
+            raise AmiError("listing s3://memory/channels/main/: NoSuchBucket")
+        if operation == "check":
+            made.set()
+    store.before.append(missing_until_made)
+    pulled = Registry(store).pull("main", ["web"], {})
+    assert pulled.status == {"web": "absent"}
+    assert [c for c in store.calls if c[0] == "listing"][-1] == ("listing", "channels/main/")
+
+
+def test_a_missing_bucket_is_said_by_the_check_not_by_the_listing():
+    store = MemoryStore()
+
+    def no_bucket(operation, key):
+        raise AmiError(f"{operation}: no bucket" if operation == "check"
+                       else "listing: NoSuchBucket")
+    store.before.append(no_bucket)
+    with pytest.raises(AmiError, match="check: no bucket"):
+        Registry(store).pull("main", ["web"], {})
