@@ -19,6 +19,10 @@ from ..core.names import MANAGED_BY
 from .aws import AwsSession
 
 BATCH = 200                       # image ids per DescribeImages filter
+# Fleets that will launch nothing more (a cancelled_running one's instances are
+# instances, and are listed as such).
+_ENDED_FLEET = frozenset({"cancelled", "cancelled_running", "cancelled_terminating", "deleted",
+                          "deleted_running", "deleted_terminating", "failed"})
 
 
 class Ec2(Protocol):
@@ -235,10 +239,38 @@ class BotoEc2:
         return out
 
     def launchers(self, region: str) -> list[Launcher]:
-        return [Launcher("launch configuration", c["LaunchConfigurationName"], c["ImageId"])
-                for c in self.aws.pages(f"listing launch configurations in {region}",
-                                        "autoscaling", region, "describe_launch_configurations",
-                                        "LaunchConfigurations")]
+        """Launch configurations; Spot Fleet requests, Spot requests and EC2
+        Fleets that may still launch (their AMIs named outright; those that
+        name a launch template are covered by its versions)."""
+        found = [Launcher("launch configuration", c["LaunchConfigurationName"], c["ImageId"])
+                 for c in self.aws.pages(f"listing launch configurations in {region}",
+                                         "autoscaling", region, "describe_launch_configurations",
+                                         "LaunchConfigurations")]
+        for fleet in self.aws.pages(f"listing Spot Fleet requests in {region}", "ec2", region,
+                                    "describe_spot_fleet_requests", "SpotFleetRequestConfigs"):
+            if fleet.get("SpotFleetRequestState") in _ENDED_FLEET:
+                continue
+            config = fleet.get("SpotFleetRequestConfig", {})
+            images = [spec.get("ImageId") for spec in config.get("LaunchSpecifications", [])]
+            images += [o.get("ImageId") for c in config.get("LaunchTemplateConfigs", [])
+                       for o in c.get("Overrides", [])]
+            found += [Launcher("Spot Fleet request", fleet["SpotFleetRequestId"], image)
+                      for image in images if image]
+        for request in self.aws.pages(f"listing Spot requests in {region}", "ec2", region,
+                                      "describe_spot_instance_requests", "SpotInstanceRequests",
+                                      Filters=[{"Name": "state", "Values": ["open", "active"]}]):
+            image = request.get("LaunchSpecification", {}).get("ImageId")
+            if image:
+                found.append(Launcher(f"{request.get('Type', 'one-time')} Spot request",
+                                      request["SpotInstanceRequestId"], image))
+        for fleet in self.aws.pages(f"listing EC2 Fleets in {region}", "ec2", region,
+                                    "describe_fleets", "Fleets"):
+            if fleet.get("FleetState") in _ENDED_FLEET:
+                continue
+            found += [Launcher("EC2 Fleet", fleet["FleetId"], o["ImageId"])
+                      for c in fleet.get("LaunchTemplateConfigs", [])
+                      for o in c.get("Overrides", []) if o.get("ImageId")]
+        return found
 
     def key_pairs(self, region: str) -> list[KeyPair]:
         return [KeyPair(p["KeyName"], parse_time(p.get("CreateTime")))

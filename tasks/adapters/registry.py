@@ -105,6 +105,12 @@ class Registry:
     def url(self, key: str) -> str:
         return self.store.url(key)
 
+    def identity(self) -> str:
+        """This registry, as every AMI it records is tagged (``Registry``):
+        its bucket and prefix. Two teams in one account tell their AMIs apart
+        by it."""
+        return self.store.url(self.prefix)
+
     # -- objects -------------------------------------------------------------
 
     def get(self, key: str) -> tuple[bytes, str] | None:
@@ -254,12 +260,23 @@ class Registry:
         with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
             return list(pool.map(fn, items))
 
-    def digest_records(self) -> list[Record]:
+    def digest_records(self, problems: list[str] | None = None) -> list[Record]:
         """Every record kept by digest (``digests/<image>/<digest>.json``;
-        not the signed statements beside them), read at once."""
+        not the signed statements beside them), read at once. With
+        ``problems``, one that cannot be read is said there and left out,
+        instead of stopping the whole read."""
         keys = [k for k in self.listing(self.key("digests") + "/")
                 if k.endswith(".json") and not k.endswith(ENVELOPE_SUFFIX)]
-        return [r for r in self._parallel(self.record_at, keys) if r is not None]
+
+        def read(key: str) -> Record | None:
+            try:
+                return self.record_at(key)
+            except AmiError as err:
+                if problems is None:
+                    raise
+                problems.append(str(err))
+                return None
+        return [r for r in self._parallel(read, keys) if r is not None]
 
     def write_id(self, channel: str, record: Record) -> None:
         """``channels/<channel>/<image>.txt``: the AMI id in the main region."""
@@ -267,12 +284,19 @@ class Registry:
 
     # -- digests -------------------------------------------------------------
 
-    def by_digest(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record | None]:
+    def by_digest(self, wanted: Iterable[tuple[str, str]], *,
+                  lenient: bool = False) -> dict[tuple[str, str], Record | None]:
         """The records kept under ``digests/`` for these (image, digest) pairs,
-        fetched in parallel; None where there is none."""
+        fetched in parallel; None where there is none (and, ``lenient``,
+        where one cannot be read: it proves nothing)."""
         def fetch(pair: tuple[str, str]) -> tuple[tuple[str, str], Record | None]:
             image, digest = pair
-            record = self.record_at(self.digest_key(image, digest))
+            try:
+                record = self.record_at(self.digest_key(image, digest))
+            except AmiError:
+                if not lenient:
+                    raise
+                record = None
             ok = record is not None and record.image == image and record.digest == digest
             return pair, record if ok else None
 

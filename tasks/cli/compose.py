@@ -226,7 +226,7 @@ class App:
     def promoter(self) -> Promoter:
         from ..ops.promote import Promoter
         return Promoter(self.graph, self.settings, self.checkout, self.registry, self.ec2,
-                        self.git, self.console)
+                        self.git, self.locks, self.console)
 
     @service
     def revoker(self) -> Revoker:

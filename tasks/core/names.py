@@ -14,7 +14,9 @@ CHANNEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 
 # The ManagedBy tag on every AMI and snapshot this tool builds: gc only
-# ever considers AMIs that carry it.
+# ever considers AMIs that carry it, and deletes only those whose Registry
+# tag is its own registry's (REGISTRY_TAG: s3://bucket/prefix/).
 MANAGED_BY = "amis-doit"
+REGISTRY_TAG = "Registry"
 LINT_CONFIG = ".ansible-lint"  # the project's ansible-lint settings
 TOOL_VERSION = "0.21.0"        # this tool, as provenance statements name it

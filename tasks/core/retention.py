@@ -5,13 +5,20 @@ a judgement per AMI comes out, and ``gc`` prints it or applies it, so the
 dry run is exactly what ``--apply`` deletes (``--apply`` only ever keeps
 more: it looks again, under each image's lock, before each delete).
 
-An AMI survives, with the reasons said, when it is among the newest K of
-its image (an image that amis.yaml has, or some channel still holds),
-younger than D days, the current record of any channel, launched by
-anything (an instance, a launch template version, a launch configuration,
-...), shared with another account, or the parent of a survivor; or when
-something that could launch it could not be looked up in its region. A
-revoked AMI goes as soon as nothing uses it: no age, no newest K.
+Only what is proven this registry's may go: an AMI whose Registry tag is
+this registry, and whose digest record in this registry names it. Any
+other AMI with the ManagedBy tag (another team's registry in the same
+account, a registry this run cannot read, an AMI built before the tag) is
+kept and said.
+
+Of this registry's AMIs, one survives, with the reasons said, when it is
+among the newest K of its image (an image that amis.yaml has, or some
+channel still holds), younger than D days, the current record of any
+channel, launched by anything (an instance, a launch template version, a
+launch configuration, a Spot or EC2 Fleet, ...), shared with another
+account, or the parent of a survivor; or when something that could launch
+it could not be looked up in its region. A revoked AMI goes as soon as
+nothing uses it: no age, no newest K.
 """
 
 from __future__ import annotations
@@ -35,12 +42,15 @@ class Candidate:
     parent: str | None = None         # its ParentAmi tag
     digest: str = ""                  # its Digest tag: the lock a reuse of it takes
     snapshots: tuple[str, ...] = ()
+    registry: str | None = None       # its Registry tag: the registry it was built for
 
 
 @dataclass(frozen=True)
 class Facts:
     candidates: tuple[Candidate, ...]
     now: datetime
+    registry: str = ""                      # this registry, as its AMIs are tagged
+    recorded: frozenset[str] = frozenset()  # AMIs this registry's digest records name
     current: Mapping[str, str] = field(default_factory=dict)   # AMI -> a channel holding it
     held: frozenset[str] = frozenset()      # images amis.yaml or some channel still has
     revoked: frozenset[str] = frozenset()
@@ -83,13 +93,30 @@ def hours_since(then: datetime, now: datetime) -> float:
     return (now - then).total_seconds() / 3600
 
 
+def foreign(c: Candidate, facts: Facts) -> str | None:
+    """Why an AMI is not proven this registry's (None: it is)."""
+    if c.registry is None:
+        return ("no Registry tag (built before this tool tagged its registry, or by another "
+                "tool): not proven this registry's")
+    if c.registry != facts.registry:
+        return f"built for registry {c.registry}, not this one"
+    if c.ami not in facts.recorded:
+        return (f"no digest record of this registry names it (digests/{c.image}/"
+                f"{c.digest or '?'}.json): not proven this registry's")
+    return None
+
+
 def decide(facts: Facts, policy: Policy) -> Retention:
     reasons: dict[str, list[str]] = {c.ami: [] for c in facts.candidates}
     doubt: dict[str, str] = {}
     orphans: set[str] = set()
     groups: dict[tuple[str, str], list[Candidate]] = {}
     for c in facts.candidates:
-        groups.setdefault((c.image, c.region), []).append(c)
+        other = foreign(c, facts)
+        if other:
+            reasons[c.ami].append(other)
+        else:
+            groups.setdefault((c.image, c.region), []).append(c)
     for (image, _), group in groups.items():
         if image not in facts.held:
             orphans |= {c.ami for c in group}       # retired everywhere: nothing to roll back to

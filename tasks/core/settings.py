@@ -19,6 +19,7 @@ from .names import CHANNEL_RE
 GRAPH_FILE = "amis.yaml"
 STATE_DIR = ".amis"          # gitignored: records, logs, work files
 SANDBOX_BUCKET = "amis-sandbox"
+MAX_PREFIX = 180            # s3://<bucket of 63>/<prefix>/ fits an EC2 tag value (256)
 MAX_LOCK_TTL = 3600.0        # a lock claiming longer expires this long after its last renewal
 
 # Used with fullmatch: a trailing newline is not part of a value.
@@ -148,6 +149,9 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
     if not _PREFIX_RE.fullmatch(prefix) or ".." in prefix.split("/"):
         raise AmiError(f"AMI_PREFIX={prefix!r} holds characters unsafe in an S3 key: "
                        "use letters, digits and / - _ .")
+    if len(prefix) > MAX_PREFIX:
+        raise AmiError(f"AMI_PREFIX is {len(prefix)} characters long: at most {MAX_PREFIX} "
+                       "(it is part of every AMI's Registry tag, at most 256)")
     return Settings(
         root=root,
         sandbox=sandbox,

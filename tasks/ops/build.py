@@ -33,7 +33,7 @@ from ..core.decision import KEEP, REUSE, Verdict
 from ..core.digest import source_digest
 from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.graph import Graph
-from ..core.names import MANAGED_BY
+from ..core.names import MANAGED_BY, REGISTRY_TAG
 from ..core.outcome import Outcome
 from ..core.records import Record, save_local
 from ..core.settings import Settings
@@ -256,7 +256,8 @@ class Builder:
         variables = {**dict(image.vars), **build_variables(
             name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
             digest=digest, git=git, build_time=stamp, packer_version=version)}
-        tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY}
+        tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY,
+                REGISTRY_TAG: self.registry.identity()}
         with self.stager.prepared(name, variables, sandbox=settings.sandbox,
                                   endpoint=self.endpoint(), tags=tags, env=env) as job:
             self.console.phase(name, BUILDING)

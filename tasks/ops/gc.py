@@ -29,6 +29,7 @@ from ..core.clock import Clock
 from ..core.cloud import Ami
 from ..core.errors import AmiError, FAILED, INTERRUPTED
 from ..core.graph import Graph
+from ..core.names import REGISTRY_TAG
 from ..core.retention import (DEFAULTS, Candidate, Facts, Judgement, Policy, Retention,
                               hours_since)
 from ..core.settings import Settings
@@ -43,7 +44,8 @@ _LONG_AGO = datetime(1970, 1, 1, tzinfo=timezone.utc)     # an AMI EC2 gives no 
 def candidate(image: Ami) -> Candidate:
     return Candidate(ami=image.id, region=image.region, image=image.tags.get("Image", "?"),
                      created=image.created or _LONG_AGO, parent=image.tags.get("ParentAmi"),
-                     digest=image.tags.get("Digest", ""), snapshots=image.snapshots)
+                     digest=image.tags.get("Digest", ""), snapshots=image.snapshots,
+                     registry=image.tags.get(REGISTRY_TAG))
 
 
 @dataclass
@@ -106,6 +108,17 @@ class Collector:
 
     # -- the facts ------------------------------------------------------------
 
+    def recorded(self, candidates: tuple[Candidate, ...]) -> frozenset[str]:
+        """The candidates this registry's digest records name (the record of
+        the image and digest each is tagged with). A record that cannot be
+        read proves nothing."""
+        wanted = {(c.image, c.digest) for c in candidates
+                  if c.registry == self.registry.identity() and c.digest}
+        found = self.registry.by_digest(wanted, lenient=True)
+        return frozenset(c.ami for c in candidates
+                         if (record := found.get((c.image, c.digest))) is not None
+                         and c.ami in record.amis.values())
+
     def _in_use(self, region: str) -> tuple[dict[str, str], list[str]]:
         """AMI id -> what launches it (instances, launch template versions,
         launch configurations), and what could not be looked up: while
@@ -157,6 +170,7 @@ class Collector:
         shared = {c.ami: tuple(g.who for g in self.ec2.launch_grants(c.region, c.ami))
                   for c in candidates}
         return Facts(candidates=candidates, now=self.clock.now(),
+                     registry=self.registry.identity(), recorded=self.recorded(candidates),
                      current=self.current_amis(retired=retired),
                      held=frozenset(self.graph.names) | elsewhere,
                      revoked=frozenset(self.registry.revoked()), used=used, doubts=doubts,

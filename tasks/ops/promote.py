@@ -1,5 +1,9 @@
 """``doit promote``: point a channel at another channel's AMI of an image
-(or of every image), checked for every image before any moves, logged."""
+(or of every image), checked for every image before any moves, logged.
+
+Each image moves under the lock of the AMI's image and digest, the lock gc
+takes before it deletes an AMI: the AMI is looked up again under it, so a
+promotion never points a channel at an AMI gc deregistered meanwhile."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from ..core.records import save_local
 from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..state.checkout import Checkout
+from ..state.locks import Locks
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Promoter:
     registry: Registry
     ec2: Ec2
     git: Git
+    locks: Locks
     console: Console
 
     def promote(self, image: str, source: str, target: str) -> None:
@@ -53,13 +59,21 @@ class Promoter:
         active = self.checkout.channel()[0]
         registry = self.registry
         records = [registry.record_at(registry.current_key(source, n), n) for n in images]
-        found = self.ec2.describe(graph.region, {r.ami for r in records if r})
-        existing = {ami for ami, image in found.items() if image.available}
-        for name in images:         # every image checked before any moves
-            registry.promotion_plan(name, source, target, existing)
+        existing = self._existing({r.ami for r in records if r})
+        plans = {name: registry.promotion_plan(name, source, target, existing)[0]
+                 for name in images}            # every image checked before any moves
         for name in images:
-            promoted, replaced, current = registry.promote(name, source, target, who, existing)
+            record = plans[name]
+            with self.locks.held(name, record.digest,
+                                 lambda text: self.console.say(text, name)):
+                existing = self._existing({record.ami})        # gc may have been first
+                promoted, replaced, current = registry.promote(name, source, target, who,
+                                                               existing)
             if target == active:
                 save_local(self.settings.record_path(name), current.body())
             self.console.say(f"channel {target}: {replaced.ami if replaced else 'nothing'} -> "
                              f"{promoted.ami} (from {source}, by {who})", name)
+
+    def _existing(self, amis: set[str]) -> set[str]:
+        found = self.ec2.describe(self.graph.region, amis)
+        return {ami for ami, image in found.items() if image.available}

@@ -28,7 +28,7 @@ from ..core.cloud import Ami
 from ..core.errors import AmiError, BUG, FAILED
 from ..core.graph import Graph, Source
 from ..core.channels import MAIN
-from ..core.names import MANAGED_BY
+from ..core.names import MANAGED_BY, REGISTRY_TAG
 from ..core.records import Record, read_local, save_local
 from .checkout import Checkout
 
@@ -53,7 +53,8 @@ class Facts:
 _ABSENT = "absent"
 
 
-def vetting_problem(check: decision.AmiCheck, image: Ami | None) -> str | None:
+def vetting_problem(check: decision.AmiCheck, image: Ami | None,
+                    registry: str) -> str | None:
     """Why an AMI a record names is not usable (None: it is)."""
     region, ami, name, digest = check
     if image is None or not image.available:
@@ -65,6 +66,10 @@ def vetting_problem(check: decision.AmiCheck, image: Ami | None) -> str | None:
     if wrong:
         return (f"AMI {ami} ({region}) is not what the record says (tags {', '.join(wrong)}): "
                 "not this project's build of these inputs")
+    built_for = tags.get(REGISTRY_TAG)
+    if built_for is not None and built_for != registry:
+        return (f"AMI {ami} ({region}) was built for registry {built_for}, not this one "
+                f"({registry}): another team's AMI is never made current here")
     return None
 
 
@@ -213,7 +218,8 @@ class Lookup:
         wanted = [c for c in unknown if c[0] == region]
         found = self.ec2.describe(region, {c[1] for c in wanted}, own=True)
         now = self.clock.now()
-        results = {c[1]: vetting_problem(c, found.get(c[1])) for c in wanted}
+        results = {c[1]: vetting_problem(c, found.get(c[1]), self.registry.identity())
+                   for c in wanted}
         missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
         foreign = self.ec2.describe(region, missing) if missing else {}
         with self.lock:

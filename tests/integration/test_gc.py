@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from support.inproc import next_second
 from support.project import REGION, failed, ok
 
@@ -133,3 +135,44 @@ def test_promoting_a_channel_to_itself_is_refused(tree, aws):
     out = failed(tree.doit("promote", "-i", "base", "-f", "main", "-t", "main"))
     assert "promote: --from and --to are both channel main: nothing to promote" in out, out
     assert tree.objects() == before
+
+
+def _spot_fleet(aws, ami: str) -> None:
+    aws.ec2.request_spot_fleet(SpotFleetRequestConfig={
+        "IamFleetRole": "arn:aws:iam::123456789012:role/fleet", "TargetCapacity": 1,
+        "Type": "maintain", "AllocationStrategy": "lowestPrice",
+        "LaunchSpecifications": [{"ImageId": ami, "InstanceType": "t3.micro"}],
+    })
+
+
+def _spot_request(aws, ami: str) -> None:
+    aws.ec2.request_spot_instances(Type="persistent", InstanceCount=1, LaunchSpecification={
+        "ImageId": ami, "InstanceType": "t3.micro"})
+
+
+def _ec2_fleet(aws, ami: str) -> None:
+    template = aws.ec2.create_launch_template(LaunchTemplateName="fleet-base", LaunchTemplateData={
+        "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+    aws.ec2.create_fleet(Type="maintain", TargetCapacitySpecification={
+        "TotalTargetCapacity": 1, "DefaultTargetCapacityType": "on-demand"},
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": template, "Version": "1"}, "Overrides": [{"ImageId": ami}]}])
+
+
+@pytest.mark.parametrize("launcher, said", [(_spot_fleet, "Spot Fleet request sfr-"),
+                                            (_spot_request, "persistent Spot request sir-"),
+                                            (_ec2_fleet, "EC2 Fleet fleet-")])
+def test_an_ami_a_fleet_or_a_spot_request_launches_is_kept(tree, aws, launcher, said):
+    """Its instances interrupted (a Spot Fleet in maintain mode lost its AMI
+    that way): the fleet or request launches it again."""
+    amis = _two_generations(tree)
+    launcher(aws, amis["first"])
+    live = [i["InstanceId"] for r in aws.ec2.describe_instances()["Reservations"]
+            for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    if live:
+        aws.ec2.terminate_instances(InstanceIds=live)
+    dry = ok(tree.doit("gc", "--keep", "1", "--days", "0")).stdout
+    line = next(l for l in dry.splitlines() if l.split()[2:3] == [amis["first"]])
+    assert "keep" in line and f"referenced by {said}" in line, dry
+    ok(tree.doit("gc", "--keep", "1", "--days", "0", "--apply"))
+    assert _exists(aws, amis["first"])

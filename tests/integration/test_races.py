@@ -14,6 +14,7 @@ from support.inproc import Tree, build_all, next_second
 from support.project import current_ami, ok
 from tasks.adapters.fakes import ScriptedPacker
 from tasks.cli.compose import App
+from tasks.core.errors import AmiError
 
 FAST_LOCKS = {"AMI_LOCK_POLL_SECONDS": "0.05"}
 
@@ -132,3 +133,64 @@ def test_a_build_that_lost_its_lock_does_not_replace_a_newer_one(tree: Tree, aws
     assert current_ami(aws, "base") == newer, out_a.getvalue()
     assert re.search(r"\[base\] a build that started later \(" + newer + r", commit \w+\) is "
                      r"current; left it so", out_a.getvalue()), out_a.getvalue()
+
+
+def _feature_moves_on(tree: Tree, aws) -> tuple[str, dict]:
+    """main built, then web on channel feature: (feature's AMI, and the
+    settings that build on feature)."""
+    feature = {"AMI_CHANNEL": "feature"}
+    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    ok(tree.doit("amis"))
+    role.write_text(role.read_text() + "\nweb_first: 1\n")
+    tree.commit()
+    next_second()
+    ok(tree.doit("ami:web", env=feature))
+    return current_ami(aws, "web", "feature"), feature
+
+
+def test_gc_cannot_delete_an_ami_a_promotion_is_moving_to(tree: Tree, aws, proxy):
+    """promote holds the image's lock while it moves main: gc, finding the
+    lock held, keeps the AMI, and main never names a deregistered AMI."""
+    first, feature = _feature_moves_on(tree, aws)
+    publishing = proxy.hold(lambda r: r.method == "PUT" and "/promotions/web/" in r.path)
+    promoter, out = tree.run({"AWS_ENDPOINT_URL": proxy.url})
+    agent = Agent(lambda: promoter.promoter.promote("web", "feature", "main"))
+    agent.start()
+    assert publishing.arrived.wait(60), repr(agent.error)
+    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    role.write_text(role.read_text() + "\nweb_second: 1\n")      # feature moves on
+    tree.commit()
+    next_second()
+    ok(tree.doit("ami:web", env=feature))
+    collected = tree.doit("gc", "--keep", "1", "--days", "0", "--apply")
+    assert re.search(rf"{first} .*keep\s+.*in use by .*who holds its lock", collected.stdout), \
+        collected.stdout
+    publishing.release.set()
+    agent.done()
+    assert current_ami(aws, "web") == first and exists(aws, first), out.getvalue()
+
+
+def test_a_promotion_held_before_its_lock_refuses_an_ami_gc_deleted_meanwhile(tree: Tree,
+                                                                              aws, proxy):
+    """promote checked feature's AMI, then waited for the lock; meanwhile
+    feature moved on and gc deleted that AMI. Under the lock the promotion
+    looks again, finds it gone, and moves nothing."""
+    first, feature = _feature_moves_on(tree, aws)
+    before = current_ami(aws, "web")
+    locking = proxy.hold(lambda r: r.method == "PUT" and "/locks/web/" in r.path)
+    promoter, out = tree.run({"AWS_ENDPOINT_URL": proxy.url})
+    agent = Agent(lambda: promoter.promoter.promote("web", "feature", "main"))
+    agent.start()
+    assert locking.arrived.wait(60), repr(agent.error)
+    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    role.write_text(role.read_text() + "\nweb_second: 1\n")      # feature moves on
+    tree.commit()
+    next_second()
+    ok(tree.doit("ami:web", env=feature))
+    ok(tree.doit("gc", "--keep", "1", "--days", "0", "--apply"))
+    assert not exists(aws, first)
+    locking.release.set()
+    agent.join(60)
+    assert isinstance(agent.error, AmiError) and "no longer exists" in str(agent.error), \
+        (agent.error, out.getvalue())
+    assert current_ami(aws, "web") == before

@@ -143,7 +143,7 @@ def write_script(path: Path, text: str) -> Path:
 
 
 @dataclass
-class Project:
+class Project(Files):
     """A copy of the repository and a way to run doit in it."""
     path: Path
     env: dict[str, str]

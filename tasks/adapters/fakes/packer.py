@@ -18,6 +18,7 @@ from ..packer_output import Result, machine_log, stamped
 
 
 _DIGEST_TAG = re.compile(r'Digest\W+([0-9a-f]{64})')
+_REGISTRY_TAG = re.compile(r'Registry\W+(s3://[^"\\]+)')
 
 
 def runner_tags(template: Path, given: Mapping[str, str]) -> dict[str, str]:
@@ -28,8 +29,9 @@ def runner_tags(template: Path, given: Mapping[str, str]) -> dict[str, str]:
     paths = sorted(template.glob("*.json")) if template.is_dir() else [template]
     text = "".join(p.read_text() for p in paths)
     digest = _DIGEST_TAG.search(text)
+    registry = _REGISTRY_TAG.search(text)
     tags = {"Image": given["image"], "Digest": digest.group(1) if digest else "",
-            "ManagedBy": MANAGED_BY}
+            "ManagedBy": MANAGED_BY, **({"Registry": registry.group(1)} if registry else {})}
     for tag, var in (("ParentImage", "parent_image"), ("ParentAmi", "source_ami"),
                      ("Commit", "commit"), ("Branch", "branch"), ("BuildTime", "build_time")):
         if var in given:

@@ -1,7 +1,8 @@
 """gc's retention decision, without AWS: facts in, a judgement per AMI out.
 Examples for each reason an AMI stays, then properties over generated
-worlds: nothing launched, current, shared or in doubt is ever doomed, a
-survivor's parents survive, and at most --max go, oldest first."""
+worlds of several registries: nothing not proven this registry's, launched,
+current, shared or in doubt is ever doomed, a survivor's parents survive,
+and at most --max go, oldest first."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tasks.core.retention import Candidate, Facts, Policy, decide
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 REGIONS = ("eu-west-1", "us-east-1")
+OURS, THEIRS = "s3://acme-amis/teams/a/", "s3://acme-amis/teams/b/"
 
 
 def ami(n: int) -> str:
@@ -20,13 +22,17 @@ def ami(n: int) -> str:
 
 
 def candidate(n: int, days_old: float, image: str = "web", region: str = "eu-west-1",
-              parent: int | None = None) -> Candidate:
+              parent: int | None = None, registry: str | None = OURS) -> Candidate:
     return Candidate(ami(n), region, image, NOW - timedelta(days=days_old),
-                     ami(parent) if parent is not None else None, "d" * 64, (f"snap-{n}",))
+                     ami(parent) if parent is not None else None, "d" * 64, (f"snap-{n}",),
+                     registry)
 
 
 def facts(*candidates: Candidate, **kw) -> Facts:
-    return Facts(candidates=tuple(candidates), now=NOW,
+    """This registry's facts; every candidate is named by its records unless
+    ``recorded`` says which are."""
+    return Facts(candidates=tuple(candidates), now=NOW, registry=OURS,
+                 recorded=kw.pop("recorded", frozenset(c.ami for c in candidates)),
                  held=kw.pop("held", frozenset({"web", "base"})), **kw)
 
 
@@ -75,6 +81,20 @@ def test_a_survivors_parents_survive_all_the_way_up():
     assert "parent of kept ami-00000002" in reasons(judged, 1)
 
 
+def test_only_what_is_proven_this_registrys_may_go():
+    """Team B's AMIs in the same account, one this registry has no record of
+    (a forged tag), and one built before the Registry tag, all stay."""
+    world = facts(candidate(1, 100), candidate(2, 100, registry=THEIRS),
+                  candidate(3, 100), candidate(4, 100, registry=None), candidate(5, 1),
+                  recorded=frozenset({ami(1), ami(5)}))
+    judged = decide(world, Policy(keep=1, days=0, most=20))
+    assert [j.ami for j in judged.doomed] == [ami(1)]
+    assert reasons(judged, 2)[0] == f"built for registry {THEIRS}, not this one"
+    assert reasons(judged, 3)[0].startswith("no digest record of this registry names it")
+    assert reasons(judged, 4)[0].startswith("no Registry tag")
+    assert "among the newest 1 of web" in reasons(judged, 5)       # theirs are not ours to rank
+
+
 def test_an_image_nobody_holds_keeps_no_newest_and_is_marked_retired():
     judged = decide(facts(candidate(1, 100, "gone"), held=frozenset({"web"})),
                     Policy(keep=3, days=0, most=20))
@@ -94,11 +114,13 @@ def worlds(draw):
                               draw(st.sampled_from(images)),
                               NOW - timedelta(days=draw(st.integers(0, 60)),
                                               seconds=i),       # no two alike
-                              ami(parent) if parent else None, "d" * 64, ()))
+                              ami(parent) if parent else None, "d" * 64, (),
+                              draw(st.sampled_from([OURS, OURS, OURS, THEIRS, None]))))
     ids = [c.ami for c in made]
     some = st.lists(st.sampled_from(ids), unique=True, max_size=n)
     return Facts(
-        candidates=tuple(made), now=NOW,
+        candidates=tuple(made), now=NOW, registry=OURS,
+        recorded=frozenset(draw(st.lists(st.sampled_from(ids), unique=True))),
         current={a: "main" for a in draw(some)},
         held=frozenset(draw(st.lists(st.sampled_from(images), unique=True))),
         revoked=frozenset(draw(some)),
@@ -116,6 +138,9 @@ policies = st.builds(Policy, keep=st.integers(1, 4), days=st.sampled_from([0, 7,
 @given(worlds(), policies)
 def test_nothing_launched_current_shared_or_in_doubt_is_ever_doomed(world, policy):
     doomed = {j.ami for j in decide(world, policy).doomed}
+    proven = {c.ami for c in world.candidates
+              if c.registry == world.registry and c.ami in world.recorded}
+    assert doomed <= proven
     assert not doomed & set(world.used)
     assert not doomed & set(world.current)
     assert not doomed & set(world.shared)
@@ -145,7 +170,9 @@ def test_the_newest_k_of_a_held_image_and_anything_young_stay(world, policy):
             continue
         if (NOW - c.created).total_seconds() < policy.days * 86400:
             assert j.keep, c
+        mine = lambda o: o.registry == OURS and o.ami in world.recorded       # noqa: E731
         peers = sorted((o for o in world.candidates if (o.image, o.region) == (c.image, c.region)
-                        and o.ami not in world.revoked), key=lambda o: o.created, reverse=True)
+                        and o.ami not in world.revoked and mine(o)),
+                       key=lambda o: o.created, reverse=True)
         if c.image in world.held and c in peers[:policy.keep]:
             assert f"among the newest {policy.keep} of {c.image}" in j.keep

@@ -4,11 +4,13 @@ worlds of AMIs, records, instances, launch templates and shares."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support.fakes import FakeTree
@@ -16,19 +18,30 @@ from tasks.core.cloud import Grant
 from tasks.core.records import Record
 
 NOW = datetime.now(timezone.utc)
-TAGS = {"ManagedBy": "amis-doit", "Digest": "d" * 64}
+REGISTRY = "s3://memory/"                      # FakeTree's: a MemoryStore, no prefix
 
 
 def managed(tree: FakeTree, image: str, days_old: int, region: str = "eu-west-1",
-            parent: str | None = None) -> str:
-    tags = {**TAGS, "Image": image, **({"ParentAmi": parent} if parent else {})}
-    return tree.ec2.add_ami(region, tags=tags, created=NOW - timedelta(days=days_old)).id
+            parent: str | None = None, registry: str | None = REGISTRY,
+            recorded: bool = True) -> str:
+    """An AMI this tool built: tagged, and (``recorded``) named by the digest
+    record of its image and digest."""
+    digest = hashlib.sha256(f"{image}{days_old}{len(tree.ec2.images)}".encode()).hexdigest()
+    tags = {"ManagedBy": "amis-doit", "Image": image, "Digest": digest,
+            **({"Registry": registry} if registry else {}),
+            **({"ParentAmi": parent} if parent else {})}
+    ami = tree.ec2.add_ami(region, tags=tags, created=NOW - timedelta(days=days_old)).id
+    if recorded:
+        record = Record(image=image, region=region, amis={region: ami}, digest=digest)
+        tree.store.put(f"digests/{image}/{digest}.json", record.body())
+    return ami
 
 
 def current(tree: FakeTree, image: str, ami: str, channel: str = "main") -> None:
     app, _ = tree.run()
+    digest = tree.ec2.ami("eu-west-1", ami).tags["Digest"]
     app.registry.publish(Record(image=image, region="eu-west-1", amis={"eu-west-1": ami},
-                                digest="d" * 64), channel, new_build=True)
+                                digest=digest), channel, new_build=True)
 
 
 def test_gather_finds_what_launches_each_ami_as_ec2_would(tree):
@@ -61,14 +74,15 @@ def test_a_reference_that_cannot_be_read_puts_its_region_in_doubt(tree):
 
 @st.composite
 def worlds(draw):
-    """(image, days old, parent index or None, current?, launched?, shared?) per AMI."""
+    """(image, days old, parent index or None, current?, launched?, shared?, whose) per AMI."""
     n = draw(st.integers(1, 8))
     amis = []
     for i in range(n):
         amis.append((draw(st.sampled_from(["base", "web", "gone"])), draw(st.integers(0, 40)),
                      draw(st.one_of(st.none(), st.integers(0, i - 1))) if i else None,
                      draw(st.booleans()), draw(st.sampled_from([None, "instance", "template"])),
-                     draw(st.booleans())))
+                     draw(st.booleans()),
+                     draw(st.sampled_from(["ours", "ours", "ours", "theirs", "unrecorded"]))))
     return amis
 
 
@@ -79,8 +93,12 @@ def test_apply_deletes_exactly_what_the_dry_run_said_and_nothing_in_use(world, k
         tree = FakeTree.example(Path(scratch) / "repo")
         made: list[str] = []
         in_use: set[str] = set()
-        for i, (image, age, parent, is_current, launched, shared) in enumerate(world):
-            ami = managed(tree, image, age, parent=made[parent] if parent is not None else None)
+        for i, (image, age, parent, is_current, launched, shared, whose) in enumerate(world):
+            ami = managed(tree, image, age, parent=made[parent] if parent is not None else None,
+                          registry="s3://memory/b/" if whose == "theirs" else REGISTRY,
+                          recorded=whose == "ours")
+            if whose != "ours":
+                in_use.add(ami)                # not proven ours: never deleted
             made.append(ami)
             if is_current and image != "gone":
                 current(tree, image, ami, channel=f"c{i}")
@@ -103,3 +121,36 @@ def test_apply_deletes_exactly_what_the_dry_run_said_and_nothing_in_use(world, k
         assert deleted == planned, out.getvalue()
         assert not deleted & in_use
         assert len(deleted) <= most
+
+
+def test_another_registrys_ami_in_the_account_is_kept_and_said(tree):
+    """Two teams in one account (one bucket, two prefixes): team A's gc keeps
+    every AMI of team B, however old, and says whose it is."""
+    theirs = [managed(tree, "web", 100 + n, registry="s3://memory/teams/b/", recorded=False)
+              for n in range(3)]
+    unrecorded = managed(tree, "web", 90, recorded=False)
+    untagged = managed(tree, "web", 80, registry=None)
+    ours = [managed(tree, "web", 50 + n) for n in range(3)]
+    app, out = tree.run()
+    app.collector.collect(apply=True, keep=1, days=0, most=20, leftover_hours=6)
+    deleted = {c[2] for c in tree.ec2.calls if c[0] == "deregister"}
+    assert deleted == set(ours[1:]), out.getvalue()
+    text = out.getvalue()
+    for ami in theirs:
+        assert re.search(rf"{ami} .*keep\s+built for registry s3://memory/teams/b/, not this one",
+                         text), text
+    assert re.search(rf"{unrecorded} .*keep\s+no digest record of this registry names it", text)
+    assert re.search(rf"{untagged} .*keep\s+no Registry tag", text)
+
+
+@pytest.mark.parametrize("kind", ["Spot Fleet request", "persistent Spot request", "EC2 Fleet"])
+def test_an_ami_a_fleet_or_spot_request_launches_is_kept(tree, kind):
+    """A Spot Fleet in maintain mode whose instances were interrupted still
+    launches its AMI: it is in use with no instance running."""
+    old = managed(tree, "web", 100)
+    managed(tree, "web", 50)
+    tree.ec2.add_launcher("eu-west-1", kind, "sfr-1", old)
+    app, out = tree.run()
+    app.collector.collect(apply=True, keep=1, days=0, most=20, leftover_hours=6)
+    assert not [c for c in tree.ec2.calls if c[0] == "deregister"], out.getvalue()
+    assert re.search(rf"{old} .*keep\s+referenced by {kind} sfr-1", out.getvalue())
