@@ -6,7 +6,9 @@ Under ``$AMI_PREFIX`` in the bucket:
   in that channel (``main`` for the default branch, else the branch's)
 - ``channels/<channel>/<image>.txt``   just its AMI id in the main region
 - ``digests/<image>/<digest>.json``  every record ever built, by content
-  digest, shared by all channels
+  digest, shared by all channels (the latest build of each digest)
+- ``built/<ami>.json``  each AMI this registry built, in every region: what
+  gc may delete once it is also tagged for this registry
 - ``promotions/<image>/<time>-<id>.json``  who promoted what, when
 - ``locks/<image>/<digest>.json``  who is building (see ``state.locks``)
 
@@ -97,6 +99,15 @@ class Registry:
 
     def digest_key(self, image: str, digest: str) -> str:
         return self.key("digests", image, f"{digest}.json")
+
+    def built_key(self, ami: str) -> str:
+        return self.key("built", f"{ami}.json")
+
+    def built(self) -> set[str]:
+        """Every AMI this registry built (one listing)."""
+        prefix = self.key("built") + "/"
+        return {key[len(prefix):-len(".json")] for key in self.listing(prefix)
+                if key.endswith(".json")}
 
     def attestation_key(self, image: str, digest: str, ami: str) -> str:
         """Where the signed statement of an AMI is kept: beside its digest record."""
@@ -314,6 +325,11 @@ class Registry:
         slower build of other inputs): that one stays current."""
         body = record.body()
         if new_build:
+            if record.source is None:               # ours: the source image is not
+                for region, ami in record.amis.items():
+                    self.put(self.built_key(ami), json.dumps(
+                        {"ami": ami, "region": region, "image": record.image,
+                         "digest": record.digest}, sort_keys=True).encode())
             self.put(self.digest_key(record.image, record.digest), body)
         key = self.current_key(channel, record.image)
         for _ in range(10):

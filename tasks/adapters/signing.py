@@ -110,18 +110,22 @@ def sign(payload: bytes, payload_type: str, with_: Any) -> bytes:
 
 
 def public_key(setting: str, root: Path, kms: Kms, sandbox: bool = False) -> Any:
-    """The key a signature is checked with: a PEM file (``file:`` or a
-    path), else the KMS key's public half (kms:GetPublicKey)."""
+    """The key a signature is checked with: the PEM file ``file:<path>``
+    names, else the KMS key's public half (kms:GetPublicKey). A KMS key id,
+    ARN or alias is never read as a path, whatever the checkout holds there."""
+    if setting.startswith(FILE):
+        return pem_public_key(root / setting[len(FILE):], f"AMI_SIGNING_KEY={setting}")
     if sandbox and setting == SANDBOX_KEY:
         kms.ensure_key(SANDBOX_KEY)
-    raw = setting[len(FILE):] if setting.startswith(FILE) else setting
-    path = root / raw
-    if setting.startswith(FILE) or path.is_file():
-        try:
-            return _key_from_pem(path.read_bytes(), str(path))
-        except OSError as err:
-            raise AmiError(f"{path}: cannot read the key ({err.strerror})") from None
     return KmsSigner(setting, kms).public_key
+
+
+def pem_public_key(path: Path, what: str) -> Any:
+    """A PEM public (or unencrypted private) key file's public key."""
+    try:
+        return _key_from_pem(path.read_bytes(), str(path))
+    except OSError as err:
+        raise AmiError(f"{what}: cannot read {path} ({err.strerror})") from None
 
 
 def opened(envelope: bytes, key: Any, where: str) -> bytes:

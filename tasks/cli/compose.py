@@ -36,6 +36,7 @@ from ..core.digest import Hasher
 from ..core.graph import Graph, load_graph
 from ..core.once import Once
 from ..core.settings import Settings, load_settings
+from ..state.attestations import Attestations
 from ..state.checkout import Checkout
 from ..state.locks import Locks, owner
 from ..state.lookup import Lookup
@@ -165,9 +166,13 @@ class App:
 
     @service
     def lookup(self) -> Lookup:
+        settings = self.settings
+        attestations = Attestations(self.registry, lambda: self.signer().public_key,
+                                    settings.state / "attested.json") \
+            if settings.signing_key else None
         return Lookup(self.graph, self.checkout, self.registry, self.ec2, self.clock,
-                      self.settings.records, sandbox=self.settings.sandbox,
-                      bucket=self.settings.bucket)
+                      settings.records, sandbox=settings.sandbox, bucket=settings.bucket,
+                      attestations=attestations)
 
     @service
     def locks(self) -> Locks:
@@ -238,7 +243,7 @@ class App:
     def verifier(self) -> Verifier:
         from ..ops.verify import Verifier
         return Verifier(self.graph, self.settings, self.checkout, self.registry, self.ec2,
-                        self.kms, self.git, self.console)
+                        self.kms, self.git, self.clock, self.console)
 
 
 def compose(settings: Settings, graph: Graph, **given: Any) -> App:

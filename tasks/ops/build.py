@@ -105,6 +105,8 @@ class Builder:
             # A failed write (or a hand edit) left the plain-text id behind its record.
             record = self.lookup.record(name)
             assert record is not None
+            if not self.lookup.usable(record):
+                continue                # the build this run makes is published instead
             self.registry.write_id(channel, record)
             self.say(f"repaired {self.registry.url(self.registry.id_key(channel, name))}: it now "
                      f"says {record.ami}, as the record does", name)
@@ -123,7 +125,7 @@ class Builder:
         """A failed PutParameter (or a hand edit) left an SSM parameter behind its
         record: each run leaves SSM saying what the records say."""
         records = [r for name in self.graph.images
-                   if (r := self.lookup.record(name)) is not None]
+                   if (r := self.lookup.record(name)) is not None and self.lookup.usable(r)]
         wanted = {name: r for r in records
                   if (name := self.registry.ssm_name(channel, r.image))}
         if not wanted:

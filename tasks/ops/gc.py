@@ -109,15 +109,17 @@ class Collector:
     # -- the facts ------------------------------------------------------------
 
     def recorded(self, candidates: tuple[Candidate, ...]) -> frozenset[str]:
-        """The candidates this registry's digest records name (the record of
-        the image and digest each is tagged with). A record that cannot be
-        read proves nothing."""
-        wanted = {(c.image, c.digest) for c in candidates
-                  if c.registry == self.registry.identity() and c.digest}
-        found = self.registry.by_digest(wanted, lenient=True)
-        return frozenset(c.ami for c in candidates
-                         if (record := found.get((c.image, c.digest))) is not None
-                         and c.ami in record.amis.values())
+        """The candidates this registry records as built: under ``built/``,
+        or (built before it kept that) named by the digest record of the
+        image and digest each is tagged with. A record that cannot be read
+        proves nothing."""
+        ours = [c for c in candidates if c.registry == self.registry.identity()]
+        built = self.registry.built() if ours else set()
+        wanted = {(c.image, c.digest) for c in ours if c.ami not in built and c.digest}
+        found = self.registry.by_digest(wanted, lenient=True) if wanted else {}
+        return frozenset(c.ami for c in ours
+                         if c.ami in built or ((record := found.get((c.image, c.digest)))
+                                               is not None and c.ami in record.amis.values()))
 
     def _in_use(self, region: str) -> tuple[dict[str, str], list[str]]:
         """AMI id -> what launches it (instances, launch template versions,
@@ -149,7 +151,7 @@ class Collector:
                     continue
             if image:
                 used.setdefault(image, f"referenced by {by}")
-        for launcher in listed("launch configurations", self.ec2.launchers):
+        for launcher in listed("launch configurations, Spot requests and fleets", self.ec2.launchers):
             used.setdefault(launcher.image, f"referenced by {launcher.kind} {launcher.name}")
         return used, doubts
 

@@ -15,7 +15,6 @@ envelope digest the child's statement names.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import dataclass, replace
@@ -27,12 +26,13 @@ from ..adapters.ec2 import Ec2
 from ..adapters.git import Git
 from ..adapters.kms import Kms
 from ..adapters.registry import Registry, revoked_by
-from ..core import provenance
+from ..core.clock import Clock
 from ..core.cloud import Ami
 from ..core.digest import changed_inputs, image_digest
 from ..core.errors import FAILED, AmiError
 from ..core.graph import Graph, load_graph
 from ..core.settings import Settings
+from ..state.attestations import statement
 from ..state.checkout import MACHINE_SETTINGS, Checkout
 from .targets import chosen_ami
 
@@ -120,17 +120,20 @@ class Verifier:
     ec2: Ec2
     kms: Kms
     git: Git
+    clock: Clock
     console: Console
 
     def verify(self, ami: str, image: str, key: str, worktree: bool) -> None:
         ami = chosen_ami(self.registry, self.checkout, self.settings, "verify", ami, image,
                          self.graph.images)
-        setting = key or self.settings.signing_key
-        if not setting:
+        if key:
+            public = signing.pem_public_key(self.settings.root / key, f"verify --key={key}")
+        elif self.settings.signing_key:
+            public = signing.public_key(self.settings.signing_key, self.settings.root, self.kms,
+                                        self.settings.sandbox)
+        else:
             raise AmiError("verify: no key to check signatures with: give --key <public key "
                            "PEM> or set AMI_SIGNING_KEY")
-        public = signing.public_key(setting, self.settings.root, self.kms,
-                                    self.settings.sandbox)
         revoked = self.registry.revoked()
         step: _Step | None = self._first(image, ami)
         with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
@@ -173,35 +176,26 @@ class Verifier:
         found = step.found or self.ec2.describe(step.region, [step.ami]).get(step.ami)
         if found is None:
             raise _fail(step, f"no such AMI in {step.region}")
+        # EC2 is the second witness of a revocation, should its object be deleted.
+        if found.state != "available":
+            raise _fail(step, f"it is {found.state} in EC2 ({step.region})")
+        if found.deprecated_at is not None and found.deprecated_at <= self.clock.now():
+            raise _fail(step, f"it is deprecated in EC2 since "
+                              f"{found.deprecated_at.isoformat(timespec='seconds')}")
         tags = found.tags
         image, digest, sha = tags.get("Image", ""), tags.get("Digest", ""), tags.get(
             "Provenance")
         if step.image and image != step.image:
             raise _fail(step, f"its Image tag says {image!r}")
         step = _Step(image, step.ami, step.region, step.envelope_sha)
-        if not sha:
-            raise _fail(step, "unsigned: it has no Provenance tag (built without AMI_SIGNING_KEY)")
-        if step.envelope_sha and sha != step.envelope_sha:
-            raise _fail(step, f"its Provenance tag {sha[:12]} is not the statement its child names "
-                              f"({step.envelope_sha[:12]})")
-        where = self.registry.attestation_key(image, digest, step.ami)
-        got = self.registry.get(where)
-        if got is None:
-            raise _fail(step, f"no signed statement at {self.registry.url(where)}")
-        envelope = got[0]
-        if provenance.envelope_digest(envelope) != sha:
-            raise _fail(step, f"the statement at {self.registry.url(where)} was changed: it does not "
-                              f"hash to the AMI's Provenance tag {sha[:12]}")
-        payload = signing.opened(envelope, key, self.registry.url(where))
+        if step.envelope_sha and sha and sha != step.envelope_sha:
+            raise _fail(step, f"its Provenance tag {sha[:12]} is not the statement its child "
+                              f"names ({step.envelope_sha[:12]})")
         try:
-            link = provenance.link(json.loads(payload))
-        except ValueError as err:
-            raise _fail(step, f"its statement is not one this tool writes ({err})") from None
-        if link.amis.get(step.region) != step.ami:
-            raise _fail(step, f"the signed statement is of {', '.join(link.amis.values())}, not "
-                              "this AMI (tags copied from another AMI?)")
-        if image_digest(link.inputs, link.parent_ami, link.settings) != link.digest or \
-                link.digest != digest:
+            link = statement(self.registry, key, image, digest, step.ami, step.region, sha)
+        except AmiError as err:
+            raise _fail(step, str(err)) from None
+        if image_digest(link.inputs, link.parent_ami, link.settings) != link.digest:
             raise _fail(step, "its statement's inputs, parent and settings do not hash to its "
                               "digest")
         against = trees.name(link.commit)

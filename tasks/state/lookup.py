@@ -30,6 +30,7 @@ from ..core.graph import Graph, Source
 from ..core.channels import MAIN
 from ..core.names import MANAGED_BY, REGISTRY_TAG
 from ..core.records import Record, read_local, save_local
+from .attestations import Attestations
 from .checkout import Checkout
 
 
@@ -89,8 +90,10 @@ def resolve_source(ec2: Ec2, source: Source, region: str, sandbox: bool) -> tupl
 
 class Lookup:
     def __init__(self, graph: Graph, checkout: Checkout, registry: Registry, ec2: Ec2,
-                 clock: Clock, records: Path, *, sandbox: bool, bucket: str) -> None:
+                 clock: Clock, records: Path, *, sandbox: bool, bucket: str,
+                 attestations: Attestations | None = None) -> None:
         self.graph = graph
+        self.attestations = attestations        # with AMI_SIGNING_KEY: keep only what it proves
         self.bucket = bucket
         self.checkout = checkout
         self.registry = registry
@@ -220,6 +223,11 @@ class Lookup:
         now = self.clock.now()
         results = {c[1]: vetting_problem(c, found.get(c[1]), self.registry.identity())
                    for c in wanted}
+        if self.attestations is not None:
+            for _, ami, name, digest in wanted:
+                if results[ami] is None:
+                    results[ami] = self.attestations.problem(
+                        name, digest, ami, region, found[ami].tags.get("Provenance"))
         missing = sorted(a for a, why in results.items() if why == _ABSENT and a not in found)
         foreign = self.ec2.describe(region, missing) if missing else {}
         with self.lock:

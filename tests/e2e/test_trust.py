@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 
 from support.project import BUCKET, IMAGES, REGION, Project, copy_project, ok, sandbox_env
@@ -56,3 +57,50 @@ def test_gc_in_a_shared_account_deletes_only_its_own_registrys_amis(
     b.reset_count()
     plan = ok(b.doit("plan")).stdout
     assert "nothing to build" in plan and "no longer exists" not in plan, plan
+
+
+SIGNED = {"AMI_SIGNING_KEY": "alias/amis-sandbox", "AMI_SSM_PREFIX": "/amis"}
+
+
+def test_a_forged_ami_under_signing_is_neither_kept_nor_repaired_into_txt_or_ssm(project, aws):
+    """An attacker with the bucket and ec2:CreateTags makes an AMI, gives it
+    web's tags (its Provenance tag too), copies web's envelope under it and
+    rewrites main's record, .txt and SSM parameter to name it."""
+    ok(project.doit("amis", env=SIGNED))
+    record = json.loads(aws.objects()["channels/main/web.json"])
+    real = record["amis"][REGION]
+    instance = aws.ec2.run_instances(ImageId="ami-03cf127a", MinCount=1, MaxCount=1,
+                                     InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    forged = aws.ec2.create_image(InstanceId=instance, Name="forged")["ImageId"]
+    tags = aws.ec2.describe_images(ImageIds=[real])["Images"][0]["Tags"]
+    aws.ec2.create_tags(Resources=[forged], Tags=tags)
+    envelope = f"digests/web/{record['digest']}.{real}.dsse.json"
+    aws.s3.copy_object(Bucket=BUCKET, Key=envelope.replace(real, forged),
+                       CopySource={"Bucket": BUCKET, "Key": envelope})
+    bad = {**record, "amis": {**record["amis"], REGION: forged}}
+    aws.s3.put_object(Bucket=BUCKET, Key="channels/main/web.json", Body=json.dumps(bad))
+    aws.s3.put_object(Bucket=BUCKET, Key="channels/main/web.txt", Body=b"ami-00000000\n")
+
+    done = ok(project.doit("amis", env=SIGNED))
+    assert f"repaired s3://{BUCKET}/channels/main/web.txt" not in done.stdout
+    now = json.loads(aws.objects()["channels/main/web.json"])["amis"][REGION]
+    assert now == real, done.stdout                          # the genuine AMI, reused by digest
+    assert aws.objects()["channels/main/web.txt"].decode().strip() == real
+    ssm = boto3.client("ssm", endpoint_url=aws.url, region_name=REGION,
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    assert ssm.get_parameter(Name="/amis/main/web")["Parameter"]["Value"] == real
+    assert re.search(rf"\[web\] reused {real} by digest", done.stdout), done.stdout
+
+
+def test_a_file_at_the_signing_keys_alias_path_is_not_a_key(project, aws):
+    """A branch that commits alias/amis-sandbox with its own public key does
+    not choose the key doit verify trusts: AMI_SIGNING_KEY names KMS."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    ok(project.doit("amis", env=SIGNED))
+    planted = project.path / "alias/amis-sandbox"
+    planted.parent.mkdir()
+    planted.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    verified = ok(project.doit("verify", "-i", "web", "--worktree", env=SIGNED))
+    assert verified.stdout.count("signature ok") == 2, verified.stdout

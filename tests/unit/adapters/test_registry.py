@@ -47,17 +47,21 @@ def record(image: str = "web", ami: str = "ami-0000000a", digest: str = "a" * 64
                   build_started=started)
 
 
-def test_publishing_writes_the_digest_copy_first_then_the_pointer_and_its_id():
+def test_publishing_marks_the_ami_built_then_writes_the_digest_copy_the_pointer_and_its_id():
     store = MemoryStore()
     written: list[str] = []
     store.before.append(lambda op, key: written.append(key) if op == "put" else None)
     ssm = FakeSsm()
     registry = Registry(store, "teams/x/", "/amis", ssm)
     registry.publish(record(), "main", new_build=True)
-    assert written == [f"teams/x/digests/web/{'a' * 64}.json", "teams/x/channels/main/web.json",
-                       "teams/x/channels/main/web.txt"]
+    assert written == ["teams/x/built/ami-0000000a.json", f"teams/x/digests/web/{'a' * 64}.json",
+                       "teams/x/channels/main/web.json", "teams/x/channels/main/web.txt"]
     assert store.objects["teams/x/channels/main/web.txt"] == b"ami-0000000a\n"
     assert ssm.params == {("eu-west-1", "/amis/main/web"): ["ami-0000000a"]}
+    source = Record(image="centos", region="eu-west-1", amis={"eu-west-1": "ami-bb9a6bc2"},
+                    digest="0" * 64, source={"ami": "ami-bb9a6bc2", "resolved": "pinned"})
+    registry.publish(source, "main", new_build=True)
+    assert registry.built() == {"ami-0000000a"}                  # the source is not ours
 
 
 def test_a_pull_lists_once_and_fetches_only_what_differs_from_the_local_copies():
