@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from ..core.clock import Clock
 from ..core.errors import AmiError, FAILED
+from ..core.names import AMI_RE
 from ..core.records import Promotion, Record
 from ..core.text import did_you_mean
 from .s3 import Conflict, Store
@@ -66,6 +67,8 @@ class Pulled:
 def revoked_by(note: dict[str, str], caller: bool = True) -> str:
     """A revocation in words: ``revoked by who (AWS caller) at when: why``
     (a plan's row leaves out the caller)."""
+    if note.get("malformed"):
+        return f"revoked: {note.get('reason')}"
     arn = f" ({note['caller']})" if caller and note.get("caller") else ""
     return (f"revoked by {note.get('by')}{arn} at {note.get('at')}: "
             f"{note.get('reason')}")
@@ -228,19 +231,43 @@ class Registry:
         return self.key("revocations", f"{ami}.json")
 
     def revoked(self) -> dict[str, dict[str, str]]:
-        """Every revoked AMI: id -> its revocation (by, at, reason, with)."""
+        """Every revoked AMI: id -> its revocation (by, at, reason, with).
+
+        An AMI is revoked by the object at its own key. One that is not a
+        revocation of that AMI (not JSON, not a mapping, naming another AMI)
+        still revokes it: it cannot be proved not to, and the note says why
+        and how to clear it. It never revokes the AMI its body names."""
         found = {}
+        prefix = self.key("revocations") + "/"
         listed, self._revocations = self._revocations, None       # fresh once, then listed anew
-        for key in listed if listed is not None else self.listing(self.key("revocations") + "/"):
-            got = self.get(key)
-            if got is not None:
-                try:
-                    note = json.loads(got[0])
-                except ValueError:
-                    raise AmiError(f"{self.url(key)}: not valid JSON: restore it or revoke "
-                                   "the AMI again", FAILED) from None
-                found[str(note.get("ami"))] = note
+        for key in listed if listed is not None else self.listing(prefix):
+            ami = key[len(prefix):].removesuffix(".json")
+            if not AMI_RE.fullmatch(ami) or not key.endswith(".json"):
+                continue                                # not about an AMI
+            note = self.revocation_of(ami)
+            if note is not None:
+                found[ami] = note
         return found
+
+    def revocation_of(self, ami: str) -> dict[str, str] | None:
+        """The revocation of one AMI, read now (None: it is not revoked)."""
+        key = self.revocation_key(ami)
+        got = self.get(key)
+        if got is None:
+            return None
+        try:
+            note = json.loads(got[0])
+            problem = "" if isinstance(note, dict) else f"a JSON {type(note).__name__}"
+        except ValueError:
+            note, problem = {}, "not valid JSON"
+        if not problem and note.get("ami") != ami:
+            problem = f"it names {note.get('ami')!r}"
+        if problem:
+            note = {"ami": ami, "malformed": "true",
+                    "reason": f"{self.url(key)} is not a revocation this tool writes "
+                              f"({problem}); it is taken as revoking {ami}: restore it, or "
+                              f"doit revoke --undo -a {ami}"}
+        return {str(k): str(v) for k, v in note.items()}
 
     def revoke(self, note: dict[str, str]) -> None:
         """Record a revocation, and the log entry that says who made it."""

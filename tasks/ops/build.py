@@ -25,7 +25,7 @@ from ..adapters.console import BUILDING, VALIDATING, Console, elapsed
 from ..adapters.ec2 import Ec2
 from ..adapters.packer import PackerRunner
 from ..adapters.packer_output import PHASE_ORDER, Masker, Result, phase_of
-from ..adapters.registry import Registry
+from ..adapters.registry import Registry, revoked_by
 from ..adapters.signals import Interrupts
 from ..adapters.ssm import Ssm
 from ..core.clock import Clock
@@ -325,6 +325,12 @@ class Builder:
                 if self.settings.signing_key:
                     self.console.phase(name, "signing")
                 record = self.attester.sign(record, log, self.lookup.record(parent.image))
+                # Looked at again just before publishing: revoked while this built?
+                revoked = self.registry.revocation_of(parent.ami)
+                if revoked is not None:
+                    raise AmiError(f"image {name}: its parent {parent.image} {parent.ami} was "
+                                   f"{revoked_by(revoked)} while {name} built; nothing "
+                                   f"published: run again to build on its replacement", FAILED)
             except AmiError:
                 removed = postbuild.discard(self.ec2, name, digest, started, made)
                 if removed:

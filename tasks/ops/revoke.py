@@ -37,9 +37,10 @@ from ..state.checkout import Checkout
 from .targets import chosen_ami
 
 
-def descendants(records: list[Record], ami: str) -> list[Record]:
-    """Every record built on ``ami``, or on what was built on it, parents first."""
-    out, frontier, seen = [], {ami}, {ami}
+def descendants(records: list[Record], amis: set[str]) -> list[Record]:
+    """Every record built on one of ``amis`` (an image's AMIs, in every
+    region), or on what was built on those, parents first."""
+    out, frontier, seen = [], set(amis), set(amis)
     while frontier:
         children = [r for r in records if r.parent and r.parent.get("ami") in frontier
                     and r.ami not in seen]
@@ -139,11 +140,18 @@ class Revoker:
 
     def _chain(self, target: str, reason: str) -> list[tuple[str, str, str, str]]:
         """(region, AMI, image, why) of the target, in every region, and of
-        everything built on it."""
-        records = self.registry.digest_records()
+        everything built on it: found from the target's record whichever
+        region's copy was named. A digest record that cannot be read is said
+        and left out; it does not stop the rest being revoked."""
+        problems: list[str] = []
+        records = self.registry.digest_records(problems)
+        for problem in problems:
+            self.console.say(f"skipped {problem}")
         by_ami = {a: r for r in records for a in r.amis.values()}
+        owner = by_ami.get(target)
+        start = set(owner.amis.values()) if owner else {target}
         found = []
-        for record in [by_ami.get(target)] + descendants(records, target):
+        for record in [owner] + descendants(records, start):
             amis = record.amis if record is not None else {self.graph.region: target}
             own = record is None or record.ami == target or target in record.amis.values()
             for region, each in sorted(amis.items()):

@@ -104,3 +104,21 @@ def test_a_file_at_the_signing_keys_alias_path_is_not_a_key(project, aws):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     verified = ok(project.doit("verify", "-i", "web", "--worktree", env=SIGNED))
     assert verified.stdout.count("signature ok") == 2, verified.stdout
+
+
+def test_revoking_a_parents_copy_in_a_second_region_revokes_what_is_built_on_it(project, aws):
+    graph = project.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace(
+        "  base:\n    parent: centos\n",
+        "  base:\n    parent: centos\n    regions: [eu-west-1, us-east-1]\n"))
+    ok(project.doit("amis"))
+    base = json.loads(aws.objects()["channels/main/base.json"])["amis"]
+    said = ok(project.doit("revoke", "-a", base["us-east-1"], "-r", "CVE-2026-0002")).stdout
+    revoked = {k.split("/")[1][:-len(".json")] for k in aws.objects()
+               if k.startswith("revocations/")}
+    everything = {a for image in IMAGES
+                  for a in json.loads(aws.objects()[f"channels/main/{image}.json"])["amis"].values()}
+    assert revoked == everything, said
+    project.reset_count()
+    ok(project.doit("amis"))
+    assert sorted(project.packer_builds()) == sorted(IMAGES)
