@@ -64,14 +64,71 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# Far beyond any real playbook or amis.yaml; what is past them is refused
+# before anything walks it (an alias bomb, a loop of aliases).
+MAX_YAML_DEPTH = 100
+MAX_YAML_VALUES = 1_000_000
+
+
+def load_bounded(text: str, loader: type, shown: object) -> Any:
+    """``yaml.load`` with ``loader``, refusing what no walk could finish:
+    nesting past :data:`MAX_YAML_DEPTH`, an alias that contains itself, or
+    aliases that expand to more than :data:`MAX_YAML_VALUES` values."""
+    parser = loader(text)
+    try:
+        node = parser.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node, shown)
+        return parser.construct_document(node)
+    finally:
+        parser.dispose()
+
+
+def _check_bounds(root: yaml.Node, shown: object) -> None:
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if finished:
+            on_path.discard(key)
+            below = children(node)
+            size[key] = 1 + sum(size[id(n)] for n in below)
+            depth[key] = 1 + max((depth[id(n)] for n in below), default=0)
+            if depth[key] > MAX_YAML_DEPTH:
+                raise AmiError(f"{shown}: line {line}: nested more than {MAX_YAML_DEPTH} deep: "
+                               "flatten it")
+            if size[key] > MAX_YAML_VALUES:
+                raise AmiError(f"{shown}: its aliases (*name) expand to more than "
+                               f"{MAX_YAML_VALUES:,} values: write it with fewer aliases")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise AmiError(f"{shown}: line {line}: an alias (*name) inside the value it names, "
+                           "a loop: remove the alias")
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(n, False) for n in children(node)]
+
+
 def load_yaml(path: Path, what: str) -> Any:
     """Parse a YAML file; a missing or malformed file, or a duplicate key, is
     an AmiError naming it."""
     text = read_text(path, what, path)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return load_bounded(text, _UniqueKeyLoader, path)
     except AmiError as err:
-        raise AmiError(f"{path}: {err}") from None
+        raise err if str(err).startswith(f"{path}:") else AmiError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise yaml_error(err, path) from None
 

@@ -8,9 +8,10 @@ from ..core.errors import AmiError
 from . import packer_json
 from .hcl import config as hcl_config, effective as hcl_effective
 from .hcl.parse import SUFFIXES, VAR_FILE_SUFFIXES, parse, var_file_values
+from .hcl.syntax import texts
 from .kinds import NEEDS_COMMUNICATOR
 from .repo import Repo
-from .template import Parse, Template
+from .template import Parse, Template, env_names
 
 
 def load(repo: Repo, path: str, image: str, parse: Parse = parse) -> Template:
@@ -30,6 +31,19 @@ def read_var_file(repo: Repo, path: str) -> dict[str, str | None]:
     if path.endswith((".hcl",) + VAR_FILE_SUFFIXES):
         return var_file_values(repo, path)
     return packer_json.var_file_values(repo, path)
+
+
+def var_file_env_reads(repo: Repo, path: str) -> list[tuple[str, str | None]]:
+    """(variable, environment variable) for each value of a var file that
+    reads the environment, anywhere in it (None: a name not known before the
+    build). Packer fills in a JSON var file's ``{{env `X`}}``."""
+    if path.endswith((".hcl",) + VAR_FILE_SUFFIXES):
+        doc = parse(repo, path, "")
+        data = doc.data
+    else:
+        data = packer_json.var_file_data(repo, path)
+    return [(name, env) for name, value in data.items() if name != "__is_block__"
+            for text in texts(value) for env in env_names(text)]
 
 
 def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from ..core.errors import AmiError
 from ..core.graph import Graph, Image
 from . import formats
-from .ansible import config as ansible_config, playbook as ansible_playbook
+from .ansible import config as ansible_config, lookups, playbook as ansible_playbook
 from .context import Context, base_values
 from .hcl.parse import parse as parse_hcl
 from .kinds import EBS_BUILDERS
@@ -56,7 +56,9 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     what it parsed)."""
     repo = Repo(graph.root)
     template = _only(formats.load(repo, image.template, image.name, parse), image)
-    _check_environment(template, image)
+    _check_environment(template, image, [
+        (f"{vf}: {name}", env) for vf in image.var_files
+        for name, env in formats.var_file_env_reads(repo, vf)])
     for key, _ in image.vars:
         if key not in template.variables:
             raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
@@ -74,7 +76,7 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
               **({"playbook": image.playbook} if image.playbook else {})}
     values = base_values(template, var_values, dict(image.vars), static)
     ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
-                            template.locals)
+                  template.locals)
     walked = walk(template, ctx)
     _check_parent(template, ctx, image)
     found = walked.found
@@ -114,22 +116,33 @@ def _only(template: Template, image: Image) -> Template:
         b for b in template.blocks if b.kind not in ("builder", "source") or b.name == image.only))
 
 
-def _check_environment(template: Template, image: Image) -> None:
+def _check_environment(template: Template, image: Image,
+                       var_files: list[tuple[str, str | None]]) -> None:
     """What the build reads from its environment changes what is built: only
     the environment variables the image declares (their values' hashes are in
-    its digest), and no secret store, which no digest can see."""
+    its digest), wherever a default or a var file reads them, and no secret
+    store, which no digest can see. ``var_files``: (where, environment
+    variable) of each read in the image's var files."""
     stores = template.secret_stores()
     if stores:
         raise AmiError(f"{template.path}: {stores[0]}() reads a secret store during the build: what "
                        "it returns changes the image, but no digest can see it: read the value "
                        "from an environment variable instead and declare it under env_inputs: "
                        f"of image {image.name} in amis.yaml")
-    for variable, name in template.env_reads():
+    reads = [(f"{template.path}: variable {variable} defaults to", name)
+             for variable, name in template.env_reads()]
+    reads += [(f"{where} is", name) for where, name in var_files]
+    for where, name in reads:
+        if name is None:
+            raise AmiError(f"{where} an environment variable whose name is known only during "
+                           "the build (env() of an expression), which no digest can see: name "
+                           f"it literally and declare it under env_inputs: of image "
+                           f"{image.name} in amis.yaml, or set the value in a var file")
         if name not in image.env_inputs:
-            raise AmiError(f"{template.path}: variable {variable} defaults to environment "
-                           f"variable {name}, which changes what is built: declare it under "
-                           f"env_inputs: of image {image.name} in amis.yaml (the hash of its "
-                           "value goes into the digest), or set the value in a var file")
+            raise AmiError(f"{where} environment variable {name}, which changes what is "
+                           f"built: declare it under env_inputs: of image {image.name} in "
+                           "amis.yaml (the hash of its value goes into the digest), or set the "
+                           "value in a var file")
 
 
 _PARENT = "ami-0parent0parent0"          # stands for the parent's AMI while resolving
@@ -175,20 +188,24 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
         jobs.append((None, image.playbook))
     for use, playbook in jobs:
         ctx = ansible_config.Context(repo, image.packer_dir,
-                              roles_paths=list(use.roles_paths) if use else [],
-                              collections_paths=list(use.collections_paths) if use else [],
-                              role_folders=list(use.role_folders) if use else [],
-                              host_files=frozenset(image.host_inputs),
-                              extra_vars=dict(use.extra_vars) if use else {})
+                                     roles_paths=list(use.roles_paths) if use else [],
+                                     collections_paths=list(use.collections_paths) if use else [],
+                                     role_folders=list(use.role_folders) if use else [],
+                                     host_files=frozenset(image.host_inputs),
+                                     extra_vars=dict(use.extra_vars) if use else {})
         for galaxy in use.galaxy_files if use else []:
             ctx.requirements.add_file(repo, galaxy)
         if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg
             ansible_config.configure(ctx, found, use.config if use else None)
         result = ansible_playbook.Result()
         why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
+        before = set(found.files)
         ansible_playbook.walk_playbook(ctx, playbook, found, result, why)
         for role in ctx.role_folders:
             repo.add_tree(found, role, f"role folder ({use.where if use else 'amis.yaml'})")
+        lookups.check(repo, [f for f in found.files if f not in before],
+                      lookups.Allowed(env=frozenset(image.env_inputs),
+                                      host=frozenset(image.host_inputs)))
         roles.update(result.roles)
         third_party |= result.third_party
         third_party |= {p for name, p in result.roles.items()
@@ -219,7 +236,7 @@ def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> set[s
         for m in matches:
             declared.add(m)
             repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
-                                                                 f"{image.name}: extra_inputs", m)
+                          f"{image.name}: extra_inputs", m)
     return declared
 
 
@@ -231,8 +248,11 @@ def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found,
     for ref in found.unresolved:
         if ref.glob and covered(repo, ref.glob, declared):
             continue
-        hint = f'e.g. extra_inputs: ["{ref.glob}"]' if ref.glob else \
-            "or write the path literally"
+        if ref.glob is None:
+            raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
+                           f"({ref.why}) and may name a file outside the repository, which "
+                           "no extra_inputs pattern covers: write the path literally, or "
+                           "begin it inside the repository")
         raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
                        f"({ref.why}): list the files it may read under extra_inputs of image "
-                       f"{image.name} in {graph.file.name}, {hint}")
+                       f'{image.name} in {graph.file.name}, e.g. extra_inputs: ["{ref.glob}"]')

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from typing import Any
 
 from ..core.errors import AmiError
 from ..core.files import json_object, read_text
@@ -51,15 +52,20 @@ def load(repo: Repo, path: str, image: str) -> Template:
                     blocks=tuple(blocks), data=data)
 
 
-def var_file_values(repo: Repo, path: str) -> dict[str, str | None]:
-    """A JSON var file's values; None for a value that is not a string."""
+def var_file_data(repo: Repo, path: str) -> dict[str, Any]:
+    """A JSON var file, read."""
     try:
         data = json.loads(repo.path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise AmiError(f"{path}: cannot read the var file ({err}): fix it") from None
     if not isinstance(data, dict):
         raise AmiError(f"{path}: a var file must be a JSON object of variable values")
-    return {k: v if isinstance(v, str) else None for k, v in data.items()}
+    return data
+
+
+def var_file_values(repo: Repo, path: str) -> dict[str, str | None]:
+    """A JSON var file's values; None for a value that is not a string."""
+    return {k: v if isinstance(v, str) else None for k, v in var_file_data(repo, path).items()}
 
 
 def resolve(value: str, template_dir: str, cwd: str,

@@ -19,8 +19,20 @@ from .repo import Repo
 # and aws_secretsmanager likewise.
 _SECRET_STORE = re.compile(r"(?:\{\{\s*|\b)(vault|aws_secretsmanager|consul_key)"
                            r"(?:\s*\\?[`\"]|\s*\()")        # (searched in JSON text)
-# An environment variable read anywhere in a default: ${env("X")}, {{env `X`}}, {{ env "X" }}.
+# An environment variable read anywhere in a default: ${env("X")}, {{env `X`}}, {{ env "X" }};
+# and any read at all, whether its name is known before the build or not (env(var.x)).
 _ENV_READ = re.compile(r"""\benv\(\s*"([^"]+)"\s*\)|\{\{\s*env\s*[`"]([^`"]+)[`"]""")
+_ENV_ANY = re.compile(r"""\benv\s*\(|\{\{\s*env\b""")
+
+
+def env_names(text: str) -> list[str | None]:
+    """The environment variables a value reads (HCL2's ``env()`` or JSON's
+    ``{{env}}``, anywhere in it); None for a read whose name is not a
+    literal, which cannot be declared."""
+    names: list[str | None] = [m.group(1) or m.group(2) for m in _ENV_READ.finditer(text)]
+    return names + [None] * max(len(_ENV_ANY.findall(text)) - len(names), 0)
+
+
 _ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")
 
 
@@ -58,10 +70,11 @@ class Template:
     newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
     builds: tuple[tuple[str, ...], ...] = ()  # HCL2: each build block's sources (type.name)
 
-    def env_reads(self) -> list[tuple[str, str]]:
-        """(variable, environment variable) for each default read from the environment."""
-        return [(name, m.group(1) or m.group(2)) for name, value in sorted(self.variables.items())
-                if isinstance(value, str) for m in _ENV_READ.finditer(value)]
+    def env_reads(self) -> list[tuple[str, str | None]]:
+        """(variable, environment variable) for each default read from the
+        environment, anywhere in it (None: a name not known before the build)."""
+        return [(name, env) for name, value in sorted(self.variables.items())
+                if isinstance(value, str) for env in env_names(value)]
 
     def secret_stores(self) -> list[str]:
         """The secret-store functions the template calls (vault, aws_secretsmanager)."""

@@ -43,10 +43,6 @@ _REQUIREMENTS = ("requirements.yml", "requirements.yaml", "roles/requirements.ym
                  "collections/requirements.yaml")
 _LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](?:ansible\.(?:builtin|legacy)\.)?"""
                      r"""(file|template)['"]\s*,\s*['"]([^'"]+)['"]""")
-# Lookups that read the build host's environment or run a command there: what
-# they return changes the image, and no digest can see it.
-_HOST_LOOKUP = re.compile(r"""(?:lookup|query|q)\(\s*['"](?:ansible\.(?:builtin|legacy)\.)?"""
-                          r"""(env|pipe|lines)['"]""")
 _FILE_LOOPS = MappingProxyType({"with_file": "files", "with_template": "templates"})
 _FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)$")
 _BUILTIN = frozenset({("ansible", "builtin"), ("ansible", "legacy")})
@@ -57,7 +53,6 @@ class Result:
     third_party: set[str] = field(default_factory=set)       # role folders not ours to lint
     roles: dict[str, str] = field(default_factory=dict)       # role name -> folder or requirement
     missing_roles: set[str] = field(default_factory=set)      # installed at build time
-
 
 
 def walk_playbook(ctx: Context, playbook: str, found: Found, result: Result,
@@ -271,11 +266,6 @@ class _Walker:
             for m in _LOOKUP.finditer(string):
                 sub = "files" if m.group(1) == "file" else "templates"
                 self._local(m.group(2), sub, file, folder, role, f"lookup('{m.group(1)}')")
-            host = _HOST_LOOKUP.search(string)
-            if host:
-                raise AmiError(f"{file}: lookup('{host.group(1)}') reads the build host "
-                               f"({string.strip()[:60]!r}), which no digest sees: pass the value "
-                               "as a variable (a var file, or -e from a Packer variable)")
         for loop, sub in _FILE_LOOPS.items():
             for item in _listish(task.get(loop)):
                 if isinstance(item, str) and item:
@@ -309,8 +299,9 @@ class _Walker:
                     continue
                 src = args.get("src") if key not in ("script", "ansible.builtin.script") \
                     else (args.get("cmd") or args.get("_raw", "").split(" ")[0] or None)
-                if isinstance(src, str) and src:
-                    self._local(src, _SRC_MODULES.get(key, "files"), file, folder, role, key)
+                sub = _SRC_MODULES.get(key, "files")
+                for one in _each_item(src, task) if isinstance(src, str) and src else []:
+                    self._local(one, sub, file, folder, role, key)
             else:
                 self._module(key, file)
 
@@ -366,7 +357,7 @@ class _Walker:
             return                  # inside the role (all of it tracked) or the playbook folders
         self.found.unresolved.append(Unresolved(
             where, value, "a Jinja2 expression only known during the build",
-            None if glob.startswith("/") else posixpath.normpath(posixpath.join(bases[-1], glob))))
+            _repo_glob(bases[-1], glob)))
 
     def _extra_var(self, value: str) -> str:
         """``{{ name }}`` filled in from the provisioner's ``-e name=...``: extra
@@ -394,14 +385,14 @@ class _Walker:
             return
         if "{{" in value:
             value = value.replace("{{ playbook_dir }}", self.base).replace("{{playbook_dir}}",
-                                                                            self.base)
+                                                                           self.base)
         if "{{" in value:
             glob = re.sub(r"\{\{.*?\}\}", "*", value)
-            if covered_by_role and not glob.startswith(("/", "..")):
+            if covered_by_role and not glob.startswith(("/", "..", "*")):
                 return
             self.found.unresolved.append(Unresolved(
                 where, value, "a Jinja2 expression only known during the build",
-                None if glob.startswith("/") else posixpath.normpath(posixpath.join(base, glob))))
+                _repo_glob(base, glob)))
             return
         rel = self.repo.join(base, value, where)
         if not self.repo.exists(rel) and covered_by_role:
@@ -420,6 +411,18 @@ class _Walker:
             rel = posixpath.normpath(posixpath.join(folder, name))
             if self.repo.is_file(rel):
                 self.ctx.requirements.add_file(self.repo, rel)
+
+
+def _each_item(src: str, task: dict) -> list[str]:
+    """``src: '{{ item }}'`` over a loop written out as strings is each of
+    them; anything else is read as written."""
+    if _bare_variable(src) != "item":
+        return [src]
+    items = [task[key] for key in ("loop", "with_items", "with_list") if key in task]
+    if len(items) == 1 and isinstance(items[0], list) and items[0] and \
+            all(isinstance(one, str) and one for one in items[0]):
+        return items[0]
+    return [src]
 
 
 def _listish(value: Any) -> list:
@@ -442,6 +445,16 @@ def _role_file(repo: Repo, role: str, sub: str) -> dict:
             data = load(repo, rel, "role variables")
             return data if isinstance(data, dict) else {}
     return {}
+
+
+def _repo_glob(base: str, glob: str) -> str | None:
+    """The repository files an unresolved path may name, or None when it may
+    name any file at all: one that begins with an expression may be absolute,
+    and then no ``extra_inputs`` pattern covers it."""
+    if glob.startswith(("/", "*")):
+        return None
+    rel = posixpath.normpath(posixpath.join(base, glob))
+    return None if rel.startswith("..") or rel.strip("*/.") == "" else rel
 
 
 def _bare_variable(value: str) -> str | None:

@@ -12,9 +12,9 @@ from typing import Any, Iterator
 from ...core.errors import AmiError
 from .dynamic import Dynamic, spec
 from .parse import Document
-from .syntax import is_template, literal, to_hcl_form, unquote
+from .syntax import is_template, literal, texts, to_hcl_form, unquote
 
-_ENV_CALL = re.compile(r'\benv\(\s*"[^"]+"\s*\)')
+_ENV_CALL = re.compile(r"\benv\s*\(")
 
 
 def labelled(node: Any) -> Iterator[tuple[str, Any]]:
@@ -91,9 +91,11 @@ def _variable(s: Shape, doc: Document, name: str, body: Any) -> None:
         s.sensitive.append(name)
         if isinstance(default, (list, dict)):
             s.secrets += _leaves(default)
-    text = unquote(default) if is_template(default) else default
-    if isinstance(text, str) and _ENV_CALL.search(text):
-        s.variables[name] = text          # reads the environment: known only during the build
+    # A default that reads the environment anywhere (in a list, a map, a call,
+    # try()) is known only during the build: kept as its text, to be declared.
+    read = " ".join(unquote(t) if is_template(t) else t for t in texts(default))
+    if _ENV_CALL.search(read):
+        s.variables[name] = read
 
 
 def _sources(s: Shape, doc: Document, kind: str, body: Any) -> None:
@@ -124,8 +126,8 @@ def _newer_fields(s: Shape, doc: Document, kind: str, cfg: dict) -> None:
 
 def _build(s: Shape, doc: Document, build: dict) -> None:
     named = [literal(x) or "" for x in _listish(to_hcl_form(build.get("sources", []))
-                                                 if doc.syntax == "json" else
-                                                 build.get("sources", []))]
+                                                if doc.syntax == "json" else
+                                                build.get("sources", []))]
     named += [label for label, _ in labelled(build.get("source", []))]
     s.builds.append(tuple(sorted({n.removeprefix("source.") for n in named if n})))
     # build { source "amazon-ebs.x" { ... } } sets more of a source's fields

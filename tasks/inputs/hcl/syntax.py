@@ -164,3 +164,14 @@ def to_hcl_form(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_hcl_form(v) for k, v in value.items()}
     return value
+
+
+def texts(value: Any) -> list[str]:
+    """Every string in a value: itself, or the leaves of a list or map."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in texts(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in texts(v)]
+    return []

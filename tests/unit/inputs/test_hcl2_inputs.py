@@ -97,7 +97,7 @@ def test_pkr_json_lists_of_bodies_and_spaced_calls(tmp_path):
         "sources": ["source.amazon-ebs.t"],
         "provisioner": {"shell-local": [{"script": "${path.root}/one.sh"},
                                         {"inline": ["echo ${file (\"${path.root}/motd\")}"]}]}}}),
-        "packer/t/one.sh": "", "packer/t/motd": ""})
+                    "packer/t/one.sh": "", "packer/t/motd": ""})
     files = inputs(tmp_path).files
     assert {"packer/t/one.sh", "packer/t/motd"} <= set(files)
 
@@ -155,8 +155,8 @@ def test_the_effective_configuration_is_json_syntax_with_every_string_intact(tmp
         f'    inline = ["{inline}"]\n  }}\n}}\n')})
     template = inputs(tmp_path).template
     files, _ = hcl_effective.effective(list(template.documents), regions=("eu-west-1", "us-east-1"),
-                             endpoint=None, sandbox=True, tags={"Image": "t"},
-                             drop=lambda kind: False)
+                                       endpoint=None, sandbox=True, tags={"Image": "t"},
+                                       drop=lambda kind: False)
     assert files["packer/t/build.pkr.hcl"] is None
     build = json.loads(files["packer/t/build.hcl.pkr.json"])
     assert build["build"][0]["provisioner"][0]["shell-local"]["inline"] == [
@@ -497,7 +497,7 @@ def test_what_packer_1_6_6_cannot_run_is_named_before_any_build(tmp_path, extra,
                                 '  launch_block_device_mappings {\n    device_name = "/dev/xvda"\n'
                                 '    volume_type = "gp3"\n  }\n')
     tree(tmp_path, {"packer/t/source.pkr.hcl": source, **({"packer/t/extra.pkr.hcl": extra}
-                                                         if extra else {})})
+                                                          if extra else {})})
     newer = [w for _, w in inputs(tmp_path).template.newer]
     assert what in newer
 
@@ -521,11 +521,41 @@ def test_goss_test_files_are_inputs(tmp_path):
     assert found.dropped_in_sandbox == ("provisioner 1 (goss)",)
 
 
-@pytest.mark.parametrize("default", ['"${env("FLAVOR")}!"', 'lower(env("FLAVOR"))'])
+@pytest.mark.parametrize("default", ['"${env("FLAVOR")}!"', 'lower(env("FLAVOR"))',
+                                     '[env("FLAVOR")]', '{ k = env("FLAVOR") }',
+                                     'try(env("FLAVOR"), "plain")', '[{ k = [env("FLAVOR")] }]'])
 def test_an_environment_read_inside_a_default_must_be_declared_too(tmp_path, default):
     tree(tmp_path, {"packer/t/flavor.pkr.hcl":
-                    f'variable "flavor" {{\n  type    = string\n  default = {default}\n}}\n'})
+                    f'variable "flavor" {{\n  default = {default}\n}}\n'})
     assert "variable flavor defaults to environment variable FLAVOR" in refusal(tmp_path)
+    tree(tmp_path, {"packer/t/flavor.pkr.hcl":
+                    f'variable "flavor" {{\n  default = {default}\n}}\n'},
+         GRAPH + "    env_inputs: [FLAVOR]\n")
+    assert inputs(tmp_path)                          # declared: an input by its hash
+
+
+def test_an_environment_read_whose_name_is_an_expression_is_refused(tmp_path):
+    tree(tmp_path, {"packer/t/flavor.pkr.hcl":
+                    'variable "name" {\n  default = "FLAVOR"\n}\n'
+                    'variable "flavor" {\n  default = env(var.name)\n}\n'},
+         GRAPH + "    env_inputs: [FLAVOR]\n")
+    assert "variable flavor defaults to an environment variable whose name is known only " \
+           "during the build" in refusal(tmp_path)
+
+
+@pytest.mark.parametrize("value", ['"{{env `AWS_REGION`}}"', '["{{ env `AWS_REGION` }}"]'])
+def test_an_environment_read_in_a_json_var_file_must_be_declared(tmp_path, value):
+    """amazon-eks-ami's var files read the environment: Packer fills them in."""
+    files = {"packer/t/build.pkr.hcl": 'variable "region_name" {\n  default = "x"\n}\n',
+             "packer/t/eks.json": f'{{"region_name": {value}}}'}
+    tree(tmp_path, files, GRAPH + "    var_files: [packer/t/eks.json]\n")
+    assert refusal(tmp_path) == (
+        "packer/t/eks.json: region_name is environment variable AWS_REGION, which changes what "
+        "is built: declare it under env_inputs: of image t in amis.yaml (the hash of its value "
+        "goes into the digest), or set the value in a var file")
+    tree(tmp_path, files, GRAPH + "    var_files: [packer/t/eks.json]\n"
+                                  "    env_inputs: [AWS_REGION]\n")
+    assert "packer/t/eks.json" in inputs(tmp_path).files
 
 
 def test_one_source_in_two_build_blocks_is_refused(tmp_path):

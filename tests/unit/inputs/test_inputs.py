@@ -221,12 +221,39 @@ def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
 def test_a_jinja_path_in_a_play_is_refused_unless_declared(zoo):
     (zoo / "ansible/README.md").write_text("not read by any build\n")
     (zoo / "ansible/second.yml").write_text(
-        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item }}', dest: /tmp}\n"
-        "      loop: [a.txt]\n")
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: 'conf/{{ item }}', "
+        "dest: /tmp}\n      loop: '{{ names }}'\n")
     message = refusal(zoo, "app")
-    assert message.startswith("ansible/second.yml ansible.builtin.copy '{{ item }}': cannot be "
-                              "resolved before the build")
-    assert 'e.g. extra_inputs: ["ansible/*"]' in message
+    assert message.startswith("ansible/second.yml ansible.builtin.copy 'conf/{{ item }}': cannot "
+                              "be resolved before the build")
+    assert 'e.g. extra_inputs: ["ansible/conf/*"]' in message
+
+
+def test_item_over_a_written_out_loop_is_each_file(zoo):
+    (zoo / "ansible/files").mkdir(exist_ok=True)
+    (zoo / "ansible/files/a.txt").write_text("a\n")
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item }}', dest: /tmp}\n"
+        "      loop: [a.txt, b.txt]\n")
+    assert refusal(zoo, "app").startswith("ansible/second.yml ansible.builtin.copy 'b.txt': "
+                                          "not found in ")
+    (zoo / "ansible/files/b.txt").write_text("b\n")
+    app = inputs_of(zoo)["app"]
+    assert "ansible/files/a.txt" in app and "ansible/files/b.txt" in app
+
+
+def test_a_path_that_begins_with_an_expression_is_never_covered_by_extra_inputs(zoo):
+    # '{{ where }}' may be '/etc': no repository pattern can vouch for it
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ where }}/a.txt', "
+        "dest: /tmp}\n")
+    graph = zoo / "amis.yaml"
+    graph.write_text(graph.read_text().replace(
+        "playbook: ansible/app.yml", "playbook: ansible/app.yml\n    extra_inputs: [\"**\"]"))
+    message = refusal(zoo, "app")
+    assert message.startswith("ansible/second.yml ansible.builtin.copy '{{ where }}/a.txt': "
+                              "cannot be resolved before the build")
+    assert "may name a file outside the repository" in message and "extra_inputs: [" not in message
 
 
 def test_a_templated_role_name_is_refused(zoo):
@@ -438,10 +465,100 @@ def test_a_host_path_handed_to_ansible_through_a_var_file_is_refused(zoo, value,
     ("- ansible.builtin.debug: {msg: \"{{ item }}\"}\n  with_file: [/etc/pip.conf]\n",
      "with_file '/etc/pip.conf': reads /etc/pip.conf from the build host"),
     ("- ansible.builtin.debug: {msg: \"{{ lookup('env', 'PIP_INDEX') }}\"}\n",
-     "lookup('env') reads the build host"),
+     "lookup('env', 'PIP_INDEX') reads the build host's environment"),
     ("- ansible.builtin.debug: {msg: \"{{ lookup('pipe', 'cat /etc/hostname') }}\"}\n",
      "lookup('pipe') reads the build host"),
 ])
 def test_other_ways_of_reading_the_build_host_are_refused(zoo, task, message):
     shapes.write(zoo, {"ansible/shared-roles/hardening/tasks/main.yml": task})
     assert message in refusal(zoo, "app")
+
+
+ROLE = "ansible/shared-roles/hardening"
+# The 14 forms an attacker's pass got past plan, and more: any spelling, any place.
+HOST_READS = [
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup ('env', 'HOME') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('en' ~ 'v', 'HOME') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ query('env', 'HOME') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ q('ansible.builtin.pipe', 'id') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('lines', 'cat /x') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('url', 'https://x') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('ini', 'k file=/etc/x') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('password', '/tmp/p') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('unvault', 'v.yml') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('fileglob', '/etc/*.conf') }}\"}\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ item }}\"}\n  with_fileglob: [/etc/*.conf]\n"),
+    (f"{ROLE}/tasks/main.yml", "- include_vars: \"{{ item }}\"\n  with_pipe: [ls /etc]\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: hi}\n  when: lookup('env', 'CI') == 'true'\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{% set l = lookup %}{{ l('env', 'X') }}\"}\n"),
+    (f"{ROLE}/defaults/main.yml", "index: \"{{ lookup('env', 'PIP_INDEX') }}\"\n"),
+    (f"{ROLE}/vars/main.yml", "who: \"{{ lookup('pipe', 'whoami') }}\"\n"),
+    (f"{ROLE}/templates/pip.conf.j2", "index-url = {{ lookup('env', 'PIP_INDEX') }}\n"),
+    ("ansible/group_vars/all.yml", "token: \"{{ lookup('file', '/etc/token') }}\"\n"),
+    (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('community.general.dig', 'x') }}\"}\n"),
+]
+
+
+@pytest.mark.parametrize("rel, text", HOST_READS)
+def test_every_host_read_is_refused_in_any_spelling_and_place(zoo, rel, text):
+    shapes.write(zoo, {rel: text})
+    message = refusal(zoo, "app")
+    assert message.startswith(rel) and "pass the value as a variable" in message, message
+
+
+@pytest.mark.parametrize("rel, text", [
+    (f"{ROLE}/tasks/main.yml",
+     "- debug: {msg: \"{{ item.key }}\"}\n  with_dict: {a: 1}\n"
+     "- debug: {msg: \"{{ lookup('vars', 'ansible_host') }} {{ query('sequence', 'count=3') }}\"}\n"
+     "- debug: {msg: \"{{ lookup('ansible.builtin.file', 'motd') }}\"}\n"
+     "- debug: {msg: \"{{ item }}\"}\n  with_fileglob: ['*.conf']\n"),
+    (f"{ROLE}/templates/motd.j2", "Welcome to {{ inventory_hostname }}\n"),
+    (f"{ROLE}/files/raw.j2", "{{ lookup('pipe', 'id') }} is copied, never templated\n"),
+    (f"{ROLE}/vars/main.yml", "go_template: !unsafe \"{{ lookup('pipe', 'id') }}\"\n"),
+])
+def test_pure_and_tracked_lookups_files_and_unsafe_values_are_allowed(zoo, rel, text):
+    shapes.write(zoo, {rel: text, f"{ROLE}/files/motd": "hi\n", f"{ROLE}/files/a.conf": "a\n"})
+    assert inputs_of(zoo)["app"]
+
+
+def test_a_declared_environment_variable_may_be_looked_up(zoo):
+    shapes.write(zoo, {f"{ROLE}/defaults/main.yml": "index: \"{{ lookup('env', 'PIP_INDEX') }}\"\n"})
+    assert "declare it under env_inputs:" in refusal(zoo, "app")
+    graph_file = zoo / "amis.yaml"
+    graph_file.write_text(graph_file.read_text().replace(
+        "  app:\n", "  app:\n    env_inputs: [PIP_INDEX]\n", 1))
+    assert inputs_of(zoo)["app"]
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize("text, message", [
+    (BOMB, "its aliases (*name) expand to more than 1,000,000 values"),
+    ("a: &a [1, *a]\n", "line 1: an alias (*name) inside the value it names, a loop"),
+    ("- " * 150 + "x\n", "line 1: nested more than 100 deep: flatten it"),
+    ("- " * 50_000 + "x\n", "exceeded maximum nesting depth: fix the YAML syntax"),
+], ids=["alias-bomb", "alias-loop", "deep", "very-deep"])
+def test_yaml_no_walk_could_finish_is_refused_at_once(zoo, text, message):
+    # Expanded, the bomb is 9**9 values: a walk of it would never end.
+    (zoo / "ansible/shared-roles/hardening/tasks/main.yml").write_text(text)
+    refused = refusal(zoo, "app")
+    assert refused.startswith("ansible/shared-roles/hardening/tasks/main.yml: ")
+    assert message in refused
+
+
+def test_a_bomb_beside_a_lookup_in_role_defaults_is_refused(zoo):
+    # Ansible loads such a file without expanding it, and may never use the bomb.
+    (zoo / "ansible/shared-roles/hardening/defaults").mkdir()
+    (zoo / "ansible/shared-roles/hardening/defaults/main.yml").write_text(
+        BOMB + "z: \"{{ lookup('pipe', 'cat /etc/shadow') }}\"\n")
+    assert "its aliases (*name) expand to more than 1,000,000 values" in refusal(zoo, "app")
+
+
+def test_amis_yaml_with_an_alias_bomb_is_refused(tmp_path):
+    (tmp_path / "amis.yaml").write_text(BOMB)
+    with pytest.raises(AmiError) as info:
+        load_graph(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'amis.yaml'}: its aliases (*name) expand to more " \
+        "than 1,000,000 values: write it with fewer aliases"
