@@ -5,8 +5,10 @@ answers from what a test says."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol
 
@@ -23,6 +25,14 @@ class Git(Protocol):
         """Write the files of ``commit`` under ``dest``; False: no such commit."""
 
     def user_email(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Blob:
+    mode: str           # "100644", "100755", "120000"
+    oid: str
+    repo: str           # the repository it is in: "." or a submodule's path
+    spec: str           # "<rev>:<path>" there
 
 
 class GitRepo:
@@ -43,17 +53,19 @@ class GitRepo:
         """Buildkite checks out a detached HEAD, so its commit and branch win
         over what git says. The tree is dirty when a tracked file has
         uncommitted changes, when an input is a file git does not have at
-        HEAD (new, untracked or ignored), or when an input git was told not
-        to look at (assume-unchanged, skip-worktree) differs from HEAD: the
-        AMI would hold something no commit does."""
+        HEAD (new, untracked or ignored), or when an input's bytes are not
+        what HEAD checks out though git says nothing (assume-unchanged,
+        skip-worktree, a clean filter): the AMI would hold something no
+        commit does. A submodule's files are tracked by the commit HEAD
+        records for it."""
         head, status = self._status()
         commit = buildkite.commit or head.get("branch.oid") or "unknown"
         branch = buildkite.branch or head.get("branch.head") or "unknown"
-        at_head = self._blobs_at_head()
         inputs = list(inputs)
+        at_head = self._blobs_at_head(inputs)
         untracked = sorted(p for p in inputs if p not in at_head)
         tracked = [p for p in inputs if p in at_head]
-        hidden = self._hidden_edits(tracked, {p: blob for p, (_, blob) in at_head.items()})
+        hidden = [] if status else self._unseen_edits(tracked, at_head)
         modes = self._mode_changes(tracked, at_head)
         return {"commit": commit, "branch": branch,
                 "dirty": bool(status or untracked or hidden or modes),
@@ -66,7 +78,8 @@ class GitRepo:
         """HEAD's commit and branch (as ``rev-parse HEAD`` and ``--abbrev-ref
         HEAD`` name them: a detached HEAD is ``HEAD``), and whether a tracked
         file has changes: one ``git status``."""
-        out = self._git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
+        out = self._git("status", "--porcelain=v2", "--branch", "--untracked-files=no",
+                        "--ignore-submodules=none")
         head: dict[str, str] = {}
         changed = False
         for line in (out or "").splitlines():
@@ -81,7 +94,7 @@ class GitRepo:
             head["branch.head"] = "HEAD"
         return head, changed
 
-    def _mode_changes(self, inputs: list[str], at_head: dict[str, tuple[str, str]]) -> list[str]:
+    def _mode_changes(self, inputs: list[str], at_head: dict[str, _Blob]) -> list[str]:
         """Inputs whose executable bit differs from HEAD's (git may not look:
         core.fileMode=false): the bit is part of each input's digest entry."""
         changed = []
@@ -91,7 +104,7 @@ class GitRepo:
                 executable = bool(os.stat(os.path.join(root, path)).st_mode & stat.S_IXUSR)
             except OSError:
                 continue
-            if executable != (at_head[path][0] == "100755"):
+            if executable != (at_head[path].mode == "100755"):
                 changed.append(path)
         return sorted(changed)
 
@@ -110,36 +123,68 @@ class GitRepo:
         index.unlink(missing_ok=True)
         return ok
 
-    def _blobs_at_head(self) -> dict[str, tuple[str, str]]:
-        """Path -> (mode, blob id) of every file at HEAD."""
-        out = self._git("ls-tree", "-r", "-z", "HEAD")
-        blobs = {}
+    def _blobs_at_head(self, inputs: list[str]) -> dict[str, _Blob]:
+        """Path -> blob of every file at HEAD, and of every file of a
+        submodule some input is in, at the commit HEAD records for it."""
+        return self._tree(".", "HEAD", inputs)
+
+    def _tree(self, repo: str, rev: str, inputs: list[str]) -> dict[str, _Blob]:
+        out = self._git("-C", repo, "ls-tree", "-r", "-z", "--full-tree", rev)
+        prefix = "" if repo == "." else repo + "/"
+        blobs: dict[str, _Blob] = {}
         for entry in (out or "").split("\0"):
             meta, _, path = entry.partition("\t")
             parts = meta.split()
-            if len(parts) == 3 and parts[1] == "blob":
-                blobs[path] = (parts[0], parts[2])
+            if len(parts) != 3:
+                continue
+            if parts[1] == "blob":
+                blobs[prefix + path] = _Blob(parts[0], parts[2], repo, f"{rev}:{path}")
+            elif parts[1] == "commit" and any(p.startswith(f"{prefix}{path}/") for p in inputs):
+                blobs.update(self._tree(prefix + path, parts[2], inputs))
         return blobs
 
-    def _hidden_edits(self, inputs: list[str], at_head: dict[str, str]) -> list[str]:
-        """Inputs flagged assume-unchanged or skip-worktree (``git status`` does
-        not look at them) whose content is not HEAD's, judged by content."""
-        listed = self._git("ls-files", "-v", "-z")
-        wanted = set(inputs)
-        flagged = [entry[2:] for entry in (listed or "").split("\0")
-                   if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")
-                   and entry[2:] in wanted]
-        if not flagged:
+    def _unseen_edits(self, inputs: list[str], at_head: dict[str, _Blob]) -> list[str]:
+        """Inputs whose bytes differ from what HEAD checks out for them, judged
+        by content: hashed as they are (no filters), then, where that is not
+        HEAD's blob, compared with the blob as checkout writes it (through
+        the smudge filter and end-of-line rules, as for Git LFS)."""
+        links = [p for p in inputs if at_head[p].mode == "120000"]
+        files = [p for p in inputs if at_head[p].mode != "120000"]
+        differ = [(p, "-") for p in links if _link_oid(self.root / p, at_head[p].oid)
+                  != at_head[p].oid]
+        if files:
+            hashed = self._git("hash-object", "--no-filters", "--stdin-paths",
+                               input="\n".join(files) + "\n", timeout=120)
+            raw = hashed.split() if hashed is not None else []
+            if len(raw) != len(files):
+                return sorted(inputs)           # cannot tell: dirty, never clean by guess
+            differ += [(p, oid) for p, oid in zip(files, raw) if at_head[p].oid != oid]
+        if not differ:
             return []
-        hashed = self._git("hash-object", "--stdin-paths", input="\n".join(flagged) + "\n",
-                           timeout=60)
-        blobs = hashed.split() if hashed is not None else []
-        if len(blobs) != len(flagged):
-            return sorted(flagged)          # cannot tell: dirty, never clean by guess
-        return sorted(p for p, blob in zip(flagged, blobs) if at_head.get(p) != blob)
+        checked_out = self.tools.run(
+            ["sh", "-c", 'while IFS= read -r repo && IFS= read -r spec; do '
+             'git -C "$repo" cat-file --filters "$spec" | git hash-object --no-filters --stdin '
+             '|| echo -; done'],
+            cwd=self.root, timeout=300,
+            input="".join(f"{at_head[p].repo}\n{at_head[p].spec}\n" for p, _ in differ))
+        smudged = checked_out.stdout.split() if checked_out.ok else []
+        if len(smudged) != len(differ):
+            return sorted(p for p, _ in differ)
+        return sorted(p for (p, oid), want in zip(differ, smudged) if oid != want)
 
     def user_email(self) -> str | None:
         return self._git("config", "user.email")
+
+
+def _link_oid(path: Path, like: str) -> str:
+    """The blob id git gives a symbolic link (its target), in the hash of
+    ``like``; "-" when it is not a link."""
+    try:
+        target = os.fsencode(os.readlink(path))
+    except OSError:
+        return "-"
+    digest = hashlib.sha1 if len(like) == 40 else hashlib.sha256
+    return digest(b"blob %d\0" % len(target) + target).hexdigest()
 
 
 def actor(settings: Settings, git: Git) -> str:

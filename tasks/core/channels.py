@@ -50,8 +50,8 @@ def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
         if untracked:
             what = f"inputs git does not have at HEAD ({_some(untracked)})"
         elif hidden:
-            what = f"edited inputs git is told to ignore (assume-unchanged or skip-worktree: " \
-                   f"{_some(hidden)})"
+            what = f"edited inputs git does not show (assume-unchanged, skip-worktree or a " \
+                   f"clean filter: {_some(hidden)})"
         elif modes:
             what = f"inputs whose executable bit is not HEAD's ({_some(modes)})"
         else:

@@ -146,6 +146,8 @@ class Repo:
                     raise AmiError(f"{f}: {err.strerror}: fix or remove it") from None
                 if entry.is_symlink() and (is_dir or is_file):
                     self.inside(f)
+                if entry.name == ".git" and is_file and _gitfile(entry.path):
+                    continue                # a submodule's link to its repository
                 skipped = entry.name in _SKIPPED_DIRS if is_dir else \
                     entry.name.endswith(_SKIPPED_FILES)
                 if skipped and strict:
@@ -175,6 +177,16 @@ class Repo:
             return []
         regex = _glob_regex(pattern)
         return [f for f in self.files_under(start, strict=False) if regex.fullmatch(f)]
+
+
+def _gitfile(path: str) -> bool:
+    """A ``.git`` file that points to a repository: a submodule (or worktree)
+    root; git tracks the folder by a commit, and the file is no content."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"gitdir: "
+    except OSError:
+        return False
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:

@@ -37,8 +37,8 @@ def test_an_edit_git_is_told_to_ignore_still_makes_the_tree_dirty(tmp_path):
     assert info["dirty"] is True and info["hidden_edits"] == ["a.yml", "b.yml"]
     settings = load_settings(tmp_path, env={"AMI_BUCKET": "test-amis"})
     channel, note = choose(settings, info)
-    assert channel == "dirty" and "edited inputs git is told to ignore (assume-unchanged or " \
-        "skip-worktree: a.yml, b.yml)" in note
+    assert channel == "dirty" and "edited inputs git does not show (assume-unchanged, " \
+        "skip-worktree or a clean filter: a.yml, b.yml)" in note
 
 
 def test_an_executable_bit_git_does_not_look_at_still_makes_the_tree_dirty(tmp_path):
@@ -85,3 +85,83 @@ def test_export_writes_a_commit_from_git_objects_and_leaves_the_checkout_alone(t
     assert (repo / ".git" / "index").read_bytes() == index
     assert (repo / "roles" / "a.yml").read_text() == "x: 3 uncommitted\n"
     assert GitRepo(repo).export("0" * 40, tmp_path / "none", os.environ) is False
+
+
+def _git(root, *args):
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_an_edit_a_local_clean_filter_hides_makes_the_tree_dirty(tmp_path):
+    from tasks.adapters.git import GitRepo
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.yml").write_text("x: 1\n")
+    commit(tmp_path)
+    # A filter that cleans every edit away: git status sees nothing.
+    (tmp_path / ".git/info/attributes").write_text("*.yml filter=hide\n")
+    _git(tmp_path, "config", "filter.hide.clean", "git show HEAD:a.yml")
+    _git(tmp_path, "config", "filter.hide.smudge", "cat")
+    (tmp_path / "a.yml").write_text("x: 2\n")
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout == ""
+    info = GitRepo(tmp_path).info(["a.yml"])
+    assert info["dirty"] is True and info["hidden_edits"] == ["a.yml"]
+
+
+def test_a_filter_whose_checkout_is_the_file_leaves_the_tree_clean(tmp_path):
+    # Git LFS's shape: HEAD holds a pointer, checkout writes the content.
+    from tasks.adapters.git import GitRepo
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / ".gitattributes").write_text("*.bin filter=rev\n")
+    _git(tmp_path, "config", "filter.rev.clean", "rev")
+    _git(tmp_path, "config", "filter.rev.smudge", "rev")
+    (tmp_path / "a.bin").write_text("abc\n")
+    (tmp_path / "link.bin").symlink_to("a.bin")
+    commit(tmp_path)
+    assert GitRepo(tmp_path).info(["a.bin", "link.bin"])["dirty"] is False
+    (tmp_path / "a.bin").write_text("abd\n")
+    info = GitRepo(tmp_path).info(["a.bin"])
+    assert info["dirty"] is True and "hidden_edits" not in info       # git status saw it
+
+
+def test_a_submodule_role_is_tracked_by_its_commit(tmp_path):
+    from tasks.adapters.git import GitRepo
+    from tasks.inputs.repo import Found, Repo
+    role = tmp_path / "role"
+    (role / "tasks").mkdir(parents=True)
+    _git(role, "init", "-q", "-b", "main")
+    (role / "tasks/main.yml").write_text("- ansible.builtin.debug: {msg: hi}\n")
+    commit(role)
+    top = tmp_path / "top"
+    top.mkdir()
+    _git(top, "init", "-q", "-b", "main")
+    _git(top, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(role),
+         "roles/role")
+    commit(top)
+    found = Found()
+    Repo(top).add_tree(found, "roles/role", "role")
+    assert list(found.files) == ["roles/role/tasks/main.yml"]        # not its .git file
+    inputs = list(found.files)
+    assert GitRepo(top).info(inputs)["dirty"] is False
+    (top / "roles/role/tasks/main.yml").write_text("- ansible.builtin.debug: {msg: bye}\n")
+    assert GitRepo(top).info(inputs)["dirty"] is True
+    commit(top / "roles/role")          # a commit in the submodule HEAD does not record
+    info = GitRepo(top).info(inputs)
+    assert info["dirty"] is True and info["untracked_inputs"] == []
+    commit(top)
+    assert GitRepo(top).info(inputs)["dirty"] is False
+    (top / "roles/role/tasks/new.yml").write_text("- ansible.builtin.debug: {msg: new}\n")
+    info = GitRepo(top).info([*inputs, "roles/role/tasks/new.yml"])
+    assert info["dirty"] is True and info["untracked_inputs"] == ["roles/role/tasks/new.yml"]
+
+
+def test_a_tag_named_like_the_branch_leaves_the_branch_name_alone(tmp_path):
+    from tasks.adapters.git import GitRepo
+    from tasks.core.channels import choose
+    from tasks.core.settings import load_settings
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.yml").write_text("x: 1\n")
+    commit(tmp_path)
+    _git(tmp_path, "tag", "main")
+    info = GitRepo(tmp_path).info(["a.yml"])
+    assert info["branch"] == "main"
+    assert choose(load_settings(tmp_path, env={"AMI_BUCKET": "test-amis"}), info)[0] == "main"
