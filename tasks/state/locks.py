@@ -5,7 +5,8 @@ current. Work on other inputs of the same image does not wait.
 A lock is ``locks/<image>/<digest>.json`` holding its owner and TTL,
 created with ``IfNoneMatch='*'`` (exactly one agent wins). The holder
 refreshes it every TTL/3 while it works, and keeps trying after a failed
-refresh. A lock is taken over (with ``IfMatch`` on its ETag, so two agents
+refresh; a refresh refused because the lock changed is ours still when the
+body holds our nonce (a renewal whose reply was lost). A lock is taken over (with ``IfMatch`` on its ETag, so two agents
 cannot both take it) when it has expired, when it is unreadable, or at once
 when its owner is a process on this host that no longer runs.
 
@@ -165,13 +166,32 @@ class Locks:
         while not stop.wait(interval):
             try:
                 lock.etag = self.store.put(lock.key, self._body(lock.nonce), if_match=lock.etag)
+                continue
             except Conflict:
-                lock.lost = True
-                say(f"lost the lock {lock.key}: another agent took it over; this build will "
-                    "not replace a newer one")
-                return
+                pass
             except AmiError as err:
                 say(f"could not renew the lock ({err}); trying again")
+                continue
+            try:
+                etag = self._still_ours(lock)
+            except AmiError as err:
+                say(f"could not renew the lock ({err}); trying again")
+                continue
+            if etag:
+                lock.etag = etag        # a renewal went through but its reply was lost
+                continue
+            lock.lost = True
+            say(f"lost the lock {lock.key}: another agent took it over; this build will "
+                "not replace a newer one")
+            return
+
+    def _still_ours(self, lock: Lock) -> str | None:
+        """The lock's ETag when its body is still this acquisition's (its
+        nonce), whatever ETag we last heard of; else None."""
+        found = self.store.get(lock.key)
+        if found is None or _read(found[0])[0].get("nonce") != lock.nonce:
+            return None
+        return found[1]
 
     def _release(self, lock: Lock, say: Callable[[str], None]) -> None:
         if lock.lost:
@@ -179,8 +199,7 @@ class Locks:
         problem = None
         for attempt in range(RELEASE_TRIES):
             try:
-                found = self.store.get(lock.key)
-                if found and found[1] == lock.etag:
+                if self._still_ours(lock):
                     self.store.delete(lock.key)
                 return
             except AmiError as err:

@@ -112,6 +112,26 @@ def test_refreshing_goes_on_after_a_failed_refresh(tree: Tree, aws, proxy, tmp_p
     assert tree.packer_builds() == ["base"], out_b.getvalue()
 
 
+def test_a_renewal_whose_reply_was_lost_keeps_the_lock(tree: Tree, aws, proxy):
+    """The renewal is written but its reply never comes: the retry's If-Match
+    is stale, and the lock is still ours."""
+    ok(tree.doit("ami:centos"))
+    renewals = lambda r: r.method == "PUT" and "/locks/" in r.path and "If-Match" in r.headers  # noqa: E731
+    lost = proxy.lose(renewals, times=1)
+    gate = tree.packer.hold["base"] = threading.Event()
+    run_a, out_a = tree.run({"AMI_LOCK_TTL_SECONDS": "3", **FAST_LOCKS,
+                             "AWS_ENDPOINT_URL": proxy.url})
+    agent_a = Agent(lambda: base_only(run_a))
+    agent_a.start()
+    wait_for(lambda: lost.hits == 1 and proxy.count(renewals) >= 4,
+             "a renewal whose reply is lost, then more")
+    gate.set()
+    agent_a.done()
+    assert "lost the lock" not in out_a.getvalue(), out_a.getvalue()
+    assert tree.packer_builds() == ["base"]
+    assert not [key for key in tree.objects() if "locks/" in key], "the lock was not released"
+
+
 def test_a_build_that_lost_its_lock_does_not_replace_a_newer_one(tree: Tree, aws, proxy,
                                                                   tmp_path):
     ok(tree.doit("ami:centos"))
