@@ -88,6 +88,7 @@ class Registry:
         self.ssm = ssm
         self.threads = FETCH_THREADS
         self._revocations: dict[str, str] | None = None   # listed by the bucket check
+        self._recorded: set[bytes] = set()                # record bodies kept by digest
 
     # -- keys ----------------------------------------------------------------
 
@@ -342,6 +343,19 @@ class Registry:
 
     # -- publishing ----------------------------------------------------------
 
+    def keep_build(self, record: Record) -> None:
+        """Mark a new build's AMIs this registry's (``built/``) and keep its
+        record by digest: once this is done, a later run reuses the build
+        even if it is never made current."""
+        if record.source is None:               # ours: the source image is not
+            for region, ami in record.amis.items():
+                self.put(self.built_key(ami), json.dumps(
+                    {"ami": ami, "region": region, "image": record.image,
+                     "digest": record.digest}, sort_keys=True).encode())
+        body = record.body()
+        self.put(self.digest_key(record.image, record.digest), body)
+        self._recorded.add(body)
+
     def publish(self, record: Record, channel: str, *, new_build: bool) -> Record:
         """Publish to S3; returns the record now current.
 
@@ -351,13 +365,8 @@ class Registry:
         record whose build started later (an agent that lost its lock, a
         slower build of other inputs): that one stays current."""
         body = record.body()
-        if new_build:
-            if record.source is None:               # ours: the source image is not
-                for region, ami in record.amis.items():
-                    self.put(self.built_key(ami), json.dumps(
-                        {"ami": ami, "region": region, "image": record.image,
-                         "digest": record.digest}, sort_keys=True).encode())
-            self.put(self.digest_key(record.image, record.digest), body)
+        if new_build and body not in self._recorded:
+            self.keep_build(record)
         key = self.current_key(channel, record.image)
         for _ in range(10):
             found = self.get(key)

@@ -331,8 +331,19 @@ class Builder:
                     raise AmiError(f"image {name}: its parent {parent.image} {parent.ami} was "
                                    f"{revoked_by(revoked)} while {name} built; nothing "
                                    f"published: run again to build on its replacement", FAILED)
+                try:
+                    self.registry.keep_build(record)
+                except AmiError as err:
+                    raise AmiError(f"image {name}: its record could not be kept ({err}); "
+                                   "nothing published", FAILED) from None
             except AmiError:
-                removed = postbuild.discard(self.ec2, name, digest, started, made)
+                try:
+                    removed = postbuild.discard(self.ec2, name, digest, started, made)
+                except AmiError as err:
+                    removed = []
+                    self.say(f"could not deregister what the failed build made "
+                             f"({', '.join(f'{r}:{a}' for r, a in made)}): {err}: deregister "
+                             "them by hand", name)
                 if removed:
                     self.say(f"deregistered what the failed build made: {', '.join(removed)}",
                              name)

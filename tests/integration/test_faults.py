@@ -299,3 +299,18 @@ def test_a_sensitive_variable_from_amis_yaml_is_kept_as_a_hash_and_never_on_argv
     record = json.loads(aws.objects()["channels/main/base.json"])
     assert record["settings"]["vars"]["api_key"].startswith("sha256:")
     assert not [k for k, v in aws.objects().items() if b"s3cr3t" in v]
+
+
+def test_a_build_whose_record_cannot_be_kept_removes_its_ami(tree, aws, proxy):
+    """Without its digest record no run would ever reuse the AMI: it would
+    stay, signed and tagged, and the next run would build again."""
+    ok(tree.doit("amis"))
+    before = _amis_tagged(aws, "web")
+    (tree.path / "ansible/roles/web_app/defaults/main.yml").write_text("---\nx: 4\n")
+    proxy.fail(lambda r: r.method == "PUT" and "/digests/web/" in r.path)
+    out = failed(tree.doit("ami:web", env={"AWS_ENDPOINT_URL": proxy.url}))
+    assert re.search(r"image web: its record could not be kept \(writing s3://test-amis/"
+                     r"digests/web/\w+\.json: InternalError: injected by the test proxy: a fault "
+                     r"on AWS's side: run again\); nothing published", out), out
+    assert "deregistered what the failed build made: eu-west-1:ami-" in out
+    assert _amis_tagged(aws, "web") == before
