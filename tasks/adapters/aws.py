@@ -28,7 +28,13 @@ PROBE_ATTEMPTS = 2
 
 
 _SERVER_FAULTS = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable",
-                            "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException"})
+                            "RequestTimeout"})
+# botocore's own list (retries/standard.py): AWS limiting how fast we ask.
+_THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException",
+                        "RequestThrottledException", "TooManyRequestsException",
+                        "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                        "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+                        "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException"})
 
 
 class Unreachable(AmiError):
@@ -85,7 +91,9 @@ def explain(err: Exception, what: str) -> AmiError:
             "UnauthorizedOperation": "grant the build role access (docs/security.md, IAM policies)",
             "403": "grant the build role access (docs/security.md, IAM policies)",
             "404": "create the bucket or fix AMI_BUCKET",
-        }.get(code, "a fault on AWS's side: run again" if code in _SERVER_FAULTS or
+        }.get(code, "AWS is limiting how fast this account calls it, and retries did not "
+              "get through: run again in a minute" if code in _THROTTLED else
+              "a fault on AWS's side: run again" if code in _SERVER_FAULTS or
               code.startswith("5") else "see AWS's message for what to fix")
         message = err.response.get("Error", {}).get("Message") or code
         return AmiError(f"{what}: {code}: {message}: {hint}", code=FAILED)

@@ -195,6 +195,10 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         gone = True
     promotion = current.promotion if current is not None else None
     if promotion is not None and not gone and promotion.replaced_digest == digest:
+        if too_old(current, image, known.now):
+            return verdict(BUILD, "too-old", f"older than {image.max_age_days} days "
+                                             f"({current.age_days(known.now):.0f}), though "
+                                             f"promoted from {promotion.from_channel}", None)
         there = exists(current)
         if there is None:
             return None

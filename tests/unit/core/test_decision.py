@@ -166,6 +166,19 @@ def test_a_promotion_holds_until_the_channels_inputs_change(graph):
     assert "inputs changed since the promotion from candidate" in later["web"].reason
 
 
+def test_a_promoted_record_older_than_max_age_days_is_rebuilt(graph):
+    candidate = replace(BASE, digest="c" * 64, amis={"eu-west-1": "ami-000000cc"},
+                        build_started="2026-09-01T00:00:00+00:00",
+                        build_finished="2026-09-01T00:00:00+00:00")
+    promoted = replace(candidate, promotion=Promotion(
+        from_channel="candidate", by="alice", at="2026-11-23T00:00:00+00:00",
+        replaced_ami=BASE.ami, replaced_digest=BASE.digest))
+    v = verdicts(graph, known({"base": promoted}, amis={"ami-000000cc": True}))
+    assert (v["base"].action, v["base"].cause) == (BUILD, "too-old")
+    assert v["base"].reason.startswith("older than 30 days (")
+    assert v["base"].reason.endswith("), though promoted from candidate")
+
+
 def test_offline_keeps_matching_records_unchecked(graph):
     v = verdicts(graph, known({"centos": SOURCE, "base": BASE, "web": WEB}, amis={},
                               offline=True))
