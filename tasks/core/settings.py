@@ -96,6 +96,22 @@ def _channel(value: str) -> str:
     return value
 
 
+# git check-ref-format's rules for a branch name
+_BRANCH = re.compile(r"(?!-|/)(?!.*(?:\.\.|@\{|//|/\.|\.lock/|\.lock$|/$|\.$))"
+                     r"[^\x00-\x20\x7f~^:?*\[\\]+")
+
+
+def _branch(env: Mapping[str, str]) -> str:
+    for name in ("AMI_DEFAULT_BRANCH", "BUILDKITE_PIPELINE_DEFAULT_BRANCH"):
+        value = env.get(name, "").strip()
+        if value and not _BRANCH.fullmatch(value) or value == "@":
+            raise AmiError(f"{name}={value!r} is not a git branch name: set it to the branch "
+                           "whose builds move the main channel, e.g. main")
+        if value:
+            return value
+    return "main"
+
+
 def _ssm_prefix(value: str) -> str | None:
     if not value:
         return None
@@ -165,8 +181,7 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         lock_ttl=_lock_ttl(env),
         lock_poll=_number(env, "AMI_LOCK_POLL_SECONDS", 10.0),
         channel=_channel(env.get("AMI_CHANNEL", "").strip()) or None,
-        default_branch=(env.get("AMI_DEFAULT_BRANCH") or env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH")
-                        or "main").strip(),
+        default_branch=_branch(env),
         allow_dirty=_flag(env.get("AMI_ALLOW_DIRTY")),
         ssm_prefix=_ssm_prefix(env.get("AMI_SSM_PREFIX", "").strip()),
         cleanup_timeout=_number(env, "AMI_CLEANUP_SECONDS", 300.0),

@@ -87,7 +87,8 @@ def pipeline(graph: Graph, rows: list[Row], buildkite: Buildkite, env: Mapping[s
         steps.append({"label": ":white_check_mark: AMIs up to date",
                       "command": "echo every image is up to date",
                       **({"agents": {"queue": queue}} if queue else {})})
-    passed = {k: env[k] for k in PASSED_ON if env.get(k)}
+    # Buildkite interpolates ${...} and $NAME in the uploaded YAML; $$ is a "$".
+    passed = {k: env[k].replace("$", "$$") for k in PASSED_ON if env.get(k)}
     return yaml.safe_dump({**({"env": passed} if passed else {}), "steps": steps},
                           sort_keys=False)
 

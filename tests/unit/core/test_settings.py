@@ -106,3 +106,18 @@ def test_the_nearest_name_to_a_typo_counts_a_swap_as_one_edit():
     assert closest("us-esat-1", regions) == "us-east-1"
     assert closest("eu-wset-2", regions) == "eu-west-2"
     assert closest("mars-north-9", regions) is None
+
+
+@pytest.mark.parametrize("name", ["AMI_DEFAULT_BRANCH", "BUILDKITE_PIPELINE_DEFAULT_BRANCH"])
+@pytest.mark.parametrize("value", ["main branch", "a..b", "-main", "main.lock", "x~1", "a:b",
+                                   "@", "refs/heads/", "x\tb"])
+def test_a_default_branch_that_is_not_a_branch_name_is_refused(name, value):
+    with pytest.raises(AmiError) as info:
+        load_settings(ROOT, {name: value})
+    assert str(info.value) == f"{name}={value.strip()!r} is not a git branch name: set it to " \
+        "the branch whose builds move the main channel, e.g. main"
+
+
+@pytest.mark.parametrize("value", ["main", "trunk", "release/2.x", "feature-$x", "v1.2"])
+def test_a_default_branch_git_allows_is_taken(value):
+    assert load_settings(ROOT, {"AMI_DEFAULT_BRANCH": value}).default_branch == value

@@ -71,3 +71,12 @@ def test_the_dynamic_pipeline_has_a_step_per_build_on_the_upload_queue():
     assert web["concurrency_group"] == "amis-prod/amis/web"
     nothing = yaml.safe_load(buildkite.pipeline(GRAPH, rows({}), Buildkite(), {}))["steps"]
     assert len(nothing) == 1 and "up to date" in nothing[0]["label"]
+
+
+def test_values_passed_to_the_pipeline_are_never_interpolated_by_buildkite():
+    # Buildkite expands $NAME and ${...} in an uploaded pipeline; $$ is a literal "$".
+    steps = yaml.safe_load(buildkite.pipeline(
+        GRAPH, rows({"base": 1}), Buildkite(),
+        {"AMI_DEFAULT_BRANCH": "release$1", "AMI_PREFIX": "teams/${BUILDKITE_AGENT_ACCESS_TOKEN}"}))
+    assert steps["env"] == {"AMI_DEFAULT_BRANCH": "release$$1",
+                            "AMI_PREFIX": "teams/$${BUILDKITE_AGENT_ACCESS_TOKEN}"}
