@@ -46,6 +46,13 @@ def var_file_env_reads(repo: Repo, path: str) -> list[tuple[str, str | None]]:
             for text in texts(value) for env in env_names(text)]
 
 
+def var_file_names(repo: Repo, path: str) -> set[str]:
+    """The variables a var file sets."""
+    if path.endswith((".hcl",) + VAR_FILE_SUFFIXES):
+        return {name for name in parse(repo, path, "").data if name != "__is_block__"}
+    return set(packer_json.var_file_data(repo, path))
+
+
 def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,
               sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes | None], list[str]]:
     """The template's files as Packer gets them, with what the tree decides

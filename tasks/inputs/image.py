@@ -56,9 +56,8 @@ def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     what it parsed)."""
     repo = Repo(graph.root)
     template = _only(formats.load(repo, image.template, image.name, parse), image)
-    _check_environment(template, image, [
-        (f"{vf}: {name}", env) for vf in image.var_files
-        for name, env in formats.var_file_env_reads(repo, vf)])
+    reads, overridden = _var_file_env_reads(repo, image)
+    _check_environment(template, image, reads, overridden)
     for key, _ in image.vars:
         if key not in template.variables:
             raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
@@ -116,13 +115,29 @@ def _only(template: Template, image: Image) -> Template:
         b for b in template.blocks if b.kind not in ("builder", "source") or b.name == image.only))
 
 
+def _var_file_env_reads(repo: Repo, image: Image) -> tuple[list[tuple[str, str | None]],
+                                                             set[str]]:
+    """(where, environment variable) of each environment read in the
+    image's var files that Packer uses (a later var file, or the image's
+    ``vars:``, that sets the same variable overrides it), and every variable
+    the var files and ``vars:`` set (they override the template's defaults)."""
+    reads: list[tuple[str, str | None]] = []
+    later = {key for key, _ in image.vars}
+    for vf in reversed(image.var_files):
+        reads += [(f"{vf}: {name}", env) for name, env in formats.var_file_env_reads(repo, vf)
+                  if name not in later]
+        later |= formats.var_file_names(repo, vf)
+    return reads, later
+
+
 def _check_environment(template: Template, image: Image,
-                       var_files: list[tuple[str, str | None]]) -> None:
+                       var_files: list[tuple[str, str | None]], overridden: set[str]) -> None:
     """What the build reads from its environment changes what is built: only
     the environment variables the image declares (their values' hashes are in
     its digest), wherever a default or a var file reads them, and no secret
     store, which no digest can see. ``var_files``: (where, environment
-    variable) of each read in the image's var files."""
+    variable) of each read in the image's var files; ``overridden``: the
+    variables something sets, whose defaults Packer never reads."""
     stores = template.secret_stores()
     if stores:
         raise AmiError(f"{template.path}: {stores[0]}() reads a secret store during the build: what "
@@ -130,7 +145,7 @@ def _check_environment(template: Template, image: Image,
                        "from an environment variable instead and declare it under env_inputs: "
                        f"of image {image.name} in amis.yaml")
     reads = [(f"{template.path}: variable {variable} defaults to", name)
-             for variable, name in template.env_reads()]
+             for variable, name in template.env_reads() if variable not in overridden]
     reads += [(f"{where} is", name) for where, name in var_files]
     for where, name in reads:
         if name is None:

@@ -64,8 +64,10 @@ def var_file_data(repo: Repo, path: str) -> dict[str, Any]:
 
 
 def var_file_values(repo: Repo, path: str) -> dict[str, str | None]:
-    """A JSON var file's values; None for a value that is not a string."""
-    return {k: v if isinstance(v, str) else None for k, v in var_file_data(repo, path).items()}
+    """A JSON var file's values; None for a value that is not a string. A
+    null is the empty string, as Packer 1.6.6 renders it."""
+    return {k: "" if v is None else v if isinstance(v, str) else None
+            for k, v in var_file_data(repo, path).items()}
 
 
 def resolve(value: str, template_dir: str, cwd: str,

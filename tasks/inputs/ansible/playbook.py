@@ -414,14 +414,20 @@ class _Walker:
 
 
 def _each_item(src: str, task: dict) -> list[str]:
-    """``src: '{{ item }}'`` over a loop written out as strings is each of
-    them; anything else is read as written."""
-    if _bare_variable(src) != "item":
+    """``src: '{{ item }}'`` over a loop written out as strings, or
+    ``'{{ item.src }}'`` over one of mappings, is each of them; anything
+    else is read as written."""
+    m = re.fullmatch(r"\{\{\s*item(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}\}", src.strip())
+    if not m:
         return [src]
-    items = [task[key] for key in ("loop", "with_items", "with_list") if key in task]
-    if len(items) == 1 and isinstance(items[0], list) and items[0] and \
-            all(isinstance(one, str) and one for one in items[0]):
-        return items[0]
+    loops = [task[key] for key in ("loop", "with_items", "with_list") if key in task]
+    if len(loops) != 1 or not isinstance(loops[0], list) or not loops[0]:
+        return [src]
+    field = m.group(1)
+    values = [one.get(field) if field and isinstance(one, dict) else None if field else one
+              for one in loops[0]]
+    if all(isinstance(v, str) and v and "{{" not in v for v in values):
+        return values
     return [src]
 
 

@@ -558,6 +558,38 @@ def test_an_environment_read_in_a_json_var_file_must_be_declared(tmp_path, value
     assert "packer/t/eks.json" in inputs(tmp_path).files
 
 
+@pytest.mark.parametrize("override", ["var_file", "vars"])
+def test_an_environment_read_that_packer_never_uses_is_not_refused(tmp_path, override):
+    """amazon-eks-ami: creator = {{env `USER`}} in one var file, set again
+    after it; a template default a var file or vars: sets is never read."""
+    files = {"packer/t/build.pkr.hcl": 'variable "creator" {\n  default = env("USER")\n}\n'
+                                       'variable "owner" {\n  default = env("USER")\n}\n',
+             "packer/t/eks.json": '{"creator": "{{env `USER`}}", "owner": "ci"}',
+             "packer/t/later.json": '{"creator": "ci"}'}
+    later = "packer/t/later.json" if override == "var_file" else None
+    graph = GRAPH + "    var_files: [packer/t/eks.json" + (f", {later}" if later else "") + "]\n" \
+        + ("" if later else "    vars: {creator: ci}\n")
+    tree(tmp_path, files, graph)
+    assert "packer/t/eks.json" in inputs(tmp_path).files
+    tree(tmp_path, files, GRAPH + "    var_files: [packer/t/later.json, packer/t/eks.json]\n")
+    assert refusal(tmp_path).startswith("packer/t/eks.json: creator is environment variable USER")
+
+
+def test_a_null_in_a_json_var_file_is_the_empty_string(tmp_path):
+    """Packer 1.6.6 renders a var file's null as "": no file is read."""
+    (tmp_path / "packer/t").mkdir(parents=True)
+    (tmp_path / "packer/t/t.json").write_text(json.dumps({
+        "variables": {"source_ami": "", "user_data_file": None},
+        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
+                      "ami_name": "t-{{timestamp}}",
+                      "user_data_file": "{{user `user_data_file`}}"}]}))
+    (tmp_path / "packer/t/vars.json").write_text('{"user_data_file": null}')
+    (tmp_path / "amis.yaml").write_text(
+        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  t:\n"
+        "    parent: src\n    template: packer/t/t.json\n    var_files: [packer/t/vars.json]\n")
+    assert set(inputs(tmp_path).files) == {"packer/t/t.json", "packer/t/vars.json"}
+
+
 def test_one_source_in_two_build_blocks_is_refused(tmp_path):
     build = 'build {\n  sources = ["source.amazon-ebs.t"]\n}\n'
     tree(tmp_path, {"packer/t/a.pkr.hcl": build, "packer/t/b.pkr.hcl": build})

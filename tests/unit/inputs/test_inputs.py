@@ -240,6 +240,13 @@ def test_item_over_a_written_out_loop_is_each_file(zoo):
     (zoo / "ansible/files/b.txt").write_text("b\n")
     app = inputs_of(zoo)["app"]
     assert "ansible/files/a.txt" in app and "ansible/files/b.txt" in app
+    # image-builder's providers role: {{ item.src }} over mappings written out
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item.src }}', "
+        "dest: '{{ item.dest }}'}\n      loop:\n        - {src: a.txt, dest: /a}\n"
+        "        - {src: c.txt, dest: /c}\n")
+    assert refusal(zoo, "app").startswith("ansible/second.yml ansible.builtin.copy 'c.txt': "
+                                          "not found in ")
 
 
 def test_a_path_that_begins_with_an_expression_is_never_covered_by_extra_inputs(zoo):
