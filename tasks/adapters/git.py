@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,9 @@ class GitRepo:
              input: str | None = None) -> str | None:
         """git's output, or None when it fails; ``env``: the whole environment
         to run it in (default: this process's)."""
-        done = self.tools.run(["git", *args], cwd=self.root, env=env, input=input,
+        # Replace refs (`git replace`) would show a commit's files as other content.
+        done = self.tools.run(["git", "--no-replace-objects", *args], cwd=self.root, env=env,
+                              input=input,
                               timeout=timeout)
         return done.stdout.strip() if done.ok else None
 
@@ -59,8 +62,14 @@ class GitRepo:
         commit does. A submodule's files are tracked by the commit HEAD
         records for it."""
         head, status = self._status()
-        commit = buildkite.commit or head.get("branch.oid") or "unknown"
+        if not buildkite.active:
+            buildkite = Buildkite()             # BUILDKITE_* set by hand is not Buildkite's
+        commit = head.get("branch.oid") or buildkite.commit or "unknown"
         branch = buildkite.branch or head.get("branch.head") or "unknown"
+        # What is built is HEAD: a job whose HEAD is not the commit Buildkite
+        # names would record a commit that does not hold its inputs.
+        elsewhere = buildkite.commit if re.fullmatch(r"[0-9a-f]{40}", buildkite.commit) \
+            and head.get("branch.oid") and buildkite.commit != commit else ""
         inputs = list(inputs)
         at_head = self._blobs_at_head(inputs)
         untracked = sorted(p for p in inputs if p not in at_head)
@@ -68,7 +77,8 @@ class GitRepo:
         hidden = [] if status else self._unseen_edits(tracked, at_head)
         modes = self._mode_changes(tracked, at_head)
         return {"commit": commit, "branch": branch,
-                "dirty": bool(status or untracked or hidden or modes),
+                "dirty": bool(status or untracked or hidden or modes or elsewhere),
+                **({"not_buildkite_commit": elsewhere} if elsewhere else {}),
                 "untracked_inputs": untracked[:20],
                 **({"hidden_edits": hidden[:20]} if hidden else {}),
                 **({"mode_changes": modes[:20]} if modes else {}),
@@ -163,7 +173,8 @@ class GitRepo:
             return []
         checked_out = self.tools.run(
             ["sh", "-c", 'while IFS= read -r repo && IFS= read -r spec; do '
-             'git -C "$repo" cat-file --filters "$spec" | git hash-object --no-filters --stdin '
+             'git --no-replace-objects -C "$repo" cat-file --filters "$spec" | '
+             'git hash-object --no-filters --stdin '
              '|| echo -; done'],
             cwd=self.root, timeout=300,
             input="".join(f"{at_head[p].repo}\n{at_head[p].spec}\n" for p, _ in differ))

@@ -47,7 +47,10 @@ def choose(settings: Settings, git: Mapping[str, object]) -> tuple[str, str]:
         untracked = list(git.get("untracked_inputs") or [])     # type: ignore[call-overload]
         hidden = list(git.get("hidden_edits") or [])            # type: ignore[call-overload]
         modes = list(git.get("mode_changes") or [])             # type: ignore[call-overload]
-        if untracked:
+        if git.get("not_buildkite_commit"):
+            what = f"HEAD {str(git['commit'])[:12]}, not the commit Buildkite checked out " \
+                   f"({str(git['not_buildkite_commit'])[:12]})"
+        elif untracked:
             what = f"inputs git does not have at HEAD ({_some(untracked)})"
         elif hidden:
             what = f"edited inputs git does not show (assume-unchanged, skip-worktree or a " \

@@ -104,7 +104,7 @@ _BRANCH = re.compile(r"(?!-|/)(?!.*(?:\.\.|@\{|//|/\.|\.lock/|\.lock$|/$|\.$))"
 def _branch(env: Mapping[str, str]) -> str:
     for name in ("AMI_DEFAULT_BRANCH", "BUILDKITE_PIPELINE_DEFAULT_BRANCH"):
         value = env.get(name, "").strip()
-        if value and not _BRANCH.fullmatch(value) or value == "@":
+        if value and not _BRANCH.fullmatch(value) or value in ("@", "HEAD"):
             raise AmiError(f"{name}={value!r} is not a git branch name: set it to the branch "
                            "whose builds move the main channel, e.g. main")
         if value:

@@ -165,3 +165,49 @@ def test_a_tag_named_like_the_branch_leaves_the_branch_name_alone(tmp_path):
     info = GitRepo(tmp_path).info(["a.yml"])
     assert info["branch"] == "main"
     assert choose(load_settings(tmp_path, env={"AMI_BUCKET": "test-amis"}), info)[0] == "main"
+
+
+def test_content_put_in_place_by_git_replace_makes_the_tree_dirty(tmp_path):
+    """`git replace` makes git show other content for HEAD's blob: an edit
+    git is told not to look at then matches what HEAD seems to hold."""
+    from tasks.adapters.git import GitRepo
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.yml").write_text("x: 1\n")
+    commit(tmp_path)
+    old = subprocess.run(["git", "rev-parse", "HEAD:a.yml"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    _git(tmp_path, "update-index", "--assume-unchanged", "a.yml")
+    (tmp_path / "a.yml").write_text("x: 1\ninjected: true\n")
+    new = subprocess.run(["git", "hash-object", "-w", "a.yml"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    _git(tmp_path, "replace", old, new)
+    assert subprocess.run(["git", "show", "HEAD:a.yml"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout == "x: 1\ninjected: true\n"     # what git shows
+    info = GitRepo(tmp_path).info(["a.yml"])
+    assert info["dirty"] is True and info["hidden_edits"] == ["a.yml"]
+
+
+def test_the_commit_recorded_is_heads_whatever_buildkite_variables_say(tmp_path):
+    from tasks.adapters.git import GitRepo
+    from tasks.core.channels import choose
+    from tasks.core.settings import Buildkite, load_settings
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.yml").write_text("x: 1\n")
+    commit(tmp_path)
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    (tmp_path / "a.yml").write_text("x: 2\n")
+    commit(tmp_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    by_hand = GitRepo(tmp_path).info(["a.yml"], Buildkite(commit=first, branch="other"))
+    assert (by_hand["commit"], by_hand["branch"], by_hand["dirty"]) == (head, "main", False)
+    job = GitRepo(tmp_path).info(["a.yml"], Buildkite(active=True, commit=first, branch="main"))
+    assert job["commit"] == head and job["dirty"] is True
+    settings = load_settings(tmp_path, env={"AMI_BUCKET": "test-amis"})
+    assert choose(settings, job) == ("dirty", (
+        f"the working tree has HEAD {head[:12]}, not the commit Buildkite checked out "
+        f"({first[:12]}): publishing to channel 'dirty', not 'main' (commit them, or "
+        "AMI_ALLOW_DIRTY=1)"))
+    agreed = GitRepo(tmp_path).info(["a.yml"], Buildkite(active=True, commit=head, branch="main"))
+    assert agreed["dirty"] is False

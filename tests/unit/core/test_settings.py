@@ -110,7 +110,7 @@ def test_the_nearest_name_to_a_typo_counts_a_swap_as_one_edit():
 
 @pytest.mark.parametrize("name", ["AMI_DEFAULT_BRANCH", "BUILDKITE_PIPELINE_DEFAULT_BRANCH"])
 @pytest.mark.parametrize("value", ["main branch", "a..b", "-main", "main.lock", "x~1", "a:b",
-                                   "@", "refs/heads/", "x\tb"])
+                                   "@", "HEAD", "refs/heads/", "x\tb"])
 def test_a_default_branch_that_is_not_a_branch_name_is_refused(name, value):
     with pytest.raises(AmiError) as info:
         load_settings(ROOT, {name: value})
