@@ -49,6 +49,9 @@ class Ec2(Protocol):
 
     def launch_grants(self, region: str, ami: str) -> list[Grant]: ...
 
+    def snapshot_users(self, region: str, snapshots: Iterable[str]) -> dict[str, set[str]]:
+        """Snapshot -> every AMI of the account whose volumes are made from it."""
+
     def revoke_launch_grants(self, region: str, ami: str, grants: list[Grant]) -> None: ...
 
     def volume_grants(self, region: str, snapshot: str) -> list[Grant]: ...
@@ -173,6 +176,21 @@ class BotoEc2:
         self._call(f"revoking launch permissions of {ami}", region, "modify_image_attribute",
                    ImageId=ami, LaunchPermission={"Remove": [{g.kind: g.who} for g in grants]})
 
+    def snapshot_users(self, region: str, snapshots: Iterable[str]) -> dict[str, set[str]]:
+        users: dict[str, set[str]] = {s: set() for s in snapshots}
+        if not users:
+            return users
+        # Every AMI of the account, read once: the snapshot-id filter is not
+        # one every endpoint has.
+        for image in self.aws.pages(f"listing the account's AMIs in {region}", "ec2", region,
+                                    "describe_images", "Images", Owners=["self"],
+                                    IncludeDisabled=True):
+            for m in image.get("BlockDeviceMappings", []):
+                snapshot = m.get("Ebs", {}).get("SnapshotId")
+                if snapshot in users:
+                    users[snapshot].add(image["ImageId"])
+        return users
+
     def volume_grants(self, region: str, snapshot: str) -> list[Grant]:
         found = self._call(f"reading create-volume permissions of {snapshot}", region,
                            "describe_snapshot_attribute", SnapshotId=snapshot,
@@ -239,9 +257,10 @@ class BotoEc2:
         return out
 
     def launchers(self, region: str) -> list[Launcher]:
-        """Launch configurations; Spot Fleet requests, Spot requests and EC2
-        Fleets that may still launch (their AMIs named outright; those that
-        name a launch template are covered by its versions)."""
+        """Launch configurations; Spot Fleet requests, Spot requests, EC2
+        Fleets and AWS Batch compute environments that may still launch
+        (their AMIs named outright; those that name a launch template are
+        covered by its versions)."""
         found = [Launcher("launch configuration", c["LaunchConfigurationName"], c["ImageId"])
                  for c in self.aws.pages(f"listing launch configurations in {region}",
                                          "autoscaling", region, "describe_launch_configurations",
@@ -263,6 +282,14 @@ class BotoEc2:
             if image:
                 found.append(Launcher(f"{request.get('Type', 'one-time')} Spot request",
                                       request["SpotInstanceRequestId"], image))
+        for env in self.aws.pages(f"listing AWS Batch compute environments in {region}",
+                                  "batch", region, "describe_compute_environments",
+                                  "computeEnvironments"):
+            resources = env.get("computeResources") or {}
+            images = [resources.get("imageId")] + [
+                c.get("imageIdOverride") for c in resources.get("ec2Configuration") or []]
+            found += [Launcher("AWS Batch compute environment", env["computeEnvironmentName"],
+                               image) for image in images if image]
         for fleet in self.aws.pages(f"listing EC2 Fleets in {region}", "ec2", region,
                                     "describe_fleets", "Fleets"):
             if fleet.get("FleetState") in _ENDED_FLEET:

@@ -113,6 +113,20 @@ class Registry:
         return {key[len(prefix):-len(".json")] for key in self.listing(prefix)
                 if key.endswith(".json")}
 
+    def built_as(self, amis: set[str]) -> dict[str, str | None]:
+        """AMI -> the image its ``built/`` marker says it was built as (None:
+        the marker cannot be read)."""
+        def fetch(ami: str) -> tuple[str, str | None]:
+            try:
+                found = self.get(self.built_key(ami))
+                data = json.loads(found[0]) if found else None
+            except (AmiError, ValueError):
+                return ami, None
+            image = data.get("image") if isinstance(data, dict) else None
+            return ami, image if isinstance(image, str) else None
+
+        return dict(self._parallel(fetch, sorted(amis)))
+
     def attestation_key(self, image: str, digest: str, ami: str) -> str:
         """Where the signed statement of an AMI is kept: beside its digest record."""
         return self.key("digests", image, f"{digest}.{ami}{ENVELOPE_SUFFIX}")
@@ -433,6 +447,12 @@ class Registry:
         if record.ami not in existing:
             raise AmiError(f"{image} in channel {source} is {record.ami}, which no longer "
                            "exists: rebuild it before promoting")
+        revoked = self.revoked()
+        for region, ami in sorted(record.amis.items()):
+            if ami in revoked:
+                raise AmiError(f"{image} in channel {source} is {record.ami}, and {ami} "
+                               f"({region}) was {revoked_by(revoked[ami])}: rebuild it there "
+                               "before promoting", code=FAILED)
         return replace(record, promotion=None), self.record_at(self.current_key(target, image),
                                                                image)
 

@@ -82,7 +82,9 @@ def signer(setting: str, root: Path, kms: Kms, sandbox: bool = False) -> Any:
         from securesystemslib.signer import CryptoSigner
         path = (root / setting[len(FILE):]).resolve()
         try:
-            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            private = serialization.load_pem_private_key(_key_file(path, f"AMI_SIGNING_KEY="
+                                                                         f"{setting}"),
+                                                         password=None)
         except OSError as err:
             raise AmiError(f"AMI_SIGNING_KEY={setting}: cannot read {path} ({err.strerror})") \
                 from None
@@ -123,9 +125,26 @@ def public_key(setting: str, root: Path, kms: Kms, sandbox: bool = False) -> Any
 def pem_public_key(path: Path, what: str) -> Any:
     """A PEM public (or unencrypted private) key file's public key."""
     try:
-        return _key_from_pem(path.read_bytes(), str(path))
+        return _key_from_pem(_key_file(path, what), str(path))
     except OSError as err:
         raise AmiError(f"{what}: cannot read {path} ({err.strerror})") from None
+
+
+MAX_KEY_BYTES = 64 << 10         # an RSA-4096 PEM key is about 3 KB
+
+
+def _key_file(path: Path, what: str) -> bytes:
+    """A key file's bytes: a regular file of a key's size, never a device
+    or a FIFO that would be read forever."""
+    import os
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)      # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KEY_BYTES:
+            raise AmiError(f"{what}: {path} is not a key file (a regular file under "
+                           f"{MAX_KEY_BYTES // 1024} KB): name the PEM key file")
+        return f.read(MAX_KEY_BYTES + 1)
 
 
 def opened(envelope: bytes, key: Any, where: str) -> bytes:

@@ -25,12 +25,37 @@ def read_text(path: Path, what: str, shown: object) -> str:
         raise AmiError(f"{what} {shown}: cannot read ({err})") from None
 
 
-def json_object(text: str, shown: object, what: str) -> dict:
-    """A JSON document that must be an object; anything else is one line."""
+def json_value(text: str, shown: object) -> Any:
+    """A JSON document, nested no deeper than YAML may be (MAX_YAML_DEPTH):
+    what no walk could finish is one line, never a RecursionError."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise AmiError(f"{shown}: not valid JSON ({err}): fix the template") from None
+        raise AmiError(f"{shown}: not valid JSON ({err}): fix it") from None
+    except RecursionError:
+        data = None
+        depth = MAX_YAML_DEPTH + 1
+    else:
+        depth = _depth(data)
+    if depth > MAX_YAML_DEPTH:
+        raise AmiError(f"{shown}: nested more than {MAX_YAML_DEPTH} deep: flatten it")
+    return data
+
+
+def _depth(data: Any) -> int:
+    deepest, level = 0, [data]
+    while level:
+        deepest += 1
+        if deepest > MAX_YAML_DEPTH:
+            return deepest
+        level = [v for item in level for v in (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())]
+    return deepest
+
+
+def json_object(text: str, shown: object, what: str) -> dict:
+    """A JSON document that must be an object; anything else is one line."""
+    data = json_value(text, shown)
     if not isinstance(data, dict):
         raise AmiError(f"{shown}: {what} must be an object")
     return data

@@ -51,6 +51,7 @@ class Facts:
     now: datetime
     registry: str = ""                      # this registry, as its AMIs are tagged
     recorded: frozenset[str] = frozenset()  # AMIs this registry's digest records name
+    recorded_as: Mapping[str, str] = field(default_factory=dict)   # AMI -> image it was built as
     current: Mapping[str, str] = field(default_factory=dict)   # AMI -> a channel holding it
     held: frozenset[str] = frozenset()      # images amis.yaml or some channel still has
     revoked: frozenset[str] = frozenset()
@@ -103,6 +104,10 @@ def foreign(c: Candidate, facts: Facts) -> str | None:
     if c.ami not in facts.recorded:
         return (f"no digest record of this registry names it (digests/{c.image}/"
                 f"{c.digest or '?'}.json): not proven this registry's")
+    built_as = facts.recorded_as.get(c.ami, c.image)
+    if built_as != c.image:
+        return (f"tagged Image={c.image}, but this registry built it as {built_as}: its tags "
+                "were changed, so nothing about it is proven")
     return None
 
 

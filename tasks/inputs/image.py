@@ -116,7 +116,7 @@ def _only(template: Template, image: Image) -> Template:
 
 
 def _var_file_env_reads(repo: Repo, image: Image) -> tuple[list[tuple[str, str | None]],
-                                                             set[str]]:
+                                                           set[str]]:
     """(where, environment variable) of each environment read in the
     image's var files that Packer uses (a later var file, or the image's
     ``vars:``, that sets the same variable overrides it), and every variable
@@ -214,13 +214,17 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
             ansible_config.configure(ctx, found, use.config if use else None)
         result = ansible_playbook.Result()
         why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
-        before = set(found.files)
-        ansible_playbook.walk_playbook(ctx, playbook, found, result, why)
+        read = Found()                  # what this Ansible run reads, all of it checked
+        ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
         for role in ctx.role_folders:
-            repo.add_tree(found, role, f"role folder ({use.where if use else 'amis.yaml'})")
-        lookups.check(repo, [f for f in found.files if f not in before],
+            repo.add_tree(read, role, f"role folder ({use.where if use else 'amis.yaml'})")
+        lookups.check(repo, list(read.files),
                       lookups.Allowed(env=frozenset(image.env_inputs),
-                                      host=frozenset(image.host_inputs)))
+                                      host=frozenset(image.host_inputs)),
+                      frozenset(result.templated), frozenset(result.variables))
+        for path, reason in read.files.items():
+            found.add(path, reason)
+        found.unresolved += read.unresolved
         roles.update(result.roles)
         third_party |= result.third_party
         third_party |= {p for name, p in result.roles.items()

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from ..core.errors import AmiError
-from ..core.files import json_object, read_text
+from ..core.files import json_object, json_value, read_text
 from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR
 from .repo import Repo
 from .template import Block, Template
@@ -55,8 +55,8 @@ def load(repo: Repo, path: str, image: str) -> Template:
 def var_file_data(repo: Repo, path: str) -> dict[str, Any]:
     """A JSON var file, read."""
     try:
-        data = json.loads(repo.path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json_value(repo.path(path).read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError) as err:
         raise AmiError(f"{path}: cannot read the var file ({err}): fix it") from None
     if not isinstance(data, dict):
         raise AmiError(f"{path}: a var file must be a JSON object of variable values")

@@ -67,6 +67,10 @@ class Repo:
             raise AmiError(f"{where} {value!r}: an absolute path cannot be tracked: write it "
                            "relative to the template ({{template_dir}}, ${path.root}) or the "
                            "playbook")
+        if value.startswith("~"):
+            raise AmiError(f"{where} {value!r}: ~ is a home folder of the build host, outside "
+                           "the repository, which no digest sees: put the file in the "
+                           "repository and name it relatively")
         return self.rel(posixpath.join(self.root.as_posix(), base, value), where, value)
 
     def path(self, rel: str) -> Path:

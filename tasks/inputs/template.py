@@ -19,18 +19,33 @@ from .repo import Repo
 # and aws_secretsmanager likewise.
 _SECRET_STORE = re.compile(r"(?:\{\{\s*|\b)(vault|aws_secretsmanager|consul_key)"
                            r"(?:\s*\\?[`\"]|\s*\()")        # (searched in JSON text)
-# An environment variable read anywhere in a default: ${env("X")}, {{env `X`}}, {{ env "X" }};
-# and any read at all, whether its name is known before the build or not (env(var.x)).
-_ENV_READ = re.compile(r"""\benv\(\s*"([^"]+)"\s*\)|\{\{\s*env\s*[`"]([^`"]+)[`"]""")
-_ENV_ANY = re.compile(r"""\benv\s*\(|\{\{\s*env\b""")
+# An environment variable read anywhere in a value. HCL2: env("X"). Go
+# templates (JSON templates and their var files): env in any action, in any
+# spelling Go accepts ({{env `X`}}, {{- env "X" -}}, {{ (env `X`) }},
+# {{ `X` | env }}, {{ print (env `X`) }}); a read whose name is not a literal
+# is None. Every use of the name env counts, so no spelling goes unseen.
+_LITERAL = r'(`[^`]*`|"(?:[^"\\]|\\.)*")'
+_GO_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
+_GO_STRINGS = re.compile(_LITERAL)
+_GO_ENV_ANY = re.compile(r"(?<![.$\w])env(?!\w)")
+_GO_ENV_NAMED = re.compile(r"(?<![.$\w])env\s+" + _LITERAL + r"|" + _LITERAL + r"\s*\|\s*env(?!\w)")
+_HCL_ENV_ANY = re.compile(r"(?<![.\w])env\s*\(")
+_HCL_ENV_NAMED = re.compile(r'(?<![.\w])env\s*\(\s*"([^"$%]*)"\s*\)')
 
 
 def env_names(text: str) -> list[str | None]:
-    """The environment variables a value reads (HCL2's ``env()`` or JSON's
-    ``{{env}}``, anywhere in it); None for a read whose name is not a
-    literal, which cannot be declared."""
-    names: list[str | None] = [m.group(1) or m.group(2) for m in _ENV_READ.finditer(text)]
-    return names + [None] * max(len(_ENV_ANY.findall(text)) - len(names), 0)
+    """The environment variables a value reads (HCL2's ``env()`` or a Go
+    template's ``env``, anywhere in it); None for a read whose name is not
+    a literal, which cannot be declared."""
+    names: list[str | None] = []
+    for action in _GO_ACTION.findall(text):
+        found = [(a or b)[1:-1] for a, b in _GO_ENV_NAMED.findall(action)]
+        uses = len(_GO_ENV_ANY.findall(_GO_STRINGS.sub('""', action)))
+        names += found + [None] * max(uses - len(found), 0)
+    outside = _GO_ACTION.sub("", text)
+    found_hcl: list[str | None] = list(_HCL_ENV_NAMED.findall(outside))
+    names += found_hcl + [None] * max(len(_HCL_ENV_ANY.findall(outside)) - len(found_hcl), 0)
+    return names
 
 
 _ENV_DEFAULT = re.compile(r"^(?:\{\{\s*env\s*`([^`]+)`\s*\}\}|\$\{env\(\"([^\"]+)\"\)\})$")

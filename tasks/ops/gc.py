@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from ..adapters.console import Console
 from ..adapters.ec2 import Ec2
-from ..adapters.registry import Registry
+from ..adapters.registry import Registry, revoked_by
 from ..adapters.signals import Interrupts
 from ..adapters.ssm import Ssm
 from ..core import retention
@@ -108,18 +108,22 @@ class Collector:
 
     # -- the facts ------------------------------------------------------------
 
-    def recorded(self, candidates: tuple[Candidate, ...]) -> frozenset[str]:
-        """The candidates this registry records as built: under ``built/``,
-        or (built before it kept that) named by the digest record of the
-        image and digest each is tagged with. A record that cannot be read
-        proves nothing."""
+    def recorded(self, candidates: tuple[Candidate, ...]) -> dict[str, str]:
+        """AMI -> the image this registry records it built it as: under
+        ``built/`` (each marker read, since a tag writer can change an AMI's
+        Image tag), or (built before it kept that) named by the digest record
+        of the image and digest it is tagged with. A record that cannot be
+        read proves nothing."""
         ours = [c for c in candidates if c.registry == self.registry.identity()]
         built = self.registry.built() if ours else set()
+        markers = self.registry.built_as({c.ami for c in ours if c.ami in built})
         wanted = {(c.image, c.digest) for c in ours if c.ami not in built and c.digest}
         found = self.registry.by_digest(wanted, lenient=True) if wanted else {}
-        return frozenset(c.ami for c in ours
-                         if c.ami in built or ((record := found.get((c.image, c.digest)))
-                                               is not None and c.ami in record.amis.values()))
+        out = {ami: image for ami, image in markers.items() if image}
+        out.update({c.ami: c.image for c in ours if c.ami not in built
+                    and (record := found.get((c.image, c.digest))) is not None
+                    and c.ami in record.amis.values()})
+        return out
 
     def _in_use(self, region: str) -> tuple[dict[str, str], list[str]]:
         """AMI id -> what launches it (instances, launch template versions,
@@ -170,9 +174,21 @@ class Collector:
             used.update(found)
             doubts[region] = tuple(doubted)
         shared = {c.ami: tuple(g.who for g in self.ec2.launch_grants(c.region, c.ami))
+                  + tuple(f"{g.who} (snapshot {snapshot})" for snapshot in c.snapshots
+                          for g in self.ec2.volume_grants(c.region, snapshot))
                   for c in candidates}
+        for region in regions:
+            mine = {c.ami: c for c in candidates if c.region == region}
+            users = self.ec2.snapshot_users(region, {s for c in mine.values()
+                                                     for s in c.snapshots}) if mine else {}
+            for c in mine.values():
+                others = sorted({a for s in c.snapshots for a in users.get(s, ())} - {c.ami})
+                if others:
+                    used.setdefault(c.ami, f"its snapshots also back {', '.join(others)}")
+        recorded = self.recorded(candidates)
         return Facts(candidates=candidates, now=self.clock.now(),
-                     registry=self.registry.identity(), recorded=self.recorded(candidates),
+                     registry=self.registry.identity(), recorded=frozenset(recorded),
+                     recorded_as=recorded,
                      current=self.current_amis(retired=retired),
                      held=frozenset(self.graph.names) | elsewhere,
                      revoked=frozenset(self.registry.revoked()), used=used, doubts=doubts,
@@ -271,6 +287,7 @@ class Collector:
         facts = self.gather(frozenset(retired),
                             frozenset(i for images in others.values() for i in images))
         judged = retention.decide(facts, Policy(keep, days, most))
+        revoked = self.registry.revoked()
         gone, spared = self.delete(judged) if apply else (list(judged.doomed), {})
         going = {j.ami for j in gone}
         stopped = apply and self.interrupts.interrupted()
@@ -282,9 +299,11 @@ class Collector:
             action = (("deleted" if apply else "would delete") if c.ami in going
                       else "not deleted (interrupted)" if c.ami in unfinished
                       else ("keep" if j.keep else "later (over --max)"))
-            why = "; ".join(j.keep) or (f"older than {days:g} days, " + (
-                f"{c.image} is retired (not in amis.yaml, in no channel)" if j.orphan
-                else f"not among the newest {keep}"))
+            why = "; ".join(j.keep) or (
+                revoked_by(revoked[c.ami], caller=False) if c.ami in revoked else
+                f"older than {days:g} days, " + (
+                    f"{c.image} is retired (not in amis.yaml, in no channel)" if j.orphan
+                    else f"not among the newest {keep}"))
             rows.append([c.image, c.region, c.ami, c.created.strftime("%Y-%m-%d %H:%M"),
                          action, why])
         self.say(table(rows, ["image", "region", "ami", "created", "action", "why"])

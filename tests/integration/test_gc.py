@@ -159,9 +159,30 @@ def _ec2_fleet(aws, ami: str) -> None:
             "LaunchTemplateId": template, "Version": "1"}, "Overrides": [{"ImageId": ami}]}])
 
 
+def _batch(aws, ami: str) -> None:
+    """An AWS Batch compute environment at 0 vCPUs: it launches the AMI when
+    a job comes, and nothing runs now."""
+    client = aws.client("batch")
+    iam = aws.client("iam")
+    role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    profile = iam.create_instance_profile(InstanceProfileName="batch")["InstanceProfile"]["Arn"]
+    vpc = aws.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnet = aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+        "Subnets"][0]["SubnetId"]
+    group = aws.ec2.describe_security_groups(Filters=[{"Name": "group-name",
+                                                       "Values": ["default"]}])[
+        "SecurityGroups"][0]["GroupId"]
+    client.create_compute_environment(
+        computeEnvironmentName="jobs", type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "desiredvCpus": 0,
+                          "instanceTypes": ["t3.micro"], "imageId": ami, "subnets": [subnet],
+                          "securityGroupIds": [group], "instanceRole": profile})
+
+
 @pytest.mark.parametrize("launcher, said", [(_spot_fleet, "Spot Fleet request sfr-"),
                                             (_spot_request, "persistent Spot request sir-"),
-                                            (_ec2_fleet, "EC2 Fleet fleet-")])
+                                            (_ec2_fleet, "EC2 Fleet fleet-"),
+                                            (_batch, "AWS Batch compute environment jobs")])
 def test_an_ami_a_fleet_or_a_spot_request_launches_is_kept(tree, aws, launcher, said):
     """Its instances interrupted (a Spot Fleet in maintain mode lost its AMI
     that way): the fleet or request launches it again."""

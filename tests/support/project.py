@@ -50,6 +50,12 @@ class AwsClients:
         self.s3.create_bucket(Bucket=bucket,
                               CreateBucketConfiguration={"LocationConstraint": REGION})
 
+    def client(self, service: str) -> object:
+        """Another service's client on the same emulator."""
+        import boto3
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
     def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
         """Every object in the bucket, key -> body."""
         out = {}

@@ -178,6 +178,11 @@ class FakeEc2(_Faults):
         left = [g for g in self.launch_grant.get((region, ami), []) if g not in grants]
         self.launch_grant[region, ami] = left
 
+    def snapshot_users(self, region: str, snapshots: Iterable[str]) -> dict[str, set[str]]:
+        self._call("snapshot_users", region)
+        return {s: {a.id for (r, _), a in self.images.items() if r == region
+                    and a.owner == self.account and s in a.snapshots} for s in snapshots}
+
     def volume_grants(self, region: str, snapshot: str) -> list[Grant]:
         self._call("volume_grants", region, snapshot)
         return list(self.volume_grant.get((region, snapshot), []))

@@ -25,6 +25,7 @@ values are never templated: neither is read.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -51,19 +52,46 @@ class Allowed:
     host: frozenset[str]
 
 
-def _environment() -> Any:
+# What a template's first line may set (Ansible's "#jinja2:" header): the
+# delimiters change how the rest is read, so the check reads it the same way.
+_HEADER_KEYS = frozenset({"variable_start_string", "variable_end_string",
+                          "block_start_string", "block_end_string",
+                          "comment_start_string", "comment_end_string",
+                          "line_statement_prefix", "line_comment_prefix"})
+DELIMITER_ARGS = frozenset(k for k in _HEADER_KEYS if k.endswith("_string"))
+DELIMITERS = "\0delimiters"         # stands for a call's own delimiters among its arguments
+
+
+def _environment(header: dict[str, str] | None = None) -> Any:
     import jinja2
-    return jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+    return jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+                              **(header or {}))
+
+
+def _header(text: str) -> dict[str, str]:
+    """The Jinja2 settings a ``#jinja2:`` first line gives the template."""
+    first = text.split("\n", 1)[0]
+    if not first.startswith("#jinja2:"):
+        return {}
+    found = {}
+    for pair in first[len("#jinja2:"):].split(","):
+        key, _, value = pair.partition(":")
+        key, value = key.strip(), value.strip()
+        if key in _HEADER_KEYS and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            found[key] = value[1:-1]
+    return found
 
 
 def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
     """(lookup name or None, its literal arguments or None each, is a call)
-    for each use of lookup/query/q in a Jinja2 template."""
+    for each use of lookup/query/q in a Jinja2 template. A call that passes
+    its own delimiters (``variable_start_string=``) counts as an argument
+    that is not known: what it renders is not read here."""
     from jinja2 import nodes
     from jinja2.exceptions import TemplateSyntaxError
     try:
-        tree = _environment().parse(text)
-    except TemplateSyntaxError:
+        tree = _environment(_header(text)).parse(text)
+    except (TemplateSyntaxError, TypeError, ValueError):
         if any(name in text for name in LOOKUP_NAMES):
             yield None, [], False           # cannot be read: refused, never guessed
         return
@@ -73,6 +101,8 @@ def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
             called.add(id(call.node))
             args = [a.value if isinstance(a, nodes.Const) else None for a in call.args]
             name = args[0] if args and isinstance(args[0], str) else None
+            if any(k.key in DELIMITER_ARGS for k in call.kwargs):
+                args.append(DELIMITERS)
             yield name, args[1:], True
     for name in tree.find_all(nodes.Name):
         if name.name in LOOKUP_NAMES and id(name) not in called:
@@ -85,14 +115,17 @@ def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
         return "uses lookup/query/q other than as a call with its name written out"
     if name is None:
         return "calls a lookup whose name is not written out"
+    if DELIMITERS in args:
+        return (f"lookup('{name}') with Jinja2 delimiters of its own (variable_start_string, "
+                "...), which this check cannot follow")
     short = name[len(next((p for p in _BUILTIN if name.startswith(p)), "")):]
     if short in PURE:
         return None
     if short in FILES:
         if not args or any(not isinstance(a, str) for a in args):
             return f"lookup('{name}') of a path known only during the build"
-        outside = [a for a in args if (posixpath.normpath(a) not in allowed.host
-                                       if a.startswith("/") else
+        outside = [a for a in args if (posixpath.normpath(os.path.expanduser(a))
+                                       not in allowed.host if a.startswith(("/", "~")) else
                                        posixpath.normpath(posixpath.join(folder, a))
                                        .startswith(".."))]
         if outside:
@@ -112,7 +145,8 @@ def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
 
 
 def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """(key, string) of every templated string of a YAML document."""
+    """(key, string) of every templated string of a YAML document, keys too
+    (``set_fact: {"{{ ... }}": 1}`` names a fact by what it renders)."""
     if isinstance(node, Unsafe):
         return
     if isinstance(node, str):
@@ -122,6 +156,8 @@ def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
             yield key, node
     elif isinstance(node, dict):
         for k, v in node.items():
+            if isinstance(k, str) and not isinstance(k, Unsafe) and ("{{" in k or "{%" in k):
+                yield k, k
             k = str(k)
             if k.startswith("with_"):
                 yield k, "{{ lookup('" + k[len("with_"):] + "', " + _loop_args(v) + ") }}"
@@ -144,30 +180,105 @@ def _loop_args(value: Any) -> str:
     return ", ".join(parts) or "''"
 
 
-def _evaluated(rel: str) -> str | None:
-    """How Ansible reads a file it may template: "yaml", "jinja" or None."""
+def _evaluated(rel: str, templated: frozenset[str], variables: frozenset[str]) -> str | None:
+    """How Ansible reads a file it may template: "yaml", "jinja" or None.
+    ``templated`` and ``variables``: files a task renders (``template``,
+    ``lookup('template')``) or loads as variables (``include_vars``,
+    ``vars_files``), wherever they are."""
+    if rel in templated:
+        return "jinja"
+    if rel in variables:
+        return "yaml"
     parts = rel.split("/")
+    if "group_vars" in parts[:-1] or "host_vars" in parts[:-1]:
+        return "yaml"                   # .yml, .yaml, .json or no extension: all loaded
     if "files" in parts[:-1]:
         return None                     # copied as it is
     if rel.endswith(".j2") or "templates" in parts[:-1]:
         return "jinja"
-    if rel.endswith((".yml", ".yaml")):
+    if rel.endswith((".yml", ".yaml", ".json")):
         return "yaml"
     return None
 
 
-def check(repo: Repo, files: list[str], allowed: Allowed) -> None:
+# Where a task or a play runs: only on the instance Packer built. A
+# connection or host other than that runs on the build host (or elsewhere),
+# which no digest sees.
+_CONNECTIONS = frozenset({"ssh", "paramiko", "smart", "winrm", "psrp",
+                          "ansible.builtin.ssh", "ansible.builtin.paramiko_ssh"})
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _elsewhere(node: Any) -> tuple[str, Any] | None:
+    """The first key of a YAML document that makes Ansible run something
+    on another host than the instance: (key, value)."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending += item
+            continue
+        if not isinstance(item, dict):
+            continue
+        for key, value in item.items():
+            if key == "local_action":
+                return key, value
+            if key == "delegate_to" and str(value).replace(" ", "") != "{{inventory_hostname}}":
+                return key, value
+            if key in ("connection", "ansible_connection") and isinstance(value, str) \
+                    and value not in _CONNECTIONS:
+                return key, value
+            if key in ("hosts", "ansible_host") and any(
+                    "{{" in str(h) or str(h).strip() in _LOCAL_HOSTS
+                    for h in (value if isinstance(value, list) else
+                              str(value).replace(",", ":").split(":"))):
+                return key, value
+            pending.append(value)
+    return None
+
+
+def _keys(node: Any, wanted: frozenset[str]) -> str | None:
+    """The first of ``wanted`` used as a key anywhere in a YAML document."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            hit = next((k for k in item if k in wanted), None)
+            if hit:
+                return hit
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return None
+
+
+def check(repo: Repo, files: list[str], allowed: Allowed,
+          templated: frozenset[str] = frozenset(),
+          variables: frozenset[str] = frozenset()) -> None:
     """Refuse, in one line naming the file, what a lookup would read from
-    the build host. ``files``: those an Ansible run reads."""
+    the build host, and a task or play that would run anywhere but on the
+    instance. ``files``: those an Ansible run reads."""
     for rel in sorted(files):
-        kind = _evaluated(rel)
+        kind = _evaluated(rel, templated, variables)
         if kind is None:
             continue
         if kind == "jinja":
             texts: list[tuple[str, str]] = [("", read_text(repo.path(rel), "template", rel))]
         else:
             # a file that is not YAML: Ansible fails on it if it reads it at all
-            texts = list(_strings(load(repo, rel, "Ansible YAML", unparsable=True)))
+            data = load(repo, rel, "Ansible YAML", unparsable=True)
+            delimiters = _keys(data, DELIMITER_ARGS)
+            if delimiters:
+                raise AmiError(f"{rel}: {delimiters}: changes Jinja2's delimiters for a "
+                               "template, which this check cannot follow: keep Ansible's "
+                               "{{ }} and {% %}")
+            there = _elsewhere(data)
+            if there:
+                raise AmiError(f"{rel}: {there[0]}: {str(there[1])[:60]!r} runs on another "
+                               "host than the instance Packer built (the build host, for "
+                               "localhost), which no digest sees: do it on the instance, or in a "
+                               "shell-local provisioner whose inputs are declared")
+            texts = list(_strings(data))
         for key, text in texts:
             for name, args, call in _calls(text):
                 problem = _problem(name, args, allowed, call, posixpath.dirname(rel))

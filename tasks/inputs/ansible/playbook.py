@@ -53,6 +53,8 @@ class Result:
     third_party: set[str] = field(default_factory=set)       # role folders not ours to lint
     roles: dict[str, str] = field(default_factory=dict)       # role name -> folder or requirement
     missing_roles: set[str] = field(default_factory=set)      # installed at build time
+    templated: set[str] = field(default_factory=set)          # files a task renders
+    variables: set[str] = field(default_factory=set)          # files loaded as variables
 
 
 def walk_playbook(ctx: Context, playbook: str, found: Found, result: Result,
@@ -109,7 +111,8 @@ class _Walker:
             for vf in _listish(play.get("vars_files")):
                 for item in _listish(vf):
                     if isinstance(item, str):
-                        self._path(folder, item, f"{rel} vars_files", f"vars file of {rel}")
+                        self._path(folder, item, f"{rel} vars_files", f"vars file of {rel}",
+                                   self.result.variables.add)
             for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
                 self.tasks(play.get(key) or [], rel, folder, None, collections)
 
@@ -338,6 +341,14 @@ class _Walker:
         if not value.strip():
             return                  # -e name= (empty): no file
         if "{{" not in value:
+            if value.startswith("~"):
+                home = os.path.expanduser(value)       # Ansible expands it on the build host
+                if home != value and posixpath.normpath(home) in self.ctx.host_files:
+                    return
+                raise AmiError(f"{where} {value!r}: ~ is a home folder of the build host, "
+                               "outside the repository, which no digest sees: copy the file "
+                               "into the repository (the role's files/ or templates/) and name "
+                               "it relatively, or declare it under host_inputs: of the image")
             if value.startswith("/"):
                 if posixpath.normpath(value) in self.ctx.host_files:
                     return          # declared: its content's hash is in the digest
@@ -349,6 +360,11 @@ class _Walker:
                 rel = posixpath.normpath(posixpath.join(base, value))
                 if not rel.startswith("..") and self.repo.exists(rel):
                     self.repo.add_file(self.found, rel, f"read by {file}", where, value)
+                    read_as = {"templates": self.result.templated,
+                               "vars": self.result.variables}.get(sub)
+                    if read_as is not None:
+                        read_as.update(self.repo.files_under(rel) if self.repo.is_dir(rel)
+                                       else [rel])
                     return
             raise AmiError(f"{where} {value!r}: not found in {', '.join(b + '/' for b in bases)}: "
                            "create it or fix the path")

@@ -618,3 +618,51 @@ def test_a_var_file_or_template_file_linked_out_of_the_repository_is_refused(tmp
     tree(root, {})
     os.symlink(outside / "extra.pkr.hcl", root / "packer/t/extra.pkr.hcl")
     assert refusal(root).startswith("packer/t/extra.pkr.hcl: a symbolic link to ")
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+@pytest.mark.parametrize("where", ["packer/t/deep.auto.pkrvars.json", "packer/t/vars.json",
+                                   "packer/j.json"])
+def test_json_nested_past_any_walk_is_one_line(tmp_path, where, depth):
+    deep = '{"x": ' + "[" * depth + "]" * depth + "}"
+    graph = GRAPH
+    if where == "packer/t/vars.json":
+        graph += "    var_files: [packer/t/vars.json]\n"
+    if where == "packer/j.json":
+        graph = graph.replace("template: packer/t", "template: packer/j.json")
+    tree(tmp_path, {where: deep}, graph)
+    message = refusal(tmp_path)
+    assert message.startswith(where) and message.endswith(": nested more than 100 deep: "
+                                                          "flatten it"), message
+
+
+@pytest.mark.parametrize("default", ["{{env `HOME`}}", "{{- env `HOME` -}}", "{{ (env `HOME`) }}",
+                                     "{{ `HOME` | env }}", "{{ print (env `HOME`) }}",
+                                     '{{ env "HOME" }}'])
+def test_an_environment_read_in_any_go_template_spelling_must_be_declared(tmp_path, default):
+    (tmp_path / "packer").mkdir(parents=True)
+    (tmp_path / "packer/j.json").write_text(json.dumps({
+        "variables": {"source_ami": "", "x": default},
+        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
+                      "ami_name": "j-{{timestamp}}"}]}))
+    (tmp_path / "amis.yaml").write_text(
+        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  j:\n"
+        "    parent: src\n    template: packer/j.json\n")
+    assert "variable x defaults to environment variable HOME" in refusal_of(tmp_path, "j")
+    (tmp_path / "amis.yaml").write_text((tmp_path / "amis.yaml").read_text()
+                                        + "    env_inputs: [HOME]\n")
+    assert inputs(tmp_path, "j")
+
+
+def refusal_of(root: Path, image: str) -> str:
+    with pytest.raises(AmiError) as info:
+        inputs(root, image)
+    return str(info.value)
+
+
+def test_a_path_under_the_build_hosts_home_is_refused_even_with_a_decoy(tmp_path):
+    """Packer expands ~ to the build host's home: a file of the same name in
+    the repository is not what it reads."""
+    tree(tmp_path, {"packer/t/home.pkr.hcl": 'locals {\n  x = file("~/probe.txt")\n}\n',
+                    "packer/t/~/probe.txt": "decoy\n"})
+    assert "'~/probe.txt': ~ is a home folder of the build host" in refusal(tmp_path)

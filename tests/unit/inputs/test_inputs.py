@@ -503,6 +503,12 @@ HOST_READS = [
     (f"{ROLE}/templates/pip.conf.j2", "index-url = {{ lookup('env', 'PIP_INDEX') }}\n"),
     ("ansible/group_vars/all.yml", "token: \"{{ lookup('file', '/etc/token') }}\"\n"),
     (f"{ROLE}/tasks/main.yml", "- debug: {msg: \"{{ lookup('community.general.dig', 'x') }}\"}\n"),
+    # the second attacker's pass: other files, keys, and other delimiters
+    ("ansible/group_vars/all.json", '{"h": "{{ lookup(\'env\', \'HOME\') }}"}\n'),
+    ("ansible/group_vars/all", "h: \"{{ lookup('env', 'HOME') }}\"\n"),
+    (f"{ROLE}/tasks/main.yml", "- set_fact:\n    \"{{ lookup('env', 'HOME') | basename }}\": 1\n"),
+    (f"{ROLE}/templates/motd.j2", "#jinja2: variable_start_string: '[%', variable_end_string: "
+                                  "'%]'\nX=[% lookup('pipe', 'cat /etc/hostname') %]\n"),
 ]
 
 
@@ -511,6 +517,47 @@ def test_every_host_read_is_refused_in_any_spelling_and_place(zoo, rel, text):
     shapes.write(zoo, {rel: text})
     message = refusal(zoo, "app")
     assert message.startswith(rel) and "pass the value as a variable" in message, message
+
+
+@pytest.mark.parametrize("files", [
+    # rendered by the template module, though kept under files/ or vars/
+    {f"{ROLE}/files/evil.conf": "X={{ lookup('pipe', 'id') }}\n",
+     f"{ROLE}/tasks/main.yml": "- template: {src: ../files/evil.conf, dest: /etc/evil}\n"},
+    # loaded as variables, though kept under files/, or JSON
+    {f"{ROLE}/files/v.yml": "h: \"{{ lookup('pipe', 'id') }}\"\n",
+     f"{ROLE}/tasks/main.yml": "- include_vars: {file: ../files/v.yml}\n"},
+    {"ansible/vars/x.json": '{"h": "{{ lookup(\'env\', \'HOME\') }}"}',
+     "ansible/second.yml": "- hosts: all\n  vars_files: [vars/x.json]\n  tasks: []\n"},
+])
+def test_a_file_is_checked_as_ansible_reads_it_wherever_it_is(zoo, files):
+    shapes.write(zoo, files)
+    assert "pass the value as a variable" in refusal(zoo, "app")
+
+
+@pytest.mark.parametrize("task", [
+    "- command: cat /etc/hostname\n  delegate_to: localhost\n",
+    "- command: cat /root/.aws/credentials\n  delegate_to: 127.0.0.1\n",
+    "- local_action: ansible.builtin.command cat /etc/hostname\n",
+    "- slurp: {src: /etc/hostname}\n  connection: local\n",
+    "- template: {src: motd.j2, dest: /etc/motd, variable_start_string: '[%'}\n",
+    "- debug: {msg: \"{{ lookup('template', 'motd.j2', variable_start_string='[%') }}\"}\n",
+])
+def test_a_task_that_runs_off_the_instance_or_renders_unseen_is_refused(zoo, task):
+    shapes.write(zoo, {f"{ROLE}/tasks/main.yml": task,
+                       f"{ROLE}/templates/motd.j2": "[% lookup('pipe', 'id') %]\n"})
+    message = refusal(zoo, "app")
+    assert message.startswith(f"{ROLE}/tasks/main.yml") and (
+        "runs on another host than the instance" in message
+        or "changes Jinja2's delimiters" in message
+        or "with Jinja2 delimiters of its own" in message), message
+
+
+@pytest.mark.parametrize("play", ["- hosts: localhost\n  connection: local\n  tasks: []\n",
+                                  "- hosts: [all, 127.0.0.1]\n  tasks: []\n",
+                                  "- hosts: all\n  vars: {ansible_connection: local}\n"])
+def test_a_play_on_the_build_host_is_refused(zoo, play):
+    shapes.write(zoo, {"ansible/second.yml": play})
+    assert "runs on another host than the instance" in refusal(zoo, "app")
 
 
 @pytest.mark.parametrize("rel, text", [
@@ -569,3 +616,16 @@ def test_amis_yaml_with_an_alias_bomb_is_refused(tmp_path):
         load_graph(tmp_path)
     assert str(info.value) == f"{tmp_path / 'amis.yaml'}: its aliases (*name) expand to more " \
         "than 1,000,000 values: write it with fewer aliases"
+
+
+@pytest.mark.parametrize("task", [
+    "ansible.builtin.copy: {src: '~/.aws/credentials', dest: /tmp/c}",
+    "ansible.builtin.debug: {msg: \"{{ lookup('file', '~/.aws/credentials') }}\"}"])
+def test_a_path_under_the_build_hosts_home_is_refused_even_with_a_decoy(zoo, task):
+    """Ansible expands ~ on the build host: a decoy at files/~/... is not read."""
+    (zoo / "ansible/files/~/.aws").mkdir(parents=True)
+    (zoo / "ansible/files/~/.aws/credentials").write_text("decoy\n")
+    (zoo / "ansible/second.yml").write_text(f"- hosts: all\n  tasks:\n    - {task}\n")
+    message = refusal(zoo, "app")
+    assert "~/.aws/credentials" in message and ("~ is a home folder of the build host" in message
+                                                or "reads the build host" in message), message

@@ -154,3 +154,44 @@ def test_an_ami_a_fleet_or_spot_request_launches_is_kept(tree, kind):
     app.collector.collect(apply=True, keep=1, days=0, most=20, leftover_hours=6)
     assert not [c for c in tree.ec2.calls if c[0] == "deregister"], out.getvalue()
     assert re.search(rf"{old} .*keep\s+referenced by {kind} sfr-1", out.getvalue())
+
+
+def test_what_backs_or_shares_an_amis_snapshots_keeps_it(tree):
+    shared, backing, idle = (managed(tree, "web", 100 + n) for n in range(3))
+    managed(tree, "web", 10)
+    snapshot = tree.ec2.ami("eu-west-1", shared).snapshots[0]
+    tree.ec2.volume_grant[("eu-west-1", snapshot)] = [Grant("UserId", "111122223333")]
+    # someone registered their own AMI from this AMI's snapshot
+    other = tree.ec2.add_ami("eu-west-1", snapshots=0)
+    tree.ec2.images[("eu-west-1", other.id)] = other.__class__(
+        **{**other.__dict__, "snapshots": tree.ec2.ami("eu-west-1", backing).snapshots})
+    app, out = tree.run()
+    app.collector.collect(apply=True, keep=1, days=0, most=20, leftover_hours=6)
+    text = out.getvalue()
+    assert {c[2] for c in tree.ec2.calls if c[0] == "deregister"} == {idle}, text
+    assert re.search(rf"{shared} .*keep\s+shared with 111122223333 \(snapshot {snapshot}\)", text)
+    assert re.search(rf"{backing} .*keep\s+its snapshots also back {other.id}", text)
+
+
+def test_an_ami_whose_image_tag_was_changed_is_kept(tree):
+    """A tag writer renames an AMI's Image to a retired one: its built/ marker
+    says what it was built as, and the AMI is not judged by the tag."""
+    among_newest = managed(tree, "web", 100)
+    app, _ = tree.run()
+    tree.store.put(f"built/{among_newest}.json", b'{"ami": "%s", "image": "web"}'
+                   % among_newest.encode())
+    tree.ec2.tag("eu-west-1", among_newest, {"Image": "ghost"})
+    app, out = tree.run()
+    app.collector.collect(apply=True, keep=3, days=0, most=20, leftover_hours=6)
+    assert not [c for c in tree.ec2.calls if c[0] == "deregister"], out.getvalue()
+    assert re.search(rf"{among_newest} .*keep\s+tagged Image=ghost, but this registry built it "
+                     "as web: its tags were changed", out.getvalue())
+
+
+def test_a_revoked_ami_is_said_to_go_because_it_was_revoked(tree):
+    revoked = managed(tree, "web", 1)
+    managed(tree, "web", 0)
+    tree.store.put(f"revocations/{revoked}.json", b"not json")
+    app, out = tree.run()
+    app.collector.collect(apply=False, keep=3, days=14, most=20, leftover_hours=6)
+    assert re.search(rf"{revoked} .*would delete\s+revoked: ", out.getvalue()), out.getvalue()

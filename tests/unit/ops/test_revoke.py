@@ -106,3 +106,18 @@ def test_a_build_whose_parent_is_revoked_while_it_runs_publishes_nothing(tree):
     assert current(tree, "web") == before
     made = tree.packer.builds[-1].amis["eu-west-1"]
     assert tree.ec2.ami("eu-west-1", made) is None           # what it made is removed
+
+
+def test_a_revoked_ami_is_never_promoted(tree):
+    feature = {"AMI_CHANNEL": "feature"}
+    build_all(tree.run(feature)[0])
+    ami = json.loads(tree.store.objects["channels/feature/web.json"])["amis"]["us-east-1"]
+    app, _ = tree.run()
+    app.revoker.revoke(ami, "", "CVE-2", undo=False, disable=False)
+    before = dict(tree.store.objects)
+    app, _ = tree.run()
+    with pytest.raises(AmiError, match=r"web in channel feature is ami-\w+, and ami-\w+ "
+                                       r"\([\w-]+\) was revoked by .*: CVE-2: rebuild it there "
+                                       "before promoting"):
+        app.promoter.promote("web", "feature", "main")
+    assert tree.store.objects == before
