@@ -28,7 +28,9 @@ _LITERAL = r'(`[^`]*`|"(?:[^"\\]|\\.)*")'
 _GO_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
 _GO_STRINGS = re.compile(_LITERAL)
 _GO_ENV_ANY = re.compile(r"(?<![.$\w])env(?!\w)")
-_GO_ENV_NAMED = re.compile(r"(?<![.$\w])env\s+" + _LITERAL + r"|" + _LITERAL + r"\s*\|\s*env(?!\w)")
+# env applied to a literal: env "X", or the whole action "X" | env
+_GO_ENV_NAMED = re.compile(r"(?<![.$\w|])env\s+" + _LITERAL + r"|^[\s(-]*" + _LITERAL
+                           + r"\s*\|\s*env[\s)-]*$")
 _HCL_ENV_ANY = re.compile(r"(?<![.\w])env\s*\(")
 _HCL_ENV_NAMED = re.compile(r'(?<![.\w])env\s*\(\s*"([^"$%]*)"\s*\)')
 

@@ -82,11 +82,12 @@ class Attestations:
                 sha: str | None) -> str | None:
         """Why ``ami`` is not proven the build its record says (None: it is)."""
         entry = f"{region}:{ami}:{digest}:{sha}"
+        key = self.key()            # a key that cannot be read is the run's error, not the AMI's
         with self._lock:
             if entry in self._seen():
                 return None
         try:
-            statement(self.registry, self.key(), image, digest, ami, region, sha)
+            statement(self.registry, key, image, digest, ami, region, sha)
         except AmiError as err:
             return (f"AMI {ami} ({region}) is not proven by its signed provenance ({err}): "
                     "with AMI_SIGNING_KEY set, only an AMI whose statement verifies is kept")

@@ -41,7 +41,7 @@ PURE = frozenset({"items", "indexed_items", "list", "dict", "nested", "together"
 FILES = frozenset({"file", "template", "fileglob"})       # a path written out, tracked
 LOOKUP_NAMES = frozenset({"lookup", "query", "q"})
 # Task keys whose value Ansible evaluates as a bare expression.
-EXPRESSION_KEYS = frozenset({"when", "changed_when", "failed_when", "until", "that"})
+EXPRESSION_KEYS = frozenset({"when", "changed_when", "failed_when", "until", "that", "var"})
 _BUILTIN = ("ansible.builtin.", "ansible.legacy.")
 
 
@@ -101,8 +101,8 @@ def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
             called.add(id(call.node))
             args = [a.value if isinstance(a, nodes.Const) else None for a in call.args]
             name = args[0] if args and isinstance(args[0], str) else None
-            if any(k.key in DELIMITER_ARGS for k in call.kwargs):
-                args.append(DELIMITERS)
+            if any(k.key in DELIMITER_ARGS for k in call.kwargs) or call.dyn_kwargs is not None:
+                args.append(DELIMITERS)         # its own delimiters, or keywords made at run time
             yield name, args[1:], True
     for name in tree.find_all(nodes.Name):
         if name.name in LOOKUP_NAMES and id(name) not in called:
@@ -115,12 +115,12 @@ def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
         return "uses lookup/query/q other than as a call with its name written out"
     if name is None:
         return "calls a lookup whose name is not written out"
-    if DELIMITERS in args:
-        return (f"lookup('{name}') with Jinja2 delimiters of its own (variable_start_string, "
-                "...), which this check cannot follow")
     short = name[len(next((p for p in _BUILTIN if name.startswith(p)), "")):]
     if short in PURE:
         return None
+    if DELIMITERS in args:
+        return (f"lookup('{name}') with Jinja2 delimiters of its own (variable_start_string, "
+                "...), or keywords made during the build (**), which this check cannot follow")
     if short in FILES:
         if not args or any(not isinstance(a, str) for a in args):
             return f"lookup('{name}') of a path known only during the build"
@@ -194,12 +194,16 @@ def _evaluated(rel: str, templated: frozenset[str], variables: frozenset[str]) -
         return "yaml"                   # .yml, .yaml, .json or no extension: all loaded
     if "files" in parts[:-1]:
         return None                     # copied as it is
+    if "." not in parts[-1] and len(parts) > 1 and parts[-2] in _ROLE_YAML:
+        return "yaml"                   # a role's tasks/main, vars/main, ...: Ansible loads them
     if rel.endswith(".j2") or "templates" in parts[:-1]:
         return "jinja"
     if rel.endswith((".yml", ".yaml", ".json")):
         return "yaml"
     return None
 
+
+_ROLE_YAML = frozenset({"tasks", "handlers", "vars", "defaults", "meta"})
 
 # Where a task or a play runs: only on the instance Packer built. A
 # connection or host other than that runs on the build host (or elsewhere),

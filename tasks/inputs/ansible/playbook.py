@@ -32,6 +32,7 @@ _SRC_MODULES = MappingProxyType({
     **dict(_SHORT_SRC_MODULES), "win_template": "templates", "win_copy": "files",
     **{f"ansible.builtin.{k}": v for k, v in _SHORT_SRC_MODULES}})
 _BLOCK_KEYS = ("block", "rescue", "always")
+ROLE_MAIN = ("main.yml", "main.yaml", "main.json", "main")     # Ansible's order
 # Beside a playbook, Ansible reads these by itself.
 ADJACENT = ("group_vars", "host_vars", "files", "templates", "tasks", "vars", "handlers",
             "library", "module_utils", "action_plugins", "filter_plugins", "lookup_plugins",
@@ -134,7 +135,7 @@ class _Walker:
         self.repo.add_tree(self.found, located, f"role {name} (named in {used_by})")
         if self.repo.is_file(posixpath.join(located, "meta/.galaxy_install_info")):
             self.result.third_party.add(located)
-        meta_file = next((posixpath.join(located, "meta", m) for m in ("main.yml", "main.yaml")
+        meta_file = next((posixpath.join(located, "meta", m) for m in ROLE_MAIN
                           if self.repo.is_file(posixpath.join(located, "meta", m))), None)
         role_collections = list(collections)
         if meta_file:
@@ -153,7 +154,8 @@ class _Walker:
             subdir = posixpath.join(located, sub)
             if self.repo.is_dir(subdir):
                 for f in self.repo.files_under(subdir):
-                    if f.endswith((".yml", ".yaml")) and f not in self.walked_files:
+                    if (f.endswith((".yml", ".yaml", ".json")) or f.endswith("/main")) \
+                            and f not in self.walked_files:
                         self.walked_files.add(f)
                         self.tasks(load(self.repo, f, "role tasks") or [], f, folder, located,
                                    role_collections)
@@ -460,8 +462,9 @@ def _task_list(tasks: Any) -> Iterator[dict]:
 
 
 def _role_file(repo: Repo, role: str, sub: str) -> dict:
-    """A role's ``vars/main.yml`` or ``defaults/main.yml`` (or ``.yaml``), as a mapping."""
-    for file in ("main.yml", "main.yaml"):
+    """A role's ``vars/main.yml`` or ``defaults/main.yml`` (or ``.yaml``,
+    ``.json``, or no extension, as Ansible looks), as a mapping."""
+    for file in ROLE_MAIN:
         rel = posixpath.join(role, sub, file)
         if repo.is_file(rel):
             data = load(repo, rel, "role variables")

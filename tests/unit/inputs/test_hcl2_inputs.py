@@ -666,3 +666,18 @@ def test_a_path_under_the_build_hosts_home_is_refused_even_with_a_decoy(tmp_path
     tree(tmp_path, {"packer/t/home.pkr.hcl": 'locals {\n  x = file("~/probe.txt")\n}\n',
                     "packer/t/~/probe.txt": "decoy\n"})
     assert "'~/probe.txt': ~ is a home folder of the build host" in refusal(tmp_path)
+
+
+@pytest.mark.parametrize("default", ['{{ printf "%s%s" "HO" "ME" | env }}',
+                                     '{{ "HOME" | printf "%s" | env }}'])
+def test_an_environment_read_of_a_computed_name_is_refused_not_misnamed(tmp_path, default):
+    (tmp_path / "packer").mkdir(parents=True)
+    (tmp_path / "packer/j.json").write_text(json.dumps({
+        "variables": {"source_ami": "", "x": default},
+        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
+                      "ami_name": "j-{{timestamp}}"}]}))
+    (tmp_path / "amis.yaml").write_text(
+        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  j:\n"
+        "    parent: src\n    template: packer/j.json\n    env_inputs: [ME]\n")
+    assert "an environment variable whose name is known only during the build" in \
+        refusal_of(tmp_path, "j")

@@ -629,3 +629,19 @@ def test_a_path_under_the_build_hosts_home_is_refused_even_with_a_decoy(zoo, tas
     message = refusal(zoo, "app")
     assert "~/.aws/credentials" in message and ("~ is a home folder of the build host" in message
                                                 or "reads the build host" in message), message
+
+
+@pytest.mark.parametrize("files", [
+    {f"{ROLE}/vars/main": "gj: \"{{ lookup('env', 'PROBE_SECRET') }}\"\n"},
+    {f"{ROLE}/tasks/main.yml": None,
+     f"{ROLE}/tasks/main": "- debug: {msg: \"{{ lookup('pipe', 'id') }}\"}\n"},
+    {f"{ROLE}/tasks/main.yml": "- debug:\n    var: lookup('pipe', 'id')\n"},
+    {f"{ROLE}/tasks/main.yml": "- debug: {msg: \"{{ lookup('template', 'm.j2', **o) }}\"}\n",
+     f"{ROLE}/templates/m.j2": "m\n"},
+], ids=["extensionless-vars", "extensionless-tasks", "debug-var", "run-time-keywords"])
+def test_what_ansible_also_reads_or_templates_is_checked_too(zoo, files):
+    for rel, text in files.items():
+        if text is None:
+            (zoo / rel).unlink(missing_ok=True)
+    shapes.write(zoo, {rel: text for rel, text in files.items() if text is not None})
+    assert "pass the value as a variable" in refusal(zoo, "app")

@@ -124,3 +124,11 @@ def test_verify_fails_an_ami_that_no_longer_exists(signed):
     app, _ = signed.run()
     with pytest.raises(AmiError, match=r"verify: web ami-\w+: no such AMI in eu-west-1"):
         app.verifier.verify("", "web", "", worktree=True)
+
+
+def test_a_key_that_cannot_be_read_is_the_runs_one_line_not_each_amis(signed):
+    app, _ = signed.run({"AMI_SIGNING_KEY": "file:/dev/zero"})
+    with pytest.raises(AmiError) as info:
+        app.lookup.decision()
+    assert str(info.value) == "AMI_SIGNING_KEY=file:/dev/zero: /dev/zero is not a key file " \
+        "(a regular file under 64 KB): name the PEM key file"
