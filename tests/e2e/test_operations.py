@@ -17,7 +17,7 @@ def _tags(aws, ami):
 
 def test_amis_and_snapshots_carry_provenance(project, aws):
     (project.path / "ansible/roles/web_app/tasks/main.yml").write_text("---\n[]\n")  # dirty tree
-    ok(project.doit("amis", env={"BUILDKITE_BUILD_URL": BUILD_URL}))
+    ok(project.doit("amis", env={"BUILDKITE": "true", "BUILDKITE_BUILD_URL": BUILD_URL}))
     web = json.loads(project.record("web").read_text())
     assert web["git"]["dirty"] is True and web["git"]["build_url"] == BUILD_URL
     tags = _tags(aws, web["amis"][REGION])
