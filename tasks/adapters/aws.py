@@ -84,7 +84,9 @@ def explain(err: Exception, what: str) -> AmiError:
         return Unreachable(f"{what}: cannot reach {err.kwargs.get('endpoint_url', 'AWS')}: "
                            "check the network or AWS_ENDPOINT_URL")
     if isinstance(err, ClientError):
-        code = error_code(err)
+        # A reply with no error body (a proxy's, a bare 5xx) still has its status.
+        code = error_code(err) or str(err.response.get("ResponseMetadata", {})
+                                      .get("HTTPStatusCode", "") or "unknown")
         hint = {
             "NoSuchBucket": "create the bucket or fix AMI_BUCKET",
             "AccessDenied": "grant the build role access (docs/security.md, IAM policies)",
@@ -95,7 +97,7 @@ def explain(err: Exception, what: str) -> AmiError:
               "get through: run again in a minute" if code in _THROTTLED else
               "a fault on AWS's side: run again" if code in _SERVER_FAULTS or
               code.startswith("5") else "see AWS's message for what to fix")
-        message = err.response.get("Error", {}).get("Message") or code
+        message = err.response.get("Error", {}).get("Message") or "no message"
         return AmiError(f"{what}: {code}: {message}: {hint}", code=FAILED)
     return AmiError(f"{what}: {type(err).__name__}: {err}", code=FAILED)
 

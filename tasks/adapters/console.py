@@ -31,7 +31,7 @@ from ..core.outcome import Outcome
 VIEWS = ("plain", "live", "buildkite")
 
 # Phases an image goes through, in order, as the live view shows them.
-QUEUED, VALIDATING, BUILDING = "queued", "validating", "starting Packer"
+QUEUED, VALIDATING, BUILDING, TESTING = "queued", "validating", "starting Packer", "testing"
 # The phases a plain log names (the live view shows every one): those that last.
 LASTING = ("validating", "launching", "provisioning", "creating AMI", "copying to")
 _DONE_STYLES = MappingProxyType({

@@ -13,8 +13,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Iterable, Protocol
 
-from ..core.cloud import (LIVE_STATES, Ami, Grant, Instance, KeyPair, Launcher,
+from ..core.cloud import (LIVE_STATES, Ami, Grant, Instance, KeyPair, Launch, Launcher,
                           LaunchTemplateVersion, SecurityGroup, parse_time)
+from ..core.errors import AmiError, FAILED
 from ..core.names import MANAGED_BY
 from .aws import AwsSession
 
@@ -91,9 +92,36 @@ class Ec2(Protocol):
 
     def delete_security_group(self, region: str, group: SecurityGroup) -> None: ...
 
+    # -- what the acceptance stage launches ----------------------------------------
+    def create_key_pair(self, region: str, name: str, tags: dict[str, str]) -> str:
+        """A new ed25519 key pair; returns its private key (OpenSSH PEM)."""
+
+    def create_security_group(self, region: str, name: str, subnet: str | None,
+                              tags: dict[str, str]) -> SecurityGroup:
+        """A group in the subnet's VPC (else the default VPC) that lets SSH in."""
+
+    def launch(self, region: str, launch: Launch) -> str:
+        """Run one instance (IMDSv2 required); returns its id."""
+
+    def instance(self, region: str, instance: str) -> Instance | None:
+        """The instance as EC2 describes it now (terminated ones too); None: unknown."""
+
 
 def _tags(item: dict) -> MappingProxyType:
     return MappingProxyType({t["Key"]: t["Value"] for t in item.get("Tags", [])})
+
+
+def _tag_spec(kind: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def _instance(i: dict) -> Instance:
+    return Instance(id=i["InstanceId"], ami=i.get("ImageId", ""),
+                    state=i.get("State", {}).get("Name", ""),
+                    launched=parse_time(i.get("LaunchTime")), key_name=i.get("KeyName", ""),
+                    security_groups=tuple(g["GroupName"] for g in i.get("SecurityGroups", [])),
+                    tags=_tags(i),
+                    address=i.get("PublicIpAddress") or i.get("PrivateIpAddress") or "")
 
 
 def ami_of(region: str, image: dict) -> Ami:
@@ -235,12 +263,7 @@ class BotoEc2:
                                "describe_instances", "Reservations",
                                Filters=[{"Name": "instance-state-name",
                                          "Values": list(LIVE_STATES)}])
-        return [Instance(id=i["InstanceId"], ami=i.get("ImageId", ""),
-                         state=i.get("State", {}).get("Name", ""),
-                         launched=parse_time(i.get("LaunchTime")), key_name=i.get("KeyName", ""),
-                         security_groups=tuple(g["GroupName"] for g in i.get("SecurityGroups", [])),
-                         tags=_tags(i))
-                for reservation in found for i in reservation["Instances"]]
+        return [_instance(i) for reservation in found for i in reservation["Instances"]]
 
     def launch_template_versions(self, region: str) -> list[LaunchTemplateVersion]:
         out = []
@@ -318,3 +341,53 @@ class BotoEc2:
 
     def delete_security_group(self, region: str, group: SecurityGroup) -> None:
         self._call(f"deleting {group.id}", region, "delete_security_group", GroupId=group.id)
+
+    def create_key_pair(self, region: str, name: str, tags: dict[str, str]) -> str:
+        made = self._call(f"creating key pair {name} in {region}", region, "create_key_pair",
+                          KeyName=name, KeyType="ed25519",
+                          TagSpecifications=[_tag_spec("key-pair", tags)])
+        return str(made["KeyMaterial"])
+
+    def create_security_group(self, region: str, name: str, subnet: str | None,
+                              tags: dict[str, str]) -> SecurityGroup:
+        if subnet:
+            vpc = self._call(f"describing {subnet} in {region}", region, "describe_subnets",
+                             SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+        else:
+            vpcs = self._call(f"finding the default VPC in {region}", region, "describe_vpcs",
+                              Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+            if not vpcs:
+                raise AmiError(f"{region} has no default VPC to test in: set test_subnet (and "
+                               "test_security_group) on the image in amis.yaml", code=FAILED)
+            vpc = vpcs[0]["VpcId"]
+        made = self._call(f"creating security group {name} in {region}", region,
+                          "create_security_group", GroupName=name, VpcId=vpc,
+                          Description="SSH to an instance testing a new AMI (temporary)",
+                          TagSpecifications=[_tag_spec("security-group", tags)])
+        group = SecurityGroup(made["GroupId"], name)
+        self._call(f"letting SSH into {group.id}", region, "authorize_security_group_ingress",
+                   GroupId=group.id, IpPermissions=[{
+                       "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                       "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        return group
+
+    def launch(self, region: str, launch: Launch) -> str:
+        made = self._call(
+            f"launching {launch.ami} to test it", region, "run_instances",
+            ImageId=launch.ami, InstanceType=launch.instance_type, MinCount=1, MaxCount=1,
+            KeyName=launch.key_name, MetadataOptions={"HttpTokens": "required",
+                                                      "HttpEndpoint": "enabled"},
+            TagSpecifications=[_tag_spec("instance", dict(launch.tags)),
+                               _tag_spec("volume", dict(launch.tags))],
+            **({"SubnetId": launch.subnet} if launch.subnet else {}),
+            **({"SecurityGroupIds": list(launch.security_groups)}
+               if launch.security_groups else {}))
+        return str(made["Instances"][0]["InstanceId"])
+
+    def instance(self, region: str, instance: str) -> Instance | None:
+        found = self._call(f"describing {instance}", region, "describe_instances",
+                           Filters=[{"Name": "instance-id", "Values": [instance]}])
+        for reservation in found["Reservations"]:
+            for i in reservation["Instances"]:
+                return _instance(i)
+        return None

@@ -131,6 +131,10 @@ class Registry:
         """Where the signed statement of an AMI is kept: beside its digest record."""
         return self.key("digests", image, f"{digest}.{ami}{ENVELOPE_SUFFIX}")
 
+    def test_attestation_key(self, image: str, digest: str, ami: str) -> str:
+        """Where the signed test result of an AMI is kept: beside its statement."""
+        return self.key("digests", image, f"{digest}.{ami}.tests{ENVELOPE_SUFFIX}")
+
     def url(self, key: str) -> str:
         return self.store.url(key)
 

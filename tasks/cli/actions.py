@@ -16,7 +16,7 @@ from typing import Any, Callable
 from typing import TYPE_CHECKING
 
 from ..core import decision
-from ..core.errors import AmiError
+from ..core.errors import AmiError, REJECTED
 from ..core.outcome import Outcome
 from ..core.records import read_local
 from ..state.reports import Report
@@ -87,8 +87,9 @@ def image(app: App, name: str) -> dict[str, str]:
     try:
         app.builder.bring_up_to_date(name)
     except AmiError as err:
-        app.reports.add(Report(name, Outcome.FAILED, "-", time.monotonic() - started, str(err)))
-        app.console.done(name, Outcome.FAILED, "failed")
+        outcome = Outcome.REJECTED if err.code == REJECTED else Outcome.FAILED
+        app.reports.add(Report(name, outcome, "-", time.monotonic() - started, str(err)))
+        app.console.done(name, outcome, str(outcome))
         raise
     return _digest(app, name)
 
@@ -97,8 +98,11 @@ def skipped(app: App, name: str) -> None:
     """Image ``name`` did not build, because an image it is built on failed."""
     if name in app.graph.images:
         parent = app.graph.images[name].parent
-        app.reports.add(Report(name, Outcome.SKIPPED, "-", 0.0, f"{parent} did not build"))
-        app.console.done(name, Outcome.SKIPPED, f"skipped: {parent} did not build")
+        held = app.reports.get(parent)
+        why = f"{parent} was rejected by its tests" if held is not None \
+            and held.outcome is Outcome.REJECTED else f"{parent} did not build"
+        app.reports.add(Report(name, Outcome.SKIPPED, "-", 0.0, why))
+        app.console.done(name, Outcome.SKIPPED, f"skipped: {why}")
 
 
 @_action
@@ -201,8 +205,15 @@ def promote(app: App, image: str, source: str, target: str) -> None:
 
 
 @_action
-def verify(app: App, ami: str, image: str, key: str, worktree: bool) -> None:
-    app.verifier.verify(ami, image, key, worktree)
+def verify(app: App, ami: str, image: str, key: str, worktree: bool,
+           require_tests: bool) -> None:
+    app.verifier.verify(ami, image, key, worktree, require_tests)
+
+
+@_action
+def test(app: App, image: str) -> None:
+    from ..ops.acceptance import retest
+    retest(app.graph, app.lookup, app.checkout, app.acceptor, app.console, image)
 
 
 @_action

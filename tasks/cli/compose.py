@@ -43,6 +43,8 @@ from ..state.lookup import Lookup
 from ..state.reports import Reports
 
 if TYPE_CHECKING:       # each command's service is imported when it is first built
+    from ..adapters.testrun import TestRunner
+    from ..ops.acceptance import Acceptor
     from ..ops.attest import Attester
     from ..ops.build import Builder
     from ..ops.gc import Collector
@@ -212,12 +214,33 @@ class App:
                         lambda: self.checkout.channel()[0])
 
     @service
+    def tests(self) -> TestRunner:
+        from ..adapters.testrun import Pytest
+        return Pytest()
+
+    @service
+    def stand_in(self) -> Callable[[str], Any] | None:
+        """The sandbox's SSH server in the place of a test instance: the
+        emulator runs no machine. None outside the sandbox."""
+        if not self.settings.sandbox:
+            return None
+        from ..adapters.standin import StandIn
+        return lambda public_key: StandIn(public_key).start()
+
+    @service
+    def acceptor(self) -> Acceptor:
+        from ..ops.acceptance import Acceptor
+        return Acceptor(self.graph, self.settings, self.checkout, self.prebuild, self.ec2,
+                        self.tests, self.console, self.clock, self.interrupts, self.stand_in)
+
+    @service
     def builder(self) -> Builder:
         from ..ops.build import Builder
         return Builder(graph=self.graph, settings=self.settings, checkout=self.checkout,
                        lookup=self.lookup, registry=self.registry, locks=self.locks,
                        packers=self.packers, stager=self.stager, prebuild=self.prebuild,
-                       attester=self.attester, ec2=self.ec2, ssm=self.ssm,
+                       attester=self.attester, acceptor=self.acceptor, ec2=self.ec2,
+                       ssm=self.ssm,
                        console=self.console, reports=self.reports, clock=self.clock,
                        interrupts=self.interrupts, endpoint=self.endpoint)
 

@@ -70,6 +70,8 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                shown_default="AMI_SIGNING_KEY's public key"),
         Option("worktree", "worktree", "check inputs against the working tree, not the "
                "recorded commit", False, bool),
+        Option("require_tests", "require-tests", "also require the AMI's signed result of "
+               "passing its tests", False, bool),
     ),
     "revoke": (
         Option("ami", "ami", "the AMI to revoke (and everything built on it)", "", str, "a"),
@@ -80,6 +82,8 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("disable", "disable", "also disable the AMIs in EC2 (DisableImage)", False,
                bool),
     ),
+    "test": (Option("image", "image", "the image whose current AMI to test, or all", "all",
+                    str, "i"),),
     "promote": (
         Option("image", "image", "image to promote, or all", "", str, "i"),
         Option("source", "from", "channel (or branch) to take the AMI from", "", str, "f"),
@@ -94,7 +98,7 @@ EXAMPLES: Mapping[str, str] = MappingProxyType({
     "inputs": "doit inputs -i web", "explain": "doit explain -a ami-0123456789abcdef0",
     "gc": "doit gc --keep 5 --days 14 --apply", "promote": "doit promote -i web -f feature/x -t main",
     "pipeline": "doit pipeline && buildkite-agent pipeline upload .amis/pipeline.yml",
-    "pull": "doit pull", "verify": "doit verify -i web",
+    "pull": "doit pull", "verify": "doit verify -i web", "test": "doit test -i web",
     "revoke": "doit revoke -i base --reason 'CVE-2026-0001 in openssl'", "annotate": "doit annotate", "cloud_init": "doit cloud_init",
     "sandbox_stop": "doit sandbox_stop",
 })
@@ -249,7 +253,9 @@ class Creators:
                 "name": name,
                 "doc": f"build image {name} on {image.parent} from {image.template}",
                 "actions": [(actions.image, [app, name])],
-                "file_dep": [*inputs[name], self._record_file(image.parent)],
+                # Its tests too: a change to them alone re-tests its AMI (no Packer).
+                "file_dep": [*inputs[name], *app.checkout.tests(name),
+                             self._record_file(image.parent)],
                 "targets": [self._record_file(name)],
                 "task_dep": ["pull"],
                 "uptodate": [config_changed(app.checkout.digest_settings(name)), up_to_date],
@@ -336,7 +342,7 @@ class Creators:
         return self._command("explain", actions.explain)
 
     def task_gc(self) -> dict[str, Any]:
-        """Deregister old AMIs of this project and Packer leftovers (dry run unless --apply)."""
+        """Deregister old unused AMIs and what killed runs left (dry run unless --apply)."""
         return self._command("gc", actions.gc)
 
     def task_promote(self) -> dict[str, Any]:
@@ -346,6 +352,10 @@ class Creators:
     def task_verify(self) -> dict[str, Any]:
         """Check an AMI's signed provenance back to the source: doit verify -a ami-... (or -i web)."""
         return self._command("verify", actions.verify)
+
+    def task_test(self) -> dict[str, Any]:
+        """Run an image's tests again on its channel's current AMI, moving nothing: doit test -i web."""
+        return self._command("test", actions.test)
 
     def task_revoke(self) -> dict[str, Any]:
         """Revoke an AMI and everything built on it, so they rebuild: doit revoke -i base -r why."""

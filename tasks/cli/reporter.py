@@ -20,10 +20,10 @@ from typing import Any, Callable
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.reporter import ConsoleReporter
 
-from ..core.errors import BUG, FAILED, INTERRUPTED, MISTAKE
+from ..core.errors import BUG, FAILED, INTERRUPTED, MISTAKE, REJECTED
 
 # Which failure a run's exit code reports when there are several.
-_WORST = (INTERRUPTED, BUG, MISTAKE, FAILED)
+_WORST = (INTERRUPTED, BUG, MISTAKE, REJECTED, FAILED)
 
 
 class Failed(TaskFailed):

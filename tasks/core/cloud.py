@@ -63,6 +63,18 @@ class Instance:
     key_name: str = ""
     security_groups: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    address: str = ""               # its public IP, else its private one
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One instance to launch, to test an AMI: IMDSv2 is always required."""
+    ami: str
+    instance_type: str
+    key_name: str
+    tags: Mapping[str, str]
+    subnet: str | None = None
+    security_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

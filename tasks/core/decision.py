@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
 
+from . import acceptance
 from .digest import changed_inputs, image_digest
 from .graph import Graph, Image
 from .records import Record
 
 KEEP, REUSE, BUILD, RESOLVE = "keep", "reuse", "build", "resolve"
+TEST, REJECT, SKIP = "test", "reject", "skip"    # acceptance: docs/concepts.md#acceptance
 
 # What `plan` and `graph` call each verdict (a run then says up to date,
 # reused, resolved, built: docs/concepts.md). Why is in the reason.
@@ -31,7 +33,10 @@ UP_TO_DATE = "up to date"
 TO_REUSE = "reuse"
 TO_RESOLVE = "resolve"
 TO_BUILD = "build"
-STATUSES = (UP_TO_DATE, TO_REUSE, TO_RESOLVE, TO_BUILD)
+TO_TEST = "test"            # an AMI built earlier, to be tested (then published)
+REJECTED = "rejected"       # its AMI failed these tests: change the image or its tests
+BLOCKED = "blocked"         # its parent was rejected: nothing is built on it
+STATUSES = (UP_TO_DATE, TO_REUSE, TO_RESOLVE, TO_BUILD, TO_TEST, REJECTED, BLOCKED)
 
 
 # An AMI a record names, to be looked up: (region, AMI id, image, digest). It
@@ -64,28 +69,30 @@ class Known:
 @dataclass(frozen=True)
 class Verdict:
     image: str
-    action: str             # keep, reuse, build; the source: keep or resolve
+    action: str             # keep, reuse, build, test, reject, skip; the source: keep, resolve
     cause: str              # digest, promoted, offline, by-digest, missing, changed, gone,
-                            # too-old, parent, moved, unresolved
+                            # too-old, parent, moved, unresolved, tests, rejected
     reason: str             # why, for people
     ami: str | None         # its AMI after this (None: a build will tell)
     digest: str | None      # its digest now (None: its parent builds first)
-    record: Record | None = None     # the record kept or reused
+    record: Record | None = None     # the record kept, reused or tested
     current: Record | None = None    # the channel's current record
+    tests: str | None = None         # its tests' digest now (None: it has none)
 
     @property
     def builds(self) -> bool:
         return self.action == BUILD
 
     @property
+    def works(self) -> bool:
+        """Its ``ami:<name>`` has something to do: Packer runs, an AMI is
+        tested, or it fails (rejected, or its parent was)."""
+        return self.action in (BUILD, TEST, REJECT, SKIP)
+
+    @property
     def status(self) -> str:
-        if self.action == KEEP:
-            return UP_TO_DATE
-        if self.action == REUSE:
-            return TO_REUSE
-        if self.action == RESOLVE:
-            return TO_RESOLVE
-        return TO_BUILD
+        return {KEEP: UP_TO_DATE, REUSE: TO_REUSE, RESOLVE: TO_RESOLVE, TEST: TO_TEST,
+                REJECT: REJECTED, SKIP: BLOCKED}.get(self.action, TO_BUILD)
 
 
 @dataclass
@@ -110,11 +117,13 @@ def too_old(record: Record | None, image: Image, now: datetime | None) -> bool:
 
 def decide(graph: Graph, known: Known, manifests: Mapping[str, dict[str, str]],
            settings: Mapping[str, dict],
-           digests: dict[tuple[str, str], str] | None = None) -> Decision:
+           digests: dict[tuple[str, str], str] | None = None,
+           tests: Mapping[str, dict[str, str]] | None = None) -> Decision:
     """Verdicts for the source and every image whose parent's AMI is known.
     ``manifests``: image -> its inputs' hashes; ``settings``: image -> the
     build settings that are part of its digest; ``digests``: a memo of
-    (image, parent AMI) -> digest, kept by a caller that decides often."""
+    (image, parent AMI) -> digest, kept by a caller that decides often;
+    ``tests``: image -> its test files' hashes (none: it has no tests)."""
     decision = Decision()
     memo = {} if digests is None else digests
     source = _source(graph, known)
@@ -127,7 +136,7 @@ def decide(graph: Graph, known: Known, manifests: Mapping[str, dict[str, str]],
         if parent.ami is not None and key not in memo:
             memo[key] = image_digest(manifests[name], parent.ami, settings[name])
         verdict = _image(image, parent, known, manifests[name], settings[name], decision,
-                         memo.get(key))
+                         memo.get(key), (tests or {}).get(name) or {})
         if verdict is not None:
             decision.verdicts[name] = verdict
     return decision
@@ -155,16 +164,23 @@ def _source(graph: Graph, known: Known) -> Verdict:
 
 
 def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str],
-           settings: dict, decision: Decision, digest: str | None) -> Verdict | None:
+           settings: dict, decision: Decision, digest: str | None,
+           tests: dict[str, str]) -> Verdict | None:
     name = image.name
     current = known.records.get(name)
+    tested = acceptance.tests_digest(tests)
+    if parent.action in (REJECT, SKIP) and parent.ami is None:
+        why = f"parent {image.parent} was rejected by its tests" if parent.action == REJECT \
+            else f"parent {image.parent} is blocked"
+        return Verdict(name, SKIP, "parent", f"{why}: nothing is built on it", None, None,
+                       None, current, tested)
     if parent.ami is None or digest is None:
         why = f"parent {image.parent} builds first" if parent.action == BUILD else \
             f"parent {image.parent} is not resolved"
         own = next((known.refused[a] for a in current.amis.values() if a in known.refused),
                    None) if current is not None else None
         why += f"; {own}" if own else ""             # e.g. its own AMI was revoked with the parent
-        return Verdict(name, BUILD, "parent", why, None, None, None, current)
+        return Verdict(name, BUILD, "parent", why, None, None, None, current, tested)
 
     def exists(record: Record) -> bool | None:
         """Whether the record's AMIs exist, in every region, and are this
@@ -178,8 +194,41 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
         return all(known.amis[ami] for ami in record.amis.values())
 
     def verdict(action: str, cause: str, reason: str, record: Record | None) -> Verdict:
-        ami = record.ami if record and action != BUILD else None
-        return Verdict(name, action, cause, reason, ami, digest, record, current)
+        ami = record.ami if record and action not in (BUILD, SKIP) else None
+        return Verdict(name, action, cause, reason, ami, digest, record, current, tested)
+
+    def earlier_build() -> Record | None | bool:
+        """The digest record of these inputs (None: none; False: asked for)."""
+        if known.offline:
+            return None
+        if (name, digest) not in known.by_digest:
+            decision.need_digests.add((name, digest))
+            return False
+        return known.by_digest[(name, digest)]
+
+    def accepted(record: Record, kept: Verdict) -> Verdict | None:
+        """``kept`` when its AMI passed these tests; else test it, or say it
+        was rejected (from the digest record, which keeps every verdict)."""
+        if acceptance.state(record, tested) in (acceptance.NONE, acceptance.PASSED):
+            return kept
+        earlier = earlier_build()
+        if earlier is False:
+            return None
+        if earlier is not None and earlier.ami == record.ami:
+            state = acceptance.state(earlier, tested)
+            if state == acceptance.REJECTED:
+                assert earlier.tests is not None
+                # The channel's AMI stays current (children keep building on it);
+                # a new build that was rejected is nobody's parent.
+                return Verdict(name, REJECT, "rejected", acceptance.rejection(earlier.tests)
+                               + ": change the image or its tests",
+                               record.ami if record is current else None, digest, record,
+                               current, tested)
+            if state == acceptance.PASSED:
+                return verdict(REUSE, "tests", "passed these tests at "
+                               f"{earlier.tests.at if earlier.tests else '?'}", earlier)
+        return verdict(TEST, "tests", f"{acceptance.what_changed(record, tests)}; the AMI "
+                       f"{record.ami} has these inputs", record)
 
     gone = False
     if current is not None and current.digest == digest:
@@ -191,7 +240,8 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
             return None
         if there:
             note = " (offline: AMI not checked)" if known.offline else ""
-            return verdict(KEEP, "digest", f"digest {digest[:12]}{note}", current)
+            return accepted(current, verdict(KEEP, "digest", f"digest {digest[:12]}{note}",
+                                             current))
         gone = True
     promotion = current.promotion if current is not None else None
     if promotion is not None and not gone and promotion.replaced_digest == digest:
@@ -208,13 +258,11 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
                                              f"{known.channel}'s inputs change", current)
         gone = True
 
-    earlier: Record | None = None
     refused = ""
-    if not known.offline:
-        if (name, digest) not in known.by_digest:
-            decision.need_digests.add((name, digest))
-            return None
-        earlier = known.by_digest[(name, digest)]
+    found = earlier_build()
+    if found is False:
+        return None
+    earlier = found or None
     if earlier is not None and not too_old(earlier, image, known.now) \
             and not (gone and earlier.ami == current.ami):
         there = exists(earlier)
@@ -222,9 +270,10 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
             return None
         if there:
             built_on = earlier.git.get("branch") if earlier.git else None
-            return verdict(REUSE, "by-digest", f"an earlier build has these inputs: {earlier.ami}"
-                           + (f" (built on {built_on})" if built_on else "")
-                           + _replacing(promotion), earlier)
+            return accepted(earlier, verdict(
+                REUSE, "by-digest", f"an earlier build has these inputs: {earlier.ami}"
+                + (f" (built on {built_on})" if built_on else "") + _replacing(promotion),
+                earlier))
         if any(ami in known.refused for ami in earlier.amis.values()):
             refused = f"; not reusing the earlier build of these inputs: " \
                       f"{unusable(earlier, known)}"

@@ -5,6 +5,7 @@ OK = 0
 FAILED = 1          # a build or an operation failed: Packer, AWS, a lock wait
 BUG = 2             # an unexpected error (a traceback): please report it
 MISTAKE = 3         # the user's to fix: amis.yaml, a template, an option (doit's own code too)
+REJECTED = 4        # an AMI failed its acceptance tests: not published
 INTERRUPTED = 130   # Ctrl-C or SIGTERM
 
 

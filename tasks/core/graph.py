@@ -24,9 +24,14 @@ _TOP_KEYS = frozenset({"region", "source", "defaults", "images"})
 _SOURCE_KEYS = frozenset({"name", "ami", "owners", "name_pattern", "sandbox_ami"})
 _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_files",
                          "extra_inputs", "regions", "vars", "max_age_days", "share_with",
-                         "build_timeout", "only", "env_inputs", "host_inputs"})
+                         "build_timeout", "only", "env_inputs", "host_inputs", "tests",
+                         "test_instance_type", "test_subnet", "test_security_group",
+                         "test_timeout"})
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
 DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
+DEFAULT_TEST_TIMEOUT = 15 * 60.0        # seconds: the instance answering, then its tests
+_SUBNET_RE = re.compile(r"subnet-[0-9a-f]{8,17}")
+_GROUP_RE = re.compile(r"sg-[0-9a-f]{8,17}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ class Image:
     only: str | None = None             # the one source it builds (Packer's -only)
     env_inputs: tuple[str, ...] = ()    # environment variables its template reads
     host_inputs: tuple[str, ...] = ()   # build host files Ansible reads by absolute path
+    tests: tuple[str, ...] = ()         # testinfra files or folders, run on each new AMI
+    test_instance_type: str | None = None   # None: the template's
+    test_subnet: str | None = None          # None: the template's, else the default VPC's
+    test_security_group: str | None = None  # None: the template's, else a temporary one
+    test_timeout: float = DEFAULT_TEST_TIMEOUT  # seconds to answer SSH and pass
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
@@ -225,7 +235,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
                                 or max_age < 1):
         raise _fail(file, where, f"max_age_days {max_age!r} must be a whole number of days >= 1")
-    for key in ("template", "playbook", "packer_dir", "only"):
+    for key in ("template", "playbook", "packer_dir", "only", "test_instance_type"):
         if key in data and not isinstance(data[key], str):
             raise _fail(file, where, f"'{key}' must be a string")
     accounts = data.get("share_with") or []
@@ -264,11 +274,31 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
                            for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
         vars=tuple(pairs),
         share_with=share_with,
-        build_timeout=_duration(file, where, data.get("build_timeout")),
+        build_timeout=_duration(file, where, "build_timeout", data.get("build_timeout"),
+                                DEFAULT_BUILD_TIMEOUT),
         only=data.get("only"),
         env_inputs=_env_names(file, where, data.get("env_inputs")),
         host_inputs=_host_paths(file, where, data.get("host_inputs")),
+        tests=tuple(_repo_path(root, file, where, "tests", v, must_exist="any")
+                    for v in _str_list(file, where, "tests", data.get("tests"))),
+        test_instance_type=data.get("test_instance_type"),
+        test_subnet=_aws_id(file, where, "test_subnet", data.get("test_subnet"), _SUBNET_RE,
+                            "subnet-0123456789abcdef0"),
+        test_security_group=_aws_id(file, where, "test_security_group",
+                                    data.get("test_security_group"), _GROUP_RE,
+                                    "sg-0123456789abcdef0"),
+        test_timeout=_duration(file, where, "test_timeout", data.get("test_timeout"),
+                               DEFAULT_TEST_TIMEOUT),
     )
+
+
+def _aws_id(file: Path, where: str, key: str, value: Any, pattern: re.Pattern[str],
+            example: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _fail(file, where, f"{key} {value!r} is not an id such as {example}")
+    return value
 
 
 def _env_names(file: Path, where: str, value: Any) -> tuple[str, ...]:
@@ -295,13 +325,13 @@ def _conventional_template(root: Path, name: str) -> str:
     return legacy if not (root / hcl2).exists() and (root / legacy).exists() else hcl2
 
 
-def _duration(file: Path, where: str, value: Any) -> float:
+def _duration(file: Path, where: str, key: str, value: Any, default: float) -> float:
     """``90m``, ``2h``, ``45s`` or a number of minutes, in seconds."""
     if value is None:
-        return DEFAULT_BUILD_TIMEOUT
+        return default
     m = _DURATION_RE.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
     if not m or float(m.group(1)) <= 0:
-        raise _fail(file, where, f"build_timeout {value!r} must be a duration such as 90m, "
+        raise _fail(file, where, f"{key} {value!r} must be a duration such as 90m, "
                                  "2h or 300s")
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 60}[m.group(2)]
 

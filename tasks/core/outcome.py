@@ -12,5 +12,7 @@ class Outcome(StrEnum):
     REUSED = "reused"              # an earlier build of these inputs made current again
     RESOLVED = "resolved"          # the source image, looked up
     BUILT = "built"
+    TESTED = "tested"              # an earlier build passed changed tests and was made current
+    REJECTED = "rejected"          # its new AMI failed its tests: not published
     FAILED = "failed"
     SKIPPED = "skipped"            # an image it is built on did not build

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .digest import EXECUTABLE
-from .records import Record
+from .records import Record, Tested
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -100,6 +100,40 @@ def statement(record: Record, run: BuildContext, parent_envelope: str | None,
             },
         },
     }
+
+
+TEST_PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
+
+
+def test_statement(record: Record, tested: Tested, run_url: str) -> dict[str, Any]:
+    """What ``record``'s AMIs passed (or failed): an in-toto Test Result
+    statement. Its configuration is the test files, by sha256; the tests'
+    digest and counts are annotations."""
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": ami_arn(region, ami), "digest": {"sha256": record.digest}}
+                    for region, ami in sorted(record.amis.items())],
+        "predicateType": TEST_PREDICATE_TYPE,
+        "predicate": {
+            "result": "PASSED" if tested.passed else "FAILED",
+            "configuration": [{"name": path, "digest": {"sha256": entry.removesuffix(EXECUTABLE)}}
+                              for path, entry in sorted(tested.files.items())],
+            "url": run_url,
+            "passedTests": [],
+            "warnedTests": [],
+            "failedTests": list(tested.failures),
+            "annotations": {"testsDigest": tested.digest, "at": tested.at,
+                            **{k: int(v) for k, v in tested.counts.items()}},
+        },
+    }
+
+
+def test_result(statement_: Mapping[str, Any]) -> tuple[str, str, list[str]]:
+    """(result, tests digest, subject AMI ARNs) of a Test Result statement."""
+    predicate = statement_.get("predicate") or {}
+    annotations = predicate.get("annotations") or {}
+    return (str(predicate.get("result", "")), str(annotations.get("testsDigest", "")),
+            [str(s.get("name", "")) for s in statement_.get("subject") or []])
 
 
 def payload(statement_: Mapping[str, Any]) -> bytes:

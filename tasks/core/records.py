@@ -39,6 +39,24 @@ class Promotion:
                                   # holds while a build there would compute this digest
 
 
+@dataclass(frozen=True)
+class Tested:
+    """What an AMI's acceptance tests said, for one set of tests. Kept apart
+    from the image's digest: a change to the tests alone re-tests the AMI."""
+    digest: str                   # of the test files
+    files: dict[str, str]         # test file -> its manifest entry
+    passed: bool
+    counts: dict[str, int]        # passed, failed, skipped, errors
+    failures: tuple[str, ...]     # the failing tests (at most MAX_FAILURES)
+    at: str                       # when, ISO 8601
+    log: str | None = None        # the test log's file name, beside the build log
+    statement: str | None = None  # sha256 of its signed test result (None: unsigned)
+
+
+MAX_FAILURES = 20
+_COUNTS = ("passed", "failed", "skipped", "errors")
+
+
 @dataclass
 class Record:
     image: str
@@ -57,6 +75,7 @@ class Record:
     provenance: str | None = None              # sha256 of its signed statement (None: unsigned)
     inputs: dict[str, str] = field(default_factory=dict)
     promotion: Promotion | None = None
+    tests: Tested | None = None                # its acceptance tests' verdict, if any
 
     @property
     def ami(self) -> str:
@@ -86,8 +105,9 @@ class Record:
 
     def to_json(self) -> str:
         data = asdict(self)
-        if self.promotion is None:
-            del data["promotion"]
+        for key in ("promotion", "tests"):
+            if data[key] is None:
+                del data[key]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     def body(self) -> bytes:
@@ -180,7 +200,31 @@ def _checked(data: dict, where: str) -> dict:
             data.pop(key, None)
     if data.get("promotion") is not None:
         data["promotion"] = _promotion(data["promotion"], where)
+    if data.get("tests") is not None:
+        data["tests"] = _tested(data["tests"], where)
     return data
+
+
+def _tested(value: Any, where: str) -> Tested:
+    problem = "must be an object of digest, files, passed, counts, failures and at"
+    if not isinstance(value, dict):
+        raise _fail(where, "tests", problem)
+    digest, files, counts = value.get("digest"), value.get("files"), value.get("counts")
+    failures = value.get("failures")
+    if not (isinstance(digest, str) and DIGEST_RE.fullmatch(digest)
+            and isinstance(value.get("passed"), bool) and isinstance(value.get("at"), str)
+            and isinstance(files, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+            and isinstance(counts, dict) and set(counts) <= set(_COUNTS)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                    for v in counts.values())
+            and isinstance(failures, list) and all(isinstance(f, str) for f in failures)
+            and all(value.get(k) is None or isinstance(value[k], str)
+                    for k in ("log", "statement"))):
+        raise _fail(where, "tests", problem)
+    return Tested(digest=digest, files=files, passed=value["passed"], counts=counts,
+                  failures=tuple(failures[:MAX_FAILURES]), at=value["at"],
+                  log=value.get("log"), statement=value.get("statement"))
 
 
 def _promotion(value: Any, where: str) -> Promotion:

@@ -17,8 +17,8 @@ channel still holds), younger than D days, the current record of any
 channel, launched by anything (an instance, a launch template version, a
 launch configuration, a Spot or EC2 Fleet, ...), shared with another
 account, or the parent of a survivor; or when something that could launch
-it could not be looked up in its region. A revoked AMI goes as soon as
-nothing uses it: no age, no newest K.
+it could not be looked up in its region. A revoked AMI, or one its tests
+rejected, goes as soon as nothing uses it: no age, no newest K.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Facts:
     current: Mapping[str, str] = field(default_factory=dict)   # AMI -> a channel holding it
     held: frozenset[str] = frozenset()      # images amis.yaml or some channel still has
     revoked: frozenset[str] = frozenset()
+    rejected: frozenset[str] = frozenset()  # failed their acceptance tests: never published
     used: Mapping[str, str] = field(default_factory=dict)      # AMI -> what launches it
     doubts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # region -> failures
     shared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # AMI -> with whom
@@ -126,13 +127,15 @@ def decide(facts: Facts, policy: Policy) -> Retention:
         if image not in facts.held:
             orphans |= {c.ami for c in group}       # retired everywhere: nothing to roll back to
             continue
-        standing = [c for c in group if c.ami not in facts.revoked]
+        standing = [c for c in group
+                    if c.ami not in facts.revoked and c.ami not in facts.rejected]
         for rank, c in enumerate(sorted(standing, key=lambda c: c.created, reverse=True)):
             if rank < policy.keep:
                 reasons[c.ami].append(f"among the newest {policy.keep} of {c.image}")
     for c in facts.candidates:
         why = reasons[c.ami]
-        if c.ami not in facts.revoked and hours_since(c.created, facts.now) < policy.days * 24:
+        if c.ami not in facts.revoked and c.ami not in facts.rejected \
+                and hours_since(c.created, facts.now) < policy.days * 24:
             why.append(f"younger than {policy.days:g} days")
         if c.ami in facts.current:
             why.append(f"current in channel {facts.current[c.ami]}")

@@ -19,7 +19,7 @@ from ..core import provenance
 from ..core.digest import file_sha256
 from ..core.errors import AmiError
 from ..core.names import TOOL_VERSION
-from ..core.records import Record
+from ..core.records import Record, Tested
 from ..core.settings import Settings
 
 TAG = "Provenance"
@@ -45,9 +45,30 @@ class Attester:
         builder = f"https://buildkite.com/{buildkite.pipeline_slug}" \
             if buildkite.pipeline_slug else f"host:{socket.gethostname()}"
         return provenance.BuildContext(
-            channel=self.channel(), builder=builder, invocation=buildkite.build_url,
+            channel=self.channel(), builder=builder,
+            invocation=buildkite.build_url if buildkite.active else "",
             tool_version=TOOL_VERSION, ansible_version=_ansible_version(), log_name=log.name,
             log_sha256=file_sha256(log) if log.is_file() else "")
+
+    def sign_tests(self, record: Record, tested: Tested) -> Tested:
+        """``tested`` with its signed statement's sha256: a Test Result
+        statement of ``record``'s AMIs, kept beside their build statement.
+        Unchanged when no key is configured."""
+        if not self.settings.signing_key:
+            return tested
+        buildkite = self.settings.buildkite
+        statement = provenance.test_statement(record, tested,
+                                              buildkite.build_url if buildkite.active else "")
+        try:
+            envelope = signing.sign(provenance.payload(statement), provenance.PAYLOAD_TYPE,
+                                    self.signer())
+            for ami in record.amis.values():
+                self.registry.put(self.registry.test_attestation_key(record.image, record.digest,
+                                                                     ami), envelope)
+        except AmiError as err:
+            raise AmiError(f"image {record.image}: signing its test result: {err}; nothing "
+                           "published", err.code) from None
+        return replace(tested, statement=provenance.envelope_digest(envelope))
 
     def sign(self, record: Record, log: Path, parent: Record | None) -> Record:
         """``record`` signed: its envelope stored and its AMIs tagged with the

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from ..adapters import stage
 from ..adapters.aws import packer_env
-from ..adapters.console import BUILDING, VALIDATING, Console, elapsed
+from ..adapters.console import BUILDING, TESTING, VALIDATING, Console, elapsed
 from ..adapters.ec2 import Ec2
 from ..adapters.packer import PackerRunner
 from ..adapters.packer_output import PHASE_ORDER, Masker, Result, phase_of
@@ -29,9 +29,10 @@ from ..adapters.registry import Registry, revoked_by
 from ..adapters.signals import Interrupts
 from ..adapters.ssm import Ssm
 from ..core.clock import Clock
-from ..core.decision import KEEP, REUSE, Verdict
+from ..core import acceptance
+from ..core.decision import KEEP, REJECT, REUSE, SKIP, TEST, Verdict
 from ..core.digest import source_digest
-from ..core.errors import AmiError, FAILED, INTERRUPTED
+from ..core.errors import AmiError, FAILED, INTERRUPTED, REJECTED
 from ..core.graph import Graph
 from ..core.names import MANAGED_BY, REGISTRY_TAG
 from ..core.outcome import Outcome
@@ -44,6 +45,7 @@ from ..state.locks import Locks
 from ..state.lookup import Lookup
 from ..state.reports import Report, Reports
 from . import postbuild
+from .acceptance import Acceptor
 from .attest import Attester
 from .invocation import Stager, build_variables
 from .prebuild import Prebuild
@@ -67,6 +69,7 @@ class Builder:
     stager: Stager
     prebuild: Prebuild
     attester: Attester
+    acceptor: Acceptor
     ec2: Ec2
     ssm: Ssm
     console: Console
@@ -197,6 +200,12 @@ class Builder:
                 return self._keep(again, start)
             if again.action == REUSE:
                 return self._reuse(again, start)
+            if again.action == REJECT:
+                raise AmiError(f"image {name}: {again.reason}", REJECTED)
+            if again.action == SKIP:
+                raise AmiError(f"image {name}: {again.reason}", REJECTED)
+            if again.action == TEST:
+                return self._test_earlier(again, start)
             if not may_build:
                 return None
             self.prebuild.preflight(name)
@@ -212,16 +221,61 @@ class Builder:
                 notes.append(f"validated: {', '.join(checks)}")
             record = self._run_packer(name, parent, verdict.digest, notes,
                                       round(time.monotonic() - validating, 1))
+            record = self._accept(name, record)
             published = self._publish(record, new_build=True)
         copies = "".join(f", {r}: {a}" for r, a in record.amis.items() if r != record.region)
+        tested = f"; tests: {acceptance.counted(record.tests.counts)}" if record.tests else ""
         self.console.done(name, Outcome.BUILT, f"built {record.ami}{copies} in "
-                          f"{elapsed(time.monotonic() - start)}")
+                          f"{elapsed(time.monotonic() - start)}{tested}")
         if published is not record:
             self.say(f"a build that started later ({published.ami}, commit "
                      f"{str(published.git.get('commit', '?'))[:12]}) is current; left it so"
                      + (" (this build had lost its lock)" if lock.lost else ""), name)
         return self.reports.add(Report(name, Outcome.BUILT, record.ami,
                                        time.monotonic() - start))
+
+    def _accept(self, name: str, record: Record) -> Record:
+        """``record`` with what its AMI passed, or, when its tests failed, a
+        REJECTED error; either way the verdict is kept with the digest
+        record, so these inputs and tests are never tested again. An image
+        without tests is accepted as it is."""
+        if not self.checkout.tests(name):
+            return record
+        self.console.phase(name, TESTING)
+        tested = self.attester.sign_tests(record, self.acceptor.test(name, record))
+        record = replace(record, tests=tested)
+        self.registry.keep_build(record)
+        self.lookup.remember_build(record)
+        log = self.settings.logs / (tested.log or "")
+        if tested.passed:
+            self.console.detail(f"tests passed: {acceptance.counted(tested.counts)}", name)
+            return record
+        current = self.lookup.record(name)
+        stays = f"channel {self.channel()} stays on {current.ami}" if current is not None \
+            and current.ami != record.ami else f"nothing published to channel {self.channel()}"
+        self.console.show_log(name, log)
+        raise AmiError(f"image {name}: {record.ami} {acceptance.rejection(tested)}; {stays}; "
+                       f"log: {self._shown(log)}", REJECTED)
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.settings.root))
+        except ValueError:
+            return str(path)
+
+    def _test_earlier(self, verdict: Verdict, start: float) -> Report:
+        """An AMI built earlier for these inputs, not yet tested with these
+        tests: test it, and publish it when it passes. No Packer."""
+        assert verdict.record is not None
+        self.console.detail(f"test: {verdict.reason}", verdict.image)
+        record = self._accept(verdict.image, verdict.record)
+        self._publish(record, new_build=False)
+        assert record.tests is not None
+        self.console.done(verdict.image, Outcome.TESTED,
+                          f"tested {record.ami} (built earlier): "
+                          f"{acceptance.counted(record.tests.counts)}; published")
+        return self.reports.add(Report(verdict.image, Outcome.TESTED, record.ami,
+                                       time.monotonic() - start, "tests changed"))
 
     def _keep(self, verdict: Verdict, start: float) -> Report:
         assert verdict.record is not None
@@ -391,6 +445,7 @@ def _check_result(name: str, regions: tuple[str, ...], result: Result, log: Path
     if missing:
         raise AmiError(f"image {name}: Packer made no AMI in {', '.join(missing)}; "
                        f"nothing published; log: {log}", code=FAILED)
+
 
 def backoff(attempt: int, base: float, cap: float = 600.0) -> float:
     """Seconds before retry number ``attempt`` (0-based): exponential, jittered."""

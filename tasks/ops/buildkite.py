@@ -59,11 +59,13 @@ def annotate(markdown: str, style: str, env: Mapping[str, str], tools: Tools,
 
 
 def pipeline(graph: Graph, rows: list[Row], buildkite: Buildkite, env: Mapping[str, str]) -> str:
-    """One step per image that would build, `depends_on` following the tree,
+    """One step per image that would build or be tested (the test stage runs
+    in the image's step, so its children start only after it passed),
+    `depends_on` following the tree,
     on the queue the upload ran on (Buildkite's BUILDKITE_AGENT_META_DATA_QUEUE),
     with concurrency groups of this pipeline only (Buildkite's are
     organisation-wide)."""
-    stale = {r.image for r in rows if r.builds}
+    stale = {r.image for r in rows if r.works}
     queue = buildkite.queue
     scope = buildkite.pipeline_slug or "amis"
     steps = []
@@ -106,12 +108,12 @@ def write_pipeline(builder: Builder, rows: list[Row], offline: str | None) -> st
     builder.pull()
     builder.resolve_source()
     for row in rows:
-        if row.image in builder.graph.images and not row.builds:
+        if row.image in builder.graph.images and not row.works:
             builder.settle(row.image)
     target = settings.state / "pipeline.yml"
     write_atomic(target, pipeline(builder.graph, rows, settings.buildkite,
                                   settings.env).encode())
-    stale = sum(1 for r in rows if r.builds)
+    stale = sum(1 for r in rows if r.works)
     shown = target.relative_to(settings.root)
     return (f"wrote {shown}: {stale} image step(s); upload it with: "
             f"buildkite-agent pipeline upload {shown}")

@@ -16,7 +16,7 @@ its image's lock after looking again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..adapters.console import Console
@@ -32,10 +32,15 @@ from ..core.graph import Graph
 from ..core.names import REGISTRY_TAG
 from ..core.retention import (DEFAULTS, Candidate, Facts, Judgement, Policy, Retention,
                               hours_since)
+from ..core.records import Record
 from ..core.settings import Settings
 from ..core.text import table
 from ..state.checkout import Checkout
 from ..state.locks import Locks
+from .acceptance import PURPOSE
+
+# What a killed Packer (its own names) or test stage (ours) leaves behind.
+LEFTOVERS = ("packer_", f"{PURPOSE}-")
 
 SSM_REFERENCE = "resolve:ssm:"
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=timezone.utc)     # an AMI EC2 gives no creation date
@@ -60,6 +65,7 @@ class Collector:
     console: Console
     clock: Clock
     interrupts: Interrupts
+    _records: dict[tuple[str, str], Record | None] = field(default_factory=dict)  # read once
 
     def say(self, text: str, image: str | None = None) -> None:
         self.console.say(text, image)
@@ -117,13 +123,28 @@ class Collector:
         ours = [c for c in candidates if c.registry == self.registry.identity()]
         built = self.registry.built() if ours else set()
         markers = self.registry.built_as({c.ami for c in ours if c.ami in built})
-        wanted = {(c.image, c.digest) for c in ours if c.ami not in built and c.digest}
-        found = self.registry.by_digest(wanted, lenient=True) if wanted else {}
+        found = self._digest_records(ours)
         out = {ami: image for ami, image in markers.items() if image}
         out.update({c.ami: c.image for c in ours if c.ami not in built
                     and (record := found.get((c.image, c.digest))) is not None
                     and c.ami in record.amis.values()})
         return out
+
+    def _digest_records(self, candidates: list[Candidate]) -> dict[tuple[str, str], Record | None]:
+        """The digest record of each candidate's tags (image, digest), read once."""
+        wanted = {(c.image, c.digest) for c in candidates if c.digest} - set(self._records)
+        if wanted:
+            self._records.update(self.registry.by_digest(wanted, lenient=True))
+        return self._records
+
+    def rejected(self, candidates: tuple[Candidate, ...]) -> frozenset[str]:
+        """AMIs whose digest record says they failed their tests."""
+        found = self._digest_records([c for c in candidates
+                                      if c.registry == self.registry.identity()])
+        return frozenset(c.ami for c in candidates
+                         if (record := found.get((c.image, c.digest))) is not None
+                         and c.ami in record.amis.values()
+                         and record.tests is not None and not record.tests.passed)
 
     def _in_use(self, region: str) -> tuple[dict[str, str], list[str]]:
         """AMI id -> what launches it (instances, launch template versions,
@@ -188,7 +209,7 @@ class Collector:
         recorded = self.recorded(candidates)
         return Facts(candidates=candidates, now=self.clock.now(),
                      registry=self.registry.identity(), recorded=frozenset(recorded),
-                     recorded_as=recorded,
+                     recorded_as=recorded, rejected=self.rejected(candidates),
                      current=self.current_amis(retired=retired),
                      held=frozenset(self.graph.names) | elsewhere,
                      revoked=frozenset(self.registry.revoked()), used=used, doubts=doubts,
@@ -233,9 +254,9 @@ class Collector:
         return gone, spared
 
     def leftovers(self, hours: float, apply: bool, now: datetime | None = None) -> list[str]:
-        """Instances, key pairs and security groups named packer_* that a killed
-        Packer left behind, older than ``hours``. Returns what was (or would
-        be) removed."""
+        """Instances, key pairs and security groups that a killed Packer
+        (``packer_*``) or a killed test stage (``amis-test-*``) left behind,
+        older than ``hours``. Returns what was (or would be) removed."""
         now = now or self.clock.now()
         said = []
         for region in self.regions():
@@ -244,8 +265,9 @@ class Collector:
             old_instances = []
             for inst in self.ec2.instances(region):
                 live_groups |= set(inst.security_groups)
-                packer = (inst.key_name.startswith("packer_")
-                          or any(g.startswith("packer_") for g in inst.security_groups))
+                packer = (inst.key_name.startswith(LEFTOVERS)
+                          or any(g.startswith(LEFTOVERS) for g in inst.security_groups)
+                          or inst.tags.get("Purpose") == PURPOSE)
                 if packer and inst.launched and hours_since(inst.launched, now) > hours:
                     old_instances.append(inst.id)
                 elif packer:
@@ -255,7 +277,7 @@ class Collector:
                 if apply:
                     self.ec2.terminate(region, instance)
             for pair in self.ec2.key_pairs(region):
-                if pair.name.startswith("packer_") and \
+                if pair.name.startswith(LEFTOVERS) and \
                         hours_since(pair.created or now, now) > hours:
                     said.append(f"{region}: key pair {pair.name}")
                     if apply:
@@ -263,7 +285,7 @@ class Collector:
             if young_packer:
                 continue    # a build is running: its security group may be new and unused yet
             for group in self.ec2.security_groups(region):
-                if group.name.startswith("packer_") and group.name not in live_groups:
+                if group.name.startswith(LEFTOVERS) and group.name not in live_groups:
                     said.append(f"{region}: security group {group.name}")
                     if apply:
                         self.ec2.delete_security_group(region, group)
@@ -310,12 +332,12 @@ class Collector:
                  if rows else "no AMIs built by this project")
         left = self.leftovers(leftover_hours, apply and not stopped)
         for item in left:
-            self.say(f"{'removed' if apply else 'would remove'} Packer leftover: {item}")
+            self.say(f"{'removed' if apply else 'would remove'} leftover: {item}")
         doubted = [j for j in judged.judgements if j.doubt and j.ami not in going]
         if stopped:
             raise AmiError(f"gc: interrupted: deleted {len(gone)} AMI(s) "
                            f"({', '.join(j.ami for j in gone) or 'none'}), {len(unfinished)} "
-                           "not deleted, no Packer leftovers removed; run gc --apply again to "
+                           "not deleted, no leftovers removed; run gc --apply again to "
                            "go on", code=INTERRUPTED)
         if apply:
             snapshots = sum(len(j.candidate.snapshots) for j in gone)

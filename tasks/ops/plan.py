@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.decision import Decision, Verdict
+from ..core.decision import REJECTED, TO_TEST, Decision, Verdict
 from ..core.graph import Graph
 from ..core.records import Record
 from ..core.text import table
@@ -27,6 +27,7 @@ class Row:
     builds: bool                 # Packer would run for it
     seconds: float | None = None  # its last build's duration
     cause: str = ""              # the verdict's cause (missing, gone, changed, ...)
+    works: bool = False          # its step has work: a build, a test, or a rejection to say
 
 
 def rows(graph: Graph, decision: Decision, records: dict[str, Record | None],
@@ -43,7 +44,7 @@ def rows(graph: Graph, decision: Decision, records: dict[str, Record | None],
         took = timed.seconds if timed and name in graph.images else None
         new = verdict.builds and verdict.current is None    # this channel never built it
         out.append(Row(name, verdict.status, verdict.reason, ami, verdict.builds, took,
-                       "missing" if new else verdict.cause))
+                       "missing" if new else verdict.cause, verdict.works))
     return out
 
 
@@ -107,6 +108,14 @@ def render(rows: list[Row], graph: Graph, jobs: int, offline_reason: str | None 
                      + (f"; {unknown} never built, duration unknown" if unknown else ""))
     else:
         lines.append("nothing to build")
+    tested = [r.image for r in rows if r.status == TO_TEST]
+    if tested:
+        lines.append(f"{len(tested)} to test, on AMIs built earlier (no Packer): "
+                     f"{', '.join(tested)}")
+    rejected = [r.image for r in rows if r.status == REJECTED]
+    if rejected:
+        lines.append(f"{len(rejected)} rejected by their tests, built on by nothing: "
+                     f"{', '.join(rejected)} (change the image or its tests)")
     if offline_reason:
         lines.append(f"offline ({offline_reason}): planned from local records; AMI existence, "
                      "source filters and earlier builds by digest were not checked")

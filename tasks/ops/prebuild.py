@@ -55,12 +55,18 @@ _VAR_REF = re.compile(r'^"?\$\{var\.([A-Za-z0-9_-]+)\}"?$|^\{\{\s*user `([^`]+)`
 def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(file, instance type) of each builder, where it is known offline: a
     literal, or a variable given a value (amis.yaml, a var file, a default)."""
-    found: list[tuple[str, Any]] = [(doc.path, body.get("instance_type"))
+    return builder_values(template, values, "instance_type")
+
+
+def builder_values(template: Any, values: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
+    """(file, value) of ``key`` in each amazon-ebs source or builder, where
+    it is known offline: a literal, or a variable given a value."""
+    found: list[tuple[str, Any]] = [(doc.path, body.get(key))
                                     for doc in template.documents for body in _sources(doc.data)
-                                    if "instance_type" in body]
+                                    if key in body]
     for builder in template.data.get("builders", []) if template.data else []:
-        if isinstance(builder, dict) and "instance_type" in builder:
-            found.append((template.path, builder["instance_type"]))
+        if isinstance(builder, dict) and key in builder:
+            found.append((template.path, builder[key]))
     known = []
     for path, value in found:
         if not isinstance(value, str):
@@ -96,6 +102,14 @@ def _problem(output: str) -> tuple[str, str]:
     return problem, at
 
 
+@dataclass(frozen=True)
+class TestSettings:
+    instance_type: str
+    user: str                         # the template's ssh_username
+    subnet: str | None                # None: the default VPC's default subnet
+    security_group: str | None        # None: a temporary one that lets SSH in
+
+
 @dataclass
 class Prebuild:
     graph: Graph
@@ -114,16 +128,51 @@ class Prebuild:
         self._check_instance_types(name)
         self.check_versions(name)
 
+    def _values(self, name: str) -> dict[str, Any]:
+        inputs = self.checkout.inputs()[name]
+        return {**inputs.template.variables, **inputs.var_values,
+                **dict(self.graph.images[name].vars)}
+
     def _check_instance_types(self, name: str) -> None:
         inputs = self.checkout.inputs()[name]
-        values = {**inputs.template.variables, **inputs.var_values,
-                  **dict(self.graph.images[name].vars)}
         offered = known_instance_types()
-        for path, value in instance_types(inputs.template, values):
+        image = self.graph.images[name]
+        found = instance_types(inputs.template, self._values(name))
+        if image.tests and image.test_instance_type:
+            found.append((f"{self.graph.file.name}: test_instance_type", image.test_instance_type))
+        for path, value in found:
             if offered and value not in offered:
                 raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
                                "instance type" + (did_you_mean(value, offered) or
                                                   " (botocore's EC2 model has no such type)"))
+        if image.tests:
+            self.test_settings(name)
+
+    def test_settings(self, name: str) -> TestSettings:
+        """How an instance of the image's new AMI is launched for its tests:
+        ``test_*`` in amis.yaml, else the template's own settings."""
+        image = self.graph.images[name]
+        template = self.checkout.inputs()[name].template
+        values = self._values(name)
+
+        def first(key: str) -> str | None:
+            found = builder_values(template, values, key)
+            return found[0][1] if found else None
+
+        instance_type = image.test_instance_type or first("instance_type")
+        user = first("ssh_username")
+        where = f"{self.graph.file.name}: image {name}"
+        if not instance_type:
+            raise AmiError(f"{where}: its tests need an instance type and the template's is "
+                           "not known before the build: set test_instance_type")
+        if not user:
+            raise AmiError(f"{where}: its tests log in over SSH as the template's ssh_username, "
+                           f"which {template.path} does not set to a value known before the "
+                           "build: set ssh_username in its amazon-ebs source")
+        group = image.test_security_group or first("security_group_id")
+        return TestSettings(instance_type=instance_type, user=user,
+                            subnet=image.test_subnet or first("subnet_id"),
+                            security_group=group)
 
     def _check_regions(self, name: str) -> None:
         known = known_regions()

@@ -15,6 +15,7 @@ envelope digest the child's statement names.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from ..adapters.ec2 import Ec2
 from ..adapters.git import Git
 from ..adapters.kms import Kms
 from ..adapters.registry import Registry, revoked_by
+from ..core import provenance
 from ..core.clock import Clock
 from ..core.cloud import Ami
 from ..core.digest import changed_inputs, image_digest
@@ -123,7 +125,8 @@ class Verifier:
     clock: Clock
     console: Console
 
-    def verify(self, ami: str, image: str, key: str, worktree: bool) -> None:
+    def verify(self, ami: str, image: str, key: str, worktree: bool,
+               require_tests: bool = False) -> None:
         ami = chosen_ami(self.registry, self.checkout, self.settings, "verify", ami, image,
                          self.graph.images)
         if key:
@@ -136,6 +139,8 @@ class Verifier:
                            "PEM> or set AMI_SIGNING_KEY")
         revoked = self.registry.revoked()
         step: _Step | None = self._first(image, ami)
+        if require_tests and step is not None:
+            self.console.say(self._tests_passed(step, public))
         with tempfile.TemporaryDirectory(prefix="amis-verify-") as scratch:
             trees = _Trees(self, Path(scratch), worktree)
             while step is not None:
@@ -146,6 +151,30 @@ class Verifier:
                     break
                 line, step = self._link(step, public, trees)
                 self.console.say(line)
+
+    def _tests_passed(self, step: _Step, key: object) -> str:
+        """The AMI's signed test result says PASSED, for this AMI and digest."""
+        found = step.found or self.ec2.describe(step.region, [step.ami]).get(step.ami)
+        if found is None:
+            raise _fail(step, f"no such AMI in {step.region}")
+        image, digest = found.tags.get("Image", ""), found.tags.get("Digest", "")
+        where = self.registry.url(self.registry.test_attestation_key(image, digest, step.ami))
+        body = self.registry.get(self.registry.test_attestation_key(image, digest, step.ami))
+        if body is None:
+            raise _fail(step, f"no signed test result at {where}: it never passed its tests "
+                              "(--require-tests)")
+        try:
+            payload = json.loads(signing.opened(body[0], key, where))
+        except ValueError:
+            raise _fail(step, f"{where}: not a statement") from None
+        result, tests, subjects = provenance.test_result(payload)
+        if payload.get("predicateType") != provenance.TEST_PREDICATE_TYPE:
+            raise _fail(step, f"{where}: not a test result statement")
+        if provenance.ami_arn(step.region, step.ami) not in subjects:
+            raise _fail(step, f"{where}: the test result is of another AMI")
+        if result != "PASSED":
+            raise _fail(step, f"its tests {tests[:12]} failed ({where})")
+        return f"{image} {step.ami} ({step.region}): passed its tests {tests[:12]} (signed)"
 
     def _first(self, image: str, ami: str) -> _Step:
         """The first link, in the region the AMI is in: the main region, else

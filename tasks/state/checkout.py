@@ -18,6 +18,7 @@ from ..core.once import Memo, Once
 from ..core.settings import Settings
 from ..inputs.hcl.parse import ParseCache
 from ..inputs.image import Inputs, image_inputs
+from ..inputs.tests import test_files
 
 
 def value_hash(value: str | None) -> str:
@@ -39,6 +40,8 @@ class Checkout:
                                      for name, image in graph.images.items()})
         self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
             graph.root, list(self.inputs()[image].files)))
+        self._tests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
+            graph.root, test_files(graph, graph.images[image])))
         self._git = Once(lambda: git.info(
             sorted({f for i in self.inputs().values() for f in i.files}), settings.buildkite))
         self._channel = Once(lambda: channels.choose(settings, self.git()))
@@ -51,6 +54,11 @@ class Checkout:
         """Its inputs' hashes, taken once per run: what the decision and the
         stage (which checks each staged file against it) agree on."""
         return self._manifests(image)
+
+    def tests(self, image: str) -> dict[str, str]:
+        """Its acceptance test files' hashes ({}: it has no tests): apart
+        from its inputs, so a change to them alone re-tests its AMI."""
+        return self._tests(image)
 
     def digest_settings(self, image: str) -> dict[str, Any]:
         """The build settings that are part of the image's digest."""

@@ -137,6 +137,12 @@ class Lookup:
             self.facts.records[record.image] = record
             self.facts.amis.update({ami: True for ami in record.amis.values()})
 
+    def remember_build(self, record: Record) -> None:
+        """A digest record this run wrote (a build, and what it passed)."""
+        with self.lock:
+            self.facts.by_digest[(record.image, record.digest)] = record
+            self.facts.amis.update({ami: True for ami in record.amis.values()})
+
     def forget(self, image: str, digest: str) -> None:
         """Look the digest record, and whether the AMIs that could be kept or
         reused exist, up again: under the lock, another agent may have built
@@ -288,9 +294,10 @@ class Lookup:
         images = self.graph.images
         manifests = {name: self.checkout.manifest(name) for name in images}
         settings = {name: self.checkout.digest_settings(name) for name in images}
+        tests = {name: self.checkout.tests(name) for name in images}
         for _ in range(len(self.graph.names) + 1):      # one round per level at most
             result = decision.decide(self.graph, self.known(), manifests, settings,
-                                     self._digests)
+                                     self._digests, tests)
             if result.complete:
                 return result
             amis = set(result.need_amis)

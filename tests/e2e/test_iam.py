@@ -133,7 +133,8 @@ def pipeline(enforced, tmp_path_factory):
     said["tree"] = ok(project.doit("amis")).stdout
     said["verify"] = ok(project.doit("verify", "-i", "web", env=enforced.env("verifier"))).stdout
     amis_yaml = project.path / "amis.yaml"                       # deploy removed: gc retires it
-    amis_yaml.write_text(amis_yaml.read_text().replace("  deploy:\n    parent: base\n", ""))
+    amis_yaml.write_text(re.sub(r"  deploy:\n    parent: base\n(    .*\n)*", "",
+                                amis_yaml.read_text()))
     commit(project.path)
     ec2 = enforced.admin["ec2"]
     web = enforced.admin["ssm"].get_parameter(Name=f"/{PREFIX}/main/web")["Parameter"]["Value"]
@@ -176,7 +177,7 @@ def _the_whole_pipeline_runs_under_enforcement(pipeline, enforced) -> None:
     assert re.match(r"ami-\w+", web)                                       # SSM written
     assert "would delete" in said["gc dry run"]
     assert re.search(r"deleted [1-9]\d* AMI\(s\)", said["gc"]), said["gc"]
-    assert "removed Packer leftover: eu-west-1: key pair packer_left-behind" in said["gc"]
+    assert "removed leftover: eu-west-1: key pair packer_left-behind" in said["gc"]
     assert re.search(r"retired deploy \(ami-\w+\) from channel main", said["gc"]), said["gc"]
     assert re.search(r"^revoked ami-\w+ \(worker, eu-west-1\)$", said["revoke"], re.M), said
     assert re.search(r"^restored ami-\w+$", said["undo"], re.M), said["undo"]
@@ -242,4 +243,3 @@ def test_the_readme_shows_the_published_policies():
     readme = (ROOT / "docs/security.md").read_text()
     for path in POLICIES.values():
         assert (ROOT / path).read_text().strip() in readme, f"{path} differs from the README"
-

@@ -91,7 +91,7 @@ def test_an_interrupt_during_apply_stops_after_the_ami_in_hand(tree, aws, proxy)
     held.release.set()
     agent.join(60)
     assert errors and str(errors[0]).startswith("gc: interrupted: deleted 1 AMI(s) (ami-")
-    assert "not deleted, no Packer leftovers removed; run gc --apply again" in str(errors[0])
+    assert "not deleted, no leftovers removed; run gc --apply again" in str(errors[0])
     assert "not deleted (interrupted)" in out.getvalue()
 
 

@@ -311,7 +311,7 @@ def test_gc_removes_packer_leftovers(tree, aws):
     aws.ec2.create_key_pair(KeyName="packer_5f0c-left-behind")
     aws.ec2.create_security_group(GroupName="packer_5f0c-left-behind", Description="x")
     dry = ok(tree.doit("gc", "--leftover-hours", "0")).stdout
-    assert "would remove Packer leftover: eu-west-1: key pair packer_5f0c-left-behind" in dry
+    assert "would remove leftover: eu-west-1: key pair packer_5f0c-left-behind" in dry
     assert "security group packer_5f0c-left-behind" in dry
     ok(tree.doit("gc", "--leftover-hours", "0", "--apply"))
     assert not [k for k in aws.ec2.describe_key_pairs()["KeyPairs"]

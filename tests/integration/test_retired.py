@@ -4,6 +4,8 @@ plain-text id, SSM parameter), then their AMIs by the usual rules."""
 
 from __future__ import annotations
 
+import re
+
 from support.project import current_ami, ok
 
 SSM = {"AMI_SSM_PREFIX": "/amis"}
@@ -23,10 +25,10 @@ def _parameter(tree, name: str) -> str | None:
 
 def _drop(tree, image: str, rename: str | None = None) -> None:
     text = (tree.path / "amis.yaml").read_text()
-    block = f"  {image}:\n    parent: base\n"
-    assert block in text
+    block = re.search(rf"  {image}:\n    parent: base\n(    .*\n)*", text)
+    assert block
     renamed = f"  {rename}:\n    parent: base\n    playbook: ansible/{image}_ami.yaml\n"
-    tree.write("amis.yaml", text.replace(block, renamed if rename else ""))
+    tree.write("amis.yaml", text.replace(block.group(0), renamed if rename else ""))
 
 
 def test_a_removed_image_is_named_then_retired_with_its_amis(tree, aws):

@@ -17,7 +17,8 @@ from typing import Any
 
 from tasks.adapters.console import Console
 from tasks.adapters.fakes import (FakeEc2, FakeGit, FakeIdentity, FakeKms, FakeSsm,
-                                  MemoryStore, ScriptedPacker, ScriptedTools)
+                                  FakeStandIn, MemoryStore, ScriptedPacker, ScriptedTests,
+                                  ScriptedTools)
 from tasks.adapters.signals import Interrupts
 from tasks.cli.compose import App, compose
 from tasks.core.clock import Clock
@@ -42,6 +43,7 @@ class FakeTree(Files):
     git: FakeGit = field(default_factory=FakeGit)
     tools: ScriptedTools = field(default_factory=ScriptedTools)
     packer: ScriptedPacker | None = None
+    tests: ScriptedTests = field(default_factory=ScriptedTests)
 
     @classmethod
     def example(cls, dest: Path, **kwargs: Any) -> "FakeTree":
@@ -64,7 +66,8 @@ class FakeTree(Files):
         return compose(load_settings(root, merged), load_graph(root), interrupts=interrupts,
                        console=console, store=self.store, ec2=self.ec2, ssm=self.ssm,
                        kms=self.kms, identity=self.identity, git=self.git, tools=self.tools,
-                       packers=self.packer, endpoint=None, clock=clock)
+                       packers=self.packer, tests=self.tests,
+                       stand_in=lambda key: FakeStandIn(), endpoint=None, clock=clock)
 
     def run(self, env: dict[str, str | None] | None = None, *,
             interrupts: Interrupts | None = None,
@@ -84,7 +87,6 @@ class FakeTree(Files):
     def packer_builds(self) -> list[str]:
         assert self.packer is not None
         return [b.image for b in self.packer.builds]
-
 
 
 def build_all(app: App) -> None:

@@ -1,6 +1,8 @@
 """In-process runs of the tool: a tree in a git repository, the emulator
-for EC2 (and S3, unless a MemoryStore stands in), and the scripted Packer
-runner, composed the way ``cli.compose`` composes a real run.
+for EC2 (and S3, unless a MemoryStore stands in), the scripted Packer
+runner and the scripted acceptance tests (a test instance is launched in
+the emulator; its tests do not run: ``tests``), composed the way
+``cli.compose`` composes a real run.
 
     tree = Tree.example(tmp_path, aws)       # the example tree, committed
     app, out = tree.run()                    # a run's services, and what it printed
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters.console import Console
-from tasks.adapters.fakes import MemoryStore, ScriptedPacker
+from tasks.adapters.fakes import FakeStandIn, MemoryStore, ScriptedPacker, ScriptedTests
 from tasks.adapters.signals import Interrupts
 from tasks.core.clock import Clock
 from tasks.core.graph import load_graph
@@ -52,6 +54,7 @@ class Tree(Files):
     env: dict[str, str] = field(default_factory=dict)
     store: MemoryStore | None = None            # None: the emulator's S3
     packer: ScriptedPacker | None = None
+    tests: Any = None                           # None: ScriptedTests; a real runner: Pytest()
 
     @classmethod
     def example(cls, dest: Path, url: str, **kwargs: Any) -> "Tree":
@@ -66,6 +69,8 @@ class Tree(Files):
         if self.session is None:
             import botocore.session
             self.session = botocore.session.get_session()
+        if self.tests is None:
+            self.tests = ScriptedTests()
         if self.packer is None:
             graph = load_graph(self.path)
             self.packer = ScriptedPacker(
@@ -123,7 +128,7 @@ class Tree(Files):
         settings = load_settings(self.path, self.settings_env(env))
         run = compose(settings, load_graph(self.path), interrupts=interrupts,
                       store=self.store, console=Console(out), packers=self.packer,
-                      aws_session=self.session, clock=clock)
+                      aws_session=self.session, clock=clock, **self.acceptance())
         return run, out
 
     def commit(self, message: str = "change") -> None:
@@ -136,8 +141,8 @@ class Tree(Files):
     def clone(self, dest: Path) -> "Tree":
         """A fresh clone: new folder, new mtimes, no records, no doit database."""
         subprocess.run(["git", "clone", "-q", str(self.path), str(dest)], check=True)
-        return Tree(dest, self.url, dict(self.env), self.store, self.packer, self.clients,
-                    self.session)
+        return Tree(dest, self.url, dict(self.env), self.store, self.packer, self.tests,
+                    self.clients, self.session)
 
     def settings_env(self, env: dict[str, str | None] | None) -> dict[str, str]:
         """The tree's settings with ``env`` over them (None removes a setting)."""
@@ -154,8 +159,16 @@ class Tree(Files):
                                compose(load_settings(root, settings), load_graph(root),
                                        interrupts=interrupts, store=self.store,
                                        console=Console(out, err, verbose=verbose),
-                                       packers=self.packer, aws_session=self.session),
+                                       packers=self.packer, aws_session=self.session,
+                                       **self.acceptance()),
                                timeout)
+
+    def acceptance(self) -> dict[str, Any]:
+        """The acceptance stage's ports: scripted tests and a stand-in's
+        address, or (``tests`` a real runner) the sandbox's real stand-in."""
+        if isinstance(self.tests, ScriptedTests):
+            return {"tests": self.tests, "stand_in": lambda key: FakeStandIn()}
+        return {"tests": self.tests}
 
 
 def doit_in_process(path: Path, args: tuple[str, ...], load, timeout: float = 300) -> Done:

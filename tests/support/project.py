@@ -22,7 +22,7 @@ BUCKET = "test-amis"
 REGION = "eu-west-1"
 IMAGES = ["base", "build", "deploy", "web", "worker"]
 PROJECT_FILES = ["dodo.py", "amis.yaml", "tasks", "packer", "ansible", "cloud-init",
-                 ".ansible-lint", ".gitignore"]
+                 "ami-tests", ".ansible-lint", ".gitignore"]
 CODE_FILES = ["dodo.py", "tasks", ".gitignore"]
 
 

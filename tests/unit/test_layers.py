@@ -111,8 +111,11 @@ def test_doit_is_imported_only_in_cli():
 
 def test_the_environment_is_read_only_in_settings():
     allowed = TASKS / "core" / "settings.py"
+    # Copied into the acceptance test run and loaded by its pytest: another
+    # program, whose environment the run hands it.
+    elsewhere = TASKS / "adapters" / "testinfra_plugin.py"
     for path in MODULES.values():
-        if path == allowed:
+        if path in (allowed, elsewhere):
             continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
@@ -149,7 +152,8 @@ def test_no_module_of_tasks_holds_mutable_state():
 
 
 # Only these adapters start programs: Packer's builds, the tool runner, the emulator.
-STARTS_PROGRAMS = {"tasks.adapters.packer", "tasks.adapters.tools", "tasks.adapters.emulator"}
+STARTS_PROGRAMS = {"tasks.adapters.packer", "tasks.adapters.tools", "tasks.adapters.emulator",
+                   "tasks.adapters.testrun"}
 
 
 def test_programs_are_started_only_by_the_adapters_that_run_them():

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
-from ...core.cloud import (LIVE_STATES, Ami, Grant, Instance, KeyPair, Launcher,
+from ...core.cloud import (LIVE_STATES, Ami, Grant, Instance, KeyPair, Launch, Launcher,
                            LaunchTemplateVersion, SecurityGroup)
 from ...core.errors import AmiError, FAILED
 from ...core.names import MANAGED_BY
@@ -266,6 +266,41 @@ class FakeEc2(_Faults):
     def delete_security_group(self, region: str, group: SecurityGroup) -> None:
         self._call("delete_security_group", region, group.id)
         self.groups[region] = [g for g in self.groups.get(region, []) if g.id != group.id]
+
+    def create_key_pair(self, region: str, name: str, tags: dict[str, str]) -> str:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        self._call("create_key_pair", region, name)
+        self.add_key_pair(region, name)
+        return ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()).decode()
+
+    def create_security_group(self, region: str, name: str, subnet: str | None,
+                              tags: dict[str, str]) -> SecurityGroup:
+        self._call("create_security_group", region, name)
+        return self.add_security_group(region, name)
+
+    def launch(self, region: str, launch: Launch) -> str:
+        self._call("launch", region, launch.ami)
+        instance = self.add_instance(region, launch.ami, state="pending",
+                                     key_name=launch.key_name, groups=launch.security_groups)
+        made = replace(instance, tags=MappingProxyType(dict(launch.tags)),
+                       address=f"10.0.0.{len(self.running[region])}")
+        self.running[region][-1] = made
+        self.imdsv2.add((region, made.id))
+        return made.id
+
+    def instance(self, region: str, instance: str) -> Instance | None:
+        self._call("instance", region, instance)
+        for i in self.running.get(region, []):
+            if i.id == instance:
+                if i.state == "pending":        # it starts as soon as it is looked at
+                    i = replace(i, state="running")
+                    self.running[region] = [i if x.id == instance else x
+                                            for x in self.running[region]]
+                return i
+        return None
 
 
 @dataclass

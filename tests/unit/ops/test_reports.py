@@ -21,7 +21,8 @@ def rows(builds: dict[str, float | None]) -> list[Row]:
     """Every node up to date, except those in ``builds`` (name -> last duration)."""
     return [Row(name, "build" if name in builds else "up to date",
                 "changed x" if name in builds else "digest 0123", f"ami-{i:08x}",
-                name in builds, builds.get(name)) for i, name in enumerate(GRAPH.names)]
+                name in builds, builds.get(name), works=name in builds)
+            for i, name in enumerate(GRAPH.names)]
 
 
 def test_the_plan_estimates_one_at_a_time_and_along_the_critical_path():
