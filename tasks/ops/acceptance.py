@@ -301,7 +301,6 @@ class Acceptor:
             time.sleep(POLL)
 
 
-
 def retest(graph: Graph, lookup: Lookup, checkout: Checkout, acceptor: Acceptor,
            console: Console, image: str) -> None:
     """``doit test``: the tests of ``image`` (or all) on the channel's
