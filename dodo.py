@@ -20,6 +20,7 @@ task_pipeline = _tasks.task_pipeline
 task_annotate = _tasks.task_annotate
 task_promote = _tasks.task_promote
 task_gc = _tasks.task_gc
+task_test = _tasks.task_test
 task_verify = _tasks.task_verify
 task_revoke = _tasks.task_revoke
 task_sandbox_stop = _tasks.task_sandbox_stop

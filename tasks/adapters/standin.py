@@ -48,13 +48,29 @@ class StandIn:
             proc = await asyncio.create_subprocess_shell(
                 process.command or "sh", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
-            process.exit(await proc.wait())
-            await process.wait_closed()     # its redirections' clean-up, awaited
+
+            async def feed() -> None:
+                assert proc.stdin is not None
+                try:
+                    while data := await process.stdin.read(65536):
+                        proc.stdin.write(data)
+                        await proc.stdin.drain()
+                finally:
+                    proc.stdin.close()
+
+            feeding = asyncio.ensure_future(feed())
+            # Read both pipes to their end before the exit status goes: an
+            # exit sent first would lose output still in the pipes.
+            out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+            code = await proc.wait()
+            feeding.cancel()
+            process.stdout.write(out)
+            process.stderr.write(err)
+            process.exit(code)
 
         async def serve() -> None:
             self._server = await ssh.create_server(
-                Server, "127.0.0.1", 0, process_factory=handle,
+                Server, "127.0.0.1", 0, process_factory=handle, encoding=None,
                 server_host_keys=[ssh.generate_private_key("ssh-ed25519")],
                 authorized_client_keys=ssh.import_authorized_keys(self.public_key + "\n"))
             self.port = self._server.sockets[0].getsockname()[1]

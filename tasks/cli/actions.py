@@ -213,7 +213,7 @@ def verify(app: App, ami: str, image: str, key: str, worktree: bool,
 @_action
 def test(app: App, image: str) -> None:
     from ..ops.acceptance import retest
-    retest(app.graph, app.lookup, app.checkout, app.acceptor, app.console, image)
+    retest(app.graph, app.registry, app.checkout, app.acceptor, app.console, image)
 
 
 @_action

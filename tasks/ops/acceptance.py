@@ -30,6 +30,7 @@ from typing import Callable
 
 from ..adapters.console import Console, elapsed
 from ..adapters.ec2 import Ec2
+from ..adapters.registry import Registry
 from ..adapters.signals import Interrupts
 from ..adapters.standin import StandIn
 from ..adapters.testrun import STOPPED, TIMED_OUT, TestRunner
@@ -43,7 +44,6 @@ from ..core.records import Record, Tested
 from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..state.checkout import Checkout
-from ..state.lookup import Lookup
 from .prebuild import Prebuild
 
 PURPOSE = "amis-test"                   # names and Purpose tags of what the stage makes
@@ -301,25 +301,24 @@ class Acceptor:
             time.sleep(POLL)
 
 
-def retest(graph: Graph, lookup: Lookup, checkout: Checkout, acceptor: Acceptor,
+def retest(graph: Graph, registry: Registry, checkout: Checkout, acceptor: Acceptor,
            console: Console, image: str) -> None:
-    """``doit test``: the tests of ``image`` (or all) on the channel's
-    current AMI, for a nightly check. Nothing moves and nothing is recorded;
-    a failure is the run's error (exit 4)."""
+    """``doit test``: the tests of ``image`` (or all) on the current AMI of
+    the channel this branch publishes to, for a nightly check. Nothing moves
+    and nothing is recorded; a failure is the run's error (exit 4)."""
     names = list(graph.images) if image == "all" else [image]
     unknown = [n for n in names if n not in graph.images]
     if unknown:
         raise AmiError(f"test -i {unknown[0]}: no such image in {graph.file.name}"
                        + (did_you_mean(unknown[0], graph.images) or
                           f": images are {', '.join(graph.images)}"))
-    lookup.pull()
-    channel = checkout.channel()[0]
+    channel = checkout.published_channel()
     failed = []
     for name in names:
         if not checkout.tests(name):
             console.say(f"no tests (tests: in {graph.file.name})", name)
             continue
-        record = lookup.record(name)
+        record = registry.record_at(registry.current_key(channel, name), name)
         if record is None:
             raise AmiError(f"test: channel {channel} has no record of {name}: build it first "
                            f"(doit ami:{name})")

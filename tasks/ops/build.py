@@ -219,6 +219,8 @@ class Builder:
                 if self.prebuild.lint([name], say):
                     checks.append("ansible-lint")
                 notes.append(f"validated: {', '.join(checks)}")
+            if self.checkout.tests(name):
+                self.prebuild.test_settings(name)   # how it will be tested, known before Packer
             record = self._run_packer(name, parent, verdict.digest, notes,
                                       round(time.monotonic() - validating, 1))
             record = self._accept(name, record)

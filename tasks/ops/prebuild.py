@@ -145,8 +145,6 @@ class Prebuild:
                 raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
                                "instance type" + (did_you_mean(value, offered) or
                                                   " (botocore's EC2 model has no such type)"))
-        if image.tests:
-            self.test_settings(name)
 
     def test_settings(self, name: str) -> TestSettings:
         """How an instance of the image's new AMI is launched for its tests:

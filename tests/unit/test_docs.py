@@ -275,3 +275,9 @@ def test_the_architecture_names_every_module():
     named = set(re.findall(r"^- `((?:cli|ops|state|adapters|inputs|core)/[\w/]+\.py)`", text, re.M))
     assert named <= set(modules), f"docs/architecture.md names modules that are gone: " \
                                   f"{sorted(named - set(modules))}"
+
+
+def test_dodo_binds_every_task_creator():
+    from tasks.cli.creators import Creators
+    creators = {name[len("task_"):] for name in dir(Creators) if name.startswith("task_")}
+    assert dodo_tasks(ROOT / "dodo.py") == creators

@@ -202,3 +202,19 @@ def test_ctrl_c_while_the_tests_run_removes_what_the_stage_made(tree):
     assert isinstance(failure[0], AmiError) and failure[0].code == INTERRUPTED, failure
     nothing_left(tree)
     assert "channels/main/base.json" not in tree.store.objects
+
+
+def test_doit_test_retests_the_current_ami_and_moves_nothing(tree):
+    build_all(tree.run()[0])
+    before = dict(tree.store.objects)
+    passed = tree.doit("test", "-i", "web")
+    assert passed.returncode == 0 and re.search(r"\[web\] ami-\w+ passed: 3 passed",
+                                                passed.stdout), passed.stdout
+    tree.tests.scripts["web"] = Script(failed=("test_web_limits",))
+    failed = tree.doit("test", "-i", "web")
+    assert failed.returncode == REJECTED
+    assert "test: the current AMI of web in channel main failed its tests (nothing moved)" \
+        in failed.stdout + failed.stderr
+    assert tree.store.objects == before
+    assert "test -i wbe: no such image in amis.yaml: did you mean web?" in \
+        tree.doit("test", "-i", "wbe").stderr + tree.doit("test", "-i", "wbe").stdout

@@ -81,3 +81,14 @@ def test_values_passed_to_the_pipeline_are_never_interpolated_by_buildkite():
         {"AMI_DEFAULT_BRANCH": "release$1", "AMI_PREFIX": "teams/${BUILDKITE_AGENT_ACCESS_TOKEN}"}))
     assert steps["env"] == {"AMI_DEFAULT_BRANCH": "release$$1",
                             "AMI_PREFIX": "teams/$${BUILDKITE_AGENT_ACCESS_TOKEN}"}
+
+
+def test_an_image_to_test_gets_a_step_and_its_children_wait_for_it():
+    testing = [Row(name, "test" if name == "base" else "build" if name == "web" else "up to date",
+                   "tests changed", f"ami-{i:08x}", name == "web", None,
+                   works=name in ("base", "web"))
+               for i, name in enumerate(GRAPH.names)]
+    steps = yaml.safe_load(buildkite.pipeline(GRAPH, testing, Buildkite(), {}))["steps"]
+    assert [s["key"] for s in steps] == ["ami-base", "ami-web"]
+    assert steps[1]["depends_on"] == "ami-base"
+    assert "1 to test, on AMIs built earlier (no Packer): base" in plan.render(testing, GRAPH, 2)
