@@ -337,6 +337,15 @@ def provenance_figures(tree: Tree, repeats: int) -> None:
         [v * 1000 for v in verifies], "ms", note="each commit exported and walked")
 
 
+def acceptance_figures(tree: Tree, repeats: int) -> None:
+    """What the acceptance stage adds to one image's build: `doit test -i base`
+    is the stage alone (launch in the emulator, the sandbox's stand-in, pytest
+    with testinfra over SSH, the clean-up); the no-op tests nothing."""
+    walls = [tree.run("test", "-i", "base")[0] for _ in range(repeats)]
+    row("acceptance stage of one image (sandbox)", tree.name, walls, "s",
+        note="launch + stand-in SSH + pytest/testinfra + clean-up")
+
+
 def real_packer(tree: Tree, repeats: int) -> None:
     if not shutil.which("packer"):
         row("real Packer, example tree full build", tree.name, None, "s", note="packer not installed")
@@ -377,6 +386,7 @@ def main() -> None:
         unreachable_figures(example, min(args.repeats, 3))
         if args.provenance or not args.quick:
             provenance_figures(example, args.repeats)
+        acceptance_figures(example, min(args.repeats, 3))
         if not args.quick:
             one_role_change(example)
             real_packer(example, min(args.repeats, 3))

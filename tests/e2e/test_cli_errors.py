@@ -33,7 +33,7 @@ def test_doit_list_needs_no_network(offline):
     assert result.returncode == 0, result.stderr
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["ami", "amis", "annotate", "cloud_init", "explain", "gc", "graph", "inputs",
-                     "pipeline", "plan", "promote", "pull", "revoke", "sandbox_stop", "validate",
+                     "pipeline", "plan", "promote", "pull", "revoke", "sandbox_stop", "test", "validate",
                      "verify"]
     result = offline.doit("list", "--all")
     names = [line.split()[0] for line in result.stdout.splitlines()]

@@ -124,5 +124,7 @@ def test_the_build_instance_requires_imdsv2_before_provisioning(project, aws):
     template.write_text(json.dumps(data))
     ok(project.doit("ami:base"))
     instances = [i for r in aws.ec2.describe_instances()["Reservations"] for i in r["Instances"]]
-    assert len(instances) == 1
-    assert instances[0]["MetadataOptions"]["HttpTokens"] == "required"
+    built = [i for i in instances
+             if {"Key": "Purpose", "Value": "amis-test"} not in i.get("Tags", [])]
+    assert len(built) == 1 and len(instances) == 2      # Packer's, and the test stage's
+    assert all(i["MetadataOptions"]["HttpTokens"] == "required" for i in instances)

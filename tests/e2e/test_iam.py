@@ -53,7 +53,10 @@ def iam_action(request) -> tuple[str, str] | None:
                   ("GET", False): "ListBucket"}.get((request.method, on_key))
         return (key, f"s3:{action}") if action else None
     target = request.headers.get("X-Amz-Target")
-    return key, f"{service}:{target.split('.')[-1] if target else request.action}"
+    if target:
+        return key, f"{service}:{target.split('.')[-1]}"
+    # a query API names its action; a REST one (Batch) its path: /v1/describecomputeenvironments
+    return key, f"{service}:{request.action or request.path.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 class Enforced:
