@@ -116,3 +116,24 @@ def test_an_amis_yaml_linked_to_outside_the_commit_is_not_read(tree, tmp_path):
     with pytest.raises(AmiError, match=r"verify: web ami-\w+: commit [0-9a-f]{12}'s amis.yaml is "
                                        r"a symlink to outside the repository"):
         tree.run()[0].verifier.verify("", "web", str(tmp_path / "public.pem"), worktree=False)
+
+
+def test_require_tests_asks_for_the_amis_own_signed_passing_result(signed):
+    tree, public = signed
+    web = record(tree, "web")
+    assert web["tests"]["statement"]                       # its signed result's sha256
+    app, out = tree.run()
+    app.verifier.verify("", "web", public, worktree=False, require_tests=True)
+    assert f"web {web['amis']['eu-west-1']} (eu-west-1): passed its tests " \
+           f"{web['tests']['digest'][:12]} (signed)" in out.getvalue()
+    key = f"digests/web/{web['digest']}.{web['amis']['eu-west-1']}.tests.dsse.json"
+    base = record(tree, "base")
+    tree.store.objects[key] = tree.store.objects[                    # another AMI's result
+        f"digests/base/{base['digest']}.{base['amis']['eu-west-1']}.tests.dsse.json"]
+    app, _ = tree.run()
+    with pytest.raises(AmiError, match="the test result is of another AMI"):
+        app.verifier.verify("", "web", public, worktree=False, require_tests=True)
+    del tree.store.objects[key]
+    app, _ = tree.run()
+    with pytest.raises(AmiError, match="no signed test result at .*: it never passed its tests"):
+        app.verifier.verify("", "web", public, worktree=False, require_tests=True)
