@@ -86,6 +86,13 @@ class Settings:
     def stage(self) -> Path:
         return self.state / "stage"
 
+    def shown(self, path: Path) -> str:
+        """A path as people see it: relative to the project when inside it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
     def record_path(self, image: str) -> Path:
         return self.records / f"{image}.json"
 

@@ -221,7 +221,7 @@ class Acceptor:
 
     def _verdict(self, name: str, digest: str, manifest: dict[str, str], code: int,
                  junit: Path, log: Path, timeout: float) -> Tested:
-        shown = self._shown(log)
+        shown = self.settings.shown(log)
         if code == STOPPED:
             raise AmiError(f"image {name}: interrupted while testing; nothing published",
                            INTERRUPTED)
@@ -244,12 +244,6 @@ class Acceptor:
         return Tested(digest=digest, files=dict(manifest), passed=passed, counts=counts,
                       failures=tuple(failures), at=self.clock.now().isoformat(timespec="seconds"),
                       log=log.name)
-
-    def _shown(self, log: Path) -> str:
-        try:
-            return str(log.relative_to(self.settings.root))
-        except ValueError:
-            return str(log)
 
     def _clean(self, made: _Made, name: str) -> None:
         """Remove what the run made, each step whatever the others did."""

@@ -257,13 +257,7 @@ class Builder:
             and current.ami != record.ami else f"nothing published to channel {self.channel()}"
         self.console.show_log(name, log)
         raise AmiError(f"image {name}: {record.ami} {acceptance.rejection(tested)}; {stays}; "
-                       f"log: {self._shown(log)}", REJECTED)
-
-    def _shown(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.settings.root))
-        except ValueError:
-            return str(path)
+                       f"log: {self.settings.shown(log)}", REJECTED)
 
     def _test_earlier(self, verdict: Verdict, start: float) -> Report:
         """An AMI built earlier for these inputs, not yet tested with these
@@ -424,9 +418,8 @@ class Builder:
         logs = [record.build_log for record in built if record.build_log]
         shown = table(rows, ["image", "ami", "this run", "took"])
         if logs:
-            where = self.settings.logs.relative_to(self.settings.root) \
-                if self.settings.logs.is_relative_to(self.settings.root) else self.settings.logs
-            shown += f"\nbuild logs in {where}/: {', '.join(logs)}"
+            shown += f"\nbuild logs in {self.settings.shown(self.settings.logs)}/: " \
+                     f"{', '.join(logs)}"
         signed = [record.image for record in built if record.provenance]
         if signed:
             shown += (f"\nsigned the provenance of {', '.join(signed)} with "

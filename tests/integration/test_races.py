@@ -168,6 +168,15 @@ def _feature_moves_on(tree: Tree, aws) -> tuple[str, dict]:
     return current_ami(aws, "web", "feature"), feature
 
 
+def _feature_moves_again(tree: Tree, feature: dict) -> None:
+    """web changes again on feature, and feature builds it."""
+    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
+    role.write_text(role.read_text() + "\nweb_second: 1\n")
+    tree.commit()
+    next_second()
+    ok(tree.doit("ami:web", env=feature))
+
+
 def test_gc_cannot_delete_an_ami_a_promotion_is_moving_to(tree: Tree, aws, proxy):
     """promote holds the image's lock while it moves main: gc, finding the
     lock held, keeps the AMI, and main never names a deregistered AMI."""
@@ -177,11 +186,7 @@ def test_gc_cannot_delete_an_ami_a_promotion_is_moving_to(tree: Tree, aws, proxy
     agent = Agent(lambda: promoter.promoter.promote("web", "feature", "main"))
     agent.start()
     assert publishing.arrived.wait(60), repr(agent.error)
-    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
-    role.write_text(role.read_text() + "\nweb_second: 1\n")      # feature moves on
-    tree.commit()
-    next_second()
-    ok(tree.doit("ami:web", env=feature))
+    _feature_moves_again(tree, feature)
     collected = tree.doit("gc", "--keep", "1", "--days", "0", "--apply")
     assert re.search(rf"{first} .*keep\s+.*in use by .*who holds its lock", collected.stdout), \
         collected.stdout
@@ -202,11 +207,7 @@ def test_a_promotion_held_before_its_lock_refuses_an_ami_gc_deleted_meanwhile(tr
     agent = Agent(lambda: promoter.promoter.promote("web", "feature", "main"))
     agent.start()
     assert locking.arrived.wait(60), repr(agent.error)
-    role = tree.path / "ansible/roles/web_app/defaults/main.yml"
-    role.write_text(role.read_text() + "\nweb_second: 1\n")      # feature moves on
-    tree.commit()
-    next_second()
-    ok(tree.doit("ami:web", env=feature))
+    _feature_moves_again(tree, feature)
     ok(tree.doit("gc", "--keep", "1", "--days", "0", "--apply"))
     assert not exists(aws, first)
     locking.release.set()

@@ -640,18 +640,23 @@ def test_json_nested_past_any_walk_is_one_line(tmp_path, where, depth):
                                      "{{ `HOME` | env }}", "{{ print (env `HOME`) }}",
                                      '{{ env "HOME" }}'])
 def test_an_environment_read_in_any_go_template_spelling_must_be_declared(tmp_path, default):
-    (tmp_path / "packer").mkdir(parents=True)
-    (tmp_path / "packer/j.json").write_text(json.dumps({
-        "variables": {"source_ami": "", "x": default},
-        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
-                      "ami_name": "j-{{timestamp}}"}]}))
-    (tmp_path / "amis.yaml").write_text(
-        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  j:\n"
-        "    parent: src\n    template: packer/j.json\n")
+    json_template_defaulting(tmp_path, default)
     assert "variable x defaults to environment variable HOME" in refusal_of(tmp_path, "j")
     (tmp_path / "amis.yaml").write_text((tmp_path / "amis.yaml").read_text()
                                         + "    env_inputs: [HOME]\n")
     assert inputs(tmp_path, "j")
+
+
+def json_template_defaulting(root: Path, default: str, image_keys: str = "") -> None:
+    """Image j: a JSON template whose variable x defaults to ``default``."""
+    (root / "packer").mkdir(parents=True)
+    (root / "packer/j.json").write_text(json.dumps({
+        "variables": {"source_ami": "", "x": default},
+        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
+                      "ami_name": "j-{{timestamp}}"}]}))
+    (root / "amis.yaml").write_text(
+        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  j:\n"
+        "    parent: src\n    template: packer/j.json\n" + image_keys)
 
 
 def refusal_of(root: Path, image: str) -> str:
@@ -671,13 +676,6 @@ def test_a_path_under_the_build_hosts_home_is_refused_even_with_a_decoy(tmp_path
 @pytest.mark.parametrize("default", ['{{ printf "%s%s" "HO" "ME" | env }}',
                                      '{{ "HOME" | printf "%s" | env }}'])
 def test_an_environment_read_of_a_computed_name_is_refused_not_misnamed(tmp_path, default):
-    (tmp_path / "packer").mkdir(parents=True)
-    (tmp_path / "packer/j.json").write_text(json.dumps({
-        "variables": {"source_ami": "", "x": default},
-        "builders": [{"type": "amazon-ebs", "source_ami": "{{user `source_ami`}}",
-                      "ami_name": "j-{{timestamp}}"}]}))
-    (tmp_path / "amis.yaml").write_text(
-        "region: eu-west-1\nsource: {name: src, ami: ami-12345678}\nimages:\n  j:\n"
-        "    parent: src\n    template: packer/j.json\n    env_inputs: [ME]\n")
+    json_template_defaulting(tmp_path, default, "    env_inputs: [ME]\n")
     assert "an environment variable whose name is known only during the build" in \
         refusal_of(tmp_path, "j")
