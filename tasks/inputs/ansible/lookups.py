@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -40,6 +41,8 @@ PURE = frozenset({"items", "indexed_items", "list", "dict", "nested", "together"
                   "inventory_hostnames"})
 FILES = frozenset({"file", "template", "fileglob"})       # a path written out, tracked
 LOOKUP_NAMES = frozenset({"lookup", "query", "q"})
+# A template that names none of these cannot reach a lookup: it is not parsed.
+_MAY_CALL = re.compile(r"\b(?:lookup|query|q|self)\b|\b_|\.\s*_")
 # Task keys whose value Ansible evaluates as a bare expression.
 EXPRESSION_KEYS = frozenset({"when", "changed_when", "failed_when", "until", "that", "var"})
 _BUILTIN = ("ansible.builtin.", "ansible.legacy.")
@@ -87,6 +90,8 @@ def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
     for each use of lookup/query/q in a Jinja2 template. A call that passes
     its own delimiters (``variable_start_string=``) counts as an argument
     that is not known: what it renders is not read here."""
+    if not _MAY_CALL.search(text):
+        return                              # no name a lookup could be reached by
     from jinja2 import nodes
     from jinja2.exceptions import TemplateSyntaxError
     try:
@@ -107,12 +112,19 @@ def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
     for name in tree.find_all(nodes.Name):
         if name.name in LOOKUP_NAMES and id(name) not in called:
             yield None, [], False
+    # Jinja2's own objects reach every global by a name made at run time
+    # (self._TemplateReference__context['look' ~ 'up']): refused outright.
+    for node in tree.find_all((nodes.Getattr, nodes.Name)):
+        named = node.attr if isinstance(node, nodes.Getattr) else node.name
+        if named.startswith("_") or (isinstance(node, nodes.Name) and named == "self"):
+            yield None, [], False
 
 
 def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
              folder: str) -> str | None:
     if not call:
-        return "uses lookup/query/q other than as a call with its name written out"
+        return ("uses lookup/query/q other than as a call with its name written out, or "
+                "Jinja2's internals (self, _names)")
     if name is None:
         return "calls a lookup whose name is not written out"
     short = name[len(next((p for p in _BUILTIN if name.startswith(p)), "")):]
@@ -176,7 +188,7 @@ def _loop_args(value: Any) -> str:
         if isinstance(term, str) and "{{" not in term and "{%" not in term:
             parts.append(repr(term))
         else:
-            parts.append("__expression__")
+            parts.append("an_expression")
     return ", ".join(parts) or "''"
 
 

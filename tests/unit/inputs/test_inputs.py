@@ -645,3 +645,9 @@ def test_what_ansible_also_reads_or_templates_is_checked_too(zoo, files):
             (zoo / rel).unlink(missing_ok=True)
     shapes.write(zoo, {rel: text for rel, text in files.items() if text is not None})
     assert "pass the value as a variable" in refusal(zoo, "app")
+
+
+def test_jinja2_internals_that_reach_a_lookup_by_a_made_name_are_refused(zoo):
+    shapes.write(zoo, {f"{ROLE}/tasks/main.yml": "- debug: {msg: \"{{ self._TemplateReference__"
+                                                 "context['look' ~ 'up']('pipe', 'id') }}\"}\n"})
+    assert "uses lookup/query/q other than as a call" in refusal(zoo, "app")
