@@ -1,6 +1,10 @@
 """The one error type for failures the user can act on, and the exit codes
 a run ends with (docs/reference/exit-codes.md)."""
 
+from __future__ import annotations
+
+from typing import Sequence
+
 OK = 0
 FAILED = 1          # a build or an operation failed: Packer, AWS, a lock wait
 BUG = 2             # an unexpected error (a traceback): please report it
@@ -18,3 +22,15 @@ class AmiError(Exception):
     def __init__(self, message: str, code: int = MISTAKE) -> None:
         super().__init__(message)
         self.code = code
+        self.problems: tuple[str, ...] = (message,)
+
+    @classmethod
+    def of(cls, problems: Sequence[str], code: int = MISTAKE) -> AmiError:
+        """One error naming several problems, a line each, so that a user
+        fixes them all before running again."""
+        if len(problems) == 1:
+            return cls(problems[0], code)
+        err = cls(f"{len(problems)} problems, fix them all, then run again:\n"
+                  + "\n".join(f"  {n}. {p}" for n, p in enumerate(problems, 1)), code)
+        err.problems = tuple(problems)
+        return err

@@ -18,5 +18,10 @@ DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 # tag is its own registry's (REGISTRY_TAG: s3://bucket/prefix/).
 MANAGED_BY = "amis-doit"
 REGISTRY_TAG = "Registry"
+# The variables the runner passes every template that declares them
+# (ops/invocation.build_variables).
+RUNNER_VARIABLES = frozenset({"image", "region", "playbook", "source_ami", "parent_image", "digest",
+                              "branch", "commit", "dirty", "build_url", "build_time",
+                              "packer_version"})
 LINT_CONFIG = ".ansible-lint"  # the project's ansible-lint settings
 TOOL_VERSION = "0.21.0"        # this tool, as provenance statements name it

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from ..core.graph import Graph, Image
+from ..core.names import RUNNER_VARIABLES
 from . import formats
 from .ansible import config as ansible_config, lookups, playbook as ansible_playbook
+from .builder import public_problems, region_problems
 from .context import Context, base_values
 from .hcl.parse import parse as parse_hcl
 from .kinds import EBS_BUILDERS
 from .repo import Found, Repo, covered
 from .template import Parse, Template
 from .walk import AnsibleUse, walk
+from .where import located, located_variable
 
 
 @dataclass(frozen=True)
@@ -49,47 +53,76 @@ class Inputs:
     dropped_in_sandbox: tuple[str, ...] = ()
     values: dict[str, str | None] = field(default_factory=dict)
     var_values: dict[str, str | None] = field(default_factory=dict)   # from its var files
+    problems: tuple[str, ...] = ()      # what stops it from being built, each one line
 
 
 def image_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs:
-    """``parse`` reads one HCL2 file (a run's :class:`ParseCache` remembers
+    """The image's inputs; an AmiError naming every problem found, if any.
+    ``parse`` reads one HCL2 file (a run's :class:`ParseCache` remembers
     what it parsed)."""
+    inputs = found_inputs(graph, image, parse)
+    if inputs.problems:
+        raise AmiError.of(inputs.problems)
+    return inputs
+
+
+def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs:
+    """What the walk found, with every problem it met on the way in
+    ``problems``: a check goes on after a problem, so that one run names
+    them all. Raises only when there is no template to walk."""
     repo = Repo(graph.root)
     template = _only(formats.load(repo, image.template, image.name, parse), image)
-    reads, overridden = _var_file_env_reads(repo, image)
-    _check_environment(template, image, reads, overridden)
+    problems = Diagnostics()
+    reads: list[tuple[str, str | None]] = []
+    overridden: set[str] = set()
+    with problems.collect():
+        reads, overridden = _var_file_env_reads(repo, image)
+    _check_environment(template, image, reads, overridden, problems)
     for key, _ in image.vars:
         if key not in template.variables:
-            raise AmiError(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
-                           f"{image.template} declares, so Packer would never see it: declare "
-                           "it in the template or remove it")
+            problems.add(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
+                         f"{image.template} declares, so Packer would never see it: declare "
+                         "it in the template or remove it")
     if "playbook" in template.variables and template.variables["playbook"] is None \
             and not image.playbook:
-        raise AmiError(f"amis.yaml: image {image.name}: {image.template} needs a playbook "
-                       f"(variable playbook has no default) and the image has none: create "
-                       f"ansible/{image.name}_ami.yaml or set playbook:")
+        problems.add(f"amis.yaml: image {image.name}: {image.template} needs a playbook "
+                     f"(variable playbook has no default) and the image has none: create "
+                     f"ansible/{image.name}_ami.yaml or set playbook:")
     var_values: dict[str, str | None] = {}
     for vf in image.var_files:
-        var_values.update(formats.read_var_file(repo, vf))
+        with problems.collect():
+            var_values.update(formats.read_var_file(repo, vf))
+    for name in template.required:
+        if name not in var_values and name not in dict(image.vars) \
+                and name not in RUNNER_VARIABLES:
+            problems.add(f"{located_variable(repo, template, name)}: variable {name} has no "
+                         "default and nothing sets it, so Packer stops: set it in a var file "
+                         f"(var_files: in {graph.file.name}), or under vars: of each image "
+                         "built from this template")
     static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
               **({"playbook": image.playbook} if image.playbook else {})}
     values = base_values(template, var_values, dict(image.vars), static)
     ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
                   template.locals)
     walked = walk(template, ctx)
-    _check_parent(template, ctx, image)
+    for problem in [*walked.problems.problems,
+                    *region_problems(repo, template, values, graph.region, graph.file.name),
+                    *public_problems(repo, template, values, graph.file.name)]:
+        problems.add(problem)
+    _check_parent(template, ctx, image, problems)
     found = walked.found
     for vf in image.var_files:
-        repo.inside(vf)
-        found.add(vf, "var file (amis.yaml)")
-    runs, roles, third_party = _ansible(repo, image, walked.ansible, found)
-    declared = _extra_inputs(repo, graph, image, found)
-    _check_unresolved(repo, graph, image, found, declared)
+        with problems.collect():
+            repo.inside(vf)
+            found.add(vf, "var file (amis.yaml)")
+    runs, roles, third_party = _ansible(repo, image, walked.ansible, found, problems)
+    declared = _extra_inputs(repo, graph, image, found, problems)
+    _check_unresolved(repo, graph, image, found, declared, problems)
     return Inputs(image=image.name, files=dict(sorted(found.files.items())),
                   kind="ansible" if runs else "shell", template=template,
                   ansible=tuple(runs), roles=roles, third_party=frozenset(third_party),
                   dropped_in_sandbox=tuple(walked.dropped_in_sandbox), values=values,
-                  var_values=var_values)
+                  var_values=var_values, problems=tuple(problems.problems))
 
 
 def _only(template: Template, image: Image) -> Template:
@@ -131,7 +164,8 @@ def _var_file_env_reads(repo: Repo, image: Image) -> tuple[list[tuple[str, str |
 
 
 def _check_environment(template: Template, image: Image,
-                       var_files: list[tuple[str, str | None]], overridden: set[str]) -> None:
+                       var_files: list[tuple[str, str | None]], overridden: set[str],
+                       problems: Diagnostics) -> None:
     """What the build reads from its environment changes what is built: only
     the environment variables the image declares (their values' hashes are in
     its digest), wherever a default or a var file reads them, and no secret
@@ -140,30 +174,31 @@ def _check_environment(template: Template, image: Image,
     variables something sets, whose defaults Packer never reads."""
     stores = template.secret_stores()
     if stores:
-        raise AmiError(f"{template.path}: {stores[0]}() reads a secret store during the build: what "
-                       "it returns changes the image, but no digest can see it: read the value "
-                       "from an environment variable instead and declare it under env_inputs: "
-                       f"of image {image.name} in amis.yaml")
+        problems.add(f"{template.path}: {stores[0]}() reads a secret store during the build: what "
+                     "it returns changes the image, but no digest can see it: read the value "
+                     "from an environment variable instead and declare it under env_inputs: "
+                     f"of image {image.name} in amis.yaml")
     reads = [(f"{template.path}: variable {variable} defaults to", name)
              for variable, name in template.env_reads() if variable not in overridden]
     reads += [(f"{where} is", name) for where, name in var_files]
     for where, name in reads:
         if name is None:
-            raise AmiError(f"{where} an environment variable whose name is known only during "
-                           "the build (env() of an expression), which no digest can see: name "
-                           f"it literally and declare it under env_inputs: of image "
-                           f"{image.name} in amis.yaml, or set the value in a var file")
-        if name not in image.env_inputs:
-            raise AmiError(f"{where} environment variable {name}, which changes what is "
-                           f"built: declare it under env_inputs: of image {image.name} in "
-                           "amis.yaml (the hash of its value goes into the digest), or set the "
-                           "value in a var file")
+            problems.add(f"{where} an environment variable whose name is known only during "
+                         "the build (env() of an expression), which no digest can see: name "
+                         f"it literally and declare it under env_inputs: of image "
+                         f"{image.name} in amis.yaml, or set the value in a var file")
+        elif name not in image.env_inputs:
+            problems.add(f"{where} environment variable {name}, which changes what is "
+                         f"built: declare it under env_inputs: of image {image.name} in "
+                         "amis.yaml (the hash of its value goes into the digest), or set the "
+                         "value in a var file")
 
 
 _PARENT = "ami-0parent0parent0"          # stands for the parent's AMI while resolving
 
 
-def _check_parent(template: Template, ctx: Context, image: Image) -> None:
+def _check_parent(template: Template, ctx: Context, image: Image,
+                  problems: Diagnostics) -> None:
     """Every AMI the template makes is built on the image's parent: its
     sources' ``source_ami`` is the variable the tree sets to the parent's AMI,
     and nothing else chooses one."""
@@ -173,27 +208,29 @@ def _check_parent(template: Template, ctx: Context, image: Image) -> None:
                and b.type in EBS_BUILDERS]
     given = replace(ctx, values={**ctx.values, "source_ami": _PARENT})
     for block in sources:
-        where = f"{template.path} {block.label}"
+        def at(field: str) -> str:
+            return f"{located(ctx.repo, template, block, field)}: {block.label}"
         if "source_ami_filter" in block.config:
-            raise AmiError(f"{where}: source_ami_filter chooses the AMI image {image.name} is "
-                           f"built on, but it builds on its parent {image.parent}: remove "
-                           f"source_ami_filter and {fix}")
+            problems.add(f"{at('source_ami_filter')}: source_ami_filter chooses the AMI image "
+                         f"{image.name} is built on, but it builds on its parent {image.parent}: "
+                         f"remove source_ami_filter and {fix}")
         if "ami_name" in block.config and ctx.resolve(block.config["ami_name"])[0] is not None:
-            raise AmiError(f"{where}: ami_name = {ctx.plain(block.config['ami_name'])!r} is the "
-                           "same on every build, so the second build of image "
-                           f"{image.name} fails (AMI names are unique): add "
-                           + ("{{timestamp}} or {{user `build_time`}}" if template.format == "json"
-                              else "${var.build_time} or ${uuidv4()}") + " to it")
+            problems.add(f"{at('ami_name')}: ami_name = {ctx.plain(block.config['ami_name'])!r} "
+                         "is the same on every build, so the second build fails (AMI names are "
+                         "unique): add "
+                         + ("{{timestamp}} or {{user `build_time`}}" if template.format == "json"
+                            else "${var.build_time} or ${uuidv4()}") + " to it")
         if "source_ami" in block.config and given.resolve(block.config["source_ami"])[0] != _PARENT:
-            raise AmiError(f"{where}: source_ami = {ctx.plain(block.config['source_ami'])!r} is "
-                           f"not the AMI of image {image.name}'s parent {image.parent}: {fix}")
+            problems.add(f"{at('source_ami')}: source_ami = "
+                         f"{ctx.plain(block.config['source_ami'])!r} is not the AMI of image "
+                         f"{image.name}'s parent {image.parent}: {fix}")
     if not any("source_ami" in b.config for b in sources):
-        raise AmiError(f"{template.path}: no source sets source_ami, so image {image.name} "
-                       f"would not be built on its parent {image.parent}: {fix}")
+        problems.add(f"{template.path}: no source sets source_ami, so image {image.name} "
+                     f"would not be built on its parent {image.parent}: {fix}")
 
 
-def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
-             found: Found) -> tuple[list[AnsibleRun], dict[str, str], set[str]]:
+def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
+             problems: Diagnostics) -> tuple[list[AnsibleRun], dict[str, str], set[str]]:
     runs: list[AnsibleRun] = []
     roles: dict[str, str] = {}
     third_party: set[str] = set()
@@ -202,44 +239,46 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse],
     if image.playbook and image.playbook not in {p for _, p in jobs}:
         jobs.append((None, image.playbook))
     for use, playbook in jobs:
-        ctx = ansible_config.Context(repo, image.packer_dir,
-                                     roles_paths=list(use.roles_paths) if use else [],
-                                     collections_paths=list(use.collections_paths) if use else [],
-                                     role_folders=list(use.role_folders) if use else [],
-                                     host_files=frozenset(image.host_inputs),
-                                     extra_vars=dict(use.extra_vars) if use else {})
-        for galaxy in use.galaxy_files if use else []:
-            ctx.requirements.add_file(repo, galaxy)
-        if use is None or use.type == "ansible":       # ansible-local reads the instance's cfg
-            ansible_config.configure(ctx, found, use.config if use else None)
-        result = ansible_playbook.Result()
-        why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
-        read = Found()                  # what this Ansible run reads, all of it checked
-        ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
-        for role in ctx.role_folders:
-            repo.add_tree(read, role, f"role folder ({use.where if use else 'amis.yaml'})")
-        lookups.check(repo, list(read.files),
-                      lookups.Allowed(env=frozenset(image.env_inputs),
-                                      host=frozenset(image.host_inputs)),
-                      frozenset(result.templated), frozenset(result.variables))
-        for path, reason in read.files.items():
-            found.add(path, reason)
-        found.unresolved += read.unresolved
-        roles.update(result.roles)
-        third_party |= result.third_party
-        third_party |= {p for name, p in result.roles.items()
-                        if name in ctx.requirements.roles and repo.is_dir(p)}
-        if (playbook, ctx.config) not in walked:
-            walked.add((playbook, ctx.config))
-            runs.append(AnsibleRun(where=use.where if use else "amis.yaml", playbook=playbook,
-                                   cwd=image.packer_dir, config=ctx.config,
-                                   roles_paths=tuple(ctx.roles_paths),
-                                   collections_paths=tuple(ctx.collections_paths),
-                                   missing_roles=tuple(sorted(result.missing_roles))))
+        with problems.collect():
+            ctx = ansible_config.Context(
+                repo, image.packer_dir, roles_paths=list(use.roles_paths) if use else [],
+                collections_paths=list(use.collections_paths) if use else [],
+                role_folders=list(use.role_folders) if use else [],
+                host_files=frozenset(image.host_inputs),
+                extra_vars=dict(use.extra_vars) if use else {})
+            for galaxy in use.galaxy_files if use else []:
+                ctx.requirements.add_file(repo, galaxy)
+            if use is None or use.type == "ansible":    # ansible-local reads the instance's cfg
+                ansible_config.configure(ctx, found, use.config if use else None)
+            result = ansible_playbook.Result()
+            why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
+            read = Found()                  # what this Ansible run reads, all of it checked
+            ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
+            for role in ctx.role_folders:
+                repo.add_tree(read, role, f"role folder ({use.where if use else 'amis.yaml'})")
+            lookups.check(repo, list(read.files),
+                          lookups.Allowed(env=frozenset(image.env_inputs),
+                                          host=frozenset(image.host_inputs)),
+                          frozenset(result.templated), frozenset(result.variables))
+            for path, reason in read.files.items():
+                found.add(path, reason)
+            found.unresolved += read.unresolved
+            roles.update(result.roles)
+            third_party |= result.third_party
+            third_party |= {p for name, p in result.roles.items()
+                            if name in ctx.requirements.roles and repo.is_dir(p)}
+            if (playbook, ctx.config) not in walked:
+                walked.add((playbook, ctx.config))
+                runs.append(AnsibleRun(
+                    where=use.where if use else "amis.yaml", playbook=playbook,
+                    cwd=image.packer_dir, config=ctx.config, roles_paths=tuple(ctx.roles_paths),
+                    collections_paths=tuple(ctx.collections_paths),
+                    missing_roles=tuple(sorted(result.missing_roles))))
     return runs, roles, third_party
 
 
-def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> set[str]:
+def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found,
+                  problems: Diagnostics) -> set[str]:
     """The files extra_inputs names, added to ``found``."""
     declared: set[str] = set()
     for pattern in image.extra_inputs:
@@ -250,17 +289,18 @@ def _extra_inputs(repo: Repo, graph: Graph, image: Image, found: Found) -> set[s
         else:
             matches = [pattern] if repo.exists(pattern) else []
         if not matches:
-            raise AmiError(f"{graph.file.name}: image {image.name}: extra_inputs {pattern!r} "
-                           "matches no file: fix the path or remove it")
+            problems.add(f"{graph.file.name}: image {image.name}: extra_inputs {pattern!r} "
+                         "matches no file: fix the path or remove it")
         for m in matches:
             declared.add(m)
-            repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
-                          f"{image.name}: extra_inputs", m)
+            with problems.collect():
+                repo.add_file(found, m, "extra_inputs (amis.yaml)", f"{graph.file.name}: image "
+                              f"{image.name}: extra_inputs", m)
     return declared
 
 
 def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found,
-                      declared: set[str]) -> None:
+                      declared: set[str], problems: Diagnostics) -> None:
     """A reference only known during the build is accepted when the files it
     may read are declared: every one of them is among the image's
     extra_inputs (being an input for another reason is not enough)."""
@@ -268,10 +308,11 @@ def _check_unresolved(repo: Repo, graph: Graph, image: Image, found: Found,
         if ref.glob and covered(repo, ref.glob, declared):
             continue
         if ref.glob is None:
-            raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
-                           f"({ref.why}) and may name a file outside the repository, which "
-                           "no extra_inputs pattern covers: write the path literally, or "
-                           "begin it inside the repository")
-        raise AmiError(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
-                       f"({ref.why}): list the files it may read under extra_inputs of image "
-                       f'{image.name} in {graph.file.name}, e.g. extra_inputs: ["{ref.glob}"]')
+            problems.add(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
+                         f"({ref.why}) and may name a file outside the repository, which "
+                         "no extra_inputs pattern covers: write the path literally, or "
+                         "begin it inside the repository")
+            continue
+        problems.add(f"{ref.where} {ref.value!r}: cannot be resolved before the build "
+                     f"({ref.why}): list the files it may read under extra_inputs of image "
+                     f'{image.name} in {graph.file.name}, e.g. extra_inputs: ["{ref.glob}"]')

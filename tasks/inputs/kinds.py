@@ -45,3 +45,7 @@ POST_PROCESSORS: Mapping[str, Mapping[str, str]] = MappingProxyType({
 })
 BUILDERS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "amazon-ebs": {"user_data_file": "file"}})
+
+# amazon-ebs fields Packer 1.6.6 does not know ("Extraneous JSON object property").
+NEWER_EBS_FIELDS = ("metadata_options", "include_deprecated", "ami_org_arns", "ami_ou_arns",
+                    "skip_create_ami", "deprecate_at", "imds_support", "snapshot_groups")

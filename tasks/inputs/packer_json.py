@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import AmiError
 from ..core.files import json_object, json_value, read_text
-from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR
+from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR, NEWER_EBS_FIELDS
 from .repo import Repo
 from .template import Block, Template
 
@@ -48,8 +48,31 @@ def load(repo: Repo, path: str, image: str) -> Template:
     return Template(path=path, format="json", files=(path,),
                     dir=posixpath.dirname(path) or ".",
                     variables={k: v if isinstance(v, str) else None for k, v in variables.items()},
+                    required=tuple(k for k, v in variables.items() if v is None),
                     sensitive=tuple(s for s in sensitive if isinstance(s, str)),
-                    blocks=tuple(blocks), data=data)
+                    blocks=tuple(blocks), data=data, newer=tuple(_newer(path, blocks)))
+
+
+_PACKER_VERSION = re.compile(r"\{\{-?\s*packer_version\s*-?\}\}")
+
+
+def _newer(path: str, blocks: list[Block]) -> list[tuple[str, str]]:
+    """(file, what) of each thing in an amazon-ebs builder that Packer 1.6.6
+    cannot run, as HCL2's ``shape`` finds them."""
+    found: list[tuple[str, str]] = []
+    for block in blocks:
+        if block.kind != "builder" or block.type != "amazon-ebs":
+            continue
+        found += [(path, f"amazon-ebs {f}") for f in NEWER_EBS_FIELDS if f in block.config]
+        for key in ("launch_block_device_mappings", "ami_block_device_mappings"):
+            volumes = block.config.get(key)
+            for volume in volumes if isinstance(volumes, list) else []:
+                if isinstance(volume, dict) and volume.get("volume_type") == "gp3" and not (
+                        "throughput" in volume and "iops" in volume):
+                    found.append((path, "a gp3 volume without throughput and iops"))
+        if _PACKER_VERSION.search(json.dumps(block.config)):
+            found.append((path, "{{packer_version}}"))
+    return list(dict.fromkeys(found))
 
 
 def var_file_data(repo: Repo, path: str) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class Template:
     locals: dict[str, Any] = field(repr=False, default_factory=dict)
     required_version: str | None = None
     newer: tuple[tuple[str, str], ...] = ()  # (file, what) that needs Packer 1.7 or newer
+    required: tuple[str, ...] = ()           # variables with no default: something must set them
     builds: tuple[tuple[str, ...], ...] = ()  # HCL2: each build block's sources (type.name)
 
     def env_reads(self) -> list[tuple[str, str | None]]:

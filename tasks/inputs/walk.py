@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from .ansible.args import extra_argument_files, extra_vars
 from .context import Context, glob_to_repo, to_repo
@@ -17,6 +18,7 @@ from .hcl.syntax import is_template, to_hcl_form
 from .kinds import ANSIBLE, BUILDERS, NEEDS_COMMUNICATOR, POST_PROCESSORS, PROVISIONERS
 from .repo import Found, Unresolved
 from .template import Block, Template
+from .where import located
 
 
 @dataclass
@@ -38,45 +40,51 @@ class Walk:
     found: Found = field(default_factory=Found)
     ansible: list[AnsibleUse] = field(default_factory=list)
     dropped_in_sandbox: list[str] = field(default_factory=list)
+    problems: Diagnostics = field(default_factory=Diagnostics)
 
 
 def walk(template: Template, ctx: Context) -> Walk:
-    """Every file the template's builders, provisioners and post-processors name."""
+    """Every file the template's builders, provisioners and post-processors
+    name. A block with a problem is noted in ``problems``, and the walk goes on."""
     out = Walk()
     for f in template.files:
-        ctx.repo.inside(f)
-        out.found.add(f, "template")
+        with out.problems.collect():
+            ctx.repo.inside(f)
+            out.found.add(f, "template")
     if template.format == "hcl2":
         _file_calls(template, ctx, out)
     for block in template.blocks:
-        if block.each is None:
-            _block(template, block, ctx, out)
-            continue
-        for key, config in expand(f"{template.path} {block.label}", block.each, ctx.expand):
-            _block(template, replace(block, config=config, via=f" [{key}]"), ctx, out)
+        with out.problems.collect():
+            if block.each is None:
+                _block(template, block, ctx, out)
+                continue
+            for key, config in expand(f"{located(ctx.repo, template, block)}: {block.label}",
+                                      block.each, ctx.expand):
+                with out.problems.collect():
+                    _block(template, replace(block, config=config, via=f" [{key}]"), ctx, out)
     return out
 
 
 def _block(template: Template, block: Block, ctx: Context, out: Walk) -> None:
+    def at() -> str:
+        return f"{located(ctx.repo, template, block)}: {block.label}"
     if block.kind in ("builder", "source"):
         fields = BUILDERS.get(block.type)
         if fields is None:
-            raise AmiError(f"{template.path} {block.label}: only amazon-ebs "
-                           f"{block.kind}s are supported: remove this one")
+            raise AmiError(f"{at()}: only amazon-ebs {block.kind}s are supported: remove this one")
     elif block.kind == "provisioner":
         fields = PROVISIONERS.get(block.type)
         if fields is None:
-            raise AmiError(f"{template.path} {block.label}: provisioner type "
-                           f"{block.type!r} names files this tool cannot track: use shell, "
-                           "shell-local, file, powershell or ansible provisioners")
+            raise AmiError(f"{at()}: provisioner type {block.type!r} names files this tool "
+                           "cannot track: use shell, shell-local, file, powershell or ansible "
+                           "provisioners")
         if block.type in NEEDS_COMMUNICATOR and not block.via.startswith(" override"):
             out.dropped_in_sandbox.append(block.label)
     else:
         fields = POST_PROCESSORS.get(block.type)
         if fields is None:
-            raise AmiError(f"{template.path} {block.label}: post-processor type "
-                           f"{block.type!r} is not supported: use manifest, checksum or "
-                           "shell-local")
+            raise AmiError(f"{at()}: post-processor type {block.type!r} is not supported: use "
+                           "manifest, checksum or shell-local")
     if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
                                  or block.config.get("generated") in (True, "true")):
         return          # the source is on the instance, or made during the build
@@ -84,9 +92,29 @@ def _block(template: Template, block: Block, ctx: Context, out: Walk) -> None:
         if block.type in ANSIBLE else None
     for name, kind in fields.items():
         if name in block.config:
-            _field(template, block, name, kind, block.config[name], ctx, out, use)
+            _located_field(template, block, name, kind, ctx, out, use)
     if use is not None:
         out.ansible.append(use)
+
+
+def _located_field(template: Template, block: Block, name: str, kind: str, ctx: Context,
+                   out: Walk, use: AnsibleUse | None) -> None:
+    """One field, its problems and unresolved references named at its file and line."""
+    before = len(out.found.unresolved)
+    plain = f"{template.path} {block.label} {name}"
+
+    def shown() -> str:
+        return f"{located(ctx.repo, template, block, name)}: {block.label} {name}"
+    try:
+        _field(template, block, name, kind, block.config[name], ctx, out, use)
+    except AmiError as err:
+        at = shown()
+        for problem in err.problems:
+            out.problems.add(problem.replace(plain, at, 1))
+    if len(out.found.unresolved) > before:
+        at = shown()
+        out.found.unresolved[before:] = [replace(u, where=u.where.replace(plain, at, 1))
+                                         for u in out.found.unresolved[before:]]
 
 
 def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
@@ -98,10 +126,12 @@ def _file_calls(template: Template, ctx: Context, out: Walk) -> None:
         try:
             calls = list(file_calls(data))
         except AmiError as err:
-            raise AmiError(f"{doc.path}: {err}") from None
+            out.problems.add(f"{doc.path}: {err}")
+            continue
         for function, argument in calls:
-            _ref(ctx, out, f"{doc.path} {function}()", argument if is_template(argument)
-                 else f"${{{argument}}}", "file", None, base=template.dir)
+            with out.problems.collect():
+                _ref(ctx, out, f"{doc.path} {function}()", argument if is_template(argument)
+                     else f"${{{argument}}}", "file", None, base=template.dir)
 
 
 def _strings(value: Any, where: str) -> list[str]:

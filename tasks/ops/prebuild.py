@@ -16,10 +16,10 @@ provenance is checked by ``verify``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -27,6 +27,7 @@ from ..adapters import stage
 from ..adapters.aws import known_instance_types, known_regions
 from ..adapters.packer import PackerRunner
 from ..adapters.tools import Tools, tool, with_tools
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from ..core.files import write_atomic
 from ..core.graph import Graph
@@ -34,6 +35,9 @@ from ..core.names import LINT_CONFIG, MANAGED_BY
 from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..core.versions import satisfies, version_tuple
+from ..inputs.builder import builder_values, instance_types
+from ..inputs.repo import Repo
+from ..inputs.where import located_text
 from ..state.checkout import Checkout
 from .invocation import INIT_SINCE, Stager, build_variables
 
@@ -47,51 +51,15 @@ _INSTEAD = MappingProxyType({
                                    "instance and on the AMI itself)",
     "the file provisioner's content": "put the content in a file of the repository and "
                                       "name it with source",
-    "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000"})
-
-_VAR_REF = re.compile(r'^"?\$\{var\.([A-Za-z0-9_-]+)\}"?$|^\{\{\s*user `([^`]+)`\s*\}\}$')
-
-
-def instance_types(template: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(file, instance type) of each builder, where it is known offline: a
-    literal, or a variable given a value (amis.yaml, a var file, a default)."""
-    return builder_values(template, values, "instance_type")
-
-
-def builder_values(template: Any, values: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
-    """(file, value) of ``key`` in each amazon-ebs source or builder, where
-    it is known offline: a literal, or a variable given a value."""
-    found: list[tuple[str, Any]] = [(doc.path, body.get(key))
-                                    for doc in template.documents for body in _sources(doc.data)
-                                    if key in body]
-    for builder in template.data.get("builders", []) if template.data else []:
-        if isinstance(builder, dict) and key in builder:
-            found.append((template.path, builder[key]))
-    known = []
-    for path, value in found:
-        if not isinstance(value, str):
-            continue
-        ref = _VAR_REF.match(value.strip())
-        if ref:
-            value = values.get(ref.group(1) or ref.group(2))
-            if not isinstance(value, str):
-                continue
-        value = value.strip().strip('"')
-        if value and not any(c in value for c in "${}`"):
-            known.append((path, value))
-    return known
-
-
-def _sources(data: Any) -> Iterator[dict]:
-    """The body of every ``source "type" "name"`` block of an HCL document
-    (python-hcl2 gives a list of them, a .pkr.json file a mapping)."""
-    blocks = data.get("source") if isinstance(data, dict) else None
-    for block in blocks if isinstance(blocks, list) else [blocks]:
-        for kinds in block.values() if isinstance(block, dict) else ():
-            for body in kinds.values() if isinstance(kinds, dict) else ():
-                if isinstance(body, dict):
-                    yield body
-
+    "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000",
+    "{{packer_version}}": "declare a variable packer_version and write {{user "
+                          "`packer_version`}} (the tree passes Packer's version)"})
+# How each thing that needs a newer Packer is written, to find its line.
+_WRITTEN = MappingProxyType({
+    "templatefile()": r"templatefile\(", "data sources": r'^\s*data\s+"',
+    "packer { required_plugins }": r"required_plugins", "{{packer_version}}": r"packer_version",
+    "the file provisioner's content": r'^\s*"?content"?\s*[=:]',
+    "a gp3 volume without throughput and iops": r"gp3"})
 
 def _problem(output: str) -> tuple[str, str]:
     """A checker's first error line, and where it points (``on file line N``)."""
@@ -123,17 +91,20 @@ class Prebuild:
 
     def preflight(self, name: str) -> None:
         """What can be known wrong before a build: regions AWS does not have,
-        instance types EC2 does not have, a template this Packer cannot run."""
-        self._check_regions(name)
-        self._check_instance_types(name)
-        self.check_versions(name)
+        instance types EC2 does not have, a template this Packer cannot run.
+        One AmiError names every problem found."""
+        problems = Diagnostics()
+        for check in (self._check_regions, self._check_instance_types, self.check_versions):
+            with problems.collect():
+                check(name, problems)
+        problems.check()
 
     def _values(self, name: str) -> dict[str, Any]:
         inputs = self.checkout.inputs()[name]
         return {**inputs.template.variables, **inputs.var_values,
                 **dict(self.graph.images[name].vars)}
 
-    def _check_instance_types(self, name: str) -> None:
+    def _check_instance_types(self, name: str, problems: Diagnostics) -> None:
         inputs = self.checkout.inputs()[name]
         offered = known_instance_types()
         image = self.graph.images[name]
@@ -142,9 +113,9 @@ class Prebuild:
             found.append((f"{self.graph.file.name}: test_instance_type", image.test_instance_type))
         for path, value in found:
             if offered and value not in offered:
-                raise AmiError(f"image {name}: {path}: instance_type {value!r} is not an EC2 "
-                               "instance type" + (did_you_mean(value, offered) or
-                                                  " (botocore's EC2 model has no such type)"))
+                problems.add(f"{path}: instance_type {value!r} is not an EC2 instance type"
+                             + (did_you_mean(value, offered) or
+                                " (botocore's EC2 model has no such type)"))
 
     def test_settings(self, name: str) -> TestSettings:
         """How an instance of the image's new AMI is launched for its tests:
@@ -172,32 +143,35 @@ class Prebuild:
                             subnet=image.test_subnet or first("subnet_id"),
                             security_group=group)
 
-    def _check_regions(self, name: str) -> None:
+    def _check_regions(self, name: str, problems: Diagnostics) -> None:
         known = known_regions()
         for region in self.graph.images[name].regions:
             if region not in known:
-                raise AmiError(f"{self.graph.file.name}: image {name}: region {region!r} is "
-                               "not an AWS region" + (did_you_mean(region, known) or
-                                                      " (botocore's endpoint data has no such "
-                                                      "region)"))
+                problems.add(f"{self.graph.file.name}: image {name}: region {region!r} is not "
+                             "an AWS region" + (did_you_mean(region, known) or
+                                                " (botocore's endpoint data has no such region)"))
 
-    def check_versions(self, name: str) -> None:
+    def check_versions(self, name: str, problems: Diagnostics | None = None) -> None:
         """An image whose template needs a newer Packer than the installed one
-        stops before it is validated or built, with one line naming the image,
-        the template, the block and the version found."""
+        stops before it is validated or built, with a line for each thing
+        found, naming the file and line, and the version found."""
+        own = problems if problems is not None else Diagnostics()
         template = self.checkout.inputs()[name].template
         if not (template.newer or template.required_version):
             return
         version = self.packers.version()
-        for path, what in template.newer:
-            if version_tuple(version) < INIT_SINCE:
-                raise AmiError(f"image {name}: {path}: {what} needs Packer 1.7 or newer; found "
-                               f"{version}: upgrade Packer, or "
-                               f"{_INSTEAD.get(what, 'remove it')}")
+        root = Repo(self.graph.root)
+        for path, what in template.newer if version_tuple(version) < INIT_SINCE else ():
+            at = located_text(root, replace(template, files=(path,)), _WRITTEN.get(
+                what, re.escape(what.removeprefix("amazon-ebs "))))
+            own.add(f"{at}: {what} needs Packer 1.7 or newer; found {version}: upgrade "
+                    f"Packer, or {_INSTEAD.get(what, 'remove it')}")
         if template.required_version and not satisfies(version, template.required_version):
-            raise AmiError(f"image {name}: {template.path}: packer {{ required_version = "
-                           f"\"{template.required_version}\" }} is not met by Packer {version}: "
-                           "install a Packer that meets it")
+            own.add(f"{template.path}: packer {{ required_version = "
+                    f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                    "install a Packer that meets it")
+        if problems is None:
+            own.check()
 
     # -- validation ---------------------------------------------------------------
 

@@ -12,12 +12,13 @@ from typing import Any
 from ..adapters.git import Git
 from ..core import channels
 from ..core.digest import Hasher
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from ..core.graph import Graph
 from ..core.once import Memo, Once
 from ..core.settings import Settings
 from ..inputs.hcl.parse import ParseCache
-from ..inputs.image import Inputs, image_inputs
+from ..inputs.image import Inputs, found_inputs
 from ..inputs.tests import test_files
 
 
@@ -36,8 +37,7 @@ class Checkout:
         self.hasher = hasher
         self.repo = git
         self._parse = ParseCache(settings.state / "hcl")
-        self._inputs = Once(lambda: {name: image_inputs(graph, image, self._parse)
-                                     for name, image in graph.images.items()})
+        self._found = Once(self._walk)
         self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
             graph.root, list(self.inputs()[image].files)))
         self._tests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
@@ -46,9 +46,28 @@ class Checkout:
             sorted({f for i in self.inputs().values() for f in i.files}), settings.buildkite))
         self._channel = Once(lambda: channels.choose(settings, self.git()))
 
+    def _walk(self) -> tuple[dict[str, Inputs], list[str]]:
+        found: dict[str, Inputs] = {}
+        problems = Diagnostics()
+        for name, image in self.graph.images.items():
+            with problems.collect():
+                found[name] = found_inputs(self.graph, image, self._parse)
+                for problem in found[name].problems:
+                    problems.add(problem)
+        return found, problems.problems
+
     def inputs(self) -> dict[str, Inputs]:
-        """Each image's input files and why, read from local files only."""
-        return self._inputs()
+        """Each image's input files and why, read from local files only. An
+        AmiError names every problem of every image, if there are any."""
+        found, problems = self._found()
+        if problems:
+            raise AmiError.of(problems)
+        return found
+
+    def found(self) -> dict[str, Inputs]:
+        """What each image's walk found, problems and all (``doit inputs``):
+        an image whose template cannot be read is left out."""
+        return self._found()[0]
 
     def manifest(self, image: str) -> dict[str, str]:
         """Its inputs' hashes, taken once per run: what the decision and the

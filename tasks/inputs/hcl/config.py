@@ -38,7 +38,8 @@ def load(repo: Repo, path: str, image: str, parse: Parse) -> Template:
                           if k in variables})
     return Template(path=path, format="hcl2", files=tuple(files),
                     dir=path if repo.is_dir(path) else (posixpath.dirname(path) or "."),
-                    variables=variables, sensitive=tuple(found.sensitive),
+                    variables=variables, required=tuple(found.required),
+                    sensitive=tuple(found.sensitive),
                     secrets=tuple(found.secrets),
                     blocks=tuple(blocks), documents=documents, locals=found.locals,
                     required_version=found.required_version, newer=tuple(found.newer),

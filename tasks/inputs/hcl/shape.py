@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ...core.errors import AmiError
+from ..kinds import NEWER_EBS_FIELDS
 from .dynamic import Dynamic, spec
 from .parse import Document
 from .syntax import is_template, literal, texts, to_hcl_form, unquote
@@ -49,6 +50,7 @@ def _configs(document: Document, body: Any) -> Iterator[dict]:
 @dataclass
 class Shape:
     variables: dict[str, str | None]
+    required: list[str]                               # variables with no default
     sensitive: list[str]
     secrets: list[str]                                # strings in sensitive list/map defaults
     locals: dict[str, Any]
@@ -63,7 +65,7 @@ class Shape:
 
 def shape(documents: list[Document]) -> Shape:
     """The configuration's blocks, file by file, in Packer's order."""
-    s = Shape({}, [], [], {}, [], [], [], None, [], [], [])
+    s = Shape({}, [], [], [], {}, [], [], [], None, [], [], [])
     for doc in documents:
         if "templatefile(" in json.dumps(doc.data):
             s.newer.append((doc.path, "templatefile()"))
@@ -87,6 +89,8 @@ def _variable(s: Shape, doc: Document, name: str, body: Any) -> None:
     cfg = _config(doc, body)
     default = cfg.get("default")
     s.variables[name] = literal(default)
+    if "default" not in cfg:
+        s.required.append(name)
     if cfg.get("sensitive") in (True, "true", '"true"'):
         s.sensitive.append(name)
         if isinstance(default, (list, dict)):
@@ -106,11 +110,6 @@ def _sources(s: Shape, doc: Document, kind: str, body: Any) -> None:
         for c in _configs(doc, cfg):
             s.sources.append((kind, name, c))
             _newer_fields(s, doc, kind, c)
-
-
-# amazon-ebs fields Packer 1.6.6 does not know ("Extraneous JSON object property").
-NEWER_EBS_FIELDS = ("metadata_options", "include_deprecated", "ami_org_arns", "ami_ou_arns",
-                    "skip_create_ami", "deprecate_at", "imds_support", "snapshot_groups")
 
 
 def _newer_fields(s: Shape, doc: Document, kind: str, cfg: dict) -> None:

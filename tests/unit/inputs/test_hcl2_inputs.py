@@ -45,8 +45,8 @@ def inputs(root: Path, image: str = "t"):
 def refusal(root: Path) -> str:
     with pytest.raises(AmiError) as info:
         inputs(root)
-    assert "\n" not in str(info.value)
-    return str(info.value)
+    assert all("\n" not in p for p in info.value.problems)
+    return "\n".join(info.value.problems)
 
 
 def test_a_var_file_value_that_is_an_expression_is_refused(tmp_path):
@@ -364,11 +364,12 @@ def test_the_sandbox_leaves_out_dynamic_provisioners_that_need_an_instance(tmp_p
     (shapes.HCL_SOURCE.replace("  source_ami    = var.source_ami\n",
                                '  source_ami_filter {\n    owners = ["099720109477"]\n'
                                '    most_recent = true\n  }\n'),
-     "packer/t source 1 (amazon-ebs): source_ami_filter chooses the AMI image t is built on, "
+     "packer/t/source.pkr.hcl:3: source 1 (amazon-ebs): source_ami_filter chooses the AMI image t is built on, "
      "but it builds on its parent centos: remove source_ami_filter and set source_ami = "
      "var.source_ami"),
     (shapes.HCL_SOURCE.replace("var.source_ami", '"ami-0123456789abcdef0"'),
-     "packer/t source 1 (amazon-ebs): source_ami = 'ami-0123456789abcdef0' is not the AMI of "
+     "packer/t/source.pkr.hcl:3: source 1 (amazon-ebs): source_ami = 'ami-0123456789abcdef0' "
+     "is not the AMI of "
      "image t's parent centos"),
     (shapes.HCL_SOURCE.replace("  source_ami    = var.source_ami\n", ""),
      "packer/t: no source sets source_ami, so image t would not be built on its parent centos"),
@@ -462,10 +463,13 @@ def test_a_file_path_not_known_before_the_build_is_refused(tmp_path, call):
 def test_a_file_path_with_a_known_folder_is_accepted_only_when_declared(tmp_path):
     files = {"packer/t/read.pkr.hcl": 'variable "os" {\n  type = string\n}\n'
              'locals {\n  s = file("${path.root}/conf/${var.os}.conf")\n}\n',
+             "packer/t/os.pkrvars.hcl": 'os = lower("LINUX")\n',
              "packer/t/conf/linux.conf": ""}
-    tree(tmp_path, files)        # the conf files are inputs of the folder, but not declared
+    # the conf files are inputs of the folder, but not declared
+    tree(tmp_path, files, GRAPH + "    var_files: [packer/t/os.pkrvars.hcl]\n")
     assert 'e.g. extra_inputs: ["packer/t/conf/*.conf"]' in refusal(tmp_path)
-    tree(tmp_path, files, GRAPH + '    extra_inputs: ["packer/t/conf/*.conf"]\n')
+    tree(tmp_path, files, GRAPH + "    var_files: [packer/t/os.pkrvars.hcl]\n"
+         '    extra_inputs: ["packer/t/conf/*.conf"]\n')
     assert "packer/t/conf/linux.conf" in inputs(tmp_path).files
 
 
@@ -506,8 +510,8 @@ def test_a_fixed_ami_name_is_refused_with_the_fix(tmp_path):
     tree(tmp_path, {"packer/t/source.pkr.hcl": shapes.HCL_SOURCE.replace("NAME", "t").replace(
         '"${var.image}-${uuidv4()}"', '"${var.image}-base"')})
     assert refusal(tmp_path) == (
-        "packer/t source 1 (amazon-ebs): ami_name = '${var.image}-base' is the same on every "
-        "build, so the second build of image t fails (AMI names are unique): add "
+        "packer/t/source.pkr.hcl:6: source 1 (amazon-ebs): ami_name = '${var.image}-base' is the "
+        "same on every build, so the second build fails (AMI names are unique): add "
         "${var.build_time} or ${uuidv4()} to it")
 
 

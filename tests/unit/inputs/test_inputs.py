@@ -25,9 +25,8 @@ def refusal(root: Path, image: str) -> str:
     graph = load_graph(root)
     with pytest.raises(AmiError) as info:
         image_inputs(graph, graph.images[image])
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+    assert all("\n" not in p for p in info.value.problems)
+    return "\n".join(info.value.problems)
 
 
 @pytest.fixture
@@ -109,9 +108,12 @@ def test_untrackable_references_are_refused_with_one_line(zoo, field, value, exp
     path = zoo / "packer/linux/buildkite-ami.json"
     data = json.loads(path.read_text())
     data["provisioners"][0][field] = value
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data, indent=2))
     message = refusal(zoo, "shell")
-    assert message.startswith("packer/linux/buildkite-ami.json provisioner 1 (shell) script")
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if text.strip().startswith(f'"{field}": {json.dumps(value)}'))
+    assert message.startswith(f"packer/linux/buildkite-ami.json:{line}: provisioner 1 (shell) "
+                              "script")
     assert expected in message
 
 

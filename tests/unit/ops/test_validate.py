@@ -16,7 +16,7 @@ from tasks.core.errors import AmiError
 def test_a_template_needing_a_newer_packer_is_refused_before_any_check(tree):
     tree.append("packer/ami/variables.pkr.hcl", 'packer {\n  required_version = ">= 1.9.0"\n}\n')
     app, out = tree.run()
-    with pytest.raises(AmiError, match=r'image web: packer/ami: packer \{ required_version = '
+    with pytest.raises(AmiError, match=r'packer/ami: packer \{ required_version = '
                                        r'">= 1.9.0" \} is not met by Packer 1.6.6'):
         app.prebuild.check_image("web", app.say)
     assert out.getvalue() == "" and tree.tools.calls == []

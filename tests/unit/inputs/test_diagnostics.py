@@ -1,0 +1,176 @@
+"""Every problem at once: a template, an image or a tree with several
+problems gets all of them named by one check, each at its file and line
+with its fix, as Packer's hcl.Diagnostics are; and the checks before any
+build that find what would otherwise fail minutes into it (another region,
+a public AMI, a required variable nothing sets), for both formats."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from support import shapes
+from tasks.core.diagnostics import Diagnostics
+from tasks.core.errors import AmiError
+from tasks.core.graph import load_graph
+from tasks.inputs.image import found_inputs, image_inputs
+
+GRAPH = """\
+region: eu-west-1
+source: {name: centos, ami: ami-bb9a6bc2}
+images:
+  t:
+    parent: centos
+    template: TEMPLATE
+"""
+BUILD = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n'
+         '  provisioner "shell" {\n    script = "${path.root}/${var.missing}.sh"\n  }\n\n'
+         '  provisioner "puppet-masterless" {\n    manifest_file = "site.pp"\n  }\n}\n')
+
+
+def problems(root: Path, image: str = "t") -> tuple[str, ...]:
+    graph = load_graph(root)
+    with pytest.raises(AmiError) as info:
+        image_inputs(graph, graph.images[image])
+    assert all("\n" not in p for p in info.value.problems)
+    return info.value.problems
+
+
+def hcl_tree(root: Path, source: str, build: str = BUILD, variables: str = "",
+             graph: str = GRAPH) -> Path:
+    shapes.write(root, {"amis.yaml": graph.replace("TEMPLATE", "packer/t"),
+                        "packer/t/variables.pkr.hcl": shapes.HCL_VARIABLES + variables,
+                        "packer/t/source.pkr.hcl": source, "packer/t/build.pkr.hcl": build})
+    return root
+
+
+def line_of(root: Path, path: str, text: str) -> int:
+    return next(n for n, line in enumerate((root / path).read_text().splitlines(), 1)
+                if text in line)
+
+
+def test_three_problems_in_one_template_are_named_at_once_each_at_its_line(tmp_path):
+    source = shapes.HCL_SOURCE.replace("NAME", "t").replace('"${var.image}-${uuidv4()}"',
+                                                            '"fixed"')
+    found = problems(hcl_tree(tmp_path, source))
+    assert len(found) == 3, found
+    at = {p.split(": ", 1)[0]: p for p in found}
+    ami_name = f"packer/t/source.pkr.hcl:{line_of(tmp_path, 'packer/t/source.pkr.hcl', 'ami_name')}"
+    script = f"packer/t/build.pkr.hcl:{line_of(tmp_path, 'packer/t/build.pkr.hcl', 'script')}"
+    puppet = f"packer/t/build.pkr.hcl:{line_of(tmp_path, 'packer/t/build.pkr.hcl', 'puppet')}"
+    assert set(at) == {ami_name, script, puppet}, found
+    assert "is the same on every build" in at[ami_name] and "add ${var.build_time}" in at[ami_name]
+    assert "cannot be resolved before the build" in at[script]
+    assert "provisioner type 'puppet-masterless'" in at[puppet]
+    # the message a user sees counts them and numbers each one
+    graph = load_graph(tmp_path)
+    with pytest.raises(AmiError) as info:
+        image_inputs(graph, graph.images["t"])
+    assert str(info.value).startswith("3 problems, fix them all, then run again:\n  1. ")
+
+
+def test_a_json_template_with_three_problems_names_each_at_its_line(tmp_path):
+    data = {"variables": {**shapes.VARIABLES, "vpc": None},
+            "builders": [{**shapes.EBS, "ami_name": "fixed", "ami_groups": ["all"]}],
+            "provisioners": [{"type": "chef-solo", "cookbook_paths": ["x"]},
+                             {"type": "shell", "script": "{{user `nope`}}.sh"}]}
+    shapes.write(tmp_path, {"amis.yaml": GRAPH.replace("TEMPLATE", "packer/t.json"),
+                            "packer/t.json": json.dumps(data, indent=2)})
+    found = problems(tmp_path)
+    template = "packer/t.json"
+
+    def at(text: str) -> str:
+        return f"{template}:{line_of(tmp_path, template, text)}: "
+    expected = {at('"vpc"'): "variable vpc has no default and nothing sets it",
+                at('"chef-solo"'): "provisioner type 'chef-solo'",
+                at('"script"'): "user variable nope is not declared",
+                at('"ami_name"'): "is the same on every build",
+                at('"ami_groups"'): 'ami_groups includes "all", which makes the AMI public'}
+    for where, what in expected.items():
+        assert any(p.startswith(where) and what in p for p in found), (where, what, found)
+    assert len(found) == len(expected), found
+
+
+@pytest.mark.parametrize("how", ["hard-coded", "a variable's default"])
+def test_a_template_that_builds_in_another_region_is_refused_naming_both(tmp_path, how):
+    region = '"us-west-2"' if how == "hard-coded" else "var.aws_region"
+    source = shapes.HCL_SOURCE.replace("NAME", "t").replace("var.region", region)
+    hcl_tree(tmp_path, source, build='build {\n  sources = ["source.amazon-ebs.t"]\n}\n',
+             variables='variable "aws_region" {\n  type    = string\n  default = "us-west-2"\n}\n')
+    (found,) = problems(tmp_path)
+    assert found.startswith("packer/t/source.pkr.hcl:2: region 'us-west-2' is not the tree's "
+                            "region eu-west-1 (amis.yaml)"), found
+    assert found.endswith("set region = var.region (the tree passes its region)")
+
+
+def test_the_tree_region_given_as_a_variable_passes(tmp_path):
+    # the runner passes region: a default of another region is never used
+    hcl_tree(tmp_path, shapes.HCL_SOURCE.replace("NAME", "t"),
+             build='build {\n  sources = ["source.amazon-ebs.t"]\n}\n')
+    variables = tmp_path / "packer/t/variables.pkr.hcl"
+    variables.write_text(variables.read_text().replace(
+        'variable "region" {\n  type = string\n', 'variable "region" {\n  type = string\n'
+        '  default = "us-west-2"\n'))
+    graph = load_graph(tmp_path)
+    assert image_inputs(graph, graph.images["t"]).problems == ()
+
+
+def test_a_required_variable_a_var_file_or_vars_sets_passes(tmp_path):
+    build = 'build {\n  sources = ["source.amazon-ebs.t"]\n}\n'
+    required = 'variable "vpc_id" {\n  type = string\n}\n'
+    hcl_tree(tmp_path, shapes.HCL_SOURCE.replace("NAME", "t"), build, required)
+    (found,) = problems(tmp_path)
+    assert found.startswith(f"packer/t/variables.pkr.hcl:"
+                            f"{line_of(tmp_path, 'packer/t/variables.pkr.hcl', 'vpc_id')}: "
+                            "variable vpc_id has no default and nothing sets it"), found
+    for extra, files in (("    vars: {vpc_id: vpc-1}\n", {}),
+                         ("    var_files: [packer/t/my.pkrvars.hcl]\n",
+                          {"packer/t/my.pkrvars.hcl": 'vpc_id = "vpc-1"\n'})):
+        hcl_tree(tmp_path, shapes.HCL_SOURCE.replace("NAME", "t"), build, required,
+                 graph=GRAPH + extra)
+        shapes.write(tmp_path, files)
+        graph = load_graph(tmp_path)
+        assert image_inputs(graph, graph.images["t"]).problems == ()
+
+
+def test_the_walk_goes_on_and_found_inputs_keeps_what_it_found(tmp_path):
+    source = shapes.HCL_SOURCE.replace("NAME", "t")
+    hcl_tree(tmp_path, source)
+    graph = load_graph(tmp_path)
+    found = found_inputs(graph, graph.images["t"])
+    assert len(found.problems) == 2
+    assert {"packer/t/source.pkr.hcl", "packer/t/build.pkr.hcl"} <= set(found.files)
+
+
+def test_plan_names_every_images_problems_in_one_error(tree):
+    tree.write("ansible/web_ami.yaml", "- hosts: all\n  tasks:\n    - copy:\n        src: "
+               "\"{{ lookup('env', 'HOME') }}/x\"\n        dest: /x\n")
+    tree.write("ansible/worker_ami.yaml", "- hosts: all\n  roles: [nowhere]\n")
+    app, _ = tree.run()
+    with pytest.raises(AmiError) as info:
+        app.checkout.inputs()
+    assert [re.split(r"[ :]", p)[0] for p in info.value.problems] == ["ansible/web_ami.yaml",
+                                                                   "ansible/worker_ami.yaml"]
+    assert set(app.checkout.found()) == set(app.graph.images)     # what each walk found
+    done = tree.doit("plan")
+    assert done.returncode == 3
+    shown = done.stdout + done.stderr
+    assert "2 problems, fix them all, then run again:" in shown, shown
+    assert "1. ansible/web_ami.yaml" in shown and "2. ansible/worker_ami.yaml" in shown, shown
+
+
+def test_diagnostics_keep_one_of_each_problem_in_order():
+    found = Diagnostics()
+    for problem in ("b", "a", "b"):
+        found.add(problem)
+    with found.collect():
+        raise AmiError.of(["c", "a"])
+    assert found.problems == ["b", "a", "c"]
+    with pytest.raises(AmiError) as info:
+        found.check()
+    assert info.value.problems == ("b", "a", "c")
+    assert not Diagnostics()
+    Diagnostics().check()
