@@ -222,6 +222,7 @@ def revoke(app: App, ami: str, image: str, reason: str, undo: bool, disable: boo
 
 
 @_action
-def sandbox_stop(app: App) -> None:
+def sandbox_stop(root: Path) -> None:
     from ..adapters import emulator
-    app.say(emulator.stop(app.settings.state))
+    from ..core.settings import load_settings
+    print(emulator.stop(load_settings(root).state), flush=True)

@@ -118,6 +118,12 @@ class Creators:
         self._load = load
         self._verbose = verbose_flag(argv or [])
         self._app: App | None = None
+        words = [a for a in (argv or [])[1:] if not a.startswith("-")]
+        # `doit inputs` lists what each walk found, problems and all, and
+        # `doit sandbox_stop` stops the emulator whatever amis.yaml says: the
+        # build tasks, which need a tree without problems, are then left out.
+        self._asked = words[0] if words else ""
+        self._tolerant = self._asked in ("inputs", "sandbox_stop")
 
     def install_signal_handlers(self) -> None:
         """Ctrl-C and SIGTERM reach the run's Packer builds and waits."""
@@ -137,18 +143,31 @@ class Creators:
 
     def _inputs(self) -> dict[str, list[str]]:
         """Each image's input files. A reference that cannot be tracked stops
-        doit here, before anything runs."""
+        doit here, before anything runs, naming every problem found."""
         try:
             return {name: list(found.files)
                     for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
             raise InvalidDodoFile(str(err)) from None
 
+    def _builds_left_out(self) -> bool:
+        """In a tolerant command, whether the tree has a problem that keeps
+        the build tasks from being defined."""
+        if not self._tolerant:
+            return False
+        try:
+            self._inputs()
+        except InvalidDodoFile:
+            return True
+        return False
+
     def _record_file(self, image: str) -> str:
         return f"{STATE_DIR}/records/{image}.json"
 
     def _command(self, name: str, action: Any) -> dict[str, Any]:
         """A task that runs whenever it is asked for, with its options."""
+        if name != self._asked and self._builds_left_out():
+            return {"actions": None}
         task: dict[str, Any] = {"actions": [(action, [self.app])], "uptodate": [False],
                                 "verbosity": 2}
         if OPTIONS[name]:
@@ -228,10 +247,14 @@ class Creators:
 
     def task_pull(self) -> dict[str, Any]:
         """Download every image's current record from S3 (runs before every build)."""
+        if self._builds_left_out():
+            return {"actions": None}
         return {"actions": [(actions.pull, [self.app])], "uptodate": [False], "verbosity": 2}
 
     def task_ami(self) -> Iterator[dict[str, Any]]:
         """Build one image if its inputs changed: ami:<name> (see doit list --all)."""
+        if self._builds_left_out():
+            return
         app = self.app
         source = app.graph.source
         spec = source.spec(app.settings.sandbox)
@@ -265,7 +288,7 @@ class Creators:
     def task_amis(self) -> dict[str, Any]:
         """Build every stale image, parents first, and print a table (default task)."""
         return {
-            "actions": None, "task_dep": ["ami"],
+            "actions": None, "task_dep": [] if self._builds_left_out() else ["ami"],
             # Read from the command line for DOIT_CONFIG and the console (options.py);
             # declared so doit accepts them.
             "params": self._params("amis"),
@@ -273,6 +296,8 @@ class Creators:
 
     def task_validate(self) -> Iterator[dict[str, Any]]:
         """Check templates (packer validate), playbooks (--syntax-check) and roles (ansible-lint)."""
+        if self._builds_left_out():
+            return
         app = self.app
         inputs = self._inputs()
         for name, image in app.graph.images.items():
@@ -297,6 +322,8 @@ class Creators:
 
     def task_cloud_init(self) -> Iterator[dict[str, Any]]:
         """Render each image's cloud-init user-data per environment (.amis/cloud-init/)."""
+        if self._builds_left_out():
+            return
         app = self.app
         if not (self.root / cloud_init.VARS_FILE).exists():
             return      # this tree keeps no user-data
@@ -363,7 +390,9 @@ class Creators:
 
     def task_sandbox_stop(self) -> dict[str, Any]:
         """Stop the sandbox's background AWS emulator (its AMIs and records go with it)."""
-        return self._command("sandbox_stop", actions.sandbox_stop)
+        # Needs only the settings: it works whatever amis.yaml says.
+        return {"actions": [(actions.sandbox_stop, [self.root])], "uptodate": [False],
+                "verbosity": 2}
 
 
 def namespace(creators: Creators, argv: list[str]) -> dict[str, Any]:

@@ -253,15 +253,19 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
             result = ansible_playbook.Result()
             why = f"playbook ({use.where})" if use else "playbook (amis.yaml)"
             read = Found()                  # what this Ansible run reads, all of it checked
-            ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
-            for role in ctx.role_folders:
-                repo.add_tree(read, role, f"role folder ({use.where if use else 'amis.yaml'})")
-            lookups.check(repo, list(read.files),
-                          lookups.Allowed(env=frozenset(image.env_inputs),
-                                          host=frozenset(image.host_inputs)),
-                          frozenset(result.templated), frozenset(result.variables))
-            for path, reason in read.files.items():
-                found.add(path, reason)
+            try:
+                ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
+                for role in ctx.role_folders:
+                    repo.add_tree(read, role,
+                                  f"role folder ({use.where if use else 'amis.yaml'})")
+                with problems.collect():
+                    lookups.check(repo, list(read.files),
+                                  lookups.Allowed(env=frozenset(image.env_inputs),
+                                                  host=frozenset(image.host_inputs)),
+                                  frozenset(result.templated), frozenset(result.variables))
+            finally:                        # what it found so far is shown by `doit inputs`
+                for path, reason in read.files.items():
+                    found.add(path, reason)
             found.unresolved += read.unresolved
             roles.update(result.roles)
             third_party |= result.third_party

@@ -12,15 +12,27 @@ from ..state.checkout import Checkout
 
 def show_inputs(graph: Graph, checkout: Checkout, say: Callable[[str], None],
                 image: str) -> None:
+    """Each image's inputs, listed even when it has problems: they follow
+    its table, and the command fails once all are shown."""
     names = list(graph.images) if image in ("", "all") else [image]
+    found, problems = checkout.found()
     for name in names:
         if name not in graph.images:
             raise AmiError(f"inputs --image={name!r}: no such image in amis.yaml"
                            f"{did_you_mean(name, graph.images)} "
                            f"(one of {', '.join(graph.images)})")
-        found = checkout.inputs()[name]
-        say(f"{name}: {len(found.files)} inputs ({found.kind}; template "
-            f"{found.template.path}, Packer runs in {graph.images[name].packer_dir})")
-        say(table([[path, why] for path, why in found.files.items()], ["input", "why"]))
-        if found.dropped_in_sandbox:
-            say(f"the sandbox leaves out {', '.join(found.dropped_in_sandbox)}")
+        if name in found:
+            inputs = found[name]
+            say(f"{name}: {len(inputs.files)} inputs ({inputs.kind}; template "
+                f"{inputs.template.path}, Packer runs in {graph.images[name].packer_dir})")
+            say(table([[path, why] for path, why in inputs.files.items()], ["input", "why"]))
+            if inputs.dropped_in_sandbox:
+                say(f"the sandbox leaves out {', '.join(inputs.dropped_in_sandbox)}")
+        for problem in problems.get(name, ()):
+            say(f"{name}: refused: {problem}")
+    stopped = [n for n in names if problems.get(n)]
+    if stopped:
+        count = sum(len(problems[n]) for n in stopped)
+        raise AmiError(f"inputs: {count} problem{'s' if count > 1 else ''} of "
+                       f"{', '.join(stopped)}, each shown above with its fix: fix "
+                       f"{'them' if count > 1 else 'it'}, then run again")

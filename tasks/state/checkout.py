@@ -46,28 +46,33 @@ class Checkout:
             sorted({f for i in self.inputs().values() for f in i.files}), settings.buildkite))
         self._channel = Once(lambda: channels.choose(settings, self.git()))
 
-    def _walk(self) -> tuple[dict[str, Inputs], list[str]]:
+    def _walk(self) -> tuple[dict[str, Inputs], dict[str, tuple[str, ...]]]:
         found: dict[str, Inputs] = {}
-        problems = Diagnostics()
+        problems: dict[str, tuple[str, ...]] = {}
         for name, image in self.graph.images.items():
-            with problems.collect():
+            try:
                 found[name] = found_inputs(self.graph, image, self._parse)
-                for problem in found[name].problems:
-                    problems.add(problem)
-        return found, problems.problems
+            except AmiError as err:             # no template to walk
+                problems[name] = err.problems
+            else:
+                problems[name] = found[name].problems
+        return found, problems
 
     def inputs(self) -> dict[str, Inputs]:
         """Each image's input files and why, read from local files only. An
         AmiError names every problem of every image, if there are any."""
         found, problems = self._found()
-        if problems:
-            raise AmiError.of(problems)
+        every = Diagnostics()
+        for image_problems in problems.values():
+            for problem in image_problems:
+                every.add(problem)
+        every.check()
         return found
 
-    def found(self) -> dict[str, Inputs]:
-        """What each image's walk found, problems and all (``doit inputs``):
-        an image whose template cannot be read is left out."""
-        return self._found()[0]
+    def found(self) -> tuple[dict[str, Inputs], dict[str, tuple[str, ...]]]:
+        """What each image's walk found, and each image's problems (``doit
+        inputs``); an image whose template cannot be read has problems only."""
+        return self._found()
 
     def manifest(self, image: str) -> dict[str, str]:
         """Its inputs' hashes, taken once per run: what the decision and the

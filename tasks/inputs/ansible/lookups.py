@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ...core.errors import AmiError
+from ...core.diagnostics import Diagnostics
 from ...core.files import read_text
 from ..repo import Repo
 from .loader import Unsafe, load
@@ -273,7 +273,8 @@ def check(repo: Repo, files: list[str], allowed: Allowed,
           variables: frozenset[str] = frozenset()) -> None:
     """Refuse, in one line naming the file, what a lookup would read from
     the build host, and a task or play that would run anywhere but on the
-    instance. ``files``: those an Ansible run reads."""
+    instance. ``files``: those an Ansible run reads. Every problem is named."""
+    problems = Diagnostics()
     for rel in sorted(files):
         kind = _evaluated(rel, templated, variables)
         if kind is None:
@@ -285,21 +286,23 @@ def check(repo: Repo, files: list[str], allowed: Allowed,
             data = load(repo, rel, "Ansible YAML", unparsable=True)
             delimiters = _keys(data, DELIMITER_ARGS)
             if delimiters:
-                raise AmiError(f"{rel}: {delimiters}: changes Jinja2's delimiters for a "
-                               "template, which this check cannot follow: keep Ansible's "
-                               "{{ }} and {% %}")
+                problems.add(f"{rel}: {delimiters}: changes Jinja2's delimiters for a "
+                             "template, which this check cannot follow: keep Ansible's "
+                             "{{ }} and {% %}")
+                continue
             there = _elsewhere(data)
             if there:
-                raise AmiError(f"{rel}: {there[0]}: {str(there[1])[:60]!r} runs on another "
-                               "host than the instance Packer built (the build host, for "
-                               "localhost), which no digest sees: do it on the instance, or in a "
-                               "shell-local provisioner whose inputs are declared")
+                problems.add(f"{rel}: {there[0]}: {str(there[1])[:60]!r} runs on another "
+                             "host than the instance Packer built (the build host, for "
+                             "localhost), which no digest sees: do it on the instance, or in a "
+                             "shell-local provisioner whose inputs are declared")
             texts = list(_strings(data))
         for key, text in texts:
             for name, args, call in _calls(text):
                 problem = _problem(name, args, allowed, call, posixpath.dirname(rel))
                 if problem:
                     shown = text.strip().replace("\n", " ")
-                    raise AmiError(f"{rel}{' ' + key if key else ''}: {problem}: "
-                                   f"{shown[:80]!r}: pass the value as a variable (a var "
-                                   "file, or -e from a Packer variable)")
+                    problems.add(f"{rel}{' ' + key if key else ''}: {problem}: "
+                                 f"{shown[:80]!r}: pass the value as a variable (a var "
+                                 "file, or -e from a Packer variable)")
+    problems.check()

@@ -60,3 +60,23 @@ def test_gc_is_a_dry_run_unless_asked(tree):
     dry = tree.doit("gc", "--keep", "1", "--days", "0")
     assert dry.returncode == 0 and "dry run: 0 AMI(s) and 0 leftover(s) would go" in dry.stdout
     assert not [c for c in tree.ec2.calls if c[0] == "deregister"]
+
+
+def test_inputs_lists_what_it_found_and_marks_each_refusal(tree):
+    tree.write("ansible/web_ami.yaml", (tree.path / "ansible/web_ami.yaml").read_text()
+               + "- hosts: all\n  tasks:\n    - copy:\n        src: \"{{ lookup('env', 'HOME') }}/x\"\n"
+               "        dest: /x\n")
+    done = tree.doit("inputs", "-i", "web")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert re.search(r"^web: \d+ inputs \(ansible; template packer/ami", done.stdout, re.M)
+    assert re.search(r"^packer/ami/ami\.pkr\.hcl\s+template$", done.stdout, re.M), done.stdout
+    assert re.search(r"^web: refused: ansible/web_ami\.yaml.*lookup", done.stdout, re.M)
+    assert "inputs: 2 problems of web, each shown above with its fix" in done.stderr
+
+
+def test_sandbox_stop_runs_whatever_amis_yaml_says(tree):
+    tree.write("amis.yaml", "images: [\n")
+    assert tree.doit("plan").returncode == 3
+    done = tree.doit("sandbox_stop")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no sandbox emulator is running" in done.stdout

@@ -152,14 +152,15 @@ def test_plan_names_every_images_problems_in_one_error(tree):
     app, _ = tree.run()
     with pytest.raises(AmiError) as info:
         app.checkout.inputs()
-    assert [re.split(r"[ :]", p)[0] for p in info.value.problems] == ["ansible/web_ami.yaml",
-                                                                   "ansible/worker_ami.yaml"]
-    assert set(app.checkout.found()) == set(app.graph.images)     # what each walk found
+    files = [re.split(r"[ :]", p)[0] for p in info.value.problems]
+    assert files == ["ansible/web_ami.yaml"] * 2 + ["ansible/worker_ami.yaml"], files
+    assert "lookup" in info.value.problems[0] and "nowhere" in info.value.problems[2]
+    assert set(app.checkout.found()[0]) == set(app.graph.images)      # what each walk found
     done = tree.doit("plan")
     assert done.returncode == 3
     shown = done.stdout + done.stderr
-    assert "2 problems, fix them all, then run again:" in shown, shown
-    assert "1. ansible/web_ami.yaml" in shown and "2. ansible/worker_ami.yaml" in shown, shown
+    assert "3 problems, fix them all, then run again:" in shown, shown
+    assert "1. ansible/web_ami.yaml" in shown and "3. ansible/worker_ami.yaml" in shown, shown
 
 
 def test_diagnostics_keep_one_of_each_problem_in_order():
@@ -174,3 +175,37 @@ def test_diagnostics_keep_one_of_each_problem_in_order():
     assert info.value.problems == ("b", "a", "c")
     assert not Diagnostics()
     Diagnostics().check()
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("metadata_options", {"http_tokens": "required"}, "amazon-ebs metadata_options"),
+    ("skip_create_ami", True, "amazon-ebs skip_create_ami"),
+    ("launch_block_device_mappings", [{"device_name": "/dev/xvda", "volume_type": "gp3"}],
+     "a gp3 volume without throughput and iops"),
+    ("tags", {"Packer": "{{ packer_version }}"}, "{{packer_version}}"),
+])
+def test_what_packer_1_6_6_cannot_run_is_found_in_a_json_template(tmp_path, field, value, what):
+    data = {"variables": shapes.VARIABLES,
+            "builders": [{**shapes.EBS, "ami_name": "t-{{timestamp}}", field: value}]}
+    shapes.write(tmp_path, {"amis.yaml": GRAPH.replace("TEMPLATE", "packer/t.json"),
+                            "packer/t.json": json.dumps(data, indent=2)})
+    graph = load_graph(tmp_path)
+    assert image_inputs(graph, graph.images["t"]).template.newer == (("packer/t.json", what),)
+
+
+def test_packer_1_6_6_names_each_thing_it_cannot_run_at_its_line(tree):
+    tree.write("packer/ami/ami.pkr.hcl", (tree.path / "packer/ami/ami.pkr.hcl").read_text().replace(
+        "  encrypt_boot    = true\n", "  encrypt_boot    = true\n  skip_create_ami = false\n"
+        "  metadata_options {\n    http_tokens = \"required\"\n  }\n"))
+    app, _ = tree.run()
+    with pytest.raises(AmiError) as info:
+        app.prebuild.preflight("web")
+    lines = (tree.path / "packer/ami/ami.pkr.hcl").read_text().splitlines()
+    skip = next(n for n, text in enumerate(lines, 1) if "skip_create_ami" in text)
+    metadata = next(n for n, text in enumerate(lines, 1) if "metadata_options" in text)
+    assert info.value.problems == (
+        f"packer/ami/ami.pkr.hcl:{metadata}: amazon-ebs metadata_options needs Packer 1.7 or "
+        "newer; found 1.6.6: upgrade Packer, or remove it (the runner requires IMDSv2 on the "
+        "build instance and on the AMI itself)",
+        f"packer/ami/ami.pkr.hcl:{skip}: amazon-ebs skip_create_ami needs Packer 1.7 or newer; "
+        "found 1.6.6: upgrade Packer, or remove it")
