@@ -64,6 +64,9 @@ def check(argv: list[str], options: Mapping[str, tuple[Option, ...]], docs: Mapp
     when a task's ``--help`` was asked for; raises AmiError (MISTAKE) for an
     unknown task or option, or a value that does not parse."""
     args = argv[1:]
+    if len(args) > 1 and args[0] == "help" and args[1].split(":")[0] in options:
+        task = args[1]                      # `doit help gc` is `doit gc --help`
+        return render_help(task, options.get(task.split(":")[0], ()), docs, examples)
     if args and args[0] in DOIT_COMMANDS:
         return None
     if args and args[0] == "run":

@@ -218,7 +218,8 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     regions = _str_list(file, where, "regions", data.get("regions")) or (region,)
     for r in regions:
         if not REGION_RE.fullmatch(r):
-            raise _fail(file, where, f"region {r!r} is not an AWS region name (e.g. eu-west-1)")
+            raise _fail(file, where, f"region {r!r} is not an AWS region name"
+                        f"{_region_guess(r)}")
     if regions[0] != region:
         regions = (region, *[r for r in regions if r != region])
     raw_vars = data.get("vars") or {}
@@ -359,6 +360,14 @@ def _order(file: Path, source: str, images: dict[str, Image]) -> dict[str, Image
     return ordered
 
 
+def _region_guess(value: object) -> str:
+    """What a region name with a typo at its end most likely meant
+    (``us-east-1x``: did you mean us-east-1?), else an example."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    guess = next((text[:n] for n in range(len(text), 0, -1) if REGION_RE.fullmatch(text[:n])), "")
+    return f": did you mean {guess}?" if guess else " (e.g. eu-west-1)"
+
+
 def parse_graph(data: Any, file: Path, root: Path) -> Graph:
     if not isinstance(data, dict):
         raise AmiError(f"{file.name}: must be a mapping with 'region', 'source' and 'images'")
@@ -368,7 +377,8 @@ def parse_graph(data: Any, file: Path, root: Path) -> Graph:
                        f"known keys: {', '.join(sorted(_TOP_KEYS))}")
     region = data.get("region")
     if not isinstance(region, str) or not REGION_RE.fullmatch(region):
-        raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name (e.g. eu-west-1)")
+        raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name"
+                       f"{_region_guess(region)}")
     source = _parse_source(file, data.get("source"))
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:

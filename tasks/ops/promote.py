@@ -66,6 +66,11 @@ class Promoter:
             record = plans[name]
             with self.locks.held(name, record.digest,
                                  lambda text: self.console.say(text, name)):
+                there = registry.record_at(registry.current_key(target, name), name)
+                if there is not None and (there.ami, there.digest) == (record.ami, record.digest):
+                    self.console.say(f"channel {target}: already at {record.ami}, as channel "
+                                     f"{source} is: nothing to promote", name)
+                    continue
                 existing = self._existing({record.ami})        # gc may have been first
                 promoted, replaced, current = registry.promote(name, source, target, who,
                                                                existing)

@@ -34,6 +34,7 @@ def mistake(*args: str) -> str:
 def test_every_task_has_help_with_its_defaults_and_an_example(task):
     shown = read(task, "--help")
     assert shown is not None and shown.startswith(f"doit {task}")
+    assert read("help", task) == shown                        # `doit help gc`, the same
     assert DOCS[task] and DOCS[task] in shown                 # its `doit list` line
     assert f"example:\n  {EXAMPLES[task]}" in shown
     for option in OPTIONS[task]:
@@ -53,7 +54,7 @@ def test_help_shows_the_real_defaults():
 def test_what_is_right_passes():
     for args in [("amis", "-n", "4", "-P", "thread", "-v"), ("amis", "-n4"), ("gc", "--apply",
                  "--keep", "5", "--days=1.5"), ("graph", "--format", "dot"), ("ami:web",),
-                 ("-n", "2", "amis"), ("run", "plan"), ("list", "--all"), ("help", "gc"),
+                 ("-n", "2", "amis"), ("run", "plan"), ("list", "--all"), ("help", "list"),
                  ("promote", "-i", "web", "-f", "feature/x"), ("validate:lint",), ()]:
         assert read(*args) is None, args
 

@@ -114,7 +114,9 @@ def test_unsafe_names(tmp_path, name):
 @pytest.mark.parametrize("key, value, expected", [
     ("template", "../outside.json", "must be a path inside the repository"),
     ("template", "/etc/passwd", "must be a path inside the repository"),
-    ("regions", ["mars-1"], "is not an AWS region name"),
+    ("regions", ["mars-1"], "is not an AWS region name (e.g. eu-west-1)"),
+    ("regions", ["us-east-1x"], "region 'us-east-1x' is not an AWS region name: did you mean "
+                                "us-east-1?"),
     ("parnet", "centos", "unknown key 'parnet'; did you mean 'parent'? known keys: "),
     ("vars", {"bad name": 1}, "is not a valid Packer variable name"),
 ])

@@ -71,6 +71,20 @@ def test_promote_checks_every_image_before_moving_any(tree):
     assert channel != "main" and f"channels/{channel}/base.json" in tree.store.objects
 
 
+def test_promoting_twice_says_it_is_already_there_and_writes_nothing(tree):
+    ami = tree.ec2.add_ami("eu-west-1", name="base-x").id
+    published(tree, Record(**{**BASE.__dict__, "amis": {"eu-west-1": ami}}), channel="candidate")
+    app, out = tree.run()
+    app.promoter.promote("base", "candidate", "main")
+    assert f"channel main: nothing -> {ami} (from candidate" in out.getvalue()
+    before = dict(tree.store.objects)
+    app, out = tree.run()
+    app.promoter.promote("base", "candidate", "main")
+    assert out.getvalue().strip() == (f"[base] channel main: already at {ami}, as channel "
+                                      "candidate is: nothing to promote")
+    assert tree.store.objects == before
+
+
 def test_inputs_lists_each_input_and_what_brought_it_in(tree):
     app, out = tree.run()
     listing.show_inputs(app.graph, app.checkout, app.say, "build")
