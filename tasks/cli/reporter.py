@@ -51,6 +51,9 @@ class Reporter(ConsoleReporter):
         self.on_failed = failed
         self.on_skipped = skipped
         self.verbose = verbose
+        # `pull` failed (no bucket, no credentials): no build ran, and its one
+        # line is all there is to say: no line per skipped image, no table.
+        self.nothing_ran = False
 
     def _shown(self, task: Any) -> bool:
         """doit's `.  ami:web` line: the build's own console says more."""
@@ -66,12 +69,13 @@ class Reporter(ConsoleReporter):
 
     def add_failure(self, task: Any, fail: Any) -> None:
         if isinstance(fail, UnmetDependency):
-            if task.actions:                    # not the aggregate `ami` and `amis`
+            if task.actions and not self.nothing_ran:   # not the aggregate `ami` and `amis`
                 self.held_back.append(task.name)
                 if self.on_skipped:
                     self.on_skipped(task.name)
             return
         if isinstance(fail, Failed):
+            self.nothing_ran = self.nothing_ran or task.name == "pull"
             self.codes.add(fail.code)
             self.failures.append({"task": task, "exception": fail})
             if self.on_failed:
@@ -90,7 +94,7 @@ class Reporter(ConsoleReporter):
         return next((code for code in _WORST if code in self.codes), 0)
 
     def complete_run(self) -> None:
-        if self.at_end is not None:
+        if self.at_end is not None and not self.nothing_ran:
             self.at_end()
         super().complete_run()
         if self.held_back:

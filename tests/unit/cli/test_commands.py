@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from tasks.core.errors import AmiError
+
 from support.project import IMAGES
 
 
@@ -80,3 +82,16 @@ def test_sandbox_stop_runs_whatever_amis_yaml_says(tree):
     done = tree.doit("sandbox_stop")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no sandbox emulator is running" in done.stdout
+
+
+def test_a_configuration_error_is_its_one_line_and_nothing_more(tree):
+    def no_credentials(operation, key):
+        if operation == "check":
+            raise AmiError("checking bucket s3://memory: no AWS credentials found: configure "
+                           "them (AWS_PROFILE, instance role) or set AMI_SANDBOX=1")
+    tree.store.before.append(no_credentials)
+    done = tree.doit("amis")
+    assert done.returncode == 3
+    assert (done.stdout + done.stderr).strip() == (
+        "ERROR: checking bucket s3://memory: no AWS credentials found: configure them "
+        "(AWS_PROFILE, instance role) or set AMI_SANDBOX=1"), done.stdout + done.stderr
