@@ -36,7 +36,8 @@ QUEUED, VALIDATING, BUILDING, TESTING = "queued", "validating", "starting Packer
 LASTING = ("validating", "launching", "provisioning", "creating AMI", "copying to")
 _DONE_STYLES = MappingProxyType({
     Outcome.BUILT: "green", Outcome.REUSED: "cyan", Outcome.UP_TO_DATE: "dim",
-    Outcome.RESOLVED: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "yellow"})
+    Outcome.RESOLVED: "green", Outcome.FAILED: "bold red", Outcome.INTERRUPTED: "yellow",
+    Outcome.SKIPPED: "yellow"})
 
 
 def choose_view(stream: TextIO, buildkite: bool, term: str) -> str:

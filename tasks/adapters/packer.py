@@ -171,7 +171,7 @@ class Packers:
                 with self._lock:
                     self._running.discard(proc)
         if self.interrupts.interrupted():
-            raise AmiError(f"interrupted: Packer cancelled the build (exit {code}); nothing "
+            raise AmiError(f"interrupted: the build was stopped and Packer cleaned up; nothing "
                            f"recorded; log: {log}", code=INTERRUPTED)
         return Result(exit_code=code, amis=out.amis, errors=out.errors, builds=out.builds,
                       timed_out=timeout if expired.is_set() else None)

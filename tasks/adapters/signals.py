@@ -38,7 +38,9 @@ class Interrupts:
     def interrupt(self, name: str = "SIGINT") -> None:
         """What the first signal does (also for tests)."""
         self._event.set()
-        sys.__stderr__.write(f"{name}: stopping (press Ctrl-C again to stop at once)\n")
+        # On a terminal, clear the live line first, so the message is a line of its own.
+        clear = "\r\x1b[K" if sys.__stderr__.isatty() else ""
+        sys.__stderr__.write(f"{clear}{name}: stopping (press Ctrl-C again to stop at once)\n")
         with self._lock:
             listeners = list(self._listeners)
         for callback in listeners:

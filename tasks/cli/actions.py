@@ -16,7 +16,7 @@ from typing import Any, Callable
 from typing import TYPE_CHECKING
 
 from ..core import decision
-from ..core.errors import AmiError, REJECTED
+from ..core.errors import INTERRUPTED, REJECTED, AmiError
 from ..core.outcome import Outcome
 from ..core.records import read_local
 from ..state.reports import Report
@@ -87,7 +87,8 @@ def image(app: App, name: str) -> dict[str, str]:
     try:
         app.builder.bring_up_to_date(name)
     except AmiError as err:
-        outcome = Outcome.REJECTED if err.code == REJECTED else Outcome.FAILED
+        outcome = {REJECTED: Outcome.REJECTED, INTERRUPTED: Outcome.INTERRUPTED}.get(
+            err.code, Outcome.FAILED)
         app.reports.add(Report(name, outcome, "-", time.monotonic() - started, str(err)))
         app.console.done(name, outcome, str(outcome))
         raise

@@ -15,4 +15,5 @@ class Outcome(StrEnum):
     TESTED = "tested"              # an earlier build passed changed tests and was made current
     REJECTED = "rejected"          # its new AMI failed its tests: not published
     FAILED = "failed"
+    INTERRUPTED = "interrupted"    # Ctrl-C or SIGTERM stopped its build: nothing recorded
     SKIPPED = "skipped"            # an image it is built on did not build

@@ -132,7 +132,7 @@ def test_interrupt_mid_build_cleans_up_and_records_nothing(project, aws, how):
     assert proc.returncode == 130, out                  # interrupted (docs/reference/exit-codes.md)
     assert time.monotonic() - started < 60, "Packer did not stop"
     assert "Cleanly cancelled builds after being interrupted" in out
-    assert "interrupted: Packer cancelled the build" in out
+    assert "interrupted: the build was stopped" in out
     assert "Traceback" not in out
     running = aws.ec2.describe_instances(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])

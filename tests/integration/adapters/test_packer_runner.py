@@ -133,7 +133,7 @@ while :; do sleep 0.05; done
     for w in workers:
         w.join(30)
     assert counts.read_text().split() == ["term", "term"]
-    assert len(errors) == 2 and all(e.startswith("interrupted: Packer cancelled the build")
+    assert len(errors) == 2 and all(e.startswith("interrupted: the build was stopped")
                                     for e in errors)
     with pytest.raises(AmiError, match="interrupted: not starting Packer"):
         packers.run([str(waiting)], {}, tmp_path, tmp_path / "logs/b3.log", lambda _: None)

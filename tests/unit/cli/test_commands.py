@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.core.errors import AmiError
+from tasks.core.errors import INTERRUPTED, AmiError
 
 from support.project import IMAGES
 
@@ -95,3 +95,14 @@ def test_a_configuration_error_is_its_one_line_and_nothing_more(tree):
     assert (done.stdout + done.stderr).strip() == (
         "ERROR: checking bucket s3://memory: no AWS credentials found: configure them "
         "(AWS_PROFILE, instance role) or set AMI_SANDBOX=1"), done.stdout + done.stderr
+
+
+def test_an_interrupted_build_says_interrupted_in_the_table(tree):
+    def stopped(given):
+        raise AmiError("interrupted: the build was stopped and Packer cleaned up; nothing "
+                       "recorded; log: .amis/logs/base.log", code=INTERRUPTED)
+    tree.packer.instead["base"] = stopped
+    done = tree.doit("amis")
+    assert done.returncode == INTERRUPTED
+    assert re.search(r"^base\s+-\s+interrupted$", done.stdout, re.M), done.stdout
+    assert "failed" not in done.stdout and "exit 0" not in done.stdout + done.stderr
