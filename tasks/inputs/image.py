@@ -255,6 +255,8 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
             read = Found()                  # what this Ansible run reads, all of it checked
             try:
                 ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
+                for problem in result.problems.problems:
+                    problems.add(problem)
                 for role in ctx.role_folders:
                     repo.add_tree(read, role,
                                   f"role folder ({use.where if use else 'amis.yaml'})")

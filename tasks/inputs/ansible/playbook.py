@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterator
 
+from ...core.diagnostics import Diagnostics
 from ...core.errors import AmiError
 from ..repo import Found, Repo, Unresolved
 from .config import Context
@@ -56,6 +57,7 @@ class Result:
     missing_roles: set[str] = field(default_factory=set)      # installed at build time
     templated: set[str] = field(default_factory=set)          # files a task renders
     variables: set[str] = field(default_factory=set)          # files loaded as variables
+    problems: Diagnostics = field(default_factory=Diagnostics)    # each, and the walk goes on
 
 
 def walk_playbook(ctx: Context, playbook: str, found: Found, result: Result,
@@ -97,23 +99,28 @@ class _Walker:
         for play in plays:
             if not isinstance(play, dict):
                 raise AmiError(f"{rel}: every play must be a mapping")
+            problems = self.result.problems
             for key in _PLAYBOOK_IMPORTS & set(play):
                 target = _free_form(play[key])
-                self._path(folder, target, f"{rel} {key}", f"playbook imported by {rel}",
-                           lambda p: self.playbook(p, f"playbook imported by {rel}", seen))
+                with problems.collect():
+                    self._path(folder, target, f"{rel} {key}", f"playbook imported by {rel}",
+                               lambda p: self.playbook(p, f"playbook imported by {rel}", seen))
             collections = [c for c in play.get("collections") or [] if isinstance(c, str)]
             for name in collections:
-                self._collection(name, f"{rel} collections")
+                with problems.collect():
+                    self._collection(name, f"{rel} collections")
             for entry in play.get("roles") or []:
-                name = _role_name(entry)
-                if not name:
-                    raise AmiError(f"{rel}: a 'roles' entry has no role name")
-                self.role(name, rel, folder, collections)
+                with problems.collect():
+                    name = _role_name(entry)
+                    if not name:
+                        raise AmiError(f"{rel}: a 'roles' entry has no role name")
+                    self.role(name, rel, folder, collections)
             for vf in _listish(play.get("vars_files")):
                 for item in _listish(vf):
                     if isinstance(item, str):
-                        self._path(folder, item, f"{rel} vars_files", f"vars file of {rel}",
-                                   self.result.variables.add)
+                        with problems.collect():
+                            self._path(folder, item, f"{rel} vars_files",
+                                       f"vars file of {rel}", self.result.variables.add)
             for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
                 self.tasks(play.get(key) or [], rel, folder, None, collections)
 
@@ -228,7 +235,7 @@ class _Walker:
         if located:
             self.repo.add_tree(self.found, located, key)
             return
-        pinned = self.ctx.requirements.collections.get(name)
+        pinned = self.ctx.requirements.collection(name)
         if pinned:
             self.found.add(pinned, f"pins {key}")
             return
@@ -260,7 +267,8 @@ class _Walker:
     def tasks(self, tasks: Any, file: str, folder: str, role: str | None,
               collections: list[str]) -> None:
         for task in _task_list(tasks):
-            self._task(task, file, folder, role, collections)
+            with self.result.problems.collect():        # a task's problem, and on to the next
+                self._task(task, file, folder, role, collections)
 
     def _task(self, task: dict, file: str, folder: str, role: str | None,
               collections: list[str]) -> None:

@@ -19,6 +19,20 @@ class Requirements:
     roles: dict[str, str] = field(default_factory=dict)
     collections: dict[str, str] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
+    # A collection from git names a repository, not the collection: the names
+    # it may hold (the repository's, the path after #) -> the file pinning it.
+    git_collections: list[tuple[frozenset[str], str]] = field(default_factory=list)
+
+    def collection(self, name: str) -> str | None:
+        """The requirements file pinning collection ``name`` (namespace.name),
+        by name or as a git repository (or a path in one) named after its
+        namespace or itself."""
+        if name in self.collections:
+            return self.collections[name]
+        ns, _, short = name.partition(".")
+        wanted = {name, ns, short, f"{ns}-{short}", f"ansible-collection-{short}",
+                  f"{ns}.{short}"}
+        return next((rel for names, rel in self.git_collections if names & wanted), None)
 
     def add_file(self, repo: Repo, rel: str) -> None:
         if rel in self.read:
@@ -33,7 +47,24 @@ class Requirements:
         for entry in data.get("roles") or []:
             self.roles[_requirement(rel, entry, "role")] = rel
         for entry in data.get("collections") or []:
-            self.collections[_requirement(rel, entry, "collection")] = rel
+            name = _requirement(rel, entry, "collection")
+            self.collections[name] = rel
+            if _is_git(entry, name):
+                self.git_collections.append((_git_names(name), rel))
+
+
+def _is_git(entry: Any, name: str) -> bool:
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    return kind == "git" or name.startswith(("git+", "git@")) or (
+        "://" in name and (".git" in name or "#" in name))
+
+
+def _git_names(url: str) -> frozenset[str]:
+    """What a git requirement may be called: its repository's name and each
+    part of the path after ``#`` (``…/ansible-collections.git#ch_collections``)."""
+    url, _, path = url.removeprefix("git+").split(",")[0].partition("#")
+    repo = re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+    return frozenset({repo, *[p for p in path.split("/") if p]} - {""})
 
 
 # A pin names one thing for ever: a release (1.2.3, v2.0.0-rc1) or a commit id.

@@ -220,6 +220,33 @@ def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
     assert inputs_of(zoo)["app"]["ansible/requirements.yml"]
 
 
+@pytest.mark.parametrize("entry", [
+    # Companies House's shape: a namespace folder of collections in one git repository
+    "  - name: https://github.com/companieshouse/ansible-collections.git#ch_collections\n"
+    "    type: git\n    version: 0.1.146\n",
+    "  - name: git+https://github.com/acme/ch_collections.git\n"
+    "    version: 4f2a9c1e0b7d3a5c6e8f9a0b1c2d3e4f5a6b7c8d\n",       # a commit
+    "  - source: git@github.com:acme/ansible-collection-base.git\n"
+    "    name: git@github.com:acme/ansible-collection-base.git\n    type: git\n    version: v1.2.0\n",
+])
+def test_a_collection_pinned_as_a_git_repository_is_pinned(zoo, entry):
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ch_collections.base.banner: {text: hi}\n")
+    assert "collection ch_collections.base is neither" in refusal(zoo, "app")
+    (zoo / "ansible/requirements.yml").write_text(
+        (zoo / "ansible/requirements.yml").read_text() + "collections:\n" + entry)
+    assert "ansible/requirements.yml" in inputs_of(zoo)["app"]     # no longer refused
+
+
+def test_a_git_collection_of_another_name_does_not_pin_it(zoo):
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ch_collections.base.banner: {text: hi}\n")
+    (zoo / "ansible/requirements.yml").write_text(
+        (zoo / "ansible/requirements.yml").read_text() + "collections:\n"
+        "  - name: https://github.com/acme/other.git#tools\n    type: git\n    version: 1.0.0\n")
+    assert "collection ch_collections.base is neither" in refusal(zoo, "app")
+
+
 def test_a_jinja_path_in_a_play_is_refused_unless_declared(zoo):
     (zoo / "ansible/README.md").write_text("not read by any build\n")
     (zoo / "ansible/second.yml").write_text(
