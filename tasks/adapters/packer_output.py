@@ -122,6 +122,10 @@ def error_summary(error: str) -> str:
     details = [line.lstrip("* ").strip() for line in lines[1:] if line.startswith("*")]
     if re.match(r"\d+ error\(s\) occurred:?$", lines[0]) and details:
         return "; ".join(details[:3])
+    if lines[0].endswith(("{", "[", ":")) and len(lines) > 1:
+        # a message that goes on over the next lines (AWS's filters): the gist of them too
+        joined = " ".join(lines[:8])
+        return joined if len(joined) <= 200 else joined[:199] + "…"
     return lines[0]
 
 

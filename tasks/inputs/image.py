@@ -217,9 +217,7 @@ def _check_parent(template: Template, ctx: Context, image: Image,
         if "ami_name" in block.config and ctx.resolve(block.config["ami_name"])[0] is not None:
             problems.add(f"{at('ami_name')}: ami_name = {ctx.plain(block.config['ami_name'])!r} "
                          "is the same on every build, so the second build fails (AMI names are "
-                         "unique): add "
-                         + ("{{timestamp}} or {{user `build_time`}}" if template.format == "json"
-                            else "${var.build_time} or ${uuidv4()}") + " to it")
+                         "unique): add " + _unique_name_fix(template))
         if "source_ami" in block.config and given.resolve(block.config["source_ami"])[0] != _PARENT:
             problems.add(f"{at('source_ami')}: source_ami = "
                          f"{ctx.plain(block.config['source_ami'])!r} is not the AMI of image "
@@ -227,6 +225,17 @@ def _check_parent(template: Template, ctx: Context, image: Image,
     if not any("source_ami" in b.config for b in sources):
         problems.add(f"{template.path}: no source sets source_ami, so image {image.name} "
                      f"would not be built on its parent {image.parent}: {fix}")
+
+
+def _unique_name_fix(template: Template) -> str:
+    declared = "build_time" in template.variables
+    if template.format == "json":
+        return ("{{timestamp}} or {{user `build_time`}} to it" if declared else
+                "{{timestamp}} to it, or {{user `build_time`}} with a variable build_time "
+                "declared (the tree sets it)")
+    return ("${var.build_time} or ${uuidv4()} to it" if declared else
+            '${uuidv4()} to it, or ${var.build_time} with a variable "build_time" declared '
+            "(the tree sets it)")
 
 
 def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,

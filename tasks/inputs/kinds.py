@@ -8,6 +8,7 @@ Field kinds: "file" (a file or a folder), "files" (a list of them),
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Mapping
 
@@ -49,3 +50,5 @@ BUILDERS: Mapping[str, Mapping[str, str]] = MappingProxyType({
 # amazon-ebs fields Packer 1.6.6 does not know ("Extraneous JSON object property").
 NEWER_EBS_FIELDS = ("metadata_options", "include_deprecated", "ami_org_arns", "ami_ou_arns",
                     "skip_create_ami", "deprecate_at", "imds_support", "snapshot_groups")
+# Packer 1.6.6 has no packer_version template function (1.7 has).
+PACKER_VERSION_CALL = re.compile(r"\{\{-?\s*packer_version\s*-?\}\}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import AmiError
 from ..core.files import json_object, json_value, read_text
-from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR, NEWER_EBS_FIELDS
+from .kinds import EBS_BUILDERS, NEEDS_COMMUNICATOR, NEWER_EBS_FIELDS, PACKER_VERSION_CALL
 from .repo import Repo
 from .template import Block, Template
 
@@ -53,9 +53,6 @@ def load(repo: Repo, path: str, image: str) -> Template:
                     blocks=tuple(blocks), data=data, newer=tuple(_newer(path, blocks)))
 
 
-_PACKER_VERSION = re.compile(r"\{\{-?\s*packer_version\s*-?\}\}")
-
-
 def _newer(path: str, blocks: list[Block]) -> list[tuple[str, str]]:
     """(file, what) of each thing in an amazon-ebs builder that Packer 1.6.6
     cannot run, as HCL2's ``shape`` finds them."""
@@ -70,7 +67,7 @@ def _newer(path: str, blocks: list[Block]) -> list[tuple[str, str]]:
                 if isinstance(volume, dict) and volume.get("volume_type") == "gp3" and not (
                         "throughput" in volume and "iops" in volume):
                     found.append((path, "a gp3 volume without throughput and iops"))
-        if _PACKER_VERSION.search(json.dumps(block.config)):
+        if PACKER_VERSION_CALL.search(json.dumps(block.config)):
             found.append((path, "{{packer_version}}"))
     return list(dict.fromkeys(found))
 

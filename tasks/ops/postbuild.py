@@ -62,7 +62,9 @@ def vet(ec2: Ec2, name: str, share_with: tuple[str, ...], digest: str, started: 
                 shared.append(f"snapshot {region}:{snap} with {grant.shown()}")
     if shared:
         raise AmiError(f"image {name}: the build shared {', '.join(shared)}, which amis.yaml "
-                       f"does not allow (share_with: {sorted(allowed) or 'nobody'}); revoked, "
+                       + (f"does not allow (share_with: {', '.join(sorted(allowed))}); "
+                          if allowed else "does not allow (no share_with: set); ")
+                       + "revoked, "
                        "nothing published: remove ami_users/ami_groups/snapshot_users from the "
                        "template or add the account to share_with", code=FAILED)
 

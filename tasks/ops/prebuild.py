@@ -52,8 +52,9 @@ _INSTEAD = MappingProxyType({
     "the file provisioner's content": "put the content in a file of the repository and "
                                       "name it with source",
     "a gp3 volume without throughput and iops": "set throughput = 125 and iops = 3000",
-    "{{packer_version}}": "declare a variable packer_version and write {{user "
-                          "`packer_version`}} (the tree passes Packer's version)"})
+    "{{packer_version}}": "declare a variable packer_version and use it ({{user "
+                          "`packer_version`}}, in HCL2 var.packer_version): the tree passes "
+                          "Packer's version"})
 # How each thing that needs a newer Packer is written, to find its line.
 _WRITTEN = MappingProxyType({
     "templatefile()": r"templatefile\(", "data sources": r'^\s*data\s+"',
@@ -213,8 +214,10 @@ class Prebuild:
                       mapped=lambda text: stage.to_user(text, job.root, graph.root))
             for playbook in inputs.ansible:
                 if playbook.missing_roles:
+                    roles = playbook.missing_roles
                     say(f"--syntax-check of {playbook.playbook} skipped: "
-                        f"{', '.join(playbook.missing_roles)} come from a requirements file "
+                        f"{'role' if len(roles) == 1 else 'roles'} {', '.join(roles)} "
+                        f"{'comes' if len(roles) == 1 else 'come'} from a requirements file "
                         "at build time")
                     continue
                 self._run([tool("ansible-playbook", settings.env), "--syntax-check", "-i",

@@ -66,7 +66,7 @@ def test_an_ami_shared_with_an_undeclared_account_is_not_published(project, aws,
         project.env["PACKER"] = str(sharer)
     out = failed(project.doit("ami:base"))
     assert re.search(r"image base: the build shared (snapshot )?eu-west-1:\S+ with 123456789012, "
-                     r"which amis.yaml does not allow \(share_with: nobody\); revoked, nothing "
+                     r"which amis.yaml does not allow \(no share_with: set\); revoked, nothing "
                      r"published", out), out
     assert "channels/main/base.json" not in aws.objects()
     image_setting(project, "base", "share_with: ['123456789012']")

@@ -114,9 +114,16 @@ def _calls(text: str) -> Iterator[tuple[str | None, list[Any], bool]]:
             yield None, [], False
     # Jinja2's own objects reach every global by a name made at run time
     # (self._TemplateReference__context['look' ~ 'up']): refused outright.
-    for node in tree.find_all((nodes.Getattr, nodes.Name)):
-        named = node.attr if isinstance(node, nodes.Getattr) else node.name
-        if named.startswith("_") or (isinstance(node, nodes.Name) and named == "self"):
+    # A variable may be called __x (a role's private variables, geerlingguy's
+    # shape): a name is looked up among the variables, never as an attribute.
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if isinstance(node, nodes.Getattr):
+            internal = node.attr.startswith("_")
+        elif isinstance(node, nodes.Getitem):       # x['__class__'] falls back to getattr
+            internal = isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_")
+        else:
+            internal = node.name == "self"
+        if internal:
             yield None, [], False
 
 
@@ -124,7 +131,7 @@ def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
              folder: str) -> str | None:
     if not call:
         return ("uses lookup/query/q other than as a call with its name written out, or "
-                "Jinja2's internals (self, _names)")
+                "Jinja2's internals (self, ._name, ['_name'])")
     if name is None:
         return "calls a lookup whose name is not written out"
     short = name[len(next((p for p in _BUILTIN if name.startswith(p)), "")):]

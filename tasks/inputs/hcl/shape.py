@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ...core.errors import AmiError
-from ..kinds import NEWER_EBS_FIELDS
+from ..kinds import NEWER_EBS_FIELDS, PACKER_VERSION_CALL
 from .dynamic import Dynamic, spec
 from .parse import Document
 from .syntax import is_template, literal, texts, to_hcl_form, unquote
@@ -116,6 +116,8 @@ def _newer_fields(s: Shape, doc: Document, kind: str, cfg: dict) -> None:
     if kind != "amazon-ebs":
         return
     s.newer += [(doc.path, f"amazon-ebs {f}") for f in NEWER_EBS_FIELDS if f in cfg]
+    if PACKER_VERSION_CALL.search(json.dumps(cfg)):
+        s.newer.append((doc.path, "{{packer_version}}"))
     for key in ("launch_block_device_mappings", "ami_block_device_mappings"):
         for volume in bodies(cfg.get(key, [])):
             if literal(volume.get("volume_type")) == "gp3" and not (

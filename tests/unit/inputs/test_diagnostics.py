@@ -62,7 +62,7 @@ def test_three_problems_in_one_template_are_named_at_once_each_at_its_line(tmp_p
     script = f"packer/t/build.pkr.hcl:{line_of(tmp_path, 'packer/t/build.pkr.hcl', 'script')}"
     puppet = f"packer/t/build.pkr.hcl:{line_of(tmp_path, 'packer/t/build.pkr.hcl', 'puppet')}"
     assert set(at) == {ami_name, script, puppet}, found
-    assert "is the same on every build" in at[ami_name] and "add ${var.build_time}" in at[ami_name]
+    assert "is the same on every build" in at[ami_name] and "add ${uuidv4()}" in at[ami_name]
     assert "cannot be resolved before the build" in at[script]
     assert "provisioner type 'puppet-masterless'" in at[puppet]
     # the message a user sees counts them and numbers each one
@@ -209,3 +209,13 @@ def test_packer_1_6_6_names_each_thing_it_cannot_run_at_its_line(tree):
         "build instance and on the AMI itself)",
         f"packer/ami/ami.pkr.hcl:{skip}: amazon-ebs skip_create_ami needs Packer 1.7 or newer; "
         "found 1.6.6: upgrade Packer, or remove it")
+
+
+def test_packer_version_in_an_hcl2_source_is_found_too(tmp_path):
+    source = shapes.HCL_SOURCE.replace("NAME", "t").replace(
+        '  instance_type = "t3.small"\n',
+        '  instance_type = "t3.small"\n  tags = {\n    Builder = "packer-{{packer_version}}"\n  }\n')
+    hcl_tree(tmp_path, source, build='build {\n  sources = ["source.amazon-ebs.t"]\n}\n')
+    graph = load_graph(tmp_path)
+    assert image_inputs(graph, graph.images["t"]).template.newer == (
+        ("packer/t/source.pkr.hcl", "{{packer_version}}"),)

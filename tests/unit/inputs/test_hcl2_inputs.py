@@ -512,7 +512,11 @@ def test_a_fixed_ami_name_is_refused_with_the_fix(tmp_path):
     assert refusal(tmp_path) == (
         "packer/t/source.pkr.hcl:6: source 1 (amazon-ebs): ami_name = '${var.image}-base' is the "
         "same on every build, so the second build fails (AMI names are unique): add "
-        "${var.build_time} or ${uuidv4()} to it")
+        '${uuidv4()} to it, or ${var.build_time} with a variable "build_time" declared (the '
+        "tree sets it)")
+    variables = tmp_path / "packer/t/variables.pkr.hcl"
+    variables.write_text(variables.read_text() + 'variable "build_time" {\n  type = string\n}\n')
+    assert refusal(tmp_path).endswith("add ${var.build_time} or ${uuidv4()} to it")
 
 
 def test_goss_test_files_are_inputs(tmp_path):

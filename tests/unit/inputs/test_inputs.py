@@ -676,7 +676,19 @@ def test_what_ansible_also_reads_or_templates_is_checked_too(zoo, files):
     assert "pass the value as a variable" in refusal(zoo, "app")
 
 
-def test_jinja2_internals_that_reach_a_lookup_by_a_made_name_are_refused(zoo):
-    shapes.write(zoo, {f"{ROLE}/tasks/main.yml": "- debug: {msg: \"{{ self._TemplateReference__"
-                                                 "context['look' ~ 'up']('pipe', 'id') }}\"}\n"})
+@pytest.mark.parametrize("text", [
+    "self._TemplateReference__context['look' ~ 'up']('pipe', 'id')",
+    "''['__class__']['__mro__'][1]",
+    "x.__class__",
+])
+def test_jinja2_internals_that_reach_a_lookup_by_a_made_name_are_refused(zoo, text):
+    shapes.write(zoo, {f"{ROLE}/tasks/main.yml": f"- debug: {{msg: \"{{{{ {text} }}}}\"}}\n"})
     assert "uses lookup/query/q other than as a call" in refusal(zoo, "app")
+
+
+def test_a_variable_named_with_underscores_is_a_variable(zoo):
+    # geerlingguy's shape: a role's private variables are __name
+    shapes.write(zoo, {f"{ROLE}/vars/main.yml": "__clamav_daemon: clamd\n",
+                       f"{ROLE}/defaults/main.yml": "clamav_daemon: \"{{ __clamav_daemon }}\"\n",
+                       f"{ROLE}/tasks/main.yml": "- debug: {msg: \"{{ _private | default('') }}\"}\n"})
+    assert f"{ROLE}/vars/main.yml" in inputs_of(zoo)["app"]

@@ -52,7 +52,7 @@ def test_sharing_amis_yaml_does_not_allow_is_revoked_and_nothing_published():
     with pytest.raises(AmiError, match=r"image web: the build shared eu-west-1:\S+ with "
                                        r"everyone, snapshot eu-west-1:\S+ with 444455556666, "
                                        r"which amis.yaml does not allow \(share_with: "
-                                       r"\['111122223333'\]\); revoked"):
+                                       r"111122223333\); revoked"):
         postbuild.vet(ec2, "web", ("111122223333",), "d" * 64, STARTED, {"eu-west-1": ami})
     assert ec2.launch_grant["eu-west-1", ami] == [Grant("UserId", "111122223333")]
     assert ec2.volume_grant["eu-west-1", snapshot] == []
