@@ -6,6 +6,7 @@ the image, so ``doit list`` prints one line instead of a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Image:
     var_files: tuple[str, ...] = ()
     extra_inputs: tuple[str, ...] = ()
     vars: tuple[tuple[str, str], ...] = ()
+    json_vars: frozenset[str] = frozenset()   # vars given as a list or map: their JSON text
     max_age_days: int | None = None     # rebuilt when older, so OS updates land
     share_with: tuple[str, ...] = ()    # accounts its AMIs may be shared with
     build_timeout: float = DEFAULT_BUILD_TIMEOUT   # seconds Packer may take
@@ -74,6 +76,11 @@ class Image:
     test_subnet: str | None = None          # None: the template's, else the default VPC's
     test_security_group: str | None = None  # None: the template's, else a temporary one
     test_timeout: float = DEFAULT_TEST_TIMEOUT  # seconds to answer SSH and pass
+
+    def packer_vars(self) -> dict[str, Any]:
+        """``vars:`` as Packer gets them, in a JSON var file: lists and maps as
+        themselves, the rest as strings."""
+        return {k: json.loads(v) if k in self.json_vars else v for k, v in self.vars}
 
     def settings(self, sandbox: bool) -> dict[str, Any]:
         """Build settings that change the image; part of its digest."""
@@ -226,11 +233,21 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
     if not isinstance(raw_vars, dict):
         raise _fail(file, where, "'vars' must be a mapping of Packer variable names to values")
     pairs = []
+    json_vars = set()
     for key, value in sorted(raw_vars.items(), key=lambda kv: str(kv[0])):
         if not isinstance(key, str) or not _VAR_RE.fullmatch(key):
             raise _fail(file, where, f"variable name {key!r} is not a valid Packer variable name")
+        if isinstance(value, (list, dict)):
+            try:
+                pairs.append((key, json.dumps(value, sort_keys=True)))
+            except (TypeError, ValueError):
+                raise _fail(file, where, f"variable {key}: a list or map of strings, numbers "
+                            "and booleans only (it goes to Packer as JSON)") from None
+            json_vars.add(key)
+            continue
         if not isinstance(value, (str, int, float, bool)):
-            raise _fail(file, where, f"variable {key} must be a string or number")
+            raise _fail(file, where, f"variable {key} must be a string, a number, a list or a "
+                        "map")
         pairs.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
     max_age = data.get("max_age_days")
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
@@ -274,6 +291,7 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
         extra_inputs=tuple(_repo_path(root, file, where, "extra_inputs", v, must_exist=None)
                            for v in _str_list(file, where, "extra_inputs", data.get("extra_inputs"))),
         vars=tuple(pairs),
+        json_vars=frozenset(json_vars),
         share_with=share_with,
         build_timeout=_duration(file, where, "build_timeout", data.get("build_timeout"),
                                 DEFAULT_BUILD_TIMEOUT),

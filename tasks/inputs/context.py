@@ -64,7 +64,8 @@ class Context:
         return packer_json.resolve(value, root, cwd, self.values)
 
 
-def base_values(template: Template, var_files: dict[str, str], image_vars: dict[str, str],
+def base_values(template: Template, var_files: dict[str, str],
+                image_vars: dict[str, str | None],
                 static: dict[str, str]) -> dict[str, str | None]:
     """Variable values in Packer's order: defaults, var files, -var. A value
     that is itself a template (``{{env `X`}}``) is unknown."""

@@ -78,6 +78,10 @@ def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     with problems.collect():
         reads, overridden = _var_file_env_reads(repo, image)
     _check_environment(template, image, reads, overridden, problems)
+    for key in sorted(image.json_vars) if template.format == "json" else ():
+        problems.add(f"amis.yaml: image {image.name}: vars: {key} is a list or map, but a JSON "
+                     f"template's variables are strings ({image.template}): write it as a "
+                     "string (HCL2 templates take lists and maps)")
     for key, _ in image.vars:
         if key not in template.variables:
             problems.add(f"amis.yaml: image {image.name}: vars: {key} is not a variable "
@@ -101,7 +105,9 @@ def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
                          "built from this template")
     static = {"image": image.name, "region": graph.region, "parent_image": image.parent,
               **({"playbook": image.playbook} if image.playbook else {})}
-    values = base_values(template, var_values, dict(image.vars), static)
+    given: dict[str, str | None] = {k: (None if k in image.json_vars else v)
+                                    for k, v in image.vars}     # a list names no path
+    values = base_values(template, var_values, given, static)
     ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
                   template.locals)
     walked = walk(template, ctx)

@@ -126,8 +126,8 @@ def sensitive_values(template: Template, variables: dict[str, str],
     return values
 
 
-def declared(template: Template, variables: dict[str, str],
-             var_files: Mapping[str, object]) -> dict[str, str]:
+def declared(template: Template, variables: dict[str, Any],
+             var_files: Mapping[str, object]) -> dict[str, Any]:
     """Only the variables the template declares: HCL2 refuses others. A JSON
     template also reads ``{{user}}`` variables that only its var files set."""
     known = set(template.variables) | (set(var_files) if template.format == "json" else set())

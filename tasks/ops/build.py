@@ -305,7 +305,7 @@ class Builder:
         git = self.checkout.git()
         started = self.clock.now()
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
-        variables = {**dict(image.vars), **build_variables(
+        variables = {**image.packer_vars(), **build_variables(
             name, graph.region, image.playbook, source_ami=parent.ami, parent_image=parent.image,
             digest=digest, git=git, build_time=stamp, packer_version=version)}
         tags = {"Image": name, "Digest": digest, "ManagedBy": MANAGED_BY,

@@ -82,7 +82,7 @@ class Invocation:
     cwd: Path
     template: Path
     var_files: tuple[Path, ...]
-    variables: dict[str, str]
+    variables: dict[str, Any]
     env: dict[str, str]
     dropped: tuple[str, ...]            # provisioners the sandbox left out
     only: str | None = None             # the one source of several it builds
@@ -122,7 +122,7 @@ class Stager:
     tools: Tools
 
     @contextmanager
-    def prepared(self, name: str, variables: dict[str, str], *, sandbox: bool,
+    def prepared(self, name: str, variables: dict[str, Any], *, sandbox: bool,
                  endpoint: str | None, tags: dict[str, str],
                  env: Mapping[str, str]) -> Iterator[Invocation]:
         image = self.graph.images[name]

@@ -198,7 +198,7 @@ class Prebuild:
         spec = graph.images[name]
         inputs = self.checkout.inputs()[name]
         exe = self.packers.executable()
-        variables = {**dict(spec.vars), **build_variables(
+        variables = {**spec.packer_vars(), **build_variables(
             name, graph.region, spec.playbook, source_ami=_PLACEHOLDER_AMI,
             parent_image=spec.parent, digest="0" * 64,
             git={"branch": "validate", "commit": "validate", "dirty": False},

@@ -219,3 +219,33 @@ def test_packer_version_in_an_hcl2_source_is_found_too(tmp_path):
     graph = load_graph(tmp_path)
     assert image_inputs(graph, graph.images["t"]).template.newer == (
         ("packer/t/source.pkr.hcl", "{{packer_version}}"),)
+
+
+def test_vars_take_lists_and_maps_and_packer_gets_them_as_json(tree):
+    tree.append("packer/ami/variables.pkr.hcl",
+                'variable "ami_account_ids" {\n  type    = list(string)\n  default = []\n}\n\n'
+                'variable "extra_tags" {\n  type    = map(string)\n  default = {}\n}\n')
+    text = (tree.path / "amis.yaml").read_text()
+    tree.write("amis.yaml", text.replace(
+        "  web:\n    parent: base\n",
+        "  web:\n    parent: base\n    vars:\n      ami_account_ids: ['111122223333']\n"
+        "      extra_tags: {Team: web, Tier: '1'}\n"))
+    done = tree.doit("amis")
+    assert done.returncode == 0, done.stdout + done.stderr
+    web = next(b for b in tree.packer.builds if b.image == "web")
+    assert web.variables["ami_account_ids"] == ["111122223333"]
+    assert web.variables["extra_tags"] == {"Team": "web", "Tier": "1"}
+    app, _ = tree.run()
+    assert app.checkout.tree_settings("web")["vars"]["ami_account_ids"] == '["111122223333"]'
+
+
+def test_a_list_var_for_a_json_template_is_refused_with_the_fix(tmp_path):
+    data = {"variables": shapes.VARIABLES,
+            "builders": [{**shapes.EBS, "ami_name": "t-{{timestamp}}"}]}
+    shapes.write(tmp_path, {"amis.yaml": GRAPH.replace("TEMPLATE", "packer/t.json")
+                            + "    vars: {ids: [a, b]}\n",
+                            "packer/t.json": json.dumps(data, indent=2)})
+    found = problems(tmp_path)
+    assert found[0] == ("amis.yaml: image t: vars: ids is a list or map, but a JSON template's "
+                        "variables are strings (packer/t.json): write it as a string (HCL2 "
+                        "templates take lists and maps)"), found
