@@ -54,7 +54,8 @@ def var_file_names(repo: Repo, path: str) -> set[str]:
 
 
 def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,
-              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes | None], list[str]]:
+              sandbox: bool, tags: dict[str, str],
+              only: str | None = None) -> tuple[dict[str, bytes | None], list[str]]:
     """The template's files as Packer gets them, with what the tree decides
     filled in: copy regions, the EC2 endpoint, provenance tags and, in the
     sandbox, no communicator and no provisioner that needs one. Returns file
@@ -62,6 +63,6 @@ def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | N
     if template.format == "hcl2":
         return hcl_effective.effective(list(template.documents), regions=regions,
                                        endpoint=endpoint, sandbox=sandbox, tags=tags,
-                                       drop=lambda kind: kind in NEEDS_COMMUNICATOR)
+                                       drop=lambda kind: kind in NEEDS_COMMUNICATOR, only=only)
     return packer_json.effective(template, regions=regions, endpoint=endpoint,
-                                 sandbox=sandbox, tags=tags)
+                                 sandbox=sandbox, tags=tags, only=only)

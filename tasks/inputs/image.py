@@ -21,7 +21,8 @@ from . import formats
 from .ansible import config as ansible_config, lookups, playbook as ansible_playbook
 from .builder import public_problems, region_problems
 from .context import Context, base_values
-from .hcl.parse import parse as parse_hcl
+from .hcl import narrow
+from .hcl.parse import is_hcl, parse as parse_hcl
 from .kinds import EBS_BUILDERS
 from .repo import Found, Repo, covered
 from .template import Parse, Template
@@ -150,8 +151,16 @@ def _only(template: Template, image: Image) -> Template:
     if image.only not in names:
         raise AmiError(f"amis.yaml: image {image.name}: only: {image.only} is not a {word} of "
                        f"{template.path} ({', '.join(names)})")
-    return replace(template, blocks=tuple(
-        b for b in template.blocks if b.kind not in ("builder", "source") or b.name == image.only))
+    # What -only builds: its source, and the blocks that run for it.
+    blocks = tuple(b for b in template.blocks
+                   if (b.name == image.only if b.kind in ("builder", "source")
+                       else b.sources is None or image.only in b.sources))
+    if template.format != "hcl2":
+        return replace(template, blocks=blocks)
+    read = narrow.relevant(list(template.documents), image.only)
+    return replace(template, blocks=blocks,
+                   files=tuple(f for f in template.files if f in read or not is_hcl(f)),
+                   documents=tuple(d for d in template.documents if d.path in read))
 
 
 def _var_file_env_reads(repo: Repo, image: Image) -> tuple[list[tuple[str, str | None]],

@@ -26,7 +26,7 @@ def load(repo: Repo, path: str, image: str) -> Template:
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
         raise AmiError(f"{where}: 'variables' must be an object")
-    blocks = []
+    blocks: list[Block] = []
     for kind, key in (("builder", "builders"), ("provisioner", "provisioners"),
                       ("post-processor", "post-processors")):
         items = data.get(key) or []
@@ -40,8 +40,10 @@ def load(repo: Repo, path: str, image: str) -> Template:
                 item = {"type": item}
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise AmiError(f"{where}: {kind} {i} has no 'type'")
+            names = tuple(b.name for b in blocks if b.kind == "builder")
             blocks.append(Block(kind, i, item["type"], item,
-                                name=str(item.get("name") or item["type"])))
+                                name=str(item.get("name") or item["type"]),
+                                sources=None if kind == "builder" else runs_for(item, names)))
     if not any(b.kind == "builder" and b.type in EBS_BUILDERS for b in blocks):
         raise AmiError(f"{where}: no amazon-ebs builder: image {image} needs one")
     sensitive = data.get("sensitive-variables") or []
@@ -70,6 +72,20 @@ def _newer(path: str, blocks: list[Block]) -> list[tuple[str, str]]:
         if PACKER_VERSION_CALL.search(json.dumps(block.config)):
             found.append((path, "{{packer_version}}"))
     return list(dict.fromkeys(found))
+
+
+def runs_for(item: Any, builders: tuple[str, ...]) -> tuple[str, ...]:
+    """The builders a provisioner or post-processor runs for: ``only`` and
+    ``except`` name builders (all of them when neither is a list of names)."""
+    if not isinstance(item, dict):
+        return builders
+    only, excepted = item.get("only"), item.get("except")
+    chosen = builders
+    if isinstance(only, list) and all(isinstance(n, str) for n in only):
+        chosen = tuple(b for b in chosen if b in only)
+    if isinstance(excepted, list) and all(isinstance(n, str) for n in excepted):
+        chosen = tuple(b for b in chosen if b not in excepted)
+    return chosen
 
 
 def var_file_data(repo: Repo, path: str) -> dict[str, Any]:
@@ -128,7 +144,8 @@ def resolve(value: str, template_dir: str, cwd: str,
 
 
 def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | None,
-              sandbox: bool, tags: dict[str, str]) -> tuple[dict[str, bytes | None], list[str]]:
+              sandbox: bool, tags: dict[str, str],
+              only: str | None = None) -> tuple[dict[str, bytes | None], list[str]]:
     """The template as Packer gets it (see ``formats.effective``)."""
     data = json.loads(json.dumps(template.data))
     for builder in data.get("builders") or []:
@@ -145,12 +162,17 @@ def effective(template: Template, *, regions: tuple[str, ...], endpoint: str | N
         if sandbox:
             builder["communicator"] = "none"
     dropped = []
-    if sandbox:
-        kept = []
-        for block, raw in zip(template.provisioners(), data.get("provisioners") or []):
-            if block.type in NEEDS_COMMUNICATOR:
-                dropped.append(block.label)
-            else:
-                kept.append(raw)
+    builders = tuple(str(b.get("name") or b.get("type")) for b in data.get("builders") or []
+                     if isinstance(b, dict))
+    kept = []
+    for i, raw in enumerate(data.get("provisioners") or [], 1):
+        kind = raw if isinstance(raw, str) else raw.get("type") if isinstance(raw, dict) else None
+        if only and only not in runs_for(raw, builders):
+            continue                # -only skips it: its files are not staged
+        if sandbox and kind in NEEDS_COMMUNICATOR:
+            dropped.append(f"provisioner {i} ({kind})")
+        else:
+            kept.append(raw)
+    if "provisioners" in data:
         data["provisioners"] = kept
     return {template.path: (json.dumps(data, indent=2) + "\n").encode()}, dropped

@@ -63,6 +63,7 @@ class Block:
     via: str = ""        # HCL2: " override <source>", the fields one source sees
     each: Dynamic | None = None     # HCL2: the dynamic block this is the content of
     name: str = ""       # a source's (type.name) or builder's name: what -only selects
+    sources: tuple[str, ...] | None = None     # the sources it runs for (None: every one)
 
     @property
     def label(self) -> str:

@@ -130,7 +130,8 @@ class Stager:
         with stage.staged(self.graph.root, self.settings.stage, name,
                           self.checkout.manifest(name)) as root:
             files, dropped = formats.effective(inputs.template, regions=image.regions,
-                                               endpoint=endpoint, sandbox=sandbox, tags=tags)
+                                               endpoint=endpoint, sandbox=sandbox, tags=tags,
+                                               only=image.only)
             for rel, body in files.items():
                 if body is None:
                     (root / rel).unlink()

@@ -22,14 +22,15 @@ def load(repo: Repo, path: str, image: str, parse: Parse) -> Template:
     found = shape(list(documents))
     blocks = [Block("source", i, kind, cfg, name=f"{kind}.{name}")
               for i, (kind, name, cfg) in enumerate(found.sources, 1)]
-    for i, (kind, cfg, overrides) in enumerate(found.provisioners, 1):
-        blocks.append(Block("provisioner", i, kind, cfg))
-        blocks += [Block("provisioner", i, kind, {**cfg, **hcl_override}, f" override {source}")
+    for i, (kind, cfg, overrides, runs_for) in enumerate(found.provisioners, 1):
+        blocks.append(Block("provisioner", i, kind, cfg, sources=runs_for))
+        blocks += [Block("provisioner", i, kind, {**cfg, **hcl_override}, f" override {source}",
+                         sources=runs_for)
                    for source, hcl_override in sorted(overrides.items())]
-    blocks += [Block("post-processor", i, kind, cfg)
-               for i, (kind, cfg) in enumerate(found.post_processors, 1)]
-    blocks += [Block(d.block, i, d.type, d.content, each=d)
-               for i, d in enumerate(found.dynamic, 1)]
+    blocks += [Block("post-processor", i, kind, cfg, sources=runs_for)
+               for i, (kind, cfg, runs_for) in enumerate(found.post_processors, 1)]
+    blocks += [Block(d.block, i, d.type, d.content, each=d, sources=runs_for)
+               for i, (d, runs_for) in enumerate(found.dynamic, 1)]
     if not any(b.kind == "source" and b.type in EBS_BUILDERS for b in blocks):
         raise AmiError(f"{path} (image {image}): no amazon-ebs source: image {image} needs one")
     variables = dict(found.variables)

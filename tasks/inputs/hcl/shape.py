@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from ...core.errors import AmiError
 from ..kinds import NEWER_EBS_FIELDS, PACKER_VERSION_CALL
 from .dynamic import Dynamic, spec
+from .narrow import applies
 from .parse import Document
 from .syntax import is_template, literal, texts, to_hcl_form, unquote
 
@@ -55,11 +56,12 @@ class Shape:
     secrets: list[str]                                # strings in sensitive list/map defaults
     locals: dict[str, Any]
     sources: list[tuple[str, str, dict]]              # (type, name, config)
-    provisioners: list[tuple[str, dict, dict]]        # (type, config, overrides), in order
-    post_processors: list[tuple[str, dict]]
+    # (type, config, overrides, the sources it runs for), in order
+    provisioners: list[tuple[str, dict, dict, tuple[str, ...]]]
+    post_processors: list[tuple[str, dict, tuple[str, ...]]]
     required_version: str | None
     newer: list[tuple[str, str]]                      # (file, what) that needs Packer 1.7+
-    dynamic: list[Dynamic]                            # dynamic provisioners, post-processors
+    dynamic: list[tuple[Dynamic, tuple[str, ...]]]    # dynamic provisioners, post-processors
     builds: list[tuple[str, ...]]                     # each build block's sources (type.name)
 
 
@@ -130,7 +132,8 @@ def _build(s: Shape, doc: Document, build: dict) -> None:
                                                 if doc.syntax == "json" else
                                                 build.get("sources", []))]
     named += [label for label, _ in labelled(build.get("source", []))]
-    s.builds.append(tuple(sorted({n.removeprefix("source.") for n in named if n})))
+    sources = tuple(sorted({n.removeprefix("source.") for n in named if n}))
+    s.builds.append(sources)
     # build { source "amazon-ebs.x" { ... } } sets more of a source's fields
     for label, body in labelled(build.get("source", [])):
         kind, _, name = label.removeprefix("source.").partition(".")
@@ -144,20 +147,20 @@ def _build(s: Shape, doc: Document, build: dict) -> None:
             overrides = cfg.pop("override", None)
             overrides = overrides if isinstance(overrides, dict) else {}
             s.provisioners.append((kind, cfg, {k.strip('"'): v for k, v in overrides.items()
-                                               if isinstance(v, dict)}))
+                                               if isinstance(v, dict)}, applies(cfg, sources)))
     for kind, body in labelled(build.get("post-processor", [])):
-        s.post_processors += [(kind, c) for c in _configs(doc, body)]
+        s.post_processors += [(kind, c, applies(c, sources)) for c in _configs(doc, body)]
     for block, body in labelled(build.get("dynamic", [])):
         if block not in ("provisioner", "post-processor"):
             raise AmiError(f'{doc.path}: dynamic "{block}" in a build block is not supported: '
                            f"write the {block} blocks out")
-        s.dynamic += [spec(doc.path, block, c) for c in _configs(doc, body)]
+        s.dynamic += [(spec(doc.path, block, c), sources) for c in _configs(doc, body)]
     for group in bodies(build.get("post-processors", [])):
         if group.get("dynamic"):
             raise AmiError(f'{doc.path}: a dynamic block in post-processors {{ }} is not '
                            "supported: write the post-processors out")
         for kind, body in labelled(group.get("post-processor", [])):
-            s.post_processors += [(kind, c) for c in _configs(doc, body)]
+            s.post_processors += [(kind, c, applies(c, sources)) for c in _configs(doc, body)]
 
 
 def _packer(s: Shape, doc: Document, packer: dict) -> None:
