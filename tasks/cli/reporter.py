@@ -60,7 +60,9 @@ class Reporter(ConsoleReporter):
         return self.verbose or not (task.name == "pull" or task.name.split(":")[0] == "ami")
 
     def execute_task(self, task: Any) -> None:
-        if self.verbose:                # `.  plan`: the task's own output follows
+        # `.  plan` with -v: the task's own output follows. Never `.  pull` or
+        # `.  ami:web`: the build's console says more, and says it better.
+        if self.verbose and task.name != "pull" and task.name.split(":")[0] != "ami":
             super().execute_task(task)
 
     def skip_uptodate(self, task: Any) -> None:

@@ -90,3 +90,15 @@ def test_a_lock_update_makes_a_new_environment_and_old_ones_are_pruned(project, 
     new = (project.path / ".venv").resolve()
     assert new != old and new.parent == old.parent
     assert not old.exists(), "an environment unused for 40 days is pruned"
+
+
+def test_doit_from_a_subfolder_runs_from_the_top(project, tmp_path):
+    for name in INSTALL_FILES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, project.path / name)
+    commit(project.path, "install files")
+    project.env.update({"PYTHON": str(stand_in_python(tmp_path, tmp_path / "installs.log")),
+                        "AMI_ENVS": str(tmp_path / "envs")})
+    listed = ok(step(project, "cd ansible && ../doit list"))
+    assert f"running from {project.path}, the tree's top (dodo.py is there)" in listed.stderr
+    assert "plan " in listed.stdout and "Could not find dodo file" not in listed.stderr

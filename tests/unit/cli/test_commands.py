@@ -106,3 +106,9 @@ def test_an_interrupted_build_says_interrupted_in_the_table(tree):
     assert done.returncode == INTERRUPTED
     assert re.search(r"^base\s+-\s+interrupted$", done.stdout, re.M), done.stdout
     assert "failed" not in done.stdout and "exit 0" not in done.stdout + done.stderr
+
+
+def test_verbose_shows_packers_output_not_doits_task_lines(tree):
+    done = tree.doit("amis", "-v")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not re.search(r"^\.  (pull|ami:)", done.stdout + done.stderr, re.M), done.stdout
