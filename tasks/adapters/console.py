@@ -81,6 +81,14 @@ class Console:
         if self.view not in VIEWS:
             raise ValueError(f"unknown view {self.view!r}")
 
+    def width(self) -> int | None:
+        """A terminal's width, for tables to fit it; None when piped (a log
+        keeps every character)."""
+        if self.view != "live":
+            return None
+        import shutil
+        return shutil.get_terminal_size().columns
+
     # -- what the run says ----------------------------------------------------
 
     def say(self, text: str, image: str | None = None) -> None:

@@ -125,7 +125,7 @@ def plan(app: App, jobs: int) -> None:
     channel, note = app.checkout.channel()
     rows, offline = _planned(app)
     app.say(f"channel {channel}" + (f" ({note})" if note else ""))
-    app.say(planning.render(rows, app.graph, jobs or 1, offline))
+    app.say(planning.render(rows, app.graph, jobs or 1, offline, app.console.width()))
     unsigned = planning.unsigned(app.graph, app.lookup.facts.records)
     if unsigned:
         app.say(f"unsigned: {', '.join(unsigned)} (built without AMI_SIGNING_KEY: no provenance "

@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Iterable
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
+def table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
+    """``width``: a terminal's; the last column is cut to fit it (with "…"),
+    keeping at least 20 of its characters."""
+    if width is not None and rows:
+        others = sum(max(len(str(r[i])) for r in [header, *rows]) + 2
+                     for i in range(len(header) - 1))
+        room = max(width - others - 1, 20)
+        rows = [[*r[:-1], _cut(str(r[-1]), room)] for r in rows]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*map(str, r)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[:room - 1] + "…"
 
 
 def _edits(a: str, b: str) -> int:

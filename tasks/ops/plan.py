@@ -94,11 +94,13 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def render(rows: list[Row], graph: Graph, jobs: int, offline_reason: str | None = None) -> str:
+def render(rows: list[Row], graph: Graph, jobs: int, offline_reason: str | None = None,
+           width: int | None = None) -> str:
+    """``width``: on a terminal, its width, which the why column is cut to."""
     shown = table(
         [[r.image, r.status, r.ami or "-", _duration(r.seconds) if r.builds else "",
           r.reason] for r in rows],
-        ["image", "status", "ami", "expected", "why"])
+        ["image", "status", "ami", "expected", "why"], width)
     builds = [r for r in rows if r.builds]
     lines = [shown, ""]
     if builds and all(r.seconds is None for r in builds):
