@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..core.errors import AmiError, FAILED
 
@@ -134,8 +135,9 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def ensure(root: Path, state: Path) -> str:
-    """The running sandbox emulator's URL, starting it if needed."""
+def ensure(root: Path, state: Path, say: Callable[[str], None] = lambda text: None) -> str:
+    """The running sandbox emulator's URL, starting it if needed (and then
+    saying so: it outlives the run)."""
     state.mkdir(parents=True, exist_ok=True)
     info_file = state / "emulator.json"
     with (state / "emulator.lock").open("w") as lock:
@@ -150,6 +152,9 @@ def ensure(root: Path, state: Path) -> str:
         proc = spawn(port, root, log=state / "emulator.log", detach=True)
         wait_until_listening(port, proc)
         info_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
+        say(f"started the sandbox's AWS emulator in the background on http://{HOST}:{port}; "
+            "it keeps the sandbox's AMIs and records between runs until "
+            "AMI_SANDBOX=1 ./doit sandbox_stop")
         return f"http://{HOST}:{port}"
 
 

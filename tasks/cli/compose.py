@@ -119,7 +119,7 @@ class App:
         def endpoint() -> str | None:
             if settings.endpoint or not settings.sandbox:
                 return settings.endpoint
-            return emulator.ensure(settings.root, settings.state)
+            return emulator.ensure(settings.root, settings.state, self.say)
         return AwsSession(settings, endpoint, self.__dict__.get("_aws_session"), self.clock)
 
     @service

@@ -11,14 +11,19 @@ from tasks.adapters import emulator
 
 def test_the_sandbox_emulator_starts_once_and_stops(tmp_path):
     state = tmp_path / ".amis"
-    url = emulator.ensure(ROOT, state)
+    said: list[str] = []
+    url = emulator.ensure(ROOT, state, said.append)
     info = json.loads((state / "emulator.json").read_text())
     try:
         assert url == f"http://127.0.0.1:{info['port']}" and emulator.listening(info["port"])
-        assert emulator.ensure(ROOT, state) == url                 # reused, not started again
+        assert said == [f"started the sandbox's AWS emulator in the background on {url}; it "
+                        "keeps the sandbox's AMIs and records between runs until "
+                        "AMI_SANDBOX=1 ./doit sandbox_stop"]
+        assert emulator.ensure(ROOT, state, said.append) == url    # reused, not started again
+        assert len(said) == 1                                       # and not said again
     finally:
-        said = emulator.stop(state)
-    assert said == (f"stopped the sandbox emulator on port {info['port']}; its AMIs and "
+        stopped = emulator.stop(state)
+    assert stopped == (f"stopped the sandbox emulator on port {info['port']}; its AMIs and "
                     "records are gone")
     assert not emulator.alive(info["pid"])
     deadline = time.monotonic() + 10                 # its last thread may outlive its leader
