@@ -63,6 +63,8 @@ def ami_up_to_date(task: Any, values: dict[str, Any], app: App) -> bool:
         return False
     if record is None or values.get("digest") != record.digest:
         return False
+    if app.lookup.asked_to_rebuild(name):
+        return False
     if not app.lookup.usable(record):
         return False
     image = app.graph.images.get(name)
@@ -119,9 +121,12 @@ def summary(app: App) -> None:
 # -- seeing ------------------------------------------------------------------
 
 @_action
-def plan(app: App, jobs: int) -> None:
+def plan(app: App, jobs: int, rebuild: str = "") -> None:
     from ..ops import plan as planning
     from ..ops.build import not_in_graph
+    from .options import rebuilt
+    if rebuild:
+        app.lookup.rebuild(rebuilt(rebuild.split(","), app.graph))
     channel, note = app.checkout.channel()
     rows, offline = _planned(app)
     app.say(f"channel {channel}" + (f" ({note})" if note else ""))
@@ -129,7 +134,8 @@ def plan(app: App, jobs: int) -> None:
     unsigned = planning.unsigned(app.graph, app.lookup.facts.records)
     if unsigned:
         app.say(f"unsigned: {', '.join(unsigned)} (built without AMI_SIGNING_KEY: no provenance "
-                "for doit verify to check)")
+                "for doit verify to check; to sign them, set AMI_SIGNING_KEY and run doit amis "
+                f"--rebuild {','.join(unsigned)})")
     if app.lookup.facts.others:
         app.say(not_in_graph(channel, app.lookup.facts.others))
 

@@ -28,13 +28,16 @@ from ..ops import cloud_init, diagram
 from .compose import App
 from . import actions, usage
 from .checker import ModeMD5Checker
-from .options import default_jobs, parallel_options, verbose_flag
+from .options import default_jobs, parallel_options, rebuild_option, rebuilt, verbose_flag
 from .reporter import Reporter
 from .usage import Option
 
 Load = Callable[[Path, Interrupts, bool], App]
 
 _IMAGE = Option("image", "image", "the image", short="i")
+_REBUILD = Option("rebuild", "rebuild", "images to build again even when up to date, "
+                  "comma-separated, or all (what is built on them follows)", "", str,
+                  shown_default="none")
 # Each task's options, as `doit <task> --help` shows them and doit reads them.
 OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
     "amis": (
@@ -44,9 +47,10 @@ OPTIONS: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                "subprocess, so threads", "thread", str, "P", ("thread",)),
         Option("verbose", "verbose", "show Packer's whole output live (as AMI_VERBOSE=1)",
                False, bool, "v"),
+        _REBUILD,
     ),
     "plan": (Option("jobs", "jobs", "builds at once, for the expected total", 0, int, "n",
-                    shown_default="the tree's leaves, at most 8"),),
+                    shown_default="the tree's leaves, at most 8"), _REBUILD),
     "graph": (Option("format", "format", "mermaid (pastes into a Buildkite annotation) or dot",
                      "mermaid", str, "f", diagram.FORMATS),),
     "inputs": (Option("image", "image", "the image, or all", "all", str, "i"),),
@@ -117,6 +121,7 @@ class Creators:
         self.interrupts = Interrupts()
         self._load = load
         self._verbose = verbose_flag(argv or [])
+        self._rebuild = rebuild_option(argv or [])
         self._app: App | None = None
         words = [a for a in (argv or [])[1:] if not a.startswith("-")]
         # `doit inputs` lists what each walk found, problems and all, and
@@ -136,9 +141,12 @@ class Creators:
         traceback)."""
         if self._app is None:
             try:
-                self._app = self._load(self.root, self.interrupts, self._verbose)
+                app = self._load(self.root, self.interrupts, self._verbose)
+                if self._rebuild:
+                    app.lookup.rebuild(rebuilt(self._rebuild, app.graph))
             except AmiError as err:
                 raise InvalidDodoFile(str(err)) from None
+            self._app = app
         return self._app
 
     def _inputs(self) -> dict[str, list[str]]:

@@ -29,6 +29,33 @@ def verbose_flag(argv: list[str]) -> bool:
     return any(arg in ("-v", "--verbose") for arg in _amis_options(argv))
 
 
+def rebuild_option(argv: list[str]) -> list[str]:
+    """`doit amis --rebuild web,worker` (or all): images to build again."""
+    tail = _amis_options(argv)
+    names: list[str] = []
+    for i, arg in enumerate(tail):
+        if arg == "--rebuild" and i + 1 < len(tail):
+            names += tail[i + 1].split(",")
+        elif arg.startswith("--rebuild="):
+            names += arg[len("--rebuild="):].split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
+def rebuilt(names: list[str], graph: Graph) -> set[str]:
+    """The images ``--rebuild`` names (``all``: every one); an unknown name
+    is a mistake, said in one line."""
+    from ..core.errors import AmiError
+    from ..core.text import did_you_mean
+    if "all" in names:
+        return set(graph.images)
+    unknown = [n for n in names if n not in graph.images]
+    if unknown:
+        raise AmiError(f"--rebuild {unknown[0]}: no such image in amis.yaml"
+                       f"{did_you_mean(unknown[0], graph.images)} (one of "
+                       f"{', '.join(graph.images)}, or all)")
+    return set(names)
+
+
 def parallel_options(argv: list[str]) -> dict[str, Any]:
     """Honour `doit amis -n 4 -P thread`. doit reads its own options only
     before the task names; options after `amis` are `amis`'s params (see

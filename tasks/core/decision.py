@@ -64,6 +64,7 @@ class Known:
     now: datetime | None = None
     baseline: Mapping[str, Record] = field(default_factory=dict)   # main's, where none here
     baseline_channel: str = "main"
+    rebuild: frozenset[str] = frozenset()     # images asked to build again (--rebuild)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,9 @@ def _image(image: Image, parent: Verdict, known: Known, manifest: dict[str, str]
                    None) if current is not None else None
         why += f"; {own}" if own else ""             # e.g. its own AMI was revoked with the parent
         return Verdict(name, BUILD, "parent", why, None, None, None, current, tested)
+    if name in known.rebuild:
+        return Verdict(name, BUILD, "rebuild", "asked to build again (--rebuild)", None, digest,
+                       None, current, tested)
 
     def exists(record: Record) -> bool | None:
         """Whether the record's AMIs exist, in every region, and are this

@@ -48,6 +48,7 @@ class Facts:
     others: list[str] = field(default_factory=list)   # held by the channel, not in the graph
     baseline: dict[str, Record] = field(default_factory=dict)   # main's, where ours has none
     revoked: dict[str, dict] = field(default_factory=dict)      # AMI id -> its revocation
+    rebuild: set[str] = field(default_factory=set)    # asked to build again, not built yet
     pulled: bool = False
 
 
@@ -131,9 +132,20 @@ class Lookup:
         with self.lock:
             return self.facts.source[1] if self.facts.source else ""
 
+    def rebuild(self, images: set[str]) -> None:
+        """Build these again, even when up to date (``--rebuild``), once each
+        in this run: the record a build makes current is then kept."""
+        with self.lock:
+            self.facts.rebuild = set(images)
+
+    def asked_to_rebuild(self, image: str) -> bool:
+        with self.lock:
+            return image in self.facts.rebuild
+
     def remember(self, record: Record) -> None:
         """A record this run made current."""
         with self.lock:
+            self.facts.rebuild.discard(record.image)
             self.facts.records[record.image] = record
             self.facts.amis.update({ami: True for ami in record.amis.values()})
 
@@ -284,7 +296,8 @@ class Lookup:
                 by_digest=dict(facts.by_digest), amis=dict(facts.amis),
                 refused=dict(facts.refused), source_ami=ami, baseline=dict(facts.baseline),
                 source_how=how, source_spec=self.graph.source.spec(self.sandbox),
-                offline=facts.offline is not None, now=self.clock.now())
+                offline=facts.offline is not None, now=self.clock.now(),
+                rebuild=frozenset(facts.rebuild))
 
     def decision(self) -> decision.Decision:
         """The decision for every image, after looking up what it needs."""

@@ -112,3 +112,22 @@ def test_verbose_shows_packers_output_not_doits_task_lines(tree):
     done = tree.doit("amis", "-v")
     assert done.returncode == 0, done.stdout + done.stderr
     assert not re.search(r"^\.  (pull|ami:)", done.stdout + done.stderr, re.M), done.stdout
+
+
+def test_rebuild_builds_an_up_to_date_image_again_and_what_is_built_on_it(tree):
+    assert tree.doit("amis").returncode == 0
+    planned = tree.doit("plan", "--rebuild", "base")
+    assert re.search(r"^base\s+build\s+\S+\s+\S*\s*asked to build again \(--rebuild\)$",
+                     planned.stdout, re.M), planned.stdout
+    assert re.search(r"^web\s+build\s.*parent base builds first$", planned.stdout, re.M)
+    before = len(tree.packer_builds())
+    done = tree.doit("amis", "--rebuild", "web")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tree.packer_builds()[before:] == ["web"]           # once, and nothing else
+    assert len(tree.packer_builds()) == before + 1
+    assert tree.doit("amis").returncode == 0 and len(tree.packer_builds()) == before + 1
+    assert tree.doit("amis", "--rebuild=all").returncode == 0
+    assert sorted(tree.packer_builds()[before + 1:]) == sorted(IMAGES)
+    wrong = tree.doit("amis", "--rebuild", "wbe")
+    assert wrong.returncode == 3
+    assert "--rebuild wbe: no such image in amis.yaml: did you mean web?" in wrong.stderr

@@ -71,6 +71,16 @@ def test_unchanged_inputs_keep_their_amis(graph):
     assert v["web"].ami == "ami-0000000c" and v["web"].reason.startswith("digest ")
 
 
+def test_an_image_asked_to_rebuild_builds_and_what_is_built_on_it_follows(graph):
+    v = verdicts(graph, known({"centos": SOURCE, "base": BASE, "web": WEB},
+                              rebuild=frozenset({"base"})))
+    assert (v["base"].action, v["base"].cause, v["base"].reason) == (
+        BUILD, "rebuild", "asked to build again (--rebuild)")
+    assert v["base"].digest == BASE.digest and v["base"].ami is None
+    assert (v["web"].action, v["web"].reason) == (BUILD, "parent base builds first")
+    assert v["centos"].action == KEEP
+
+
 def test_a_new_channel_resolves_the_source_and_reuses_by_digest(graph):
     """A branch with no records of its own reuses what main built, because
     the source resolves without a record and digests are looked up."""
