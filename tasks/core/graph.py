@@ -27,7 +27,8 @@ _IMAGE_KEYS = frozenset({"parent", "template", "playbook", "packer_dir", "var_fi
                          "extra_inputs", "regions", "vars", "max_age_days", "share_with",
                          "build_timeout", "only", "env_inputs", "host_inputs", "tests",
                          "test_instance_type", "test_subnet", "test_security_group",
-                         "test_timeout"})
+                         "test_timeout", "packer_fmt"})
+PACKER_FMT = ("check", "report")     # packer fmt differences: fatal, or only said
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?")
 DEFAULT_BUILD_TIMEOUT = 2 * 3600.0      # seconds
 DEFAULT_TEST_TIMEOUT = 15 * 60.0        # seconds: the instance answering, then its tests
@@ -76,6 +77,7 @@ class Image:
     test_subnet: str | None = None          # None: the template's, else the default VPC's
     test_security_group: str | None = None  # None: the template's, else a temporary one
     test_timeout: float = DEFAULT_TEST_TIMEOUT  # seconds to answer SSH and pass
+    packer_fmt: str = "check"       # "report": packer fmt differences are said, not fatal
 
     def packer_vars(self) -> dict[str, Any]:
         """``vars:`` as Packer gets them, in a JSON var file: lists and maps as
@@ -308,7 +310,15 @@ def _parse_image(root: Path, file: Path, name: str, data: Any, region: str,
                                     "sg-0123456789abcdef0"),
         test_timeout=_duration(file, where, "test_timeout", data.get("test_timeout"),
                                DEFAULT_TEST_TIMEOUT),
+        packer_fmt=_choice(file, where, "packer_fmt", data.get("packer_fmt", "check"),
+                           PACKER_FMT),
     )
+
+
+def _choice(file: Path, where: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(file, where, f"{key} {value!r}: choose {' or '.join(choices)}")
+    return str(value)
 
 
 def _aws_id(file: Path, where: str, key: str, value: Any, pattern: re.Pattern[str],

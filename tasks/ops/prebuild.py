@@ -62,6 +62,7 @@ _WRITTEN = MappingProxyType({
     "the file provisioner's content": r'^\s*"?content"?\s*[=:]',
     "a gp3 volume without throughput and iops": r"gp3"})
 
+
 def _problem(output: str) -> tuple[str, str]:
     """A checker's first error line, and where it points (``on file line N``)."""
     problem = next((line.strip(" *") for line in output.splitlines()
@@ -204,14 +205,19 @@ class Prebuild:
             git={"branch": "validate", "commit": "validate", "dirty": False},
             build_time="validate", packer_version="validate")}
         env = {**settings.env, "CHECKPOINT_DISABLE": "1"}
-        checks = ["packer fmt -check"] if self._fmt(exe, inputs.template.files, env) else []
+        problems = Diagnostics()        # every checker runs: each failure is named
+        checks = []
+        with problems.collect():
+            if self._fmt(exe, inputs.template.files, env, spec.packer_fmt, say):
+                checks.append("packer fmt -check")
         checks.append("packer validate")
         with self.stager.prepared(name, variables, sandbox=False, endpoint=settings.endpoint,
                                   tags={"Image": name, "ManagedBy": MANAGED_BY},
                                   env=env) as job:
-            self._run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}",
-                      say, env=job.env,
-                      mapped=lambda text: stage.to_user(text, job.root, graph.root))
+            with problems.collect():
+                self._run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}",
+                          say, env=job.env,
+                          mapped=lambda text: stage.to_user(text, job.root, graph.root))
             for playbook in inputs.ansible:
                 if playbook.missing_roles:
                     roles = playbook.missing_roles
@@ -220,25 +226,34 @@ class Prebuild:
                         f"{'comes' if len(roles) == 1 else 'come'} from a requirements file "
                         "at build time")
                     continue
-                self._run([tool("ansible-playbook", settings.env), "--syntax-check", "-i",
-                           "localhost,", str(job.root / playbook.playbook)],
-                          job.root / playbook.cwd,
-                          f"ansible-playbook --syntax-check {playbook.playbook}", say,
-                          env=job.env)
-                checks.append(f"--syntax-check {playbook.playbook}")
+                with problems.collect():
+                    self._run([tool("ansible-playbook", settings.env), "--syntax-check", "-i",
+                               "localhost,", str(job.root / playbook.playbook)],
+                              job.root / playbook.cwd,
+                              f"ansible-playbook --syntax-check {playbook.playbook}", say,
+                              env=job.env)
+                    checks.append(f"--syntax-check {playbook.playbook}")
+            problems.check()            # inside: a failure keeps the stage, and says where
         return checks
 
-    def _fmt(self, exe: str, files: tuple[str, ...], env: Mapping[str, str]) -> bool:
+    def _fmt(self, exe: str, files: tuple[str, ...], env: Mapping[str, str], mode: str,
+             say: Callable[[str], None]) -> bool:
         """`packer fmt -check`, one file at a time (it takes one path). Whether
-        there was an HCL2 file to check."""
+        there was an HCL2 file to check. ``mode`` "report" (a template the
+        team did not write): differences are said, not fatal."""
         hcl_files = [f for f in files if f.endswith(".pkr.hcl")]
         unformatted = [path for path in hcl_files
                        if not self.tools.run([exe, "fmt", "-check", path], cwd=self.graph.root,
                                              env=with_tools(env)).ok]
         if unformatted:
-            raise AmiError(f"packer fmt -check: {', '.join(unformatted)} not in Packer's "
-                           "canonical format: run packer fmt on "
-                           f"{'them' if len(unformatted) > 1 else 'it'}")
+            them = "them" if len(unformatted) > 1 else "it"
+            if mode == "report":
+                say(f"packer fmt -check: {', '.join(unformatted)} not in Packer's canonical "
+                    "format (packer_fmt: report, so not fatal)")
+            else:
+                raise AmiError(f"packer fmt -check: {', '.join(unformatted)} not in Packer's "
+                               f"canonical format: run packer fmt on {them}, or set "
+                               "packer_fmt: report for a template you did not write")
         return bool(hcl_files)
 
     def lint(self, names: list[str], say: Callable[[str], None]) -> bool:

@@ -58,3 +58,32 @@ def test_ansible_lint_gets_the_projects_settings_and_leaves_third_party_out(tree
     (tree.path / ".ansible-lint").write_text("- not a mapping\n")
     with pytest.raises(AmiError, match=".ansible-lint: must be a mapping of ansible-lint settings"):
         app.prebuild._lint_config([], [])
+
+
+def test_every_checker_runs_and_each_failure_is_named(tree):
+    def checker(argv, cwd):
+        if argv[1] == "fmt":
+            return Ran(3, "", "packer/ami/ami.pkr.hcl\n")
+        if argv[1] == "validate":
+            return Ran(1, "", "Error: Missing required argument\n")
+        return Ran(0)
+    tree.tools.script["scripted-packer"] = checker
+    app, _ = tree.run()
+    with pytest.raises(AmiError) as info:
+        app.prebuild.validate("deploy", app.say)
+    text = str(info.value)
+    assert text.startswith("2 problems, fix them all, then run again:"), text
+    assert "packer fmt -check: packer/ami/ami.pkr.hcl, packer/ami/variables.pkr.hcl not in " \
+           "Packer's canonical format: run packer fmt on them, or set packer_fmt: report" in text
+    assert "packer validate packer/ami failed: Error: Missing required argument" in text
+    assert [argv[1] for argv in tree.tools.ran("ansible-playbook")] == ["--syntax-check"]
+
+
+def test_packer_fmt_report_says_the_differences_and_goes_on(tree):
+    tree.tools.script["scripted-packer"] = lambda argv, cwd: Ran(3 if argv[1] == "fmt" else 0)
+    text = (tree.path / "amis.yaml").read_text()
+    tree.write("amis.yaml", text.replace("defaults:\n", "defaults:\n  packer_fmt: report\n"))
+    app, out = tree.run()
+    assert app.prebuild.validate("deploy", app.say)[0] == "packer fmt -check"
+    assert ("packer fmt -check: packer/ami/ami.pkr.hcl, packer/ami/variables.pkr.hcl not in "
+            "Packer's canonical format (packer_fmt: report, so not fatal)") in out.getvalue()
