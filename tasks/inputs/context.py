@@ -35,6 +35,7 @@ class Context:
     values: dict[str, str | None]       # variable -> value; None: only known during the build
     format: str = "json"
     locals: dict[str, Any] = field(default_factory=dict)
+    host_files: frozenset[str] = frozenset()    # absolute paths the image declares (host_inputs)
 
     def plain(self, value: Any) -> str:
         """A string field's text as written (HCL2: the template, unquoted)."""

@@ -110,7 +110,7 @@ def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
                                     for k, v in image.vars}     # a list names no path
     values = base_values(template, var_values, given, static)
     ctx = Context(repo, template.dir, image.packer_dir, values, template.format,
-                  template.locals)
+                  template.locals, frozenset(image.host_inputs))
     walked = walk(template, ctx)
     for problem in [*walked.problems.problems,
                     *region_problems(repo, template, values, graph.region, graph.file.name),

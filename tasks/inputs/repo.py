@@ -66,7 +66,8 @@ class Repo:
         if posixpath.isabs(value):
             raise AmiError(f"{where} {value!r}: an absolute path cannot be tracked: write it "
                            "relative to the template ({{template_dir}}, ${path.root}) or the "
-                           "playbook")
+                           "playbook, or, for a file kept out of the repository on purpose, "
+                           "declare it under host_inputs: of the image")
         if value.startswith("~"):
             raise AmiError(f"{where} {value!r}: ~ is a home folder of the build host, outside "
                            "the repository, which no digest sees: put the file in the "

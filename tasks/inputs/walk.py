@@ -5,6 +5,7 @@ Ansible provisioners hand ansible-playbook is collected for ``ansible``."""
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -188,6 +189,8 @@ def _ref(ctx: Context, out: Walk, where: str, raw: Any, kind: str,
     if text is None:
         out.found.unresolved.append(Unresolved(where, value, why, glob_to_repo(ctx, glob, base)))
         return
+    if kind == "file" and posixpath.isabs(text) and posixpath.normpath(text) in ctx.host_files:
+        return          # a build host file the image declares: its hash is in the digest
     rel = to_repo(ctx, text, where, value, base)
     if kind in ("roles_path", "collections_path"):
         if use is not None:

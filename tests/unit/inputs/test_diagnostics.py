@@ -249,3 +249,21 @@ def test_a_list_var_for_a_json_template_is_refused_with_the_fix(tmp_path):
     assert found[0] == ("amis.yaml: image t: vars: ids is a list or map, but a JSON template's "
                         "variables are strings (packer/t.json): write it as a string (HCL2 "
                         "templates take lists and maps)"), found
+
+
+def test_a_file_provisioners_absolute_source_is_accepted_when_declared(tmp_path):
+    # a Vault image's shape: a key kept out of git, baked in by a file provisioner
+    key = tmp_path / "host/vault.pem"
+    key.parent.mkdir()
+    key.write_text("not a real key\n")
+    build = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "file" {\n'
+             f'    source      = "{key}"\n    destination = "/etc/vault/tls.pem"\n  }}\n}}\n')
+    repo = tmp_path / "repo"
+    hcl_tree(repo, shapes.HCL_SOURCE.replace("NAME", "t"), build)
+    (found,) = problems(repo)
+    assert "an absolute path cannot be tracked" in found and "host_inputs:" in found
+    hcl_tree(repo, shapes.HCL_SOURCE.replace("NAME", "t"), build,
+             graph=GRAPH + f"    host_inputs: [{key}]\n")
+    graph = load_graph(repo)
+    inputs = image_inputs(graph, graph.images["t"])
+    assert str(key) not in inputs.files and graph.images["t"].host_inputs == (str(key),)
