@@ -313,7 +313,8 @@ class _Walker:
                 src = args.get("src") if key not in ("script", "ansible.builtin.script") \
                     else (args.get("cmd") or args.get("_raw", "").split(" ")[0] or None)
                 sub = _SRC_MODULES.get(key, "files")
-                for one in _each_item(src, task) if isinstance(src, str) and src else []:
+                for one in _each_item(src, self._loop(task, role)) \
+                        if isinstance(src, str) and src else []:
                     self._local(one, sub, file, folder, role, key)
             else:
                 self._module(key, file)
@@ -391,15 +392,37 @@ class _Walker:
         name = _bare_variable(value)
         return self.ctx.extra_vars.get(name, value) if name else value
 
+    def _loop(self, task: dict, role: str | None) -> Any:
+        """The task's loop as a list where it is known before the build: written
+        out, an ``-e`` list (extra variables win over all), or a list in the
+        role's ``vars/`` (which only ``-e`` overrides). None: not known."""
+        loops = [task[key] for key in ("loop", "with_items", "with_list") if key in task]
+        if len(loops) != 1:
+            return None
+        if isinstance(loops[0], list):
+            return loops[0]
+        name = _bare_variable(loops[0]) if isinstance(loops[0], str) else None
+        if name is None:
+            return None
+        if name in self.ctx.extra_vars:
+            given = self.ctx.extra_vars[name].strip()
+            return [] if given in ("", "[]") else None
+        if role:
+            self._role_value(role, "")                  # reads the role's vars once
+            own = self.role_vars[role][0].get(name)     # vars/, not defaults/
+            if isinstance(own, list):
+                return own
+        return None
+
     def _role_value(self, role: str, value: str) -> str | None:
         """The string a role's vars or defaults give ``{{ name }}``, if any: what
         the role reads unless a play, inventory or include sets it otherwise,
         so it is only used to refuse (an absolute path) and for hooks."""
+        if role not in self.role_vars:
+            self.role_vars[role] = [_role_file(self.repo, role, sub) for sub in ("vars", "defaults")]
         name = _bare_variable(value)
         if not name:
             return None
-        if role not in self.role_vars:
-            self.role_vars[role] = [_role_file(self.repo, role, sub) for sub in ("vars", "defaults")]
         for data in self.role_vars[role]:                       # vars win over defaults
             if isinstance(data.get(name), str):
                 return data[name]
@@ -439,19 +462,17 @@ class _Walker:
                 self.ctx.requirements.add_file(self.repo, rel)
 
 
-def _each_item(src: str, task: dict) -> list[str]:
-    """``src: '{{ item }}'`` over a loop written out as strings, or
-    ``'{{ item.src }}'`` over one of mappings, is each of them; anything
-    else is read as written."""
-    m = re.fullmatch(r"\{\{\s*item(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}\}", src.strip())
-    if not m:
+def _each_item(src: str, loop: Any) -> list[str]:
+    """``src: '{{ item }}'`` over a loop of strings, or ``'{{ item.src }}'``
+    (``item['src']``) over one of mappings, is each of them (an empty loop
+    reads nothing); anything else is read as written."""
+    m = re.fullmatch(r"\{\{\s*item(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)"
+                     r"['\"]\s*\])?\s*\}\}", src.strip())
+    if not m or not isinstance(loop, list):
         return [src]
-    loops = [task[key] for key in ("loop", "with_items", "with_list") if key in task]
-    if len(loops) != 1 or not isinstance(loops[0], list) or not loops[0]:
-        return [src]
-    field = m.group(1)
+    field = m.group(1) or m.group(2)
     values = [one.get(field) if field and isinstance(one, dict) else None if field else one
-              for one in loops[0]]
+              for one in loop]
     if all(isinstance(v, str) and v and "{{" not in v for v in values):
         return values
     return [src]

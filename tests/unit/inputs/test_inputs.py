@@ -247,6 +247,38 @@ def test_a_git_collection_of_another_name_does_not_pin_it(zoo):
     assert "collection ch_collections.base is neither" in refusal(zoo, "app")
 
 
+@pytest.mark.parametrize("src", ["{{ item.name }}", "{{ item['name'] }}"])
+def test_item_over_a_list_in_the_roles_vars_is_each_file_in_the_role(zoo, src):
+    # Companies House's shape: the files a role copies, listed in its vars/
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/vars/main.yml": "conf_files:\n  - {name: a.conf, dest: /etc/a}\n"
+                                                "  - {name: b.conf, dest: /etc/b}\n",
+                       f"{role}/files/a.conf": "a\n", f"{role}/files/b.conf": "b\n",
+                       f"{role}/files/unused.conf": "not copied\n",
+                       f"{role}/tasks/main.yml": "- ansible.builtin.copy:\n    src: \"" + src
+                       + "\"\n    dest: \"{{ item.dest }}\"\n  loop: \"{{ conf_files }}\"\n"})
+    found = inputs_of(zoo)["app"]                       # not refused: each one is read
+    assert f"{role}/files/a.conf" in found and f"{role}/files/b.conf" in found
+    # defaults/ are not trusted to name what is read: a play or inventory may set them
+    shapes.write(zoo, {f"{role}/defaults/main.yml": (zoo / f"{role}/vars/main.yml").read_text()})
+    (zoo / f"{role}/vars/main.yml").unlink()
+    assert "cannot be resolved before the build" in refusal(zoo, "app")
+
+
+def test_a_loop_over_an_empty_extra_vars_list_reads_nothing(zoo):
+    template = zoo / "packer/app.json"
+    data = json.loads(template.read_text())
+    data["provisioners"][0]["extra_arguments"] += ["-e", "extra_files=[]"]
+    template.write_text(json.dumps(data))
+    role = "ansible/shared-roles/hardening"
+    shapes.write(zoo, {f"{role}/tasks/main.yml": "- ansible.builtin.copy: {src: \"{{ item }}\", "
+                                                 "dest: /etc/}\n  loop: \"{{ extra_files }}\"\n"})
+    assert f"{role}/tasks/main.yml" in inputs_of(zoo)["app"]
+    data["provisioners"][0]["extra_arguments"][-1] = "extra_files=[a.conf]"
+    template.write_text(json.dumps(data))
+    assert "cannot be resolved before the build" in refusal(zoo, "app")
+
+
 def test_a_jinja_path_in_a_play_is_refused_unless_declared(zoo):
     (zoo / "ansible/README.md").write_text("not read by any build\n")
     (zoo / "ansible/second.yml").write_text(
