@@ -288,7 +288,8 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
                     lookups.check(repo, list(read.files),
                                   lookups.Allowed(env=frozenset(image.env_inputs),
                                                   host=frozenset(image.host_inputs)),
-                                  frozenset(result.templated), frozenset(result.variables))
+                                  frozenset(result.templated), frozenset(result.variables),
+                                  frozenset(result.roles.values()))
             finally:                        # what it found so far is shown by `doit inputs`
                 for path, reason in read.files.items():
                     found.add(path, reason)

@@ -223,6 +223,7 @@ def _evaluated(rel: str, templated: frozenset[str], variables: frozenset[str]) -
 
 
 _ROLE_YAML = frozenset({"tasks", "handlers", "vars", "defaults", "meta"})
+_ROLE_UNREAD = ("tests", "molecule")     # a role's test playbooks (ansible-galaxy init's)
 
 # Where a task or a play runs: only on the instance Packer built. A
 # connection or host other than that runs on the build host (or elsewhere),
@@ -277,12 +278,16 @@ def _keys(node: Any, wanted: frozenset[str]) -> str | None:
 
 def check(repo: Repo, files: list[str], allowed: Allowed,
           templated: frozenset[str] = frozenset(),
-          variables: frozenset[str] = frozenset()) -> None:
+          variables: frozenset[str] = frozenset(),
+          roles: frozenset[str] = frozenset()) -> None:
     """Refuse, in one line naming the file, what a lookup would read from
     the build host, and a task or play that would run anywhere but on the
     instance. ``files``: those an Ansible run reads. Every problem is named."""
     problems = Diagnostics()
+    unread = tuple(f"{role}/{sub}/" for role in roles for sub in _ROLE_UNREAD)
     for rel in sorted(files):
+        if rel.startswith(unread) and rel not in templated and rel not in variables:
+            continue                    # a role's own tests: no play of a build reads them
         kind = _evaluated(rel, templated, variables)
         if kind is None:
             continue

@@ -38,6 +38,7 @@ ROLE_MAIN = ("main.yml", "main.yaml", "main.json", "main")     # Ansible's order
 ADJACENT = ("group_vars", "host_vars", "files", "templates", "tasks", "vars", "handlers",
             "library", "module_utils", "action_plugins", "filter_plugins", "lookup_plugins",
             "callback_plugins", "test_plugins", "vars_plugins", "inventory_plugins")
+_COLLECTION_METADATA = frozenset({"MANIFEST.json", "FILES.json", "galaxy.yml", "galaxy.yaml"})
 _OUTSIDE_ROLES = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
 _OUTSIDE_COLLECTIONS = ("~/.ansible/collections", "/usr/share/ansible/collections")
 _REQUIREMENTS = ("requirements.yml", "requirements.yaml", "roles/requirements.yml",
@@ -233,7 +234,7 @@ class _Walker:
         self.walked_roles.add(key)
         located = self._collection_dir(*parts)
         if located:
-            self.repo.add_tree(self.found, located, key)
+            self._collection_files(located, key)
             return
         pinned = self.ctx.requirements.collection(name)
         if pinned:
@@ -242,6 +243,19 @@ class _Walker:
         raise AmiError(f"{used_by}: collection {name} is neither in the repository "
                        f"({', '.join(p + '/ansible_collections' for p in self._collection_paths())}) "
                        "nor pinned in a requirements file: vendor it or pin it")
+
+    def _collection_files(self, located: str, key: str) -> None:
+        """What any use of a vendored collection may read: its metadata
+        (``MANIFEST.json``, ``galaxy.yml``, ``meta/``) and its plugins (a
+        module named by its FQCN, a filter, their module_utils). Its roles
+        are inputs as a play uses them, each walked as a role; its docs,
+        tests and the roles no play uses are not."""
+        for name in sorted(p.name for p in self.repo.path(located).iterdir()
+                           if p.is_file() and p.name in _COLLECTION_METADATA):
+            self.repo.add_file(self.found, posixpath.join(located, name), key, key, name)
+        for sub in ("meta", "plugins"):
+            if self.repo.is_dir(posixpath.join(located, sub)):
+                self.repo.add_tree(self.found, posixpath.join(located, sub), key)
 
     def _collection_role(self, ns: str, coll: str, short: str, used_by: str,
                          quiet: bool = False) -> str | None:

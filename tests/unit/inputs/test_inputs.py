@@ -63,6 +63,25 @@ def test_a_full_collection_name_never_means_a_local_role(zoo):
     assert "ansible/collections/ansible_collections/acme/platform/galaxy.yml" in app
 
 
+def test_of_a_vendored_collection_only_what_a_play_uses_is_an_input(zoo):
+    # Companies House's shape: a vendored collection of many roles, with docs
+    # and test playbooks of its own, of which a play uses one role
+    coll = "ansible/collections/ansible_collections/acme/platform"
+    shapes.write(zoo, {f"{coll}/roles/unused/tasks/main.yml": "- debug: {msg: unused}\n",
+                       f"{coll}/roles/docker/tests/test.yml":
+                       "- hosts: localhost\n  roles: [docker]\n",
+                       f"{coll}/docs/docker.md": "how\n",
+                       f"{coll}/plugins/modules/probe.py": "# a module\n",
+                       f"{coll}/meta/runtime.yml": "requires_ansible: '>=2.15'\n",
+                       f"{coll}/README.md": "the collection\n"})
+    app = inputs_of(zoo)["app"]
+    used = {p for p in app if p.startswith(coll)}
+    assert {f"{coll}/galaxy.yml", f"{coll}/roles/docker/tasks/main.yml",
+            f"{coll}/plugins/modules/probe.py", f"{coll}/meta/runtime.yml"} <= used, used
+    assert not used & {f"{coll}/roles/unused/tasks/main.yml", f"{coll}/docs/docker.md",
+                       f"{coll}/README.md"}, used
+
+
 def test_a_role_from_a_requirements_file_is_tracked_by_it(zoo):
     graph = load_graph(zoo)
     app = image_inputs(graph, graph.images["app"])
