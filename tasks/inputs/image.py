@@ -269,7 +269,8 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
                 collections_paths=list(use.collections_paths) if use else [],
                 role_folders=list(use.role_folders) if use else [],
                 host_files=frozenset(image.host_inputs),
-                extra_vars=dict(use.extra_vars) if use else {})
+                extra_vars=dict(use.extra_vars) if use else {},
+                hosts=use.hosts if use else None)
             for galaxy in use.galaxy_files if use else []:
                 ctx.requirements.add_file(repo, galaxy)
             if use is None or use.type == "ansible":    # ansible-local reads the instance's cfg

@@ -34,6 +34,7 @@ class AnsibleUse:
     role_folders: list[str] = field(default_factory=list)
     config: str | None = None             # ANSIBLE_CONFIG from ansible_env_vars
     extra_vars: dict[str, str] = field(default_factory=dict)      # -e k=v
+    hosts: frozenset[str] | None = None   # the inventory's host names (None: not known)
 
 
 @dataclass
@@ -89,13 +90,26 @@ def _block(template: Template, block: Block, ctx: Context, out: Walk) -> None:
     if block.type == "file" and (ctx.plain(block.config.get("direction")) == "download"
                                  or block.config.get("generated") in (True, "true")):
         return          # the source is on the instance, or made during the build
-    use = AnsibleUse(f"{template.path} {block.label}", block.type) \
-        if block.type in ANSIBLE else None
+    use = AnsibleUse(f"{template.path} {block.label}", block.type,
+                     hosts=_inventory_hosts(block, ctx)) if block.type in ANSIBLE else None
     for name, kind in fields.items():
         if name in block.config:
             _located_field(template, block, name, kind, ctx, out, use)
     if use is not None:
         out.ansible.append(use)
+
+
+def _inventory_hosts(block: Block, ctx: Context) -> frozenset[str] | None:
+    """The host names Ansible's inventory gives the instance, which pick its
+    host_vars: Packer's ``host_alias`` ("default"), or ansible-local's
+    127.0.0.1. None with an inventory file, or a name known only later."""
+    if "inventory_file" in block.config:
+        return None
+    if block.type != "ansible":
+        return frozenset({"127.0.0.1", "localhost"})
+    alias = block.config.get("host_alias", "default")
+    text, _, _ = ctx.resolve(alias) if isinstance(alias, str) else (None, "", "")
+    return frozenset({text}) if text else None
 
 
 def _located_field(template: Template, block: Block, name: str, kind: str, ctx: Context,

@@ -35,6 +35,7 @@ class Context:
     outside_roles_paths: list[str] = field(default_factory=list)   # looked in, then refused
     host_files: frozenset[str] = frozenset()  # absolute paths the image declares (host_inputs)
     extra_vars: dict[str, str] = field(default_factory=dict)      # -e k=v
+    hosts: frozenset[str] | None = None     # the instance's inventory names (None: any)
 
 
 def configure(ctx: Context, found: Found, cfg: str | None) -> None:

@@ -91,7 +91,7 @@ class _Walker:
         for adjacent in ADJACENT:
             path = posixpath.normpath(posixpath.join(folder, adjacent))
             if self.repo.is_dir(path):
-                self.repo.add_tree(self.found, path, f"beside playbook {rel}")
+                self._adjacent(path, adjacent, f"beside playbook {rel}")
         plays = load(self.repo, rel, "playbook")
         if plays is None:
             return
@@ -124,6 +124,20 @@ class _Walker:
                                        f"vars file of {rel}", self.result.variables.add)
             for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
                 self.tasks(play.get(key) or [], rel, folder, None, collections)
+
+    def _adjacent(self, path: str, kind: str, why: str) -> None:
+        """A folder beside a playbook: read whole, but host_vars only for the
+        instance's own inventory names (when they are known)."""
+        hosts = self.ctx.hosts
+        if kind != "host_vars" or hosts is None:
+            self.repo.add_tree(self.found, path, why)
+            return
+        for rel in self.repo.files_under(path):
+            first = rel[len(path) + 1:].split("/")[0]
+            name = first.rsplit(".", 1)[0] if first.endswith((".yml", ".yaml", ".json")) \
+                else first
+            if name in hosts:
+                self.found.add(rel, why)
 
     # roles
 

@@ -82,6 +82,27 @@ def test_of_a_vendored_collection_only_what_a_play_uses_is_an_input(zoo):
                        f"{coll}/README.md"}, used
 
 
+@pytest.mark.parametrize("config, read", [
+    ({}, {"default.yml", "default/extra.yml"}),                       # Packer's host_alias
+    ({"host_alias": "web1"}, {"web1.yaml"}),
+    ({"inventory_file": "ansible/hosts"}, {"default.yml", "default/extra.yml", "web1.yaml",
+                                           "other.yml"}),              # any host: all of them
+])
+def test_host_vars_are_inputs_for_the_instances_own_inventory_name(zoo, config, read):
+    template = zoo / "packer/app.json"
+    data = json.loads(template.read_text())
+    for provisioner in data["provisioners"]:            # both of its Ansible runs
+        if provisioner["type"] == "ansible":
+            provisioner.update(config)
+    template.write_text(json.dumps(data))
+    names = ("default.yml", "default/extra.yml", "web1.yaml", "other.yml")
+    shapes.write(zoo, {**{f"ansible/host_vars/{n}": "x: 1\n" for n in names},
+                       "ansible/hosts": "default\n"})
+    found = {p.removeprefix("ansible/host_vars/") for p in inputs_of(zoo)["app"]
+             if p.startswith("ansible/host_vars/")}
+    assert found == read
+
+
 def test_a_role_from_a_requirements_file_is_tracked_by_it(zoo):
     graph = load_graph(zoo)
     app = image_inputs(graph, graph.images["app"])
