@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -74,10 +75,74 @@ def parse_text(rel: str, text: str, shown: str) -> Document:
             preserve_heredocs=True, with_comments=False))
     except Exception as err:           # python-hcl2 raises lark's many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        found = syntax_error(text)
+        if found:       # where Packer's parser would point, not where lark gave up
+            raise AmiError(f"{shown}: {found}: fix it") from None
         raise AmiError(f"{shown}: not valid HCL2, or a construct python-hcl2 cannot read "
                        f"({first}): run packer validate; if it passes, write the construct "
                        "another way") from None
     return Document(rel, "hcl", data)
+
+
+def syntax_error(text: str) -> str | None:
+    """The first plain syntax mistake of an HCL2 file, at the line HCL's own
+    parser names: a quoted string not closed on its line, a ``}`` that closes
+    nothing, a block never closed (at its opening line). None: none of these
+    (python-hcl2's own message is then all there is)."""
+    stack: list[tuple[str, int]] = []     # open {, ${ / %{ and strings: (kind, line)
+    heredoc: str | None = None
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines):
+        line, i = lines[n], 0
+        if heredoc is not None:
+            if line.strip() == heredoc:
+                heredoc = None
+            n += 1
+            continue
+        while i < len(line):
+            c, two = line[i], line[i:i + 2]
+            in_string = bool(stack) and stack[-1][0] == '"'
+            if in_string:
+                if c == "\\":
+                    i += 2
+                    continue
+                if two in ("${", "%{"):
+                    stack.append(("${", n + 1))
+                    i += 2
+                    continue
+                if c == '"':
+                    stack.pop()
+                i += 1
+                continue
+            if c == "#" or two == "//":
+                break
+            if two == "/*":
+                end = line.find("*/", i + 2)
+                while end < 0 and n + 1 < len(lines):
+                    n += 1
+                    line, end = lines[n], lines[n].find("*/")
+                i = end + 2 if end >= 0 else len(line)
+                continue
+            if two == "<<" and (m := re.match(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\s*$", line[i:])):
+                heredoc = m.group(1)
+                break
+            if c == '"':
+                stack.append(('"', n + 1))
+            elif c == "{":
+                stack.append(("{", n + 1))
+            elif c == "}":
+                if not stack:
+                    return f"line {n + 1}: this }} closes no block"
+                stack.pop()
+            i += 1
+        if stack and stack[-1][0] == '"':
+            return f"line {stack[-1][1]}: a quoted string is not closed on its line"
+        n += 1
+    if stack:
+        at = next((a for k, a in stack if k == "{"), stack[0][1])
+        return f"line {at}: this block is never closed (a }} is missing after it)"
+    return None
 
 
 def json_name(path: str) -> str:

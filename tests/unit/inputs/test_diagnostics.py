@@ -16,6 +16,7 @@ from support import shapes
 from tasks.core.diagnostics import Diagnostics
 from tasks.core.errors import AmiError
 from tasks.core.graph import load_graph
+from tasks.inputs.hcl import parse as hcl_parse
 from tasks.inputs.image import found_inputs, image_inputs
 
 GRAPH = """\
@@ -267,3 +268,28 @@ def test_a_file_provisioners_absolute_source_is_accepted_when_declared(tmp_path)
     graph = load_graph(repo)
     inputs = image_inputs(graph, graph.images["t"])
     assert str(key) not in inputs.files and graph.images["t"].host_inputs == (str(key),)
+
+
+@pytest.mark.parametrize("text, said", [
+    ('source "amazon-ebs" "a" {\n  region = "eu-west-1\n  ami_name = "x"\n}\n',
+     'line 2: a quoted string is not closed on its line'),
+    ('build {\n  sources = ["source.amazon-ebs.a"]\n}\n}\n', "line 4: this } closes no block"),
+    ('source "amazon-ebs" "a" {\n  tags = {\n    a = "b"\n\n}\n',
+     "line 1: this block is never closed (a } is missing after it)"),
+])
+def test_an_hcl_syntax_error_is_named_at_the_line_packer_would_name(tmp_path, text, said):
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(text)
+    with pytest.raises(AmiError) as info:
+        hcl_parse.parse_text("t.pkr.hcl", text, "t.pkr.hcl")
+    assert str(info.value) == f"t.pkr.hcl: {said}: fix it"
+
+
+def test_what_is_valid_hcl_has_no_syntax_error_of_ours():
+    hard = ('locals {\n  a = "${lookup(var.m, "k", "{")}"  # a "quote" in a comment {\n'
+            '  b = <<EOF\n{ unbalanced " in a heredoc\nEOF\n  /* { " */\n'
+            '  c = "esc \\" aped }"\n  d = "%{ if true }x%{ endif }"\n}\n')
+    assert hcl_parse.syntax_error(hard) is None
+    root = Path(__file__).resolve().parents[3]
+    for path in [*root.glob("packer/**/*.pkr.hcl"), *root.glob("tests/fixtures/**/*.pkr.hcl")]:
+        assert hcl_parse.syntax_error(path.read_text()) is None, path
