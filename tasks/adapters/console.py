@@ -62,6 +62,7 @@ class _Row:
     since: float                    # when the image started (monotonic)
     done: bool = False
     took: float = 0.0
+    expected: float | None = None   # what its last build took (plan's expectation)
 
 
 @dataclass
@@ -124,7 +125,8 @@ class Console:
         with self._lock:
             row = self._rows.get(image)
             if row is None or row.phase == QUEUED:
-                self._rows[image] = row = _Row(phase, self.now())
+                expected = row.expected if row is not None else None
+                self._rows[image] = row = _Row(phase, self.now(), expected=expected)
             elif row.phase == phase:
                 return
             row.phase = phase
@@ -132,6 +134,13 @@ class Console:
                 self._refresh()
             elif self.verbose or phase.startswith(LASTING):
                 self._lines([f"{phase} ({elapsed(self.now() - row.since)})"], image)
+
+    def expect(self, image: str, seconds: float | None) -> None:
+        """Image ``image`` is expected to take ``seconds`` (its last build's
+        time): the live line shows its time against it."""
+        with self._lock:
+            row = self._rows.setdefault(image, _Row(QUEUED, self.now()))
+            row.expected = seconds
 
     def done(self, image: str, outcome: Outcome, text: str) -> None:
         """Image ``image`` ended ``outcome`` (built, reused, failed, ...): ``text``
@@ -202,10 +211,12 @@ class Console:
             now = self.now()
         for name, row in rows:
             spinner = "·" if row.phase == QUEUED else "›"
+            took = "" if row.phase == QUEUED else elapsed(now - row.since)
+            if took and row.expected:
+                took += f" of ~{elapsed(row.expected)}"
             grid.add_row(Text(f"{spinner} {name}", style="bold"),
                          Text(row.phase, style="dim" if row.phase == QUEUED else "yellow"),
-                         Text("" if row.phase == QUEUED else elapsed(now - row.since),
-                              style="dim"))
+                         Text(took, style="dim"))
         return grid
 
     def _refresh(self) -> None:

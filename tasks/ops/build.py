@@ -212,10 +212,14 @@ class Builder:
             if self.settings.signing_key:
                 self.attester.signer()     # a key that cannot sign stops the build before Packer
             notes = [f"build {name}: {again.reason}"]
+            timed = again.current or self.lookup.facts.baseline.get(name)
+            self.console.expect(name, timed.seconds if timed else None)
             validating = time.monotonic()
             if self.settings.validate:
-                self.console.phase(name, VALIDATING)
-                checks = self.prebuild.validate(name, say)
+                def step(what: str) -> None:
+                    self.console.phase(name, f"{VALIDATING}: {what}")
+                checks = self.prebuild.validate(name, say, step)
+                step("ansible-lint")
                 if self.prebuild.lint([name], say):
                     checks.append("ansible-lint")
                 notes.append(f"validated: {', '.join(checks)}")

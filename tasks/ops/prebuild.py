@@ -190,7 +190,8 @@ class Prebuild:
             raise AmiError(f"{what} failed{': ' + problem if problem else ''}"
                            f"{', ' + at if at else ''} (details above)")
 
-    def validate(self, name: str, say: Callable[[str], None]) -> list[str]:
+    def validate(self, name: str, say: Callable[[str], None],
+                 step: Callable[[str], None] = lambda what: None) -> list[str]:
         """`packer fmt -check` on HCL2 files, `packer validate` on the template
         as the build hands it over, with the variables the build passes (the
         parent's AMI a placeholder), and `--syntax-check` of every playbook,
@@ -207,6 +208,7 @@ class Prebuild:
         env = {**settings.env, "CHECKPOINT_DISABLE": "1"}
         problems = Diagnostics()        # every checker runs: each failure is named
         checks = []
+        step("packer fmt")
         with problems.collect():
             if self._fmt(exe, inputs.template.files, env, spec.packer_fmt, say):
                 checks.append("packer fmt -check")
@@ -214,6 +216,7 @@ class Prebuild:
         with self.stager.prepared(name, variables, sandbox=False, endpoint=settings.endpoint,
                                   tags={"Image": name, "ManagedBy": MANAGED_BY},
                                   env=env) as job:
+            step("packer validate")
             with problems.collect():
                 self._run(job.argv(exe, "validate"), job.cwd, f"packer validate {spec.template}",
                           say, env=job.env,
@@ -226,6 +229,7 @@ class Prebuild:
                         f"{'comes' if len(roles) == 1 else 'come'} from a requirements file "
                         "at build time")
                     continue
+                step(f"--syntax-check {playbook.playbook}")
                 with problems.collect():
                     self._run([tool("ansible-playbook", settings.env), "--syntax-check", "-i",
                                "localhost,", str(job.root / playbook.playbook)],

@@ -125,6 +125,23 @@ def test_a_terminal_gets_live_lines_and_keeps_only_what_matters():
     assert "up to date" not in text                              # an image kept: no line
 
 
+def test_the_live_line_shows_the_validation_step_and_the_expected_time():
+    out, clock = Terminal(), Clock()
+    console = Console(out, view="live", now=clock)
+    console.start()
+    console.queue(["web"])
+    console.expect("web", 190)
+    console.phase("web", "validating: packer validate")
+    clock.t = 42
+    from rich.console import Console as Rich
+    shown = io.StringIO()
+    Rich(file=shown, width=80, color_system=None).print(console._render())
+    (row,) = [line.rstrip() for line in shown.getvalue().splitlines() if line.strip()]
+    assert row.startswith("› web") and "validating: packer validate" in row, row
+    assert row.endswith("0:42 of ~3:10"), row
+    console.close()
+
+
 def test_errors_go_to_stderr_off_a_terminal():
     out, err = io.StringIO(), io.StringIO()
     Console(out, err).error("image web: Packer exited 1")

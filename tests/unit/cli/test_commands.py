@@ -131,3 +131,12 @@ def test_rebuild_builds_an_up_to_date_image_again_and_what_is_built_on_it(tree):
     wrong = tree.doit("amis", "--rebuild", "wbe")
     assert wrong.returncode == 3
     assert "--rebuild wbe: no such image in amis.yaml: did you mean web?" in wrong.stderr
+
+
+def test_a_piped_run_names_each_validation_step(tree):
+    done = tree.doit("amis", env={"AMI_SKIP_VALIDATE": None})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for step in ("packer fmt", "packer validate", "--syntax-check ansible/web_ami.yaml",
+                 "ansible-lint"):
+        assert re.search(rf"^\[web\] validating: {re.escape(step)} \(\d+:\d\d\)$",
+                         done.stdout, re.M), done.stdout
