@@ -5,6 +5,8 @@ then removes its instance, key pair and security group)."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from ..core.errors import AmiError, FAILED, INTERRUPTED
+from ..core.files import write_atomic
 from ..core.once import Once
 from .packer_output import Output, Result, machine_log, parse_line, stamped
 from .signals import Interrupts
@@ -43,6 +46,8 @@ class PackerRunner(Protocol):
 
     def version(self) -> str: ...
 
+    def known_version(self) -> str | None: ...
+
     def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
             echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
             on_instance: Callable[[str], None] | None = None,
@@ -56,13 +61,15 @@ class Packers:
     clean up before it is killed."""
 
     def __init__(self, interrupts: Interrupts, cleanup_timeout: float, packer: str = "packer",
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, known: Path | None = None) -> None:
         self.interrupts = interrupts
         self.cleanup_timeout = cleanup_timeout
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._executable = Once(lambda: packer_executable(packer, env or {}))
-        self._version = Once(lambda: version(self.executable(), with_tools(env or {})))
+        self._version = Once(lambda: self._remembered(version(self.executable(),
+                                                              with_tools(env or {}))))
+        self._known = known         # the version a run found, for the next without a program
         interrupts.listen(self._cancel_all)
 
     def executable(self) -> str:
@@ -71,6 +78,32 @@ class Packers:
     def version(self) -> str:
         """The installed Packer's version, asked once per run."""
         return self._version()
+
+    def known_version(self) -> str | None:
+        """The version an earlier run found for this same Packer binary,
+        without running it (None: not known)."""
+        if self._known is None:
+            return None
+        try:
+            kept = json.loads(self._known.read_text(encoding="utf-8"))
+            return kept["version"] if kept["binary"] == self._binary() else None
+        except (OSError, ValueError, KeyError, TypeError, AmiError):
+            return None
+
+    def _binary(self) -> list:
+        exe = self.executable()
+        st = os.stat(exe)
+        return [exe, st.st_size, st.st_mtime_ns]
+
+    def _remembered(self, found: str) -> str:
+        if self._known is not None and found != "unknown":
+            try:
+                write_atomic(self._known, json.dumps({"binary": self._binary(),
+                                                      "version": found}).encode(),
+                             durable=False)
+            except OSError:
+                pass                            # only a shortcut for the next run
+        return found
 
     def _kill_all(self) -> None:
         with self._lock:

@@ -153,7 +153,7 @@ class App:
     @service
     def packers(self) -> PackerRunner:
         return Packers(self.interrupts, self.settings.cleanup_timeout, self.settings.packer,
-                       self.settings.env)
+                       self.settings.env, self.settings.state / "packer-version.json")
 
     # -- what the run learns and holds ----------------------------------------
 

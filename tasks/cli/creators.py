@@ -20,6 +20,7 @@ from doit.exceptions import InvalidDodoFile
 from doit.tools import config_changed
 
 from ..adapters.signals import Interrupts
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
 from ..core.names import LINT_CONFIG
@@ -156,7 +157,21 @@ class Creators:
             return {name: list(found.files)
                     for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
-            raise InvalidDodoFile(str(err)) from None
+            raise InvalidDodoFile(str(self._with_preflight(err))) from None
+
+    def _with_preflight(self, err: AmiError) -> AmiError:
+        """The inputs' problems, and what the preflight finds without running
+        a program (regions, instance types, what this Packer cannot run, by
+        the version a run found before), so one run names them all."""
+        problems = Diagnostics()
+        for problem in err.problems:
+            problems.add(problem)
+        found, _ = self.app.checkout.found()
+        for name, inputs in found.items():
+            with problems.collect():
+                for problem in self.app.prebuild.problems(name, inputs, offline=True):
+                    problems.add(problem)
+        return AmiError.of(problems.problems)
 
     def _builds_left_out(self) -> bool:
         """In a tolerant command, whether the tree has a problem that keeps

@@ -36,7 +36,9 @@ from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..core.versions import satisfies, version_tuple
 from ..inputs.builder import builder_values, instance_types
+from ..inputs.image import Inputs
 from ..inputs.repo import Repo
+from ..inputs.template import Template
 from ..inputs.where import located_text
 from ..state.checkout import Checkout
 from .invocation import INIT_SINCE, Stager, build_variables
@@ -96,21 +98,31 @@ class Prebuild:
         instance types EC2 does not have, a template this Packer cannot run.
         One AmiError names every problem found."""
         problems = Diagnostics()
-        for check in (self._check_regions, self._check_instance_types, self.check_versions):
-            with problems.collect():
-                check(name, problems)
+        for problem in self.problems(name, self.checkout.inputs()[name]):
+            problems.add(problem)
         problems.check()
 
-    def _values(self, name: str) -> dict[str, Any]:
-        inputs = self.checkout.inputs()[name]
+    def problems(self, name: str, inputs: Inputs, *, offline: bool = False) -> list[str]:
+        """The preflight's problems of one image. ``offline`` (while doit
+        defines the tasks): no program runs, so the Packer version is the one
+        a run found before, and without one it is not judged."""
+        problems = Diagnostics()
+        self._check_regions(name, problems)
+        self._check_instance_types(name, inputs, problems)
+        version = self.packers.known_version() if offline else None
+        if not offline or version is not None:
+            with problems.collect():
+                self._check_versions(inputs.template, problems, version)
+        return problems.problems
+
+    def _values(self, name: str, inputs: Inputs) -> dict[str, Any]:
         return {**inputs.template.variables, **inputs.var_values,
                 **dict(self.graph.images[name].vars)}
 
-    def _check_instance_types(self, name: str, problems: Diagnostics) -> None:
-        inputs = self.checkout.inputs()[name]
+    def _check_instance_types(self, name: str, inputs: Inputs, problems: Diagnostics) -> None:
         offered = known_instance_types()
         image = self.graph.images[name]
-        found = instance_types(inputs.template, self._values(name))
+        found = instance_types(inputs.template, self._values(name, inputs))
         if image.tests and image.test_instance_type:
             found.append((f"{self.graph.file.name}: test_instance_type", image.test_instance_type))
         for path, value in found:
@@ -124,7 +136,7 @@ class Prebuild:
         ``test_*`` in amis.yaml, else the template's own settings."""
         image = self.graph.images[name]
         template = self.checkout.inputs()[name].template
-        values = self._values(name)
+        values = self._values(name, self.checkout.inputs()[name])
 
         def first(key: str) -> str | None:
             found = builder_values(template, values, key)
@@ -153,27 +165,24 @@ class Prebuild:
                              "an AWS region" + (did_you_mean(region, known) or
                                                 " (botocore's endpoint data has no such region)"))
 
-    def check_versions(self, name: str, problems: Diagnostics | None = None) -> None:
-        """An image whose template needs a newer Packer than the installed one
-        stops before it is validated or built, with a line for each thing
-        found, naming the file and line, and the version found."""
-        own = problems if problems is not None else Diagnostics()
-        template = self.checkout.inputs()[name].template
+    def _check_versions(self, template: Template, problems: Diagnostics,
+                        version: str | None = None) -> None:
+        """A template that needs a newer Packer than the installed one (or
+        ``version``) stops before it is validated or built, with a line for
+        each thing found, naming the file and line, and the version found."""
         if not (template.newer or template.required_version):
             return
-        version = self.packers.version()
+        version = version or self.packers.version()
         root = Repo(self.graph.root)
         for path, what in template.newer if version_tuple(version) < INIT_SINCE else ():
             at = located_text(root, replace(template, files=(path,)), _WRITTEN.get(
                 what, re.escape(what.removeprefix("amazon-ebs "))))
-            own.add(f"{at}: {what} needs Packer 1.7 or newer; found {version}: upgrade "
-                    f"Packer, or {_INSTEAD.get(what, 'remove it')}")
+            problems.add(f"{at}: {what} needs Packer 1.7 or newer; found {version}: upgrade "
+                         f"Packer, or {_INSTEAD.get(what, 'remove it')}")
         if template.required_version and not satisfies(version, template.required_version):
-            own.add(f"{template.path}: packer {{ required_version = "
-                    f"\"{template.required_version}\" }} is not met by Packer {version}: "
-                    "install a Packer that meets it")
-        if problems is None:
-            own.check()
+            problems.add(f"{template.path}: packer {{ required_version = "
+                         f"\"{template.required_version}\" }} is not met by Packer {version}: "
+                         "install a Packer that meets it")
 
     # -- validation ---------------------------------------------------------------
 

@@ -94,6 +94,9 @@ class ScriptedPacker:
     def version(self) -> str:
         return self.packer_version
 
+    def known_version(self) -> str | None:
+        return self.packer_version
+
     def run(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Path,
             echo: Callable[[str], None], mask: Callable[[str], str] = lambda t: t,
             on_instance: Callable[[str], None] | None = None,

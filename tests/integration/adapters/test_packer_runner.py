@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,16 @@ while :; do sleep 0.1; done
         "and cleaned up; nothing recorded")
     assert cleaned.exists()
     assert "==> amazon-ebs: Terminating the source AWS instance..." in echoed
+
+
+def test_the_version_a_run_found_is_known_to_the_next_without_running_packer(tmp_path):
+    known = tmp_path / "packer-version.json"
+    first = Packers(Interrupts(), 5, "packer", {}, known)
+    assert first.known_version() is None                     # no run has asked yet
+    found = first.version()
+    assert found.startswith("1.") and Packers(Interrupts(), 5, "packer", {}, known) \
+        .known_version() == found
+    other = tmp_path / "packer"                              # another binary: not known
+    other.write_bytes(Path(first.executable()).read_bytes()[:64])
+    other.chmod(0o755)
+    assert Packers(Interrupts(), 5, str(other), {}, known).known_version() is None

@@ -293,3 +293,17 @@ def test_what_is_valid_hcl_has_no_syntax_error_of_ours():
     root = Path(__file__).resolve().parents[3]
     for path in [*root.glob("packer/**/*.pkr.hcl"), *root.glob("tests/fixtures/**/*.pkr.hcl")]:
         assert hcl_parse.syntax_error(path.read_text()) is None, path
+
+
+def test_plan_names_what_this_packer_cannot_run_with_the_inputs_problems(tree):
+    template = tree.path / "packer/ami/ami.pkr.hcl"
+    tree.write("packer/ami/ami.pkr.hcl", template.read_text().replace(
+        "  encrypt_boot    = true\n", "  encrypt_boot    = true\n"
+        "  metadata_options {\n    http_tokens = \"required\"\n  }\n"))
+    tree.append("ansible/worker_ami.yaml", "- hosts: all\n  roles: [nowhere]\n")
+    done = tree.doit("plan")
+    assert done.returncode == 3
+    shown = done.stdout + done.stderr
+    assert "2 problems, fix them all, then run again:" in shown, shown
+    assert "role 'nowhere' not found" in shown
+    assert "amazon-ebs metadata_options needs Packer 1.7 or newer; found 1.6.6" in shown
