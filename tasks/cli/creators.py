@@ -21,9 +21,9 @@ from doit.tools import config_changed
 
 from ..adapters.signals import Interrupts
 from ..core.diagnostics import Diagnostics
+from ..inputs.ansible.lint import lint_files
 from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
-from ..core.names import LINT_CONFIG
 from ..core.retention import DEFAULTS as GC_DEFAULTS
 from ..ops import cloud_init, diagram
 from .compose import App
@@ -334,7 +334,8 @@ class Creators:
                 "verbosity": 2,
             }
         every_input = sorted({f for files in inputs.values() for f in files})
-        lint_config = [LINT_CONFIG] if (self.root / LINT_CONFIG).is_file() else []
+        lint_config = lint_files(self.root, sorted({r.playbook for i in app.checkout.inputs().values()
+                                                    for r in i.ansible}))
         yield {
             "name": "lint",
             "doc": "ansible-lint on the project's playbooks and roles",

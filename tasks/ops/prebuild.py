@@ -15,6 +15,7 @@ provenance is checked by ``verify``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,10 +32,11 @@ from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
 from ..core.files import write_atomic
 from ..core.graph import Graph
-from ..core.names import LINT_CONFIG, MANAGED_BY
+from ..core.names import MANAGED_BY
 from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..core.versions import satisfies, version_tuple
+from ..inputs.ansible.lint import lint_settings
 from ..inputs.builder import builder_values, instance_types
 from ..inputs.image import Inputs
 from ..inputs.repo import Repo
@@ -285,29 +287,35 @@ class Prebuild:
                         and not any(folder == t or folder.startswith(t + "/")
                                     for t in third_party)})
         mocked = sorted({name for i in inputs for r in i.ansible for name in r.missing_roles})
-        config = self._lint_config(third_party, mocked)
+        project, own, ignore = lint_settings(root, playbooks[0])
+        config = self._lint_config(project, own, third_party, mocked)
         self._run([tool("ansible-lint", self.settings.env), "--nocolor", "--offline",
-                   "--project-dir", str(root), "-c", str(config), *playbooks, *roles], root,
-                  "ansible-lint", say, self.settings.env)
+                   "--project-dir", str(root / project), "-c", str(config),
+                   *(["-i", str(root / ignore)] if ignore else []), *playbooks, *roles],
+                  root / project, "ansible-lint", say, self.settings.env)
         return True
 
-    def _lint_config(self, third_party: list[str], mocked: list[str]) -> Path:
-        """The project's .ansible-lint, plus what to leave out and what to mock."""
+    def _lint_config(self, project: str, own: str | None, third_party: list[str],
+                     mocked: list[str]) -> Path:
+        """The repository's ansible-lint settings (its profile, rules and
+        excludes, which are relative to its folder), plus what to leave out
+        and what to mock. Named by its content: images lint at once."""
         root = self.graph.root
-        own = root / LINT_CONFIG
         data: dict = {}
-        if own.is_file():
+        if own is not None:
             try:
-                data = yaml.safe_load(own.read_text(encoding="utf-8")) or {}
+                data = yaml.safe_load((root / own).read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as err:
-                raise AmiError(f"{LINT_CONFIG}: cannot read ({err}): fix it") from None
+                raise AmiError(f"{own}: cannot read ({err}): fix it") from None
             if not isinstance(data, dict):
-                raise AmiError(f"{LINT_CONFIG}: must be a mapping of ansible-lint settings")
-        excluded = [str(root / p) for p in [*(data.get("exclude_paths") or []), *third_party]]
+                raise AmiError(f"{own}: must be a mapping of ansible-lint settings")
+        excluded = [str(root / project / p) for p in data.get("exclude_paths") or []]
+        excluded += [str(root / p) for p in third_party]
         data = {**data, "exclude_paths": excluded,
                 "mock_roles": sorted({*(data.get("mock_roles") or []), *mocked})}
-        path = self.settings.state / "ansible-lint.yml"
-        write_atomic(path, yaml.safe_dump(data, sort_keys=True).encode())
+        text = yaml.safe_dump(data, sort_keys=True).encode()
+        path = self.settings.state / f"ansible-lint-{hashlib.sha256(text).hexdigest()[:12]}.yml"
+        write_atomic(path, text, durable=False)
         return path
 
     # -- doit validate ------------------------------------------------------------

@@ -50,14 +50,30 @@ def test_the_checks_run_in_the_stage_and_a_failure_is_one_line_at_the_users_file
 
 def test_ansible_lint_gets_the_projects_settings_and_leaves_third_party_out(tree):
     app, _ = tree.run()
-    path = app.prebuild._lint_config(["ansible/roles/vendor.role"], ["acme.platform.docker"])
+    path = app.prebuild._lint_config(".", ".ansible-lint", ["ansible/roles/vendor.role"],
+                                     ["acme.platform.docker"])
     data = yaml.safe_load(path.read_text())
     assert data["profile"] == yaml.safe_load((tree.path / ".ansible-lint").read_text())["profile"]
     assert data["exclude_paths"][-1] == str(tree.path / "ansible/roles/vendor.role")
     assert data["mock_roles"] == ["acme.platform.docker"]
     (tree.path / ".ansible-lint").write_text("- not a mapping\n")
     with pytest.raises(AmiError, match=".ansible-lint: must be a mapping of ansible-lint settings"):
-        app.prebuild._lint_config([], [])
+        app.prebuild._lint_config(".", ".ansible-lint", [], [])
+
+
+def test_upstream_code_is_linted_under_its_own_settings_and_ignore_file(tree):
+    # image-builder's shape: the Ansible project in a subfolder, with its own
+    # settings (excludes relative to it) and an ignore file of known violations
+    tree.write("ansible/.ansible-lint", "profile: basic\nexclude_paths: [legacy/]\n")
+    tree.write("ansible/.ansible-lint-ignore", "roles/docker/tasks/main.yml no-changed-when\n")
+    app, _ = tree.run()
+    assert app.prebuild.lint(["web"], app.say)
+    (argv,) = tree.tools.ran("ansible-lint")
+    project = str(tree.path / "ansible")
+    assert argv[argv.index("--project-dir") + 1] == project
+    assert argv[argv.index("-i") + 1] == str(tree.path / "ansible/.ansible-lint-ignore")
+    data = yaml.safe_load(open(argv[argv.index("-c") + 1]).read())
+    assert data["profile"] == "basic" and data["exclude_paths"][0] == f"{project}/legacy"
 
 
 def test_every_checker_runs_and_each_failure_is_named(tree):
