@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .diagnostics import Diagnostics
 from .errors import AmiError
 from .files import load_yaml
 from .text import did_you_mean
@@ -397,27 +398,40 @@ def _region_guess(value: object) -> str:
 
 
 def parse_graph(data: Any, file: Path, root: Path) -> Graph:
+    """The image graph. Every problem of the file is named in one error:
+    the region's, the source's, the defaults' and each image's."""
     if not isinstance(data, dict):
         raise AmiError(f"{file.name}: must be a mapping with 'region', 'source' and 'images'")
+    problems = Diagnostics()
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise AmiError(f"{file.name}: unknown key {sorted(unknown)[0]!r}; "
-                       f"known keys: {', '.join(sorted(_TOP_KEYS))}")
+        problems.add(f"{file.name}: unknown key {sorted(unknown)[0]!r}; "
+                     f"known keys: {', '.join(sorted(_TOP_KEYS))}")
     region = data.get("region")
     if not isinstance(region, str) or not REGION_RE.fullmatch(region):
-        raise AmiError(f"{file.name}: 'region' {region!r} is not an AWS region name"
-                       f"{_region_guess(region)}")
-    source = _parse_source(file, data.get("source"))
+        problems.add(f"{file.name}: 'region' {region!r} is not an AWS region name"
+                     f"{_region_guess(region)}")
+        region = "eu-west-1"            # to go on checking the images
+    source: Source | None = None
+    with problems.collect():
+        source = _parse_source(file, data.get("source"))
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:
-        raise AmiError(f"{file.name}: 'images' must map image names to their settings")
-    defaults = _defaults(file, data.get("defaults"))
+        problems.add(f"{file.name}: 'images' must map image names to their settings")
+        raw_images = {}
+    defaults: dict = {}
+    with problems.collect():
+        defaults = _defaults(file, data.get("defaults"))
     images: dict[str, Image] = {}
     for name, spec in raw_images.items():
-        name = _check_name(file, name, "image")
-        if name == source.name:
-            raise _fail(file, f"image {name}", f"has the same name as the source {source.name!r}")
-        images[name] = _parse_image(root, file, name, spec, region, defaults)
+        with problems.collect():
+            name = _check_name(file, name, "image")
+            if source is not None and name == source.name:
+                raise _fail(file, f"image {name}",
+                            f"has the same name as the source {source.name!r}")
+            images[name] = _parse_image(root, file, name, spec, region, defaults)
+    problems.check()
+    assert source is not None
     return Graph(file=file, root=root, region=region, source=source,
                  images=_order(file, source.name, images))
 

@@ -46,7 +46,7 @@ def test_graph_structures(tmp_path_factory, data):
     try:
         graph = parse_graph(data, root / "amis.yaml", root)
     except AmiError as err:
-        assert "\n" not in str(err)
+        assert err.problems and all("\n" not in p for p in err.problems)
     else:
         assert all(i.parent in graph.names for i in graph.images.values())
 

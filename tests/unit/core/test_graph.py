@@ -231,3 +231,20 @@ def test_a_file_name_too_long_for_the_filesystem_is_one_line(tmp_path):
         assert "\n" not in str(err) and "p" * 20 in str(err)
         return
     pytest.fail(f"accepted: {graph}")
+
+
+def test_every_problem_of_amis_yaml_is_named_at_once(tmp_path):
+    make_tree(tmp_path, {"web": {"parent": "centos", "regions": ["us-east-1x"]},
+                         "worker": {"parent": "centos", "parnet": "x"}})
+    data = yaml.safe_load((tmp_path / "amis.yaml").read_text())
+    data["region"] = "eu-west-1x"
+    (tmp_path / "amis.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(AmiError) as info:
+        load_graph(tmp_path)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0] == ("amis.yaml: 'region' 'eu-west-1x' is not an AWS region name: did "
+                           "you mean eu-west-1?")
+    assert "image web: region 'us-east-1x' is not an AWS region name: did you mean us-east-1?" \
+        in problems[1]
+    assert "image worker: unknown key 'parnet'; did you mean 'parent'?" in problems[2]
