@@ -20,7 +20,7 @@ from doit.exceptions import InvalidDodoFile
 from doit.tools import config_changed
 
 from ..adapters.signals import Interrupts
-from ..core.diagnostics import Diagnostics
+from ..core.diagnostics import Diagnostics, by_image
 from ..inputs.ansible.lint import lint_files
 from ..core.errors import AmiError
 from ..core.settings import STATE_DIR
@@ -167,10 +167,10 @@ class Creators:
         for problem in err.problems:
             problems.add(problem)
         found, _ = self.app.checkout.found()
-        for name, inputs in found.items():
-            with problems.collect():
-                for problem in self.app.prebuild.problems(name, inputs, offline=True):
-                    problems.add(problem)
+        with problems.collect():
+            for problem in by_image([(name, p) for name, inputs in found.items() for p in
+                                     self.app.prebuild.problems(name, inputs, offline=True)]):
+                problems.add(problem)
         return AmiError.of(problems.problems)
 
     def _builds_left_out(self) -> bool:

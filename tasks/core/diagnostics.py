@@ -35,3 +35,15 @@ class Diagnostics:
         """Stop, naming every problem noted."""
         if self.problems:
             raise AmiError.of(self.problems)
+
+
+def by_image(found: list[tuple[str, str]]) -> list[str]:
+    """(image, problem) pairs as lines: a problem several images share (one
+    template) is one line naming them all."""
+    grouped: dict[str, list[str]] = {}
+    for image, problem in found:
+        if image not in grouped.setdefault(problem, []):
+            grouped[problem].append(image)
+    return [f"image {images[0]}: {problem}" if len(images) == 1
+            else f"images {', '.join(images)}: {problem}"
+            for problem, images in grouped.items()]

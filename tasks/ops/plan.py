@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.diagnostics import Diagnostics
+from ..core.errors import AmiError
 from ..core.decision import REJECTED, TO_TEST, Decision, Verdict
 from ..core.graph import Graph
 from ..core.records import Record
@@ -57,11 +57,9 @@ def unsigned(graph: Graph, records: dict[str, Record | None]) -> list[str]:
 
 def planned(graph: Graph, lookup: Lookup, prebuild: Prebuild) -> tuple[list[Row], str | None]:
     """The plan's rows, and why AWS could not be asked (None: it was)."""
-    problems = Diagnostics()            # every image's, in one error
-    for name in graph.images:
-        with problems.collect():
-            prebuild.preflight(name)    # unknown regions, what this Packer cannot run
-    problems.check()
+    problems = prebuild.every_problem()      # every image's, in one error
+    if problems:
+        raise AmiError.of(problems)
     lookup.pull(offline_ok=True)
     result = lookup.decision()
     facts = lookup.facts

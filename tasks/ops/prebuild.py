@@ -28,7 +28,7 @@ from ..adapters import stage
 from ..adapters.aws import known_instance_types, known_regions
 from ..adapters.packer import PackerRunner
 from ..adapters.tools import Tools, tool, with_tools
-from ..core.diagnostics import Diagnostics
+from ..core.diagnostics import Diagnostics, by_image
 from ..core.errors import AmiError
 from ..core.files import write_atomic
 from ..core.graph import Graph
@@ -99,10 +99,15 @@ class Prebuild:
         """What can be known wrong before a build: regions AWS does not have,
         instance types EC2 does not have, a template this Packer cannot run.
         One AmiError names every problem found."""
-        problems = Diagnostics()
-        for problem in self.problems(name, self.checkout.inputs()[name]):
-            problems.add(problem)
-        problems.check()
+        problems = self.problems(name, self.checkout.inputs()[name])
+        if problems:
+            raise AmiError.of(by_image([(name, p) for p in problems]))
+
+    def every_problem(self) -> list[str]:
+        """Every image's preflight problems, one line each (one a template's
+        images share names them all)."""
+        return by_image([(name, problem) for name, inputs in self.checkout.inputs().items()
+                         for problem in self.problems(name, inputs)])
 
     def problems(self, name: str, inputs: Inputs, *, offline: bool = False) -> list[str]:
         """The preflight's problems of one image. ``offline`` (while doit

@@ -141,8 +141,11 @@ def test_promote_all_checks_every_image_before_moving_any(tree, aws):
 
 def test_two_promotions_in_one_second_keep_two_notes(tree, aws):
     ok(tree.doit("amis"))
-    for _ in range(2):
-        ok(tree.doit("promote", "-i", "web", "-f", "main", "-t", "staging"))
+    for target in ("staging", "canary"):        # the same image's notes, likely one second
+        ok(tree.doit("promote", "-i", "web", "-f", "main", "-t", target))
+    assert len([k for k in aws.objects() if k.startswith("promotions/web/")]) == 2
+    again = ok(tree.doit("promote", "-i", "web", "-f", "main", "-t", "canary"))
+    assert "channel canary: already at" in again.stdout       # nothing moved: no note
     assert len([k for k in aws.objects() if k.startswith("promotions/web/")]) == 2
 
 
@@ -278,11 +281,14 @@ def test_plan_names_what_this_packer_cannot_run_before_any_build(tree):
     template.write_text(text.replace("  source_ami      = var.source_ami\n",
                                      "  source_ami      = var.source_ami\n"
                                      "  metadata_options {\n    http_tokens = \"required\"\n  }\n"))
-    for command in ("plan", "amis"):
+    line = next(n for n, t in enumerate(template.read_text().splitlines(), 1)
+                if "metadata_options" in t)
+    for command, images in (("plan", "images base, build, deploy, web, worker"),
+                            ("amis", "image base")):
         out = failed(tree.doit(command))
-        assert "image base: packer/ami/ami.pkr.hcl: amazon-ebs metadata_options needs Packer " \
-               "1.7 or newer; found 1.6.6: upgrade Packer, or remove it (the runner requires " \
-               "IMDSv2 on the build instance and on the AMI itself)" in out, out
+        assert f"{images}: packer/ami/ami.pkr.hcl:{line}: amazon-ebs metadata_options needs " \
+               "Packer 1.7 or newer; found 1.6.6: upgrade Packer, or remove it (the runner " \
+               "requires IMDSv2 on the build instance and on the AMI itself)" in out, out
     assert tree.packer_builds() == []
 
 

@@ -41,8 +41,9 @@ def test_required_plugins_are_refused_by_packer_1_6_before_any_build(zoo):
         '      source  = "github.com/hashicorp/amazon"\n    }\n  }\n}\n')
     commit(zoo.path)
     out = failed(zoo.doit("amis"))
-    assert "image folder: packer/folder/plugins.pkr.hcl: packer { required_plugins } needs " \
-           "Packer 1.7 or newer; found 1.6.6: upgrade Packer, or remove the block" in out
+    assert re.search(r"image folder: packer/folder/plugins\.pkr\.hcl:2: packer \{ required_plugins "
+                     r"\} needs Packer 1\.7 or newer; found 1\.6\.6: upgrade Packer, or remove "
+                     r"the block", out), out
     assert sorted(zoo.packer_builds()) == ["hcl", "pkrjson"]      # its siblings build
 
 
@@ -56,8 +57,8 @@ def test_templatefile_is_refused_by_packer_1_6_and_its_file_is_an_input(zoo):
     assert re.search(r"^packer/hcl/user-data\.tpl\s+packer/hcl/image\.pkr\.hcl templatefile\(\)$",
                      inputs, re.M), inputs
     out = failed(zoo.doit("amis"))
-    assert "image hcl: packer/hcl/image.pkr.hcl: templatefile() needs Packer 1.7 or newer; " \
-           "found 1.6.6: upgrade Packer, or use file()" in out
+    assert re.search(r"image hcl: packer/hcl/image\.pkr\.hcl:\d+: templatefile\(\) needs Packer "
+                     r"1\.7 or newer; found 1\.6\.6: upgrade Packer, or use file\(\)", out), out
     assert sorted(zoo.packer_builds()) == ["folder", "pkrjson"]
 
 
@@ -74,8 +75,8 @@ def test_an_unmet_required_version_is_refused(zoo):
 def test_an_hcl2_template_error_is_one_line(zoo):
     (zoo.path / "packer/hcl/image.pkr.hcl").write_text('source "amazon-ebs" "x" {\n  region = \n')
     out = failed(zoo.doit("list"))
-    assert "packer/hcl/image.pkr.hcl (image hcl): not valid HCL2, or a construct python-hcl2 " \
-           "cannot read (" in out
+    assert "packer/hcl/image.pkr.hcl (image hcl): line 1: this block is never closed (a } is " \
+           "missing after it): fix it" in out
 
 
 def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):
@@ -85,7 +86,7 @@ def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):
         '    script = "${path.root}/${var.source_ami}.sh"'))
     image_setting(zoo, "folder", "vars: {}")
     out = failed(zoo.doit("list"))
-    assert re.search(r"packer/folder provisioner 1 \(shell-local\) script "
+    assert re.search(r"packer/folder/build.pkr.hcl:\d+: provisioner 1 \(shell-local\) script "
                      r"'\$\{path\.root\}/\$\{var\.source_ami\}\.sh': cannot be resolved before the "
                      r"build \(variable source_ami is only known during the build\): list the "
                      r'files it may read under extra_inputs of image folder in amis.yaml, e.g. '

@@ -18,6 +18,7 @@ from tasks.core.errors import AmiError
 from tasks.core.graph import load_graph
 from tasks.inputs.hcl import parse as hcl_parse
 from tasks.inputs.image import found_inputs, image_inputs
+from tasks.ops.plan import planned
 
 GRAPH = """\
 region: eu-west-1
@@ -205,11 +206,15 @@ def test_packer_1_6_6_names_each_thing_it_cannot_run_at_its_line(tree):
     skip = next(n for n, text in enumerate(lines, 1) if "skip_create_ami" in text)
     metadata = next(n for n, text in enumerate(lines, 1) if "metadata_options" in text)
     assert info.value.problems == (
-        f"packer/ami/ami.pkr.hcl:{metadata}: amazon-ebs metadata_options needs Packer 1.7 or "
-        "newer; found 1.6.6: upgrade Packer, or remove it (the runner requires IMDSv2 on the "
-        "build instance and on the AMI itself)",
-        f"packer/ami/ami.pkr.hcl:{skip}: amazon-ebs skip_create_ami needs Packer 1.7 or newer; "
-        "found 1.6.6: upgrade Packer, or remove it")
+        f"image web: packer/ami/ami.pkr.hcl:{metadata}: amazon-ebs metadata_options needs "
+        "Packer 1.7 or newer; found 1.6.6: upgrade Packer, or remove it (the runner requires "
+        "IMDSv2 on the build instance and on the AMI itself)",
+        f"image web: packer/ami/ami.pkr.hcl:{skip}: amazon-ebs skip_create_ami needs Packer 1.7 "
+        "or newer; found 1.6.6: upgrade Packer, or remove it")
+    with pytest.raises(AmiError) as every:
+        planned(app.graph, app.lookup, app.prebuild)        # the images sharing it: one line
+    assert every.value.problems[0].startswith(
+        "images base, build, deploy, web, worker: packer/ami/ami.pkr.hcl:")
 
 
 def test_packer_version_in_an_hcl2_source_is_found_too(tmp_path):
