@@ -163,6 +163,19 @@ def _problem(name: str | None, args: list[Any], allowed: Allowed, call: bool,
     return f"lookup('{name}') reads the build host or the network, which no digest sees"
 
 
+_ITEM = re.compile(r"(?<![.\w'\"])item(?![\w'\"])")
+_NESTED_TASKS = frozenset({"block", "rescue", "always"})
+
+
+def _literal_loop(task: dict) -> list[str] | None:
+    """A task's loop when it is a list of plain names written out."""
+    loops = [task[k] for k in ("loop", "with_items", "with_list") if k in task]
+    if len(loops) == 1 and isinstance(loops[0], list) and loops[0] and all(
+            isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", v) for v in loops[0]):
+        return loops[0]
+    return None
+
+
 def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
     """(key, string) of every templated string of a YAML document, keys too
     (``set_fact: {"{{ ... }}": 1}`` names a fact by what it renders)."""
@@ -174,13 +187,21 @@ def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
         elif "{{" in node or "{%" in node:
             yield key, node
     elif isinstance(node, dict):
+        items = _literal_loop(node)
         for k, v in node.items():
             if isinstance(k, str) and not isinstance(k, Unsafe) and ("{{" in k or "{%" in k):
                 yield k, k
             k = str(k)
             if k.startswith("with_"):
                 yield k, "{{ lookup('" + k[len("with_"):] + "', " + _loop_args(v) + ") }}"
-            yield from _strings(v, k)
+            if items is None or k in _NESTED_TASKS:
+                yield from _strings(v, k)
+                continue
+            # A loop of names written out: item is each of them (lookup('env', item)
+            # then reads variables known before the build, which env_inputs: declares).
+            for text_key, text in _strings(v, k):
+                for one in items:
+                    yield text_key, _ITEM.sub(repr(one), text)
     elif isinstance(node, list):
         for v in node:
             yield from _strings(v, key)

@@ -685,6 +685,29 @@ def test_a_declared_environment_variable_may_be_looked_up(zoo):
     assert inputs_of(zoo)["app"]
 
 
+def test_an_env_lookup_over_a_loop_of_names_is_declared_by_env_inputs(zoo):
+    # a runner image's shape: proxies read from the build host's environment,
+    # guarded by a when this tool cannot decide; env_inputs: covers them
+    shapes.write(zoo, {f"{ROLE}/tasks/main.yml":
+                       "- ansible.builtin.set_fact:\n    proxy: \"{{ lookup('env', item) }}\"\n"
+                       "  loop: [http_proxy, https_proxy]\n"
+                       "  when: ansible_os_family == 'Windows'\n"})
+    assert "lookup('env', 'http_proxy') reads the build host's environment" in \
+        refusal(zoo, "app")
+    graph_file = zoo / "amis.yaml"
+    text = graph_file.read_text()
+    graph_file.write_text(text.replace("  app:\n", "  app:\n    env_inputs: [http_proxy]\n", 1))
+    assert "lookup('env', 'https_proxy') reads the build host's environment" in \
+        refusal(zoo, "app")
+    graph_file.write_text(text.replace(
+        "  app:\n", "  app:\n    env_inputs: [http_proxy, https_proxy]\n", 1))
+    assert inputs_of(zoo)["app"]
+    shapes.write(zoo, {f"{ROLE}/tasks/main.yml":          # a name known only later: refused
+                       "- ansible.builtin.set_fact:\n    proxy: \"{{ lookup('env', item) }}\"\n"
+                       "  loop: \"{{ proxies }}\"\n"})
+    assert "lookup('env') of a variable named only during the build" in refusal(zoo, "app")
+
+
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
 
