@@ -104,6 +104,10 @@ def test_an_ami_made_public_by_its_template_is_revoked_removed_and_not_published
     data = json.loads(template.read_text())
     data["builders"][0]["ami_groups"] = ["all"]
     template.write_text(json.dumps(data))
+    refused = failed(project.doit("plan"))              # written out: refused before any build
+    assert 'ami_groups includes "all", which makes the AMI public' in refused, refused
+    data["builders"][0]["ami_groups"] = ["{{ lower `ALL` }}"]     # known only to Packer
+    template.write_text(json.dumps(data))
     before = aws.objects()["channels/main/worker.json"]
     out = failed(project.doit("amis"))
     match = re.search(r"image worker: the build shared eu-west-1:(ami-\w+) with everyone, "

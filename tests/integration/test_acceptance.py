@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import threading
 from pathlib import Path
 
@@ -47,7 +48,11 @@ def left(aws) -> dict[str, list[str]]:
                               "security groups": groups}.items() if v}
 
 
-def test_the_tests_run_over_ssh_on_the_stand_in_and_everything_is_removed(real: Tree, aws):
+def test_the_tests_run_over_ssh_on_the_stand_in_and_everything_is_removed(real: Tree, aws,
+                                                                          tmp_path, monkeypatch):
+    keys = tmp_path / "tmp"           # this run's temporary files, apart from other tests'
+    keys.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(keys))
     app, out = real.run()
     base_only(app)
     text = out.getvalue()
@@ -65,7 +70,8 @@ def test_the_tests_run_over_ssh_on_the_stand_in_and_everything_is_removed(real: 
     assert "needs a real instance of the AMI; the sandbox's stand-in" in junit.read_text()
     assert left(aws) == {}
     assert not list((real.path / ".amis/stage").glob("base-tests*"))
-    leaked = [p for p in Path("/tmp").glob("amis-test-*") if (p / "key").exists()]
+    made = list(keys.glob("amis-test-*"))
+    leaked = [p for p in made if (p / "key").exists()]
     assert leaked == [], "the private key was left on disk"
 
 
