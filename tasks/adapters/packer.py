@@ -98,6 +98,7 @@ class Packers:
     def _remembered(self, found: str) -> str:
         if self._known is not None and found != "unknown":
             try:
+                self._known.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(self._known, json.dumps({"binary": self._binary(),
                                                       "version": found}).encode(),
                              durable=False)

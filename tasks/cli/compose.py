@@ -153,7 +153,8 @@ class App:
     @service
     def packers(self) -> PackerRunner:
         return Packers(self.interrupts, self.settings.cleanup_timeout, self.settings.packer,
-                       self.settings.env, self.settings.state / "packer-version.json")
+                       self.settings.env,
+                       (self.settings.cache or self.settings.state) / "packer-version.json")
 
     # -- what the run learns and holds ----------------------------------------
 

@@ -67,6 +67,7 @@ class Settings:
     signing_key: str = ""     # AMI_SIGNING_KEY: a KMS key id/ARN/alias, or file:<PEM private key>
     verbose: bool = False     # AMI_VERBOSE=1: Packer's whole output, live (doit amis -v)
     term: str = ""            # TERM: "dumb" (or none) gets plain lines, not the live view
+    cache: Path | None = None  # this machine's cache for the tool ($XDG_CACHE_HOME or ~/.cache)/amis
     buildkite: Buildkite = field(default_factory=Buildkite)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
@@ -197,9 +198,16 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         verbose=_flag(env.get("AMI_VERBOSE")),
         signing_key=env.get("AMI_SIGNING_KEY", "").strip(),
         term=env.get("TERM", "").strip(),
+        cache=_cache(env),
         buildkite=_buildkite(env),
         env=env,
     )
+
+
+def _cache(env: Mapping[str, str]) -> Path | None:
+    base = env.get("XDG_CACHE_HOME", "").strip() or (
+        str(Path(env["HOME"]) / ".cache") if env.get("HOME", "").strip() else "")
+    return Path(base) / "amis" if base else None
 
 
 def require_bucket(settings: Settings) -> str:

@@ -11,6 +11,8 @@ network or runs a program.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field, replace
 
 from ..core.diagnostics import Diagnostics
@@ -27,7 +29,7 @@ from .kinds import EBS_BUILDERS
 from .repo import Found, Repo, covered
 from .template import Parse, Template
 from .walk import AnsibleUse, walk
-from .where import located, located_variable
+from .where import located, located_text, located_variable
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     for vf in image.var_files:
         with problems.collect():
             var_values.update(formats.read_var_file(repo, vf))
+    for doc, name in _undeclared(template):
+        at = located_text(repo, replace(template, files=(doc,)), r"var\." + name + r"\b")
+        fix = " (the tree sets it)" if name in RUNNER_VARIABLES else \
+            ", and set it under vars: or in a var file"
+        problems.add(f'{at}: var.{name} is used but no variable "{name}" is declared, so '
+                     f"Packer stops: declare it{fix}")
     for name in template.required:
         if name not in var_values and name not in dict(image.vars) \
                 and name not in RUNNER_VARIABLES:
@@ -240,6 +248,19 @@ def _check_parent(template: Template, ctx: Context, image: Image,
     if not any("source_ami" in b.config for b in sources):
         problems.add(f"{template.path}: no source sets source_ami, so image {image.name} "
                      f"would not be built on its parent {image.parent}: {fix}")
+
+
+_VAR_USE = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
+
+
+def _undeclared(template: Template) -> list[tuple[str, str]]:
+    """(file, name) of each ``var.name`` an HCL2 file uses that no file declares."""
+    found = []
+    for doc in template.documents:
+        for name in sorted(set(_VAR_USE.findall(json.dumps(doc.data)))):
+            if name not in template.variables:
+                found.append((doc.path, name))
+    return found
 
 
 def _unique_name_fix(template: Template) -> str:

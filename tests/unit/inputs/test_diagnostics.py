@@ -29,7 +29,7 @@ images:
     template: TEMPLATE
 """
 BUILD = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n'
-         '  provisioner "shell" {\n    script = "${path.root}/${var.missing}.sh"\n  }\n\n'
+         '  provisioner "shell" {\n    script = "${path.root}/${var.source_ami}.sh"\n  }\n\n'
          '  provisioner "puppet-masterless" {\n    manifest_file = "site.pp"\n  }\n}\n')
 
 
@@ -312,3 +312,16 @@ def test_plan_names_what_this_packer_cannot_run_with_the_inputs_problems(tree):
     assert "2 problems, fix them all, then run again:" in shown, shown
     assert "role 'nowhere' not found" in shown
     assert "amazon-ebs metadata_options needs Packer 1.7 or newer; found 1.6.6" in shown
+
+
+def test_a_variable_used_but_not_declared_is_named_before_any_build(tmp_path):
+    # the adopted Companies House template used var.source_ami and var.build_time
+    # without declaring them: plan passed, and packer validate failed minutes later
+    source = shapes.HCL_SOURCE.replace("NAME", "t").replace(
+        '  instance_type = "t3.small"\n', '  instance_type = "t3.small"\n  subnet_id     = var.subnet\n')
+    hcl_tree(tmp_path, source, build='build {\n  sources = ["source.amazon-ebs.t"]\n}\n')
+    (found,) = problems(tmp_path)
+    line = line_of(tmp_path, "packer/t/source.pkr.hcl", "var.subnet")
+    assert found == (f'packer/t/source.pkr.hcl:{line}: var.subnet is used but no variable '
+                     '"subnet" is declared, so Packer stops: declare it, and set it under vars: '
+                     "or in a var file")

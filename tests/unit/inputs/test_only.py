@@ -106,5 +106,8 @@ def test_only_not_known_before_the_build_runs_for_every_source(tmp_path, only):
     build = tmp_path / "ecs/al2023.pkr.hcl"
     build.write_text(build.read_text().replace('only   = ["amazon-ebs.al2023gpu"]',
                                                f"only   = {only}"))
+    (tmp_path / "ecs/more.pkr.hcl").write_text(
+        'variable "x" {\n  type    = string\n  default = "al2023gpu"\n}\n\n'
+        'variable "which" {\n  type    = list(string)\n  default = []\n}\n')
     files = set(image_inputs(graph, graph.images["al2023arm"]).files)
     assert "ecs/scripts/al2023/gpu/install-nvidia-driver.sh" in files
