@@ -32,6 +32,7 @@ from ..core.clock import Clock
 from ..core import acceptance
 from ..core.decision import KEEP, REJECT, REUSE, SKIP, TEST, Verdict
 from ..core.digest import source_digest
+from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError, FAILED, INTERRUPTED, REJECTED
 from ..core.graph import Graph
 from ..core.names import MANAGED_BY, REGISTRY_TAG
@@ -218,10 +219,15 @@ class Builder:
             if self.settings.validate:
                 def step(what: str) -> None:
                     self.console.phase(name, f"{VALIDATING}: {what}")
-                checks = self.prebuild.validate(name, say, step)
+                problems = Diagnostics()        # lint runs too when validate fails
+                checks: list[str] = []
+                with problems.collect():
+                    checks = self.prebuild.validate(name, say, step)
                 step("ansible-lint")
-                if self.prebuild.lint([name], say):
-                    checks.append("ansible-lint")
+                with problems.collect():
+                    if self.prebuild.lint([name], say):
+                        checks.append("ansible-lint")
+                problems.check()
                 notes.append(f"validated: {', '.join(checks)}")
             if self.checkout.tests(name):
                 self.prebuild.test_settings(name)   # how it will be tested, known before Packer

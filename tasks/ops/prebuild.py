@@ -67,10 +67,23 @@ _WRITTEN = MappingProxyType({
     "a gp3 volume without throughput and iops": r"gp3"})
 
 
+_COUNTED = re.compile(r"(Error: )?\d+ error\(s\) occurred:?$")
+_PEP8 = re.compile(r"^[^\s:][^:]*:\d+(:\d+)?: \S+")
+
+
 def _problem(output: str) -> tuple[str, str]:
     """A checker's first error line, and where it points (``on file line N``)."""
-    problem = next((line.strip(" *") for line in output.splitlines()
-                    if "error" in line.lower() or line.lstrip().startswith("*")), "")
+    lines = output.splitlines()
+    # ansible-lint -f pep8: "file:line: rule: message"
+    pep8 = [line.strip() for line in lines if _PEP8.match(line.strip())]
+    linted = f"{pep8[0]}" + (f" (and {len(pep8) - 1} more)" if len(pep8) > 1 else "") \
+        if pep8 else ""
+    # "Error: 1 error(s) occurred:" says nothing; the "* ..." lines under it do
+    counted = [line for line in lines if _COUNTED.match(line.strip())]
+    details = [line.strip(" *") for line in lines if line.lstrip().startswith("* ")]
+    problem = linted or (details[0] if counted and details else next(
+        (line.strip(" *") for line in lines
+         if "error" in line.lower() or line.lstrip().startswith("*")), ""))
     at = next((line.strip().rstrip(":") for line in output.splitlines()
                if line.strip().startswith("on ") and " line " in line), "")
     return problem, at
@@ -294,10 +307,12 @@ class Prebuild:
         mocked = sorted({name for i in inputs for r in i.ansible for name in r.missing_roles})
         project, own, ignore = lint_settings(root, playbooks[0])
         config = self._lint_config(project, own, third_party, mocked)
-        self._run([tool("ansible-lint", self.settings.env), "--nocolor", "--offline",
+        self._run([tool("ansible-lint", self.settings.env), "--nocolor", "--offline", "-f", "pep8",
                    "--project-dir", str(root / project), "-c", str(config),
                    *(["-i", str(root / ignore)] if ignore else []), *playbooks, *roles],
-                  root / project, "ansible-lint", say, self.settings.env)
+                  root / project, "ansible-lint", say, self.settings.env,
+                  mapped=lambda text: text if project == "." else
+                  re.sub(r"(?m)^(?=[^\s:][^:]*:\d+: )", project + "/", text))
         return True
 
     def _lint_config(self, project: str, own: str | None, third_party: list[str],

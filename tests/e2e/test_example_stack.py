@@ -76,7 +76,9 @@ def test_lint_findings_fail_validation(validating):
     tasks_file = validating.path / "ansible/roles/worker_app/tasks/main.yml"
     tasks_file.write_text(tasks_file.read_text() + "\n- shell: echo unnamed\n")
     out = failed(validating.doit("validate:lint"))
-    assert "ansible-lint failed" in out
+    # one line names the file, the line and the rule, and how many more there are
+    assert re.search(r"ansible-lint failed: ansible/roles/worker_app/tasks/main\.yml:\d+: "
+                     r"\S+: .*\(and \d+ more\)", out), out
 
 
 @pytest.mark.parametrize("third_party", [True, False])

@@ -103,3 +103,18 @@ def test_packer_fmt_report_says_the_differences_and_goes_on(tree):
     assert app.prebuild.validate("deploy", app.say)[0] == "packer fmt -check"
     assert ("packer fmt -check: packer/ami/ami.pkr.hcl, packer/ami/variables.pkr.hcl not in "
             "Packer's canonical format (packer_fmt: report, so not fatal)") in out.getvalue()
+
+
+def test_a_checkers_one_line_takes_its_telling_line():
+    from tasks.ops.prebuild import _problem
+    packer = ("Error: 1 error(s) occurred:\n\n* ssh_private_key_file is invalid: stat "
+              "/home/packer/.ssh/packer-builder: no such file or directory\n\n"
+              "  on packer/sources.pkr.hcl line 1:\n  (source code not available)\n")
+    assert _problem(packer) == ("ssh_private_key_file is invalid: stat /home/packer/.ssh/"
+                                "packer-builder: no such file or directory",
+                                "on packer/sources.pkr.hcl line 1")
+    lint = ("WARNING  Listing 2 violation(s) that are fatal\nplaybook.yml:2: name[play]: All "
+            "plays should be named.\nplaybook.yml:5: no-changed-when: Commands should not "
+            "change things if nothing needs doing.\n")
+    assert _problem(lint)[0] == "playbook.yml:2: name[play]: All plays should be named. " \
+        "(and 1 more)"
