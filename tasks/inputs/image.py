@@ -316,6 +316,14 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
                 for path, reason in read.files.items():
                     found.add(path, reason)
             found.unresolved += read.unresolved
+            installed = set(use.galaxy_files) if use else set()
+            for role in sorted(r for r in result.missing_roles if r.count(".") < 2
+                               and result.roles.get(r) not in installed):
+                problems.add(f"{playbook}: role {role} is only pinned in "
+                             f"{result.roles.get(role)}, which nothing installs at build time "
+                             f"({use.where if use else 'no provisioner'} has no galaxy_file "
+                             "naming it), so Ansible would not find it: set galaxy_file to it "
+                             "in the provisioner, or vendor the role into the repository")
             roles.update(result.roles)
             third_party |= result.third_party
             third_party |= {p for name, p in result.roles.items()
