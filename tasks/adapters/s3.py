@@ -27,6 +27,11 @@ class Store(Protocol):
 
     def url(self, key: str) -> str: ...
 
+    def _s3(self) -> Any:
+        """The S3 client; without a bucket, the one line that says how to set it."""
+        require_bucket(self.aws.settings)
+        return self.aws.client("s3", self.region)
+
     def check(self, listing: str = "") -> dict[str, str] | None:
         """The bucket is there and ours (the sandbox creates its own),
         checked by listing ``listing``: key -> ETag under it, when one page
@@ -62,12 +67,17 @@ class S3Store:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    def _s3(self) -> Any:
+        """The S3 client; without a bucket, the one line that says how to set it."""
+        require_bucket(self.aws.settings)
+        return self.aws.client("s3", self.region)
+
     def check(self, listing: str = "") -> dict[str, str] | None:
         require_bucket(self.aws.settings)
         return self.aws.check_bucket(self.region, listing)
 
     def _get(self, key: str) -> tuple[bytes, dict] | None:
-        s3 = self.aws.client("s3", self.region)
+        s3 = self._s3()
         try:
             obj = s3.get_object(Bucket=self.bucket, Key=key)
             check_size(obj.get("ContentLength", 0), self.url(key))
@@ -97,7 +107,7 @@ class S3Store:
 
     def put(self, key: str, body: bytes, content_type: str = "application/json", *,
             if_match: str | None = None, if_none_match: bool = False) -> str:
-        s3 = self.aws.client("s3", self.region)
+        s3 = self._s3()
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body,
                                 "ContentType": content_type, "ServerSideEncryption": "AES256"}
         if if_match:

@@ -102,3 +102,11 @@ def test_invalid_bucket_name(offline):
     result = offline.doit("amis", env={"AMI_BUCKET": "Bad_Bucket"})
     line = one_line_error(result)
     assert "AMI_BUCKET='Bad_Bucket' is not a valid S3 bucket name" in line
+
+
+@pytest.mark.parametrize("command", [("test", "-i", "web"),
+                                     ("promote", "-i", "web", "-f", "feature", "-t", "main")])
+def test_missing_bucket_is_one_line_for_every_command(offline, command):
+    result = offline.doit(*command, env={"AMI_BUCKET": None})
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert one_line_error(result).startswith("ERROR: AMI_BUCKET is not set: export AMI_BUCKET=")
