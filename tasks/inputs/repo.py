@@ -20,6 +20,7 @@ from typing import Container
 
 from ..core.errors import AmiError
 from ..core.files import check_regular, check_name, not_regular
+from ..core.text import closest
 
 # Never content: version control, caches and leftovers of tools.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".pytest_cache"})
@@ -96,14 +97,24 @@ class Repo:
             raise AmiError(f"{rel}: a symbolic link to {real}, outside the repository: put "
                            "the file itself in the repository (what is outside is not tracked)")
 
+    def _nearest(self, rel: str) -> str:
+        """ ": did you mean <sibling>?" for a typo in a file's name, else ""."""
+        folder = self.path(posixpath.dirname(rel) or ".")
+        try:
+            names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        except OSError:
+            return ""
+        near = closest(posixpath.basename(rel), names)
+        return f": did you mean {posixpath.join(posixpath.dirname(rel), near)}?" if near else ""
+
     def add_file(self, found: Found, rel: str, why: str, where: str, value: str) -> None:
         """A referenced file: it must be there, a regular file."""
         path = self.path(rel)
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
-            raise AmiError(f"{where} {value!r}: {rel} does not exist: create it or fix the "
-                           "reference") from None
+            raise AmiError(f"{where} {value!r}: {rel} does not exist"
+                           f"{self._nearest(rel)}: create it or fix the reference") from None
         except OSError as err:
             raise AmiError(f"{where} {value!r}: {rel}: {err.strerror}: fix or remove it") from None
         self.inside(rel)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.diagnostics import Diagnostics
 from ..core.errors import AmiError
+from ..core.text import closest, did_you_mean
 from .ansible.args import extra_argument_files, extra_vars
 from .context import Context, glob_to_repo, to_repo
 from .hcl.dynamic import expand
@@ -76,6 +77,9 @@ def _block(template: Template, block: Block, ctx: Context, out: Walk) -> None:
             raise AmiError(f"{at()}: only amazon-ebs {block.kind}s are supported: remove this one")
     elif block.kind == "provisioner":
         fields = PROVISIONERS.get(block.type)
+        if fields is None and closest(block.type, PROVISIONERS):
+            raise AmiError(f"{at()}: no provisioner type {block.type!r}"
+                           f"{did_you_mean(block.type, PROVISIONERS)}")
         if fields is None:
             raise AmiError(f"{at()}: provisioner type {block.type!r} names files this tool "
                            "cannot track: use shell, shell-local, file, powershell or ansible "

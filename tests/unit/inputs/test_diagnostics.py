@@ -325,3 +325,16 @@ def test_a_variable_used_but_not_declared_is_named_before_any_build(tmp_path):
     assert found == (f'packer/t/source.pkr.hcl:{line}: var.subnet is used but no variable '
                      '"subnet" is declared, so Packer stops: declare it, and set it under vars: '
                      "or in a var file")
+
+
+def test_a_typo_in_a_provisioner_type_or_a_script_name_gets_a_did_you_mean(tmp_path):
+    build = ('build {\n  sources = ["source.amazon-ebs.t"]\n\n  provisioner "shel" {\n'
+             '    inline = ["true"]\n  }\n\n  provisioner "shell" {\n'
+             '    script = "${path.root}/setup-cach.sh"\n  }\n}\n')
+    hcl_tree(tmp_path, shapes.HCL_SOURCE.replace("NAME", "t"), build)
+    shapes.write(tmp_path, {"packer/t/setup-cache.sh": "#!/bin/sh\n"})
+    found = problems(tmp_path)
+    assert found[0].endswith("provisioner 1 (shel): no provisioner type 'shel': did you mean "
+                             "shell?"), found
+    assert found[1].endswith("packer/t/setup-cach.sh does not exist: did you mean "
+                             "packer/t/setup-cache.sh?: create it or fix the reference"), found
