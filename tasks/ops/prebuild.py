@@ -181,9 +181,9 @@ class Prebuild:
         known = known_regions()
         for region in self.graph.images[name].regions:
             if region not in known:
-                problems.add(f"{self.graph.file.name}: image {name}: region {region!r} is not "
-                             "an AWS region" + (did_you_mean(region, known) or
-                                                " (botocore's endpoint data has no such region)"))
+                problems.add(f"{self.graph.file.name}: region {region!r} is not an AWS region"
+                             + (did_you_mean(region, known) or
+                                " (botocore's endpoint data has no such region)"))
 
     def _check_versions(self, template: Template, problems: Diagnostics,
                         version: str | None = None) -> None:

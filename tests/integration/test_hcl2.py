@@ -75,8 +75,8 @@ def test_an_unmet_required_version_is_refused(zoo):
 def test_an_hcl2_template_error_is_one_line(zoo):
     (zoo.path / "packer/hcl/image.pkr.hcl").write_text('source "amazon-ebs" "x" {\n  region = \n')
     out = failed(zoo.doit("list"))
-    assert "packer/hcl/image.pkr.hcl (image hcl): line 1: this block is never closed (a } is " \
-           "missing after it): fix it" in out
+    assert "packer/hcl/image.pkr.hcl:1: this block is never closed (a } is missing after " \
+           "it): fix it" in out
 
 
 def test_a_variable_known_only_during_the_build_is_refused_in_hcl2(zoo):

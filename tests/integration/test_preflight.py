@@ -19,7 +19,7 @@ def test_a_region_typo_is_caught_before_any_build(tree, aws, command):
     tree.write("amis.yaml", text.replace("regions: [eu-west-1, us-east-1]",
                                          "regions: [eu-west-1, us-esat-1]"))
     out = failed(tree.doit(*command))
-    assert "amis.yaml: image web: region 'us-esat-1' is not an AWS region: did you mean " \
+    assert "image web: amis.yaml: region 'us-esat-1' is not an AWS region: did you mean " \
            "us-east-1?" in out, out
     assert "web" not in tree.packer_builds()
 

@@ -77,14 +77,15 @@ def parse_text(rel: str, text: str, shown: str) -> Document:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         found = syntax_error(text)
         if found:       # where Packer's parser would point, not where lark gave up
-            raise AmiError(f"{shown}: {found}: fix it") from None
+            line, what = found
+            raise AmiError(f"{rel}:{line}: {what}: fix it") from None
         raise AmiError(f"{shown}: not valid HCL2, or a construct python-hcl2 cannot read "
                        f"({first}): run packer validate; if it passes, write the construct "
                        "another way") from None
     return Document(rel, "hcl", data)
 
 
-def syntax_error(text: str) -> str | None:
+def syntax_error(text: str) -> tuple[int, str] | None:
     """The first plain syntax mistake of an HCL2 file, at the line HCL's own
     parser names: a quoted string not closed on its line, a ``}`` that closes
     nothing, a block never closed (at its opening line). None: none of these
@@ -133,15 +134,15 @@ def syntax_error(text: str) -> str | None:
                 stack.append(("{", n + 1))
             elif c == "}":
                 if not stack:
-                    return f"line {n + 1}: this }} closes no block"
+                    return n + 1, "this } closes no block"
                 stack.pop()
             i += 1
         if stack and stack[-1][0] == '"':
-            return f"line {stack[-1][1]}: a quoted string is not closed on its line"
+            return stack[-1][1], "a quoted string is not closed on its line"
         n += 1
     if stack:
         at = next((a for k, a in stack if k == "{"), stack[0][1])
-        return f"line {at}: this block is never closed (a }} is missing after it)"
+        return at, "this block is never closed (a } is missing after it)"
     return None
 
 

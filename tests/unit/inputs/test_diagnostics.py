@@ -277,17 +277,17 @@ def test_a_file_provisioners_absolute_source_is_accepted_when_declared(tmp_path)
 
 @pytest.mark.parametrize("text, said", [
     ('source "amazon-ebs" "a" {\n  region = "eu-west-1\n  ami_name = "x"\n}\n',
-     'line 2: a quoted string is not closed on its line'),
-    ('build {\n  sources = ["source.amazon-ebs.a"]\n}\n}\n', "line 4: this } closes no block"),
+     '2: a quoted string is not closed on its line'),
+    ('build {\n  sources = ["source.amazon-ebs.a"]\n}\n}\n', "4: this } closes no block"),
     ('source "amazon-ebs" "a" {\n  tags = {\n    a = "b"\n\n}\n',
-     "line 1: this block is never closed (a } is missing after it)"),
+     "1: this block is never closed (a } is missing after it)"),
 ])
 def test_an_hcl_syntax_error_is_named_at_the_line_packer_would_name(tmp_path, text, said):
     path = tmp_path / "t.pkr.hcl"
     path.write_text(text)
     with pytest.raises(AmiError) as info:
         hcl_parse.parse_text("t.pkr.hcl", text, "t.pkr.hcl")
-    assert str(info.value) == f"t.pkr.hcl: {said}: fix it"
+    assert str(info.value) == f"t.pkr.hcl:{said}: fix it"
 
 
 def test_what_is_valid_hcl_has_no_syntax_error_of_ours():
