@@ -45,21 +45,24 @@ def builder_values(template: Template, values: Mapping[str, Any], key: str) -> l
     return known
 
 
-def ami_groups(template: Template, values: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    """(file, groups) of each amazon-ebs source or builder's ami_groups, as
-    far as they are known offline (a list, or a variable holding one)."""
-    found: list[tuple[str, Any]] = [(doc.path, body["ami_groups"]) for doc in template.documents
-                                    for body in _sources(doc.data) if "ami_groups" in body]
+def ami_groups(template: Template, values: Mapping[str, Any],
+               key: str = "ami_groups") -> list[tuple[str, list[str]]]:
+    """(file, items) of each amazon-ebs source or builder's ``key`` (a list:
+    ami_groups, ami_users, snapshot_users), as far as it is known offline (a
+    list, or a variable holding one)."""
+    found: list[tuple[str, Any]] = [(doc.path, body[key]) for doc in template.documents
+                                    for body in _sources(doc.data) if key in body]
     for builder in template.data.get("builders", []) if template.data else []:
-        if isinstance(builder, dict) and "ami_groups" in builder:
-            found.append((template.path, builder["ami_groups"]))
+        if isinstance(builder, dict) and key in builder:
+            found.append((template.path, builder[key]))
     known = []
     for path, value in found:
         if isinstance(value, str) and (ref := _VAR_REF.match(value.strip())):
             value = values.get(ref.group(1) or ref.group(2))
         items = value if isinstance(value, list) else \
             value.split(",") if isinstance(value, str) else []
-        known.append((path, [str(i).strip().strip('"') for i in items]))
+        known.append((path, [str(i).strip().strip('"') for i in items
+                             if "${" not in str(i) and "{{" not in str(i)]))
     return known
 
 
@@ -96,3 +99,19 @@ def public_problems(repo: Repo, template: Template, values: Mapping[str, Any],
     return [f'{_at(repo, template, path, "ami_groups")}: ami_groups includes "all", which makes '
             f"the AMI public: remove it, and share with accounts under share_with: in {tree_file}"
             for path, groups in ami_groups(template, values) if "all" in groups]
+
+
+def sharing_problems(repo: Repo, template: Template, values: Mapping[str, Any],
+                     share_with: tuple[str, ...], tree_file: str) -> list[str]:
+    """An AMI or its snapshots shared, before the build, with an account
+    ``share_with`` does not list: the build would be revoked after Packer made it."""
+    problems = []
+    for key in ("ami_users", "snapshot_users"):
+        for path, accounts in ami_groups(template, values, key):
+            others = [a for a in accounts if a and a not in share_with]
+            if others:
+                problems.append(f"{_at(repo, template, path, key)}: {key} shares with "
+                                f"{', '.join(others)}, which share_with: in {tree_file} does "
+                                f"not list, so the build would be revoked after Packer made it: "
+                                "add the account to share_with, or remove it")
+    return problems

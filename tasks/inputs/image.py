@@ -21,7 +21,7 @@ from ..core.graph import Graph, Image
 from ..core.names import RUNNER_VARIABLES
 from . import formats
 from .ansible import config as ansible_config, lookups, playbook as ansible_playbook
-from .builder import public_problems, region_problems
+from .builder import public_problems, region_problems, sharing_problems
 from .context import Context, base_values
 from .hcl import narrow
 from .hcl.parse import is_hcl, parse as parse_hcl
@@ -122,7 +122,9 @@ def found_inputs(graph: Graph, image: Image, parse: Parse = parse_hcl) -> Inputs
     walked = walk(template, ctx)
     for problem in [*walked.problems.problems,
                     *region_problems(repo, template, values, graph.region, graph.file.name),
-                    *public_problems(repo, template, values, graph.file.name)]:
+                    *public_problems(repo, template, values, graph.file.name),
+                    *sharing_problems(repo, template, {**values, **image.packer_vars()},
+                                      image.share_with, graph.file.name)]:
         problems.add(problem)
     _check_parent(template, ctx, image, problems)
     found = walked.found

@@ -26,6 +26,12 @@ def show_inputs(graph: Graph, checkout: Checkout, say: Callable[[str], None],
             say(f"{name}: {len(inputs.files)} inputs ({inputs.kind}; template "
                 f"{inputs.template.path}, Packer runs in {graph.images[name].packer_dir})")
             say(table([[path, why] for path, why in inputs.files.items()], ["input", "why"]))
+            spec = graph.images[name]
+            for what, declared in (("build host files", spec.host_inputs),
+                                   ("environment variables", spec.env_inputs)):
+                if declared:
+                    say(f"{name}: also {what}, their hashes in the digest: "
+                        f"{', '.join(declared)}")
             if inputs.dropped_in_sandbox:
                 say(f"the sandbox leaves out {', '.join(inputs.dropped_in_sandbox)}")
         for problem in problems.get(name, ()):

@@ -71,6 +71,15 @@ class Promoter:
                     self.console.say(f"channel {target}: already at {record.ami}, as channel "
                                      f"{source} is: nothing to promote", name)
                     continue
+                if there is not None and (there.build_finished or "") > \
+                        (record.build_finished or ""):
+                    self.console.say(
+                        f"note: channel {target}'s {there.ami} was built later "
+                        f"({there.build_finished}, commit "
+                        f"{str(there.git.get('commit', '?'))[:12]}) than {record.ami} "
+                        f"({record.build_finished}, commit "
+                        f"{str(record.git.get('commit', '?'))[:12]}): {target} moves back "
+                        "to older inputs", name)
                 existing = self._existing({record.ami})        # gc may have been first
                 promoted, replaced, current = registry.promote(name, source, target, who,
                                                                existing)

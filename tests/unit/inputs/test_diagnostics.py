@@ -338,3 +338,22 @@ def test_a_typo_in_a_provisioner_type_or_a_script_name_gets_a_did_you_mean(tmp_p
                              "shell?"), found
     assert found[1].endswith("packer/t/setup-cach.sh does not exist: did you mean "
                              "packer/t/setup-cache.sh?: create it or fix the reference"), found
+
+
+def test_sharing_with_an_account_share_with_does_not_list_is_named_before_any_build(tmp_path):
+    # the adopted repository shared through ami_users = var.ami_account_ids
+    source = shapes.HCL_SOURCE.replace("NAME", "t").replace(
+        '  instance_type = "t3.small"\n', '  instance_type = "t3.small"\n'
+        '  ami_users     = var.ami_account_ids\n')
+    variables = 'variable "ami_account_ids" {\n  type    = list(string)\n  default = []\n}\n'
+    build = 'build {\n  sources = ["source.amazon-ebs.t"]\n}\n'
+    graph_text = GRAPH + "    vars: {ami_account_ids: ['111122223333']}\n"
+    hcl_tree(tmp_path, source, build, variables, graph=graph_text)
+    (found,) = problems(tmp_path)
+    assert found.endswith(": ami_users shares with 111122223333, which share_with: in amis.yaml "
+                          "does not list, so the build would be revoked after Packer made it: "
+                          "add the account to share_with, or remove it"), found
+    hcl_tree(tmp_path, source, build, variables,
+             graph=graph_text + "    share_with: ['111122223333']\n")
+    graph = load_graph(tmp_path)
+    assert image_inputs(graph, graph.images["t"]).problems == ()

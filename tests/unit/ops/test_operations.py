@@ -85,6 +85,23 @@ def test_promoting_twice_says_it_is_already_there_and_writes_nothing(tree):
     assert tree.store.objects == before
 
 
+def test_promoting_an_older_build_over_a_newer_one_says_so(tree):
+    old = tree.ec2.add_ami("eu-west-1", name="base-old").id
+    new = tree.ec2.add_ami("eu-west-1", name="base-new").id
+    published(tree, Record(**{**BASE.__dict__, "amis": {"eu-west-1": old},
+                              "build_finished": "2026-11-20T00:00:00+00:00",
+                              "git": {"commit": "a" * 40}}), channel="feature")
+    published(tree, Record(**{**BASE.__dict__, "amis": {"eu-west-1": new}, "digest": "e" * 64,
+                              "build_finished": "2026-11-25T00:00:00+00:00",
+                              "git": {"commit": "b" * 40}}), channel="main")
+    app, out = tree.run()
+    app.promoter.promote("base", "feature", "main")
+    assert (f"[base] note: channel main's {new} was built later (2026-11-25T00:00:00+00:00, "
+            f"commit bbbbbbbbbbbb) than {old} (2026-11-20T00:00:00+00:00, commit aaaaaaaaaaaa): "
+            "main moves back to older inputs") in out.getvalue()
+    assert f"channel main: {new} -> {old}" in out.getvalue()
+
+
 def test_inputs_lists_each_input_and_what_brought_it_in(tree):
     app, out = tree.run()
     listing.show_inputs(app.graph, app.checkout, app.say, "build")
@@ -98,6 +115,20 @@ def test_inputs_lists_each_input_and_what_brought_it_in(tree):
     with pytest.raises(AmiError, match=r"^inputs --image='wbe': no such image in amis.yaml: "
                                        r"did you mean web\?"):
         listing.show_inputs(app.graph, app.checkout, app.say, "wbe")
+
+
+def test_inputs_names_the_host_files_and_environment_an_image_declares(tree, tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("k\n")
+    text = (tree.path / "amis.yaml").read_text()
+    tree.write("amis.yaml", text.replace("  web:\n    parent: base\n",
+                                         f"  web:\n    parent: base\n    host_inputs: [{key}]\n"
+                                         "    env_inputs: [PIP_INDEX]\n"))
+    app, out = tree.run()
+    listing.show_inputs(app.graph, app.checkout, app.say, "web")
+    assert f"web: also build host files, their hashes in the digest: {key}" in out.getvalue()
+    assert "web: also environment variables, their hashes in the digest: PIP_INDEX" in \
+        out.getvalue()
 
 
 def test_packer_is_handed_the_stage_the_effective_config_and_declared_variables(tree):
