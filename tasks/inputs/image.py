@@ -29,7 +29,7 @@ from .kinds import EBS_BUILDERS
 from .repo import Found, Repo, covered
 from .template import Parse, Template
 from .walk import AnsibleUse, walk
-from .where import located, located_text, located_variable
+from .where import located, located_text, located_variable, with_line
 
 
 @dataclass(frozen=True)
@@ -304,16 +304,19 @@ def _ansible(repo: Repo, image: Image, uses: list[AnsibleUse], found: Found,
             try:
                 ansible_playbook.walk_playbook(ctx, playbook, read, result, why)
                 for problem in result.problems.problems:
-                    problems.add(problem)
+                    problems.add(with_line(repo, problem))
                 for role in ctx.role_folders:
                     repo.add_tree(read, role,
                                   f"role folder ({use.where if use else 'amis.yaml'})")
-                with problems.collect():
+                checked = Diagnostics()
+                with checked.collect():
                     lookups.check(repo, list(read.files),
                                   lookups.Allowed(env=frozenset(image.env_inputs),
                                                   host=frozenset(image.host_inputs)),
                                   frozenset(result.templated), frozenset(result.variables),
                                   frozenset(result.roles.values()))
+                for problem in checked.problems:
+                    problems.add(with_line(repo, problem))
             finally:                        # what it found so far is shown by `doit inputs`
                 for path, reason in read.files.items():
                     found.add(path, reason)

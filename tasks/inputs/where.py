@@ -106,3 +106,28 @@ def located_variable(repo: Repo, template: Template, name: str) -> str:
     if template.format == "json":
         return located_text(repo, template, rf'^\s*"{re.escape(name)}"\s*:')
     return located_text(repo, template, rf'^\s*variable\s+"?{re.escape(name)}"?')
+
+
+_PROBLEM_PATH = re.compile(r"^([^\s:'\"]+?)(:?) (.*)$")
+_QUOTED = re.compile(r"'([^']{3,})'|\"([^\"]{3,})\"")
+
+
+def with_line(repo: Repo, problem: str) -> str:
+    """A problem that begins with a file of the repository (a playbook, a
+    role's file), with the line it points at: the first line holding what
+    it quotes, else the word after the path. Unchanged when not found."""
+    m = _PROBLEM_PATH.match(problem)
+    if not m or not repo.exists(m.group(1)) or repo.is_dir(m.group(1)):
+        return problem
+    path, rest = m.group(1), m.group(3)
+    lines = _lines(repo, path)
+    needles = [a or b for a, b in _QUOTED.findall(rest)]
+    needles += [w.strip("':") for w in rest.split()[:1]]
+    for needle in needles:
+        probe = needle.strip()[:40]
+        if len(probe) < 3:
+            continue
+        for n, line in enumerate(lines, 1):
+            if probe in line:
+                return f"{path}:{n}: {rest}"
+    return problem

@@ -357,3 +357,13 @@ def test_sharing_with_an_account_share_with_does_not_list_is_named_before_any_bu
              graph=graph_text + "    share_with: ['111122223333']\n")
     graph = load_graph(tmp_path)
     assert image_inputs(graph, graph.images["t"]).problems == ()
+
+
+def test_an_ansible_problem_is_named_at_the_line_it_quotes(tree):
+    tree.write("ansible/worker_ami.yaml", "- hosts: all\n  tasks:\n    - name: Proxy\n"
+               "      ansible.builtin.debug:\n        msg: \"{{ lookup('pipe', 'id') }}\"\n")
+    app, _ = tree.run()
+    with pytest.raises(AmiError) as info:
+        app.checkout.inputs()
+    (problem,) = [p for p in info.value.problems if "pipe" in p]
+    assert problem.startswith("ansible/worker_ami.yaml:5: "), problem

@@ -232,7 +232,7 @@ def test_a_host_file_read_by_absolute_path_is_refused(zoo, src, defaults):
                        f"{role}/tasks/main.yml":
                        f"- ansible.builtin.copy: {{src: \"{src}\", dest: /etc/pip.conf}}\n"})
     assert refusal(zoo, "app") == (
-        f"{role}/tasks/main.yml ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf from "
+        f"{role}/tasks/main.yml:1: ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf from "
         "the build host, outside the repository, which no digest sees: copy the file into the "
         "repository (the role's files/ or templates/) and name it relatively, or declare it "
         "under host_inputs: of the image")
@@ -336,7 +336,8 @@ def test_item_over_a_written_out_loop_is_each_file(zoo):
     (zoo / "ansible/second.yml").write_text(
         "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item }}', dest: /tmp}\n"
         "      loop: [a.txt, b.txt]\n")
-    assert refusal(zoo, "app").startswith("ansible/second.yml ansible.builtin.copy 'b.txt': "
+    # named at the line that reads it: the loop's
+    assert refusal(zoo, "app").startswith("ansible/second.yml:4: ansible.builtin.copy 'b.txt': "
                                           "not found in ")
     (zoo / "ansible/files/b.txt").write_text("b\n")
     app = inputs_of(zoo)["app"]
@@ -346,7 +347,7 @@ def test_item_over_a_written_out_loop_is_each_file(zoo):
         "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: '{{ item.src }}', "
         "dest: '{{ item.dest }}'}\n      loop:\n        - {src: a.txt, dest: /a}\n"
         "        - {src: c.txt, dest: /c}\n")
-    assert refusal(zoo, "app").startswith("ansible/second.yml ansible.builtin.copy 'c.txt': "
+    assert refusal(zoo, "app").startswith("ansible/second.yml:6: ansible.builtin.copy 'c.txt': "
                                           "not found in ")
 
 
@@ -561,7 +562,7 @@ def test_a_host_path_handed_to_ansible_through_a_var_file_is_refused(zoo, value,
         "    template: packer/app.json\n    var_files: [packer/app.vars.json]\n", 1))
     if refused:
         assert refusal(zoo, "app").startswith(
-            f"{role}/tasks/main.yml ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf "
+            f"{role}/tasks/main.yml:1: ansible.builtin.copy '/etc/pip.conf': reads /etc/pip.conf "
             "from the build host")
     else:
         assert inputs_of(zoo)["app"][f"{role}/tasks/main.yml"]
