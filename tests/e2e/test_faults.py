@@ -60,6 +60,11 @@ def test_an_ami_shared_with_an_undeclared_account_is_not_published(project, aws,
     data["builders"][0][setting] = ["123456789012"]
     del data["builders"][0]["encrypt_boot"]   # Packer shares no AMI encrypted with the default key
     template.write_text(json.dumps(data, indent=2))
+    refused = failed(project.doit("plan"))          # written out: named before any build
+    assert f"{setting} shares with 123456789012, which share_with: in amis.yaml does not " \
+        "list" in refused, refused
+    data["builders"][0][setting] = ["{{ lower `123456789012` }}"]     # known only to Packer
+    template.write_text(json.dumps(data, indent=2))
     if setting == "snapshot_users":
         sharer = write_script(tmp_path / "sharer", SNAPSHOT_SHARER.replace(
             "PACKER_BIN", shutil.which("packer")).replace("/usr/bin/env python3", sys.executable))

@@ -166,8 +166,10 @@ def test_an_hcl_mistake_is_reported_at_the_users_file_and_line(project):
     shown at the user's .pkr.hcl file and line, and the stage is kept."""
     path = project.path / "packer/ami/ami.pkr.hcl"
     lines = path.read_text().splitlines()
+    # an argument Packer does not know, which only its own decoder checks
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("instance_type"))
-    lines[at] = lines[at].replace("instance_type", "instance_typo")
+    lines[at] = lines[at].replace("var.instance_type", '"t3.small"').replace(
+        "instance_type", "instance_typo")
     path.write_text("\n".join(lines) + "\n")
     commit(project.path)
     out = failed(project.doit("validate:base"))
