@@ -54,6 +54,16 @@ class PackerRunner(Protocol):
             timeout: float | None = None, header: Sequence[str] = ()) -> Result: ...
 
 
+def remember(known: Path, env: Mapping[str, str]) -> None:
+    """Ask the installed Packer its version once and keep it in ``known``,
+    for runs that may not run a program while doit defines their tasks
+    (``./doit`` calls this when ``known`` is missing)."""
+    try:
+        Packers(Interrupts(), 0, env.get("PACKER", "").strip() or "packer", env, known).version()
+    except AmiError:
+        pass                            # no Packer yet: the run itself says so
+
+
 class Packers:
     """The Packer processes of one run: ``packer`` (a name on PATH or a
     path), asked for its version once. On Ctrl-C or SIGTERM each running

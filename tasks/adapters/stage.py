@@ -113,7 +113,9 @@ def staged(root: Path, area: Path, name: str, manifest: dict[str, str]) -> Itera
             _remove(stage)
             raise err from None
         where = stage.relative_to(root) if stage.is_relative_to(root) else stage
-        raise AmiError(f"{err}; stage kept in {where}/", err.code) from None
+        # every problem stays its own line; the last says where the stage is
+        raise AmiError.of([*err.problems[:-1], f"{err.problems[-1]}; stage kept in {where}/"],
+                          err.code) from None
     except BaseException:
         _remove(stage)
         raise

@@ -9,6 +9,7 @@ so the test counts installs without reaching a package index."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,11 @@ def test_doit_from_a_subfolder_runs_from_the_top(project, tmp_path):
     commit(project.path, "install files")
     project.env.update({"PYTHON": str(stand_in_python(tmp_path, tmp_path / "installs.log")),
                         "AMI_ENVS": str(tmp_path / "envs")})
+    project.env.pop("XDG_CACHE_HOME", None)
     listed = ok(step(project, "cd ansible && ../doit list"))
     assert f"running from {project.path}, the tree's top (dodo.py is there)" in listed.stderr
     assert "plan " in listed.stdout and "Could not find dodo file" not in listed.stderr
+    # once per machine, the Packer version, for the checks made before a program may run
+    known = json.loads((Path(project.env["HOME"]) / ".cache/amis/packer-version.json")
+                       .read_text())
+    assert known["version"].startswith("1.") and "packer" in Path(known["binary"][0]).name

@@ -145,13 +145,17 @@ def test_a_piped_run_names_each_validation_step(tree):
 def test_lint_runs_and_is_named_when_packer_validate_failed(tree):
     from tasks.adapters.tools import Ran
     tree.tools.script["scripted-packer"] = lambda argv, cwd: Ran(
-        1 if argv[1] == "validate" else 0, "", "Error: Unsupported argument\n")
+        1 if argv[1] == "validate" else 3 if argv[1] == "fmt" else 0, "",
+        "Error: Unsupported argument\n")
     tree.tools.script["ansible-lint"] = Ran(2, "ansible/base_ami.yaml:1: name[play]: All plays "
                                                 "should be named.\n")
     done = tree.doit("ami:base", env={"AMI_SKIP_VALIDATE": None})
     assert done.returncode == 3, done.stdout + done.stderr
     shown = done.stdout + done.stderr
-    assert "2 problems, fix them all, then run again:" in shown, shown
-    assert "packer validate packer/ami failed: Error: Unsupported argument" in shown
+    assert "3 problems, fix them all, then run again:" in shown, shown
+    assert shown.count("problems, fix them all") == 1, shown        # one list, not nested
+    assert re.search(r"^  1\. packer fmt -check: ", shown, re.M), shown
+    assert re.search(r"^  2\. packer validate packer/ami failed: Error: Unsupported argument.*"
+                     r"stage kept in \.amis/stage/", shown, re.M), shown
     assert "ansible-lint failed: ansible/base_ami.yaml:1: name[play]: All plays should be " \
            "named." in shown
