@@ -4,7 +4,9 @@ the parsers keep no positions, so this reads the files' text again."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from types import MappingProxyType
 
 from .repo import Repo
@@ -12,12 +14,18 @@ from .template import Block, Template
 
 _HCL_BLOCK = re.compile(r'^\s*(source|build|provisioner|post-processor|post-processors|variable'
                         r'|locals|dynamic|packer|data)\b')
+_MOST_BYTES = 4 * 1024 * 1024
 _JSON_SECTION = MappingProxyType({"builder": "builders", "provisioner": "provisioners",
                                   "post-processor": "post-processors"})
 
 
 def _lines(repo: Repo, path: str) -> list[str]:
+    """A file's lines; none for what is not a regular file of a sane size (a
+    FIFO among the inputs must not hang the naming of its own problem)."""
     try:
+        st = os.stat(repo.path(path))
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MOST_BYTES:
+            return []
         return repo.path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []

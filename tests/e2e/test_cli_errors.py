@@ -68,7 +68,7 @@ def test_unknown_role_is_one_line(offline):
     (offline.path / "ansible/web_ami.yaml").write_text(
         "- hosts: all\n  roles:\n    - web_app\n    - no_such_role\n")
     line = one_line_error(offline.doit("list"))
-    assert "ansible/web_ami.yaml: role 'no_such_role' not found in ansible/roles/" in line
+    assert "ansible/web_ami.yaml:4: role 'no_such_role' not found in ansible/roles/" in line
 
 
 def test_missing_bucket_setting_outside_sandbox(offline):

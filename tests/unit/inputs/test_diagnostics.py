@@ -367,3 +367,12 @@ def test_an_ansible_problem_is_named_at_the_line_it_quotes(tree):
         app.checkout.inputs()
     (problem,) = [p for p in info.value.problems if "pipe" in p]
     assert problem.startswith("ansible/worker_ami.yaml:5: "), problem
+
+
+def test_naming_a_line_never_reads_what_is_not_a_regular_file(tmp_path):
+    import os
+    from tasks.inputs.repo import Repo
+    from tasks.inputs.where import with_line
+    os.mkfifo(tmp_path / "pipe.yml")          # reading it would wait for a writer for ever
+    problem = "pipe.yml: 'abc': not a regular file"
+    assert with_line(Repo(tmp_path), problem) == problem
