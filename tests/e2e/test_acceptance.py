@@ -13,7 +13,7 @@ FAILING = ("def test_the_acceptance_marker_is_there(host):\n"
            "    assert host.file('/nonexistent/amis-acceptance-marker').exists\n")
 
 
-def tested(project: Project) -> int:
+def runs_of_tests(project: Project) -> int:
     """How many test runs have left their log."""
     return len(list((project.path / ".amis/logs").glob("*-tests.log")))
 
@@ -63,10 +63,10 @@ def test_an_ami_is_tested_before_main_moves_and_a_fix_to_the_tests_alone_publish
     assert current(project, "base")["amis"] != before["amis"]
 
     # a second run tests nothing and builds nothing
-    runs = tested(project)
+    runs = runs_of_tests(project)
     project.reset_count()
     again = ok(project.doit("amis"))
-    assert tested(project) == runs and project.packer_builds() == [], again.stdout
+    assert runs_of_tests(project) == runs and project.packer_builds() == [], again.stdout
 
 
 def test_doit_test_runs_the_current_amis_tests_and_moves_nothing(project: Project):
