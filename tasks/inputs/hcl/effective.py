@@ -9,7 +9,7 @@ import copy
 import json
 from typing import Any, Callable
 
-from .narrow import build_sources, narrowed_build
+from .narrow import narrow_file
 from .parse import Document, json_name
 from .shape import bodies, labelled
 from .syntax import is_expression, is_template, quote, unquote
@@ -41,7 +41,7 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
     datas = [copy.deepcopy(doc.data) for doc in documents]
     for doc, data in zip(documents, datas):
         if only and doc.syntax == "hcl":
-            _narrow(data, only)
+            narrow_file(data, only)
     added: dict[str, Any] = {}
     if len(regions) > 1:
         added["ami_regions"] = list(regions[1:])
@@ -90,32 +90,6 @@ def effective(documents: list[Document], *, regions: tuple[str, ...], endpoint: 
             out[doc.path] = None
         out[json_name(doc.path)] = (json.dumps(data, indent=2) + "\n").encode()
     return out, dropped
-
-
-def _narrow(data: dict, only: str) -> None:
-    """A file (python-hcl2's form) as ``-only`` uses it."""
-    sources = []
-    for item in data.get("source", []) if isinstance(data.get("source"), list) else []:
-        kept = {kind: {name: body for name, body in named.items()
-                       if name == "__is_block__" or f"{source_label(kind)}."
-                       f"{source_label(name)}" == only}
-                for kind, named in item.items() if isinstance(named, dict)}
-        kept = {k: v for k, v in kept.items() if set(v) - {"__is_block__"}}
-        if kept:
-            sources.append(kept)
-    if "source" in data:
-        data["source"] = sources
-        if not sources:
-            del data["source"]
-    if isinstance(data.get("build"), list):
-        data["build"] = [narrowed_build(b, only) for b in data["build"]
-                         if isinstance(b, dict) and only in build_sources(b)]
-        if not data["build"]:
-            del data["build"]
-
-
-def source_label(text: str) -> str:
-    return text.strip().strip('"')
 
 
 def _in_syntax(value: Any, syntax: str) -> Any:

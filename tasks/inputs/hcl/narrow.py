@@ -62,19 +62,16 @@ def _blocks(doc: Document, key: str) -> list[dict]:
     return [b for b in (found if isinstance(found, list) else [found]) if isinstance(b, dict)]
 
 
+def _is(kind: str, name: str, only: str) -> bool:
+    """Whether ``source "kind" "name"`` (python-hcl2 keeps the quotes) is ``only``."""
+    return ".".join(label.strip().strip('"') for label in (kind, name)) == only
+
+
 def _defines(doc: Document, only: str) -> bool:
     """Whether the file holds the ``source`` block of ``only``."""
-    for item in _blocks(doc, "source"):
-        for kind, named in item.items():
-            if isinstance(named, dict) and any(
-                    f"{_label(kind)}.{_label(name)}" == only
-                    for name in named if name != "__is_block__"):
-                return True
-    return False
-
-
-def _label(text: str) -> str:
-    return text.strip().strip('"')
+    return any(isinstance(named, dict) and any(_is(kind, name, only) for name in named
+                                               if name != "__is_block__")
+               for item in _blocks(doc, "source") for kind, named in item.items())
 
 
 def _refs(value: Any) -> set[str]:
@@ -151,3 +148,26 @@ def narrowed_build(build: dict, only: str) -> dict:
             if not kept:
                 del out[key]
     return out
+
+
+def narrow_file(data: dict, only: str) -> None:
+    """A file (python-hcl2's form) as ``-only`` uses it, in place: only the
+    ``source`` block of ``only``, and only the build blocks that list it,
+    narrowed (``narrowed_build``)."""
+    sources = []
+    for item in data.get("source", []) if isinstance(data.get("source"), list) else []:
+        kept = {kind: {name: body for name, body in named.items()
+                       if name == "__is_block__" or _is(kind, name, only)}
+                for kind, named in item.items() if isinstance(named, dict)}
+        kept = {k: v for k, v in kept.items() if set(v) - {"__is_block__"}}
+        if kept:
+            sources.append(kept)
+    if "source" in data:
+        data["source"] = sources
+        if not sources:
+            del data["source"]
+    if isinstance(data.get("build"), list):
+        data["build"] = [narrowed_build(b, only) for b in data["build"]
+                         if isinstance(b, dict) and only in build_sources(b)]
+        if not data["build"]:
+            del data["build"]
