@@ -124,6 +124,7 @@ class Creators:
         self._verbose = verbose_flag(argv or [])
         self._rebuild = rebuild_option(argv or [])
         self._app: App | None = None
+        self._refused: str | None = None    # the tree's problems, once found
         words = [a for a in (argv or [])[1:] if not a.startswith("-")]
         # `doit inputs` lists what each walk found, problems and all, and
         # `doit sandbox_stop` stops the emulator whatever amis.yaml says: the
@@ -153,11 +154,14 @@ class Creators:
     def _inputs(self) -> dict[str, list[str]]:
         """Each image's input files. A reference that cannot be tracked stops
         doit here, before anything runs, naming every problem found."""
+        if self._refused is not None:       # asked by several creators: worked out once
+            raise InvalidDodoFile(self._refused)
         try:
             return {name: list(found.files)
                     for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
-            raise InvalidDodoFile(str(self._with_preflight(err))) from None
+            self._refused = str(self._with_preflight(err))
+            raise InvalidDodoFile(self._refused) from None
 
     def _with_preflight(self, err: AmiError) -> AmiError:
         """The inputs' problems, and what the preflight finds without running
