@@ -24,14 +24,8 @@ def instance_types(template: Template, values: Mapping[str, Any]) -> list[tuple[
 def builder_values(template: Template, values: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
     """(file, value) of ``key`` in each amazon-ebs source or builder, where
     it is known offline: a literal, or a variable given a value."""
-    found: list[tuple[str, Any]] = [(doc.path, body.get(key))
-                                    for doc in template.documents for body in _sources(doc.data)
-                                    if key in body]
-    for builder in template.data.get("builders", []) if template.data else []:
-        if isinstance(builder, dict) and key in builder:
-            found.append((template.path, builder[key]))
     known = []
-    for path, value in found:
+    for path, value in _written(template, key):
         if not isinstance(value, str):
             continue
         ref = _VAR_REF.match(value.strip())
@@ -45,18 +39,13 @@ def builder_values(template: Template, values: Mapping[str, Any], key: str) -> l
     return known
 
 
-def ami_groups(template: Template, values: Mapping[str, Any],
-               key: str = "ami_groups") -> list[tuple[str, list[str]]]:
+def listed(template: Template, values: Mapping[str, Any],
+           key: str) -> list[tuple[str, list[str]]]:
     """(file, items) of each amazon-ebs source or builder's ``key`` (a list:
     ami_groups, ami_users, snapshot_users), as far as it is known offline (a
     list, or a variable holding one)."""
-    found: list[tuple[str, Any]] = [(doc.path, body[key]) for doc in template.documents
-                                    for body in _sources(doc.data) if key in body]
-    for builder in template.data.get("builders", []) if template.data else []:
-        if isinstance(builder, dict) and key in builder:
-            found.append((template.path, builder[key]))
     known = []
-    for path, value in found:
+    for path, value in _written(template, key):
         if isinstance(value, str) and (ref := _VAR_REF.match(value.strip())):
             value = values.get(ref.group(1) or ref.group(2))
         items = value if isinstance(value, list) else \
@@ -64,6 +53,16 @@ def ami_groups(template: Template, values: Mapping[str, Any],
         known.append((path, [str(i).strip().strip('"') for i in items
                              if "${" not in str(i) and "{{" not in str(i)]))
     return known
+
+
+def _written(template: Template, key: str) -> list[tuple[str, Any]]:
+    """(file, value as written) of ``key`` in each source (HCL2) or builder (JSON)."""
+    found: list[tuple[str, Any]] = [(doc.path, body[key]) for doc in template.documents
+                                    for body in _sources(doc.data) if key in body]
+    for builder in template.data.get("builders", []) if template.data else []:
+        if isinstance(builder, dict) and key in builder:
+            found.append((template.path, builder[key]))
+    return found
 
 
 def _sources(data: Any) -> Iterator[dict]:
@@ -98,7 +97,7 @@ def public_problems(repo: Repo, template: Template, values: Mapping[str, Any],
     """An AMI shared with every AWS account (``ami_groups = ["all"]``)."""
     return [f'{_at(repo, template, path, "ami_groups")}: ami_groups includes "all", which makes '
             f"the AMI public: remove it, and share with accounts under share_with: in {tree_file}"
-            for path, groups in ami_groups(template, values) if "all" in groups]
+            for path, groups in listed(template, values, "ami_groups") if "all" in groups]
 
 
 def sharing_problems(repo: Repo, template: Template, values: Mapping[str, Any],
@@ -107,7 +106,7 @@ def sharing_problems(repo: Repo, template: Template, values: Mapping[str, Any],
     ``share_with`` does not list: the build would be revoked after Packer made it."""
     problems = []
     for key in ("ami_users", "snapshot_users"):
-        for path, accounts in ami_groups(template, values, key):
+        for path, accounts in listed(template, values, key):
             others = [a for a in accounts if a and a not in share_with]
             if others:
                 problems.append(f"{_at(repo, template, path, key)}: {key} shares with "
