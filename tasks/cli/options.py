@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import AmiError
 from ..core.graph import Graph
+from ..core.text import did_you_mean
 
 MOST_JOBS = 8
 
@@ -44,8 +46,6 @@ def rebuild_option(argv: list[str]) -> list[str]:
 def rebuilt(names: list[str], graph: Graph) -> set[str]:
     """The images ``--rebuild`` names (``all``: every one); an unknown name
     is a mistake, said in one line."""
-    from ..core.errors import AmiError
-    from ..core.text import did_you_mean
     if "all" in names:
         return set(graph.images)
     unknown = [n for n in names if n not in graph.images]
