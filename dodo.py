@@ -7,6 +7,7 @@ from tasks.cli.creators import Creators
 
 _tasks = Creators(Path(__file__).resolve().parent, argv=sys.argv)
 _tasks.install_signal_handlers()     # Ctrl-C / SIGTERM cancel Packer cleanly
+_tasks.exit_without_collecting()
 task_pull = _tasks.task_pull
 task_ami = _tasks.task_ami
 task_amis = _tasks.task_amis

@@ -25,7 +25,7 @@ import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..core.clock import Clock
 from ..core.errors import AmiError, FAILED
@@ -194,17 +194,22 @@ class Registry:
         self.store.delete(key)
         return record
 
-    def pull(self, channel: str, images: list[str], local: dict[str, bytes]) -> Pulled:
+    def pull(self, channel: str | Callable[[], str], images: list[str],
+             local: dict[str, bytes]) -> Pulled:
         """Every image's current record in ``channel``: one listing, then a GET
         of each record whose ETag differs from ``local`` (image -> body held).
-        Any record that fails its checks stops the pull."""
-        prefix = self.key("channels", channel) + "/"
+        Any record that fails its checks stops the pull. A ``channel`` still
+        to be worked out (git names the branch) is asked in the listing's
+        thread, while the bucket is checked."""
+        named = (lambda: channel) if isinstance(channel, str) else channel
         with ThreadPoolExecutor(max_workers=2) as pool:        # both listings at once
             checked = pool.submit(self.store.check, self.key("revocations") + "/")
-            listing = pool.submit(self.listing, prefix)
+            listing = pool.submit(lambda: self.listing(self.key("channels", named()) + "/"))
             # The bucket check speaks first: a missing bucket is named (or, in
             # the sandbox, made) there, and the channel is then listed again.
             self._revocations = checked.result()
+            channel = named()
+            prefix = self.key("channels", channel) + "/"
             try:
                 listed = listing.result()
             except AmiError:

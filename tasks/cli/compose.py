@@ -225,8 +225,11 @@ class App:
         emulator runs no machine. None outside the sandbox."""
         if not self.settings.sandbox:
             return None
-        from ..adapters.standin import StandIn
-        return lambda public_key: StandIn(public_key).start()
+
+        def start(public_key: str) -> Any:
+            from ..adapters.standin import StandIn      # asyncio: not on a no-op
+            return StandIn(public_key).start()
+        return start
 
     @service
     def acceptor(self) -> Acceptor:

@@ -26,13 +26,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..adapters.console import Console, elapsed
 from ..adapters.ec2 import Ec2
 from ..adapters.registry import Registry
 from ..adapters.signals import Interrupts
-from ..adapters.standin import StandIn
 from ..adapters.testrun import STOPPED, TIMED_OUT, TestRunner
 from ..core import acceptance
 from ..core.clock import Clock
@@ -45,6 +44,9 @@ from ..core.settings import Settings
 from ..core.text import did_you_mean
 from ..state.checkout import Checkout
 from .prebuild import Prebuild
+
+if TYPE_CHECKING:                       # the sandbox's stand-in imports asyncio: not on a no-op
+    from ..adapters.standin import StandIn
 
 PURPOSE = "amis-test"                   # names and Purpose tags of what the stage makes
 PLUGIN = Path(__file__).resolve().parent.parent / "adapters" / "testinfra_plugin.py"

@@ -96,10 +96,10 @@ class Builder:
         """The pre-task of every build run: mirror the channel, repair its
         plain-text ids, and say what will be rebuilt because its AMI is gone."""
         self.reports.start()
+        status = self.lookup.pull()         # works out the channel as it lists it
         channel, note = self.checkout.channel()
         if note:
             self.say(note)
-        status = self.lookup.pull()
         counts = {s: sum(1 for v in status.values() if v == s)
                   for s in sorted(set(status.values()))}
         self.say("pulled channel {} from {}: {}".format(

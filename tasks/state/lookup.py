@@ -14,10 +14,12 @@ parallel batch per level of the tree.
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from ..adapters.aws import Unreachable
 from ..adapters.ec2 import Ec2
@@ -28,7 +30,7 @@ from ..core.cloud import Ami
 from ..core.errors import AmiError, BUG, FAILED
 from ..core.graph import Graph, Source
 from ..core.channels import MAIN
-from ..core.names import MANAGED_BY, REGISTRY_TAG
+from ..core.names import AMI_RE, MANAGED_BY, REGION_RE, REGISTRY_TAG
 from ..core.records import Record, read_local, save_local
 from .attestations import Attestations
 from .checkout import Checkout
@@ -89,6 +91,53 @@ def resolve_source(ec2: Ec2, source: Source, region: str, sandbox: bool) -> tupl
     return newest.id, f"newest of {spec['name_pattern']!r}: {newest.name}"
 
 
+def _named_amis(bodies: Iterable[bytes]) -> dict[str, set[str]]:
+    """Region -> the AMIs these local records name (ones that cannot be read
+    name none: the pull reads them again, and says what is wrong)."""
+    named: dict[str, set[str]] = {}
+    for body in bodies:
+        try:
+            amis = json.loads(body).get("amis")
+        except (ValueError, AttributeError):
+            continue
+        for region, ami in amis.items() if isinstance(amis, dict) else ():
+            if isinstance(region, str) and REGION_RE.fullmatch(region) \
+                    and isinstance(ami, str) and AMI_RE.fullmatch(ami):
+                named.setdefault(region, set()).add(ami)
+    return named
+
+
+class Described:
+    """The AMIs the local records name, described (the account's own) in the
+    background while S3 is listed. On a no-op the channel's records are
+    these, so the pull's one ``DescribeImages`` is done by the time it is
+    asked for, and git, S3 and EC2 are waited for at once, not in turn."""
+
+    def __init__(self, ec2: Ec2, named: dict[str, set[str]]) -> None:
+        self._named = named
+        self._found: dict[str, dict[str, Ami]] = {}
+        # Daemons, one per region: a run that stops (AWS unreachable) does not wait for them.
+        self._threads = {region: threading.Thread(target=self._describe, args=(ec2, region),
+                                                  daemon=True) for region in named}
+        for thread in self._threads.values():
+            thread.start()
+
+    def _describe(self, ec2: Ec2, region: str) -> None:
+        try:
+            self._found[region] = ec2.describe(region, self._named[region], own=True)
+        except Exception:           # asked again in the pull's own thread, which says why
+            pass
+
+    def found(self, region: str, amis: set[str]) -> dict[str, Ami] | None:
+        """What it found of ``amis`` in ``region``; None when it did not ask
+        about all of them (or could not)."""
+        if region not in self._threads or not amis <= self._named[region]:
+            return None
+        self._threads[region].join()
+        found = self._found.get(region)
+        return None if found is None else {a: i for a, i in found.items() if a in amis}
+
+
 class Lookup:
     def __init__(self, graph: Graph, checkout: Checkout, registry: Registry, ec2: Ec2,
                  clock: Clock, records: Path, *, sandbox: bool, bucket: str,
@@ -108,6 +157,7 @@ class Lookup:
         # whose parents just finished) would each fetch the same missing records.
         self._rounds = threading.Lock()
         self._digests: dict[tuple[str, str], str] = {}
+        self._early: Described | None = None
 
     def record_path(self, image: str) -> Path:
         return self.records_dir / f"{image}.json"
@@ -174,7 +224,6 @@ class Lookup:
         With ``offline_ok``, an unreachable AWS is noted (planning goes on from
         the local records) instead of raised."""
         names = self.graph.names
-        channel = self.checkout.channel()[0]
         local = {}
         for name in names:
             try:
@@ -183,18 +232,22 @@ class Lookup:
                 pass
             except OSError as err:
                 raise AmiError(f"{self.record_path(name)}: cannot read ({err.strerror})", code=FAILED) from None
+        if self.bucket:
+            self._early = Described(self.ec2, _named_amis(local.values()))
         try:
             if not self.bucket and offline_ok:
                 raise Unreachable("AMI_BUCKET is not set")
-            pulled = self.registry.pull(channel, names, local)
+            pulled = self.registry.pull(lambda: self.checkout.channel()[0], names, local)
         except Unreachable as err:
             if not offline_ok:
                 raise
+            channel = self.checkout.channel()[0]
             records = {name: read_local(self.record_path(name)) for name in names}
             with self.lock:
                 self.facts.channel, self.facts.records = channel, records
                 self.facts.offline, self.facts.pulled = str(err), True
             return {}
+        channel = self.checkout.channel()[0]
         for name in names:
             path = self.record_path(name)
             if name in pulled.bodies:
@@ -216,9 +269,12 @@ class Lookup:
             self.facts.baseline = baseline
             self.facts.revoked = revoked
             self.facts.pulled = True
-        self._check_amis({c for r in pulled.records.values()
-                          if r is not None and r.image in self.graph.images
-                          for c in decision.checks(r)})
+        try:
+            self._check_amis({c for r in pulled.records.values()
+                              if r is not None and r.image in self.graph.images
+                              for c in decision.checks(r)})
+        finally:
+            self._early = None          # later rounds ask EC2 anew
         return pulled.status
 
     def _check_amis(self, checks: set[decision.AmiCheck]) -> None:
@@ -237,7 +293,9 @@ class Lookup:
 
     def _check_region(self, region: str, unknown: list[decision.AmiCheck]) -> None:
         wanted = [c for c in unknown if c[0] == region]
-        found = self.ec2.describe(region, {c[1] for c in wanted}, own=True)
+        amis = {c[1] for c in wanted}
+        early = self._early.found(region, amis) if self._early is not None else None
+        found = early if early is not None else self.ec2.describe(region, amis, own=True)
         now = self.clock.now()
         results = {c[1]: vetting_problem(c, found.get(c[1]), self.registry.identity())
                    for c in wanted}

@@ -80,6 +80,18 @@ def test_a_pull_lists_once_and_fetches_only_what_differs_from_the_local_copies()
     assert registry.pull("main", ["web"], {}).txt_stale == ["web"]
 
 
+def test_a_channel_still_to_be_worked_out_is_listed_once_known():
+    """The lookup hands the pull git's answer to come: the channel it names
+    is the one listed and read."""
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.publish(record("web"), "feature-x", new_build=True)
+    asked = []
+    pulled = registry.pull(lambda: asked.append(1) or "feature-x", ["web"], {})
+    assert pulled.status == {"web": "new"} and pulled.records["web"] == record("web")
+    assert ("listing", "channels/feature-x/") in store.calls and asked
+
+
 def test_a_record_under_another_images_key_stops_the_pull():
     store = MemoryStore()
     store.objects["channels/main/web.json"] = record("worker").body()

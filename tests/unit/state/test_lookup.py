@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -68,6 +69,77 @@ def test_a_no_op_lists_the_channel_and_the_revocations_and_describes_once_per_re
     assert not [c for c in tree.store.calls if c[0] == "get"]      # local copies are the same
     described = [c for c in tree.ec2.calls if c[0] == "describe"]
     assert sorted(c[1] for c in described) == ["eu-west-1", "us-east-1"]
+
+
+def waiting_for(timeout: float = 5) -> tuple[Any, Callable[..., None], list[bool]]:
+    """A hook that waits (at most ``timeout``) for another thread to set the
+    event, and notes whether it did: what was asked at once."""
+    import threading
+    event, seen = threading.Event(), []
+
+    def wait(*_):
+        seen.append(event.wait(timeout))
+    return event, wait, seen
+
+
+def test_a_no_op_asks_git_s3_and_ec2_at_once(tree, monkeypatch):
+    """git (which names the channel) runs while the bucket is checked, and
+    the AMIs the local records name are described while the channel is
+    listed: a no-op waits for the slowest of them, not for their sum."""
+    built(tree)
+    app, _ = tree.run()
+    checking, git_waits, asked_git = waiting_for()
+    described, listing_waits, listed = waiting_for()
+    info, describe = tree.git.info, tree.ec2.describe
+
+    def asking_git(*args, **kwargs):
+        git_waits()
+        return info(*args, **kwargs)
+
+    def describing(*args, **kwargs):
+        described.set()
+        return describe(*args, **kwargs)
+
+    monkeypatch.setattr(tree.git, "info", asking_git)
+    monkeypatch.setattr(tree.ec2, "describe", describing)
+    tree.store.before.append(lambda op, key: checking.set() if op == "check" else
+                             listing_waits() if key.startswith("channels/") else None)
+    tree.ec2.calls.clear()
+    app.lookup.pull()
+    assert asked_git == [True], "the bucket check waited for git"
+    assert listed == [True], "EC2 waited for the channel's listing"
+    assert len([c for c in tree.ec2.calls if c[0] == "describe"]) == 2     # once per region
+
+
+def test_a_record_that_moved_since_the_local_copy_has_its_own_ami_looked_up(tree):
+    """The AMIs described early are the local copies': a record another agent
+    published since names an AMI of its own, which is looked up anew."""
+    web = built(tree)
+    moved = tree.ec2.add_ami("eu-west-1", tags={"ManagedBy": "amis-doit", "Image": "web",
+                                                "Digest": web["digest"]})
+    tree.ec2.images.pop(("eu-west-1", moved.id))          # named by the record, gone from EC2
+    tree.store.objects["channels/main/web.json"] = json.dumps(
+        {**web, "amis": {**web["amis"], "eu-west-1": moved.id}}).encode()
+    tree.ec2.calls.clear()
+    app, _ = tree.run()
+    app.lookup.pull()
+    assert app.lookup.facts.amis[moved.id] is False         # not taken from the early look
+    assert not app.lookup.usable(app.lookup.record("web"))
+    asked = [set(c[2]) for c in tree.ec2.calls if c[0] == "describe" and c[1] == "eu-west-1"]
+    early = [a for a in asked if web["amis"]["eu-west-1"] in a and moved.id not in a]
+    assert early and [a for a in asked if moved.id in a], asked
+
+
+def test_an_early_describe_that_fails_is_asked_again_and_its_error_said(tree):
+    from tasks.core.errors import AmiError
+    built(tree)
+    tree.ec2.fail["describe"] = [AmiError("EC2 throttled the early describe")]
+    app, _ = tree.run()
+    assert app.lookup.pull() and app.lookup.usable(app.lookup.record("web"))
+    tree.ec2.fail["describe"] = AmiError("looking up recorded AMIs in eu-west-1: AccessDenied")
+    app, _ = tree.run()
+    with pytest.raises(AmiError, match="looking up recorded AMIs in eu-west-1: AccessDenied"):
+        app.lookup.pull()
 
 
 def test_an_ami_gone_from_ec2_is_rebuilt_and_plan_says_so(tree):
