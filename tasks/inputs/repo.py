@@ -51,6 +51,7 @@ class Repo:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._top = self.root.as_posix()
 
     def rel(self, absolute: str, where: str, value: str) -> str:
         """A normalised absolute path as a repository path; outside it is refused."""
@@ -78,20 +79,23 @@ class Repo:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
+    def _os_path(self, rel: str) -> str:
+        return f"{self._top}/{rel}"         # asked thousands of times a walk: no Path made
+
     def is_file(self, rel: str) -> bool:
-        return os.path.isfile(self.path(rel))
+        return os.path.isfile(self._os_path(rel))
 
     def is_dir(self, rel: str) -> bool:
-        return os.path.isdir(self.path(rel))
+        return os.path.isdir(self._os_path(rel))
 
     def exists(self, rel: str) -> bool:
-        return os.path.exists(self.path(rel))
+        return os.path.exists(self._os_path(rel))
 
     def inside(self, rel: str) -> None:
         """A path whose symbolic links lead out of the repository is refused:
         what it reads is no file of the repository's (``/proc/self/environ``
         would hand the build its own environment)."""
-        real = os.path.realpath(self.path(rel))
+        real = os.path.realpath(self._os_path(rel))
         root = self.root.as_posix()
         if real != root and not real.startswith(root + "/"):
             raise AmiError(f"{rel}: a symbolic link to {real}, outside the repository: put "
@@ -139,7 +143,7 @@ class Repo:
         out: list[str] = []
         self.inside(rel)
         pending: list[tuple[str, str, frozenset[str]]] = [
-            (str(self.path(rel)), posixpath.normpath(rel), frozenset())]
+            (self._os_path(rel), posixpath.normpath(rel), frozenset())]
         while pending:
             folder, here, above = pending.pop()
             real = os.path.realpath(folder)

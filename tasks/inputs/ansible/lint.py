@@ -34,7 +34,7 @@ def lint_settings(root: Path, playbook: str) -> tuple[str, str | None, str | Non
 def lint_files(root: Path, playbooks: list[str]) -> list[str]:
     """The settings and ignore files the playbooks are linted under."""
     found = set()
-    for playbook in playbooks:
-        _, config, ignore = lint_settings(root, playbook)
+    for folder in {posixpath.dirname(p) for p in playbooks}:     # one look per folder
+        _, config, ignore = lint_settings(root, posixpath.join(folder, "playbook"))
         found |= {f for f in (config, ignore) if f}
     return sorted(found)
