@@ -182,6 +182,11 @@ def validate_image(app: App, name: str) -> None:
 
 
 @_action
+def packer_reads(app: App, name: str) -> None:
+    app.prebuild.packer_reads(name, app.say)
+
+
+@_action
 def lint(app: App) -> None:
     app.prebuild.check_lint(app.say)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -105,6 +106,10 @@ class Prebuild:
     packers: PackerRunner
     tools: Tools
     stager: Stager
+    # template -> (Packer read it, its output): asked once for the images sharing it
+    _packer_said: dict[str, tuple[bool, str]] = field(default_factory=dict, init=False,
+                                                      repr=False)
+    _said_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- preflight ----------------------------------------------------------------
 
@@ -205,6 +210,36 @@ class Prebuild:
                          "install a Packer that meets it")
 
     # -- validation ---------------------------------------------------------------
+
+    def packer_reads(self, name: str, say: Callable[[str], None]) -> None:
+        """A template this tool could not read, handed to Packer's own parser
+        (``packer validate -syntax-only``), whose word and line win over
+        ours. Images sharing the template are answered by one run, shown
+        once. Raises with Packer's first error and where it points, or, when
+        Packer reads the template, says that the construct is ours to read."""
+        template = self.graph.images[name].template
+        with self._said_lock:
+            said = self._packer_said.get(template)
+            first = said is None
+            if said is None:
+                result = self.tools.run([self.packers.executable(), "validate", "-syntax-only",
+                                         template], cwd=self.graph.root,
+                                        env=with_tools({**self.settings.env,
+                                                        "CHECKPOINT_DISABLE": "1"}))
+                said = self._packer_said[template] = (result.ok, result.output)
+                if not result.ok:
+                    say(result.output.rstrip())
+        ok, output = said
+        if not first:
+            raise AmiError(f"image {name}: its template, {template}, is the one above")
+        if ok:
+            raise AmiError(f"image {name}: {template}: Packer's parser reads it and this "
+                           "tool's (python-hcl2) does not (doit plan says where): write that "
+                           "construct another way")
+        problem, at = _problem(output)
+        raise AmiError(f"image {name}: packer validate -syntax-only {template}: "
+                       f"{problem or 'failed'}{', ' + at if at else ''} (Packer's own parser; "
+                       "details above)")
 
     def _run(self, argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
              env: Mapping[str, str], mapped: Callable[[str], str] = lambda text: text) -> None:

@@ -180,3 +180,24 @@ def test_an_hcl_mistake_is_reported_at_the_users_file_and_line(project):
     kept = error.split("stage kept in ")[1].rstrip("/")
     assert (project.path / kept / "packer/ami/ami.hcl.pkr.json").is_file(), error
     assert ".hcl.pkr.json line" not in out
+
+
+def test_a_template_this_tool_cannot_read_is_handed_to_packers_own_parser(project):
+    """A syntax mistake python-hcl2 stops at: plan names it once at its line,
+    and `doit validate` shows what the real Packer's parser says, and where."""
+    path = project.path / "packer/ami/ami.pkr.hcl"
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("source_ami"))
+    lines[at] = lines[at].replace("= var.source_ami", "= = var.source_ami")
+    path.write_text("\n".join(lines) + "\n")
+    commit(project.path)
+    plan = failed(project.doit("plan"))
+    said = [line for line in plan.splitlines() if "not valid HCL2" in line]
+    assert len(said) == 1 and f"packer/ami/ami.pkr.hcl:{at + 1}: " in said[0], plan
+    out = failed(project.doit("validate"))
+    assert f"on packer/ami/ami.pkr.hcl line {at + 1}" in out, out
+    assert out.count("Expected the start of an expression") == 1, out
+    error = next(l for l in out.splitlines() if l.startswith("ERROR: image base: "))
+    assert error.startswith("ERROR: image base: packer validate -syntax-only packer/ami: Error: "
+                            "Invalid expression, on packer/ami/ami.pkr.hcl line "
+                            f"{at + 1}"), error

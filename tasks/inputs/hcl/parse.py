@@ -74,15 +74,33 @@ def parse_text(rel: str, text: str, shown: str) -> Document:
         data = hcl2.loads(text.removeprefix("\ufeff"), serialization_options=SerializationOptions(
             preserve_heredocs=True, with_comments=False))
     except Exception as err:           # python-hcl2 raises lark's many error types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         found = syntax_error(text)
         if found:       # where Packer's parser would point, not where lark gave up
             line, what = found
             raise AmiError(f"{rel}:{line}: {what}: fix it") from None
-        raise AmiError(f"{shown}: not valid HCL2, or a construct python-hcl2 cannot read "
-                       f"({first}): run packer validate; if it passes, write the construct "
-                       "another way") from None
+        # The file's own mistake: the same for every image that reads it, so named once.
+        raise AmiError(f"{_where(rel, err)}: not valid HCL2, or a construct python-hcl2 cannot "
+                       f"read{_near(err)}: `doit validate` hands it to Packer's own parser; if "
+                       "Packer reads it, write the construct another way") from None
     return Document(rel, "hcl", data)
+
+
+def _where(rel: str, err: Exception) -> str:
+    """``file:line`` where lark gave up (its exceptions carry line and column)."""
+    line = getattr(err, "line", None)
+    return f"{rel}:{line}" if isinstance(line, int) and line > 0 else rel
+
+
+def _near(err: Exception) -> str:
+    """What lark stopped at, shortly: its token, else its message's first line."""
+    token = getattr(err, "token", None)
+    text = str(token) if token is not None else str(err)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first:
+        return ""
+    column = getattr(err, "column", None)
+    at = f"column {column}, " if isinstance(column, int) and column > 0 else ""
+    return f" ({at}at {first[:40] + ('…' if len(first) > 40 else '')!r})"
 
 
 def syntax_error(text: str) -> tuple[int, str] | None:

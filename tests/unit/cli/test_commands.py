@@ -175,3 +175,57 @@ def test_the_process_exits_without_a_last_collection(monkeypatch):
     assert registered == [gc.freeze]
     dodo = (Path(__file__).resolve().parents[3] / "dodo.py").read_text()
     assert "\n_tasks.exit_without_collecting()\n" in dodo
+
+
+PACKER_SAYS = """Error: Invalid expression
+
+  on packer/ami/ami.pkr.hcl line 22, in source "amazon-ebs" "ami":
+  22:   source_ami      = = var.source_ami
+
+Expected the start of an expression, but found an invalid expression token.
+"""
+
+
+def broken_template(tree) -> None:
+    path = tree.path / "packer/ami/ami.pkr.hcl"
+    path.write_text(path.read_text().replace("source_ami      = var.source_ami",
+                                             "source_ami      = = var.source_ami"))
+
+
+def test_a_template_this_tool_cannot_read_is_named_once_at_its_line(tree):
+    broken_template(tree)
+    plan = tree.doit("plan")
+    assert plan.returncode != 0
+    said = [line for line in (plan.stdout + plan.stderr).splitlines() if "not valid HCL2" in line]
+    assert len(said) == 1, said                # five images read it: one problem
+    assert re.search(r"packer/ami/ami\.pkr\.hcl:22: not valid HCL2, .*\(column 21, at "
+                     r"'= var.source_ami'\): `doit validate` hands it to Packer's own parser",
+                     said[0]), said
+
+
+def test_validate_hands_a_template_it_cannot_read_to_packers_own_parser(tree):
+    from tasks.adapters.tools import Ran
+    broken_template(tree)
+    tree.tools.script["scripted-packer"] = lambda argv, cwd: \
+        Ran(1, PACKER_SAYS) if "-syntax-only" in argv else Ran(0)
+    done = tree.doit("validate")
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert [a[1:] for a in tree.tools.ran("scripted-packer")] == [
+        ["validate", "-syntax-only", "packer/ami"]]
+    assert out.count("Expected the start of an expression") == 1      # shown once, for all five
+    assert "ERROR: image base: packer validate -syntax-only packer/ami: Error: Invalid " \
+           "expression, on packer/ami/ami.pkr.hcl line 22" in out, out
+    assert "ERROR: image web: its template, packer/ami, is the one above" in out, out
+    tree.tools.script["scripted-packer"] = Ran(0)          # Packer reads it: ours is the limit
+    tree.tools.calls.clear()
+    done = tree.doit("validate:web")
+    assert "ERROR: image web: packer/ami: Packer's parser reads it and this tool's " \
+           "(python-hcl2) does not" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_validate_of_a_readable_image_in_a_tree_with_problems_names_them_all(tree):
+    (tree.path / "ansible/web_ami.yaml").write_text("- hosts: all\n  roles: [no_such_role]\n")
+    done = tree.doit("validate:web")
+    assert done.returncode != 0 and "no_such_role" in done.stdout + done.stderr
+    assert tree.tools.ran("scripted-packer") == []
