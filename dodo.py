@@ -7,7 +7,7 @@ from tasks.cli.creators import Creators
 
 _tasks = Creators(Path(__file__).resolve().parent, argv=sys.argv)
 _tasks.install_signal_handlers()     # Ctrl-C / SIGTERM cancel Packer cleanly
-_tasks.exit_without_collecting()
+_tasks.tune_collector()             # few cycles, many long-lived objects: collect seldom
 task_pull = _tasks.task_pull
 task_ami = _tasks.task_ami
 task_amis = _tasks.task_amis

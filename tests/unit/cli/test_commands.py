@@ -161,20 +161,20 @@ def test_lint_runs_and_is_named_when_packer_validate_failed(tree):
            "named." in shown
 
 
-def test_the_process_exits_without_a_last_collection(monkeypatch):
-    """dodo.py asks for it: teardown then skips looking for cycles among
-    every object of the run (0.2 s of a no-op), after doit has closed its
-    database."""
+def test_the_collector_is_tuned_for_a_short_run(monkeypatch):
+    """dodo.py asks for it: cycles looked for seldom, and not at teardown
+    (after doit has closed its database)."""
     import atexit
     import gc
     from pathlib import Path
     from tasks.cli.creators import Creators
     registered: list = []
     monkeypatch.setattr(atexit, "register", registered.append)
-    Creators.exit_without_collecting()
-    assert registered == [gc.freeze]
+    monkeypatch.setattr(gc, "set_threshold", lambda *t: registered.append(t))
+    Creators.tune_collector()
+    assert registered == [(200_000, 30, 30), gc.freeze]
     dodo = (Path(__file__).resolve().parents[3] / "dodo.py").read_text()
-    assert "\n_tasks.exit_without_collecting()\n" in dodo
+    assert "\n_tasks.tune_collector()" in dodo
 
 
 PACKER_SAYS = """Error: Invalid expression
