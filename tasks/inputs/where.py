@@ -120,22 +120,26 @@ _PROBLEM_PATH = re.compile(r"^([^\s:'\"]+?)(:?) (.*)$")
 _QUOTED = re.compile(r"'([^']{3,})'|\"([^\"]{3,})\"")
 
 
-def with_line(repo: Repo, problem: str) -> str:
+def with_line(repo: Repo, problem: str, within: tuple[int, int] | None = None) -> str:
     """A problem that begins with a file of the repository (a playbook, a
     role's file), with the line it points at: the first line holding what
-    it quotes, else the word after the path. Unchanged when not found."""
+    it quotes, else the word after the path. ``within``: the lines (first,
+    last) of what the problem is about, a task or a play, searched alone,
+    and the first of them when nothing is found there. Unchanged when
+    nothing is found."""
     m = _PROBLEM_PATH.match(problem)
     if not m or not repo.exists(m.group(1)) or repo.is_dir(m.group(1)):
         return problem
     path, rest = m.group(1), m.group(3)
-    lines = _lines(repo, path)
+    first, last = within or (1, None)
+    lines = _lines(repo, path)[first - 1:last]
     needles = [a or b for a, b in _QUOTED.findall(rest)]
     needles += [w.strip("':") for w in rest.split()[:1]]
     for needle in needles:
         probe = needle.strip()[:40]
         if len(probe) < 3:
             continue
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(lines, first):
             if probe in line:
                 return f"{path}:{n}: {rest}"
-    return problem
+    return f"{path}:{first}: {rest}" if within else problem

@@ -6,10 +6,13 @@ decision (``core.decision``) with its facts looked up.
 
 A no-op costs one listing of the channel (with ETags), one of the
 revocations (which is also the bucket check; empty unless something was
-revoked), the GETs of records
-that differ from the local copies, and one ``DescribeImages``; digest
-records are fetched only where a current record does not match, in one
-parallel batch per level of the tree.
+revoked), the GETs of records that differ from the local copies, and one
+``DescribeImages`` per region; digest records are fetched only where a
+current record does not match, in one parallel batch per level of the tree.
+git (which names the channel), S3 and EC2 are asked at once: the
+``DescribeImages`` is of the AMIs the local records name, made while S3 is
+listed; an AMI a pulled record names that it did not ask about is looked
+up after.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -26,7 +26,22 @@ def _tagged(loader: Any, suffix: str, node: Any) -> Any:
     return Unsafe(value) if suffix == "unsafe" else value
 
 
+class Positioned(dict):
+    """A mapping as a YAML file writes it, with the lines it spans (a task's
+    problem is named there)."""
+    line = 0
+    end = 0
+
+
+def _positioned(loader: Any, node: Any) -> Iterator[Positioned]:
+    data = Positioned()
+    data.line, data.end = node.start_mark.line + 1, node.end_mark.line + 1
+    yield data                          # first, as SafeLoader does: aliases may refer to it
+    data.update(loader.construct_mapping(node))
+
+
 _Loader.add_multi_constructor("!", _tagged)
+_Loader.add_constructor("tag:yaml.org,2002:map", _positioned)
 
 
 def load(repo: Repo, rel: str, what: str, unparsable: bool = False) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterator
@@ -15,7 +16,8 @@ from ...core.diagnostics import Diagnostics
 from ...core.errors import AmiError
 from ..repo import Found, Repo, Unresolved
 from .config import Context
-from .loader import load
+from ..where import with_line
+from .loader import Positioned, load
 
 
 _ROLE_CALLS = frozenset({"include_role", "import_role", "ansible.builtin.include_role",
@@ -100,18 +102,17 @@ class _Walker:
         for play in plays:
             if not isinstance(play, dict):
                 raise AmiError(f"{rel}: every play must be a mapping")
-            problems = self.result.problems
             for key in _PLAYBOOK_IMPORTS & set(play):
                 target = _free_form(play[key])
-                with problems.collect():
+                with self._at(rel, play):
                     self._path(folder, target, f"{rel} {key}", f"playbook imported by {rel}",
                                lambda p: self.playbook(p, f"playbook imported by {rel}", seen))
             collections = [c for c in play.get("collections") or [] if isinstance(c, str)]
             for name in collections:
-                with problems.collect():
+                with self._at(rel, play):
                     self._collection(name, f"{rel} collections")
             for entry in play.get("roles") or []:
-                with problems.collect():
+                with self._at(rel, entry if isinstance(entry, dict) else play):
                     name = _role_name(entry)
                     if not name:
                         raise AmiError(f"{rel}: a 'roles' entry has no role name")
@@ -119,7 +120,7 @@ class _Walker:
             for vf in _listish(play.get("vars_files")):
                 for item in _listish(vf):
                     if isinstance(item, str):
-                        with problems.collect():
+                        with self._at(rel, play):
                             self._path(folder, item, f"{rel} vars_files",
                                        f"vars file of {rel}", self.result.variables.add)
             for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
@@ -295,8 +296,21 @@ class _Walker:
     def tasks(self, tasks: Any, file: str, folder: str, role: str | None,
               collections: list[str]) -> None:
         for task in _task_list(tasks):
-            with self.result.problems.collect():        # a task's problem, and on to the next
+            with self._at(file, task):                  # a task's problem, and on to the next
                 self._task(task, file, folder, role, collections)
+
+    @contextmanager
+    def _at(self, file: str, written: Any) -> Iterator[None]:
+        """Collect a problem of a task or play in ``file``, at the line of
+        what it quotes within the task or play, else where that starts."""
+        try:
+            yield
+        except AmiError as err:
+            span = (written.line, written.end) if isinstance(written, Positioned) else None
+            for problem in err.problems:
+                ours = problem.startswith((f"{file} ", f"{file}: "))
+                self.result.problems.add(with_line(self.repo, problem, span)
+                                         if span and ours else problem)
 
     def _task(self, task: dict, file: str, folder: str, role: str | None,
               collections: list[str]) -> None:

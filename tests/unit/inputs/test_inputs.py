@@ -252,7 +252,7 @@ def test_a_collection_neither_vendored_nor_pinned_is_refused(zoo):
     (zoo / "ansible/second.yml").write_text(
         "- hosts: all\n  tasks:\n    - community.general.ufw: {state: enabled}\n")
     message = refusal(zoo, "app")
-    assert message.startswith("ansible/second.yml module community.general.ufw: collection "
+    assert message.startswith("ansible/second.yml:3: module community.general.ufw: collection "
                               "community.general is neither in the repository")
     (zoo / "ansible/requirements.yml").write_text(
         (zoo / "ansible/requirements.yml").read_text()
@@ -788,3 +788,27 @@ def test_a_variable_named_with_underscores_is_a_variable(zoo):
                        f"{ROLE}/defaults/main.yml": "clamav_daemon: \"{{ __clamav_daemon }}\"\n",
                        f"{ROLE}/tasks/main.yml": "- debug: {msg: \"{{ _private | default('') }}\"}\n"})
     assert f"{ROLE}/vars/main.yml" in inputs_of(zoo)["app"]
+
+
+def test_an_ansible_problem_is_named_at_its_tasks_line(zoo):
+    """A task's problem is at the line, within that task, that holds what it
+    quotes, else where the task starts; a value another task also writes
+    does not pull it up the file."""
+    (zoo / "ansible/files").mkdir(exist_ok=True)
+    (zoo / "ansible/files/kept.txt").write_text("x\n")
+    (zoo / "ansible/second.yml").write_text(
+        "- hosts: all\n"
+        "  tasks:\n"
+        "    - name: kept.txt is named here first\n"
+        "      ansible.builtin.debug: {msg: gone.txt}\n"
+        "    - name: copy it\n"
+        "      ansible.builtin.copy:\n"
+        "        src: gone.txt\n"
+        "        dest: /tmp\n"
+        "    - name: a key that is no module\n"
+        "      1: x\n")
+    found = refusal(zoo, "app").splitlines()
+    assert "ansible/second.yml:7: ansible.builtin.copy 'gone.txt': not found in " \
+           "ansible/files/, ansible/: create it or fix the path" in found, found
+    assert "ansible/second.yml:9: a task has the key 1, which is not a module or keyword " \
+           "name: fix the task" in found, found
