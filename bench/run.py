@@ -242,8 +242,9 @@ def full_rebuild(tree: Tree, sleep: float, repeats: int, depth: int) -> None:
 
 def make_figures(tree: Tree, parents: dict[str, str], repeats: int, ours_noop: float) -> None:
     (tree.path / "Makefile").write_text(makefile(parents, tree.env["AMI_BUCKET"]))
-    env = {**tree.env, "PATH": f"{BENCH / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "PACKER": str(FAKE_PACKER)}
+    # The stand-ins' `python3` is this one, which has boto3 (./doit's environment).
+    env = {**tree.env, "PACKER": str(FAKE_PACKER), "PATH": os.pathsep.join(
+        [str(BENCH / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])}
     make = ["make", "-s", "amis"]
     # S3 keeps LastModified to the second: build a second after the sources were
     # written, or Make would see every source as newer than its download.
