@@ -182,8 +182,8 @@ def validate_image(app: App, name: str) -> None:
 
 
 @_action
-def packer_reads(app: App, name: str) -> None:
-    app.prebuild.packer_reads(name, app.say)
+def packer_reads(app: App, name: str, others: list[str]) -> None:
+    app.prebuild.packer_reads(name, app.say, others)
 
 
 @_action

@@ -127,6 +127,7 @@ class Creators:
         self._rebuild = rebuild_option(argv or [])
         self._app: App | None = None
         self._refused: str | None = None    # the tree's problems, once found
+        self._problems: tuple[str, ...] = ()
         words = [a for a in (argv or [])[1:] if not a.startswith("-")]
         # `doit inputs` lists what each walk found, problems and all, and
         # `doit sandbox_stop` stops the emulator whatever amis.yaml says: the
@@ -174,7 +175,8 @@ class Creators:
             return {name: list(found.files)
                     for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
-            self._refused = str(self._with_preflight(err))
+            refusal = self._with_preflight(err)
+            self._refused, self._problems = str(refusal), refusal.problems
             raise InvalidDodoFile(self._refused) from None
 
     def _with_preflight(self, err: AmiError) -> AmiError:
@@ -369,17 +371,19 @@ class Creators:
         not read goes to Packer's own parser, whose word and line win. Any
         other problem stops it as it stops every command."""
         app = self.app
-        found, _ = app.checkout.found()
+        found, problems = app.checkout.found()
         unread = [name for name in app.graph.images if name not in found]
         asked = self._asked.partition(":")[2]
         if not unread or (asked and asked not in unread):
             assert self._refused is not None
             raise InvalidDodoFile(self._refused)
+        theirs = {p for name in unread for p in problems[name]}
+        others = [p for p in self._problems if p not in theirs]
         for name in unread:
             yield {
                 "name": name,
                 "doc": f"packer validate -syntax-only {app.graph.images[name].template}",
-                "actions": [(actions.packer_reads, [app, name])],
+                "actions": [(actions.packer_reads, [app, name, others])],
                 "uptodate": [False],
                 "verbosity": 2,
             }

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -211,12 +211,14 @@ class Prebuild:
 
     # -- validation ---------------------------------------------------------------
 
-    def packer_reads(self, name: str, say: Callable[[str], None]) -> None:
+    def packer_reads(self, name: str, say: Callable[[str], None],
+                     others: Sequence[str] = ()) -> None:
         """A template this tool could not read, handed to Packer's own parser
         (``packer validate -syntax-only``), whose word and line win over
         ours. Images sharing the template are answered by one run, shown
         once. Raises with Packer's first error and where it points, or, when
-        Packer reads the template, says that the construct is ours to read."""
+        Packer reads the template, says that the construct is ours to read;
+        with the tree's ``others`` problems, so one run names them all."""
         template = self.graph.images[name].template
         with self._said_lock:
             said = self._packer_said.get(template)
@@ -233,13 +235,13 @@ class Prebuild:
         if not first:
             raise AmiError(f"image {name}: its template, {template}, is the one above")
         if ok:
-            raise AmiError(f"image {name}: {template}: Packer's parser reads it and this "
-                           "tool's (python-hcl2) does not (doit plan says where): write that "
-                           "construct another way")
+            raise AmiError.of([f"image {name}: {template}: Packer's parser reads it and this "
+                               "tool's (python-hcl2) does not (doit plan says where): write "
+                               "that construct another way", *others])
         problem, at = _problem(output)
-        raise AmiError(f"image {name}: packer validate -syntax-only {template}: "
-                       f"{problem or 'failed'}{', ' + at if at else ''} (Packer's own parser; "
-                       "details above)")
+        raise AmiError.of([f"image {name}: packer validate -syntax-only {template}: "
+                           f"{problem or 'failed'}{', ' + at if at else ''} (Packer's own "
+                           "parser; details above)", *others])
 
     def _run(self, argv: list[str], cwd: Path, what: str, say: Callable[[str], None],
              env: Mapping[str, str], mapped: Callable[[str], str] = lambda text: text) -> None:

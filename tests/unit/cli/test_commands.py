@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from tasks.adapters.tools import Ran
 from tasks.core.errors import INTERRUPTED, AmiError
 
 from support.project import IMAGES
@@ -204,7 +205,6 @@ def test_a_template_this_tool_cannot_read_is_named_once_at_its_line(tree):
 
 
 def test_validate_hands_a_template_it_cannot_read_to_packers_own_parser(tree):
-    from tasks.adapters.tools import Ran
     broken_template(tree)
     tree.tools.script["scripted-packer"] = lambda argv, cwd: \
         Ran(1, PACKER_SAYS) if "-syntax-only" in argv else Ran(0)
@@ -229,3 +229,25 @@ def test_validate_of_a_readable_image_in_a_tree_with_problems_names_them_all(tre
     done = tree.doit("validate:web")
     assert done.returncode != 0 and "no_such_role" in done.stdout + done.stderr
     assert tree.tools.ran("scripted-packer") == []
+
+
+def test_validate_names_the_trees_other_problems_with_packers_word(tree):
+    """One image on a template of its own, with a role that does not exist:
+    its problem comes in the same run as Packer's word on the broken one."""
+    import shutil
+    shutil.copytree(tree.path / "packer/ami", tree.path / "packer/worker")
+    broken_template(tree)
+    graph = tree.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace(
+        "  worker:\n    parent: base\n",
+        "  worker:\n    parent: base\n    template: packer/worker\n"))
+    playbook = tree.path / "ansible/worker_ami.yaml"
+    playbook.write_text(playbook.read_text().replace("roles:\n", "roles:\n    - no_such_role\n", 1))
+    tree.tools.script["scripted-packer"] = lambda argv, cwd: \
+        Ran(1, PACKER_SAYS) if "-syntax-only" in argv else Ran(0)
+    done = tree.doit("validate:base")
+    out = done.stdout + done.stderr
+    assert "ERROR: 2 problems, fix them all, then run again:" in out, out
+    assert re.search(r"1\. image base: packer validate -syntax-only packer/ami: Error: Invalid "
+                     r"expression, on packer/ami/ami\.pkr\.hcl line 22", out), out
+    assert re.search(r"2\. ansible/worker_ami\.yaml:\d+: role 'no_such_role' not found", out), out
