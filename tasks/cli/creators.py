@@ -371,8 +371,8 @@ class Creators:
         not read goes to Packer's own parser, whose word and line win. Any
         other problem stops it as it stops every command."""
         app = self.app
-        found, problems = app.checkout.found()
-        unread = [name for name in app.graph.images if name not in found]
+        _, problems = app.checkout.found()
+        unread = app.checkout.unreadable()
         asked = self._asked.partition(":")[2]
         if not unread or (asked and asked not in unread):
             assert self._refused is not None

@@ -96,10 +96,11 @@ class Builder:
         """The pre-task of every build run: mirror the channel, repair its
         plain-text ids, and say what will be rebuilt because its AMI is gone."""
         self.reports.start()
-        status = self.lookup.pull()         # works out the channel as it lists it
-        channel, note = self.checkout.channel()
-        if note:
-            self.say(note)
+        try:
+            status = self.lookup.pull()     # works out the channel as it lists it
+        finally:
+            self._say_channel_note()        # also when the pull failed: it says why this channel
+        channel = self.channel()
         counts = {s: sum(1 for v in status.values() if v == s)
                   for s in sorted(set(status.values()))}
         self.say("pulled channel {} from {}: {}".format(
@@ -124,6 +125,14 @@ class Builder:
             except AmiError:
                 pass                # the image's own task says why it cannot be decided
             self.console.start()
+
+    def _say_channel_note(self) -> None:
+        try:
+            note = self.checkout.channel()[1]
+        except AmiError:
+            return                          # git's own failure is the pull's error
+        if note:
+            self.say(note)
 
     def _repair_ssm(self, channel: str) -> None:
         """A failed PutParameter (or a hand edit) left an SSM parameter behind its

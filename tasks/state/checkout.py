@@ -17,7 +17,7 @@ from ..core.errors import AmiError
 from ..core.graph import Graph
 from ..core.once import Memo, Once
 from ..core.settings import Settings
-from ..inputs.hcl.parse import ParseCache
+from ..inputs.hcl.parse import ParseCache, Unreadable
 from ..inputs.image import Inputs, found_inputs
 from ..inputs.tests import test_files
 
@@ -37,6 +37,7 @@ class Checkout:
         self.hasher = hasher
         self.repo = git
         self._parse = ParseCache(settings.state / "hcl")
+        self._unreadable: set[str] = set()
         self._found = Once(self._walk)
         self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
             graph.root, list(self.inputs()[image].files)))
@@ -52,11 +53,20 @@ class Checkout:
         for name, image in self.graph.images.items():
             try:
                 found[name] = found_inputs(self.graph, image, self._parse)
+            except Unreadable as err:           # its template: Packer's parser may say more
+                problems[name] = err.problems
+                self._unreadable.add(name)
             except AmiError as err:             # no template to walk
                 problems[name] = err.problems
             else:
                 problems[name] = found[name].problems
         return found, problems
+
+    def unreadable(self) -> list[str]:
+        """The images whose template this tool's HCL2 parser cannot read
+        (``doit validate`` asks Packer's parser about them)."""
+        self._found()
+        return [name for name in self.graph.images if name in self._unreadable]
 
     def inputs(self) -> dict[str, Inputs]:
         """Each image's input files and why, read from local files only. An

@@ -119,6 +119,7 @@ class Described:
     def __init__(self, ec2: Ec2, named: dict[str, set[str]]) -> None:
         self._named = named
         self._found: dict[str, dict[str, Ami]] = {}
+        self._unreachable: dict[str, Unreachable] = {}
         # Daemons, one per region: a run that stops (AWS unreachable) does not wait for them.
         self._threads = {region: threading.Thread(target=self._describe, args=(ec2, region),
                                                   daemon=True) for region in named}
@@ -128,15 +129,19 @@ class Described:
     def _describe(self, ec2: Ec2, region: str) -> None:
         try:
             self._found[region] = ec2.describe(region, self._named[region], own=True)
+        except Unreachable as err:      # its retries spent: asking again would wait as long
+            self._unreachable[region] = err
         except Exception:           # asked again in the pull's own thread, which says why
             pass
 
     def found(self, region: str, amis: set[str]) -> dict[str, Ami] | None:
         """What it found of ``amis`` in ``region``; None when it did not ask
-        about all of them (or could not)."""
+        about all of them (or could not). Raises when EC2 could not be reached."""
         if region not in self._threads or not amis <= self._named[region]:
             return None
         self._threads[region].join()
+        if region in self._unreachable:
+            raise self._unreachable[region]
         found = self._found.get(region)
         return None if found is None else {a: i for a, i in found.items() if a in amis}
 

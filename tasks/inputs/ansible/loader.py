@@ -35,7 +35,10 @@ class Positioned(dict):
 
 def _positioned(loader: Any, node: Any) -> Iterator[Positioned]:
     data = Positioned()
-    data.line, data.end = node.start_mark.line + 1, node.end_mark.line + 1
+    # A block mapping ends where what follows it starts (column 0 of the next
+    # task's line); a flow mapping ({...}) on the line it closes.
+    end = node.end_mark.line + (1 if node.end_mark.column else 0)
+    data.line, data.end = node.start_mark.line + 1, max(end, node.start_mark.line + 1)
     yield data                          # first, as SafeLoader does: aliases may refer to it
     data.update(loader.construct_mapping(node))
 

@@ -55,6 +55,12 @@ def files_of(repo: Repo, path: str, image: str) -> list[str]:
     return found
 
 
+class Unreadable(AmiError):
+    """An HCL2 file this tool's parser (python-hcl2) cannot read: a syntax
+    mistake, or a construct it does not know. Packer's own parser decides
+    which (``doit validate``)."""
+
+
 def parse(repo: Repo, rel: str, image: str = "") -> Document:
     return parse_text(rel, *source(repo, rel, image))
 
@@ -77,11 +83,13 @@ def parse_text(rel: str, text: str, shown: str) -> Document:
         found = syntax_error(text)
         if found:       # where Packer's parser would point, not where lark gave up
             line, what = found
-            raise AmiError(f"{rel}:{line}: {what}: fix it") from None
+            raise Unreadable(f"{rel}:{line}: {what}: fix it") from None
         # The file's own mistake: the same for every image that reads it, so named once.
-        raise AmiError(f"{_where(rel, err)}: not valid HCL2, or a construct python-hcl2 cannot "
-                       f"read{_near(err)}: `doit validate` hands it to Packer's own parser; if "
-                       "Packer reads it, write the construct another way") from None
+        packer = "packer validate with -var-file=" + rel if rel.endswith(".pkrvars.hcl") \
+            else "`doit validate`, which hands it to Packer's own parser,"
+        raise Unreadable(f"{_where(rel, err)}: not valid HCL2, or a construct python-hcl2 "
+                         f"cannot read{_near(err)}: {packer} says which; if Packer reads it, "
+                         "write the construct another way") from None
     return Document(rel, "hcl", data)
 
 

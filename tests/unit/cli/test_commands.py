@@ -200,7 +200,8 @@ def test_a_template_this_tool_cannot_read_is_named_once_at_its_line(tree):
     said = [line for line in (plan.stdout + plan.stderr).splitlines() if "not valid HCL2" in line]
     assert len(said) == 1, said                # five images read it: one problem
     assert re.search(r"packer/ami/ami\.pkr\.hcl:22: not valid HCL2, .*\(column 21, at "
-                     r"'= var.source_ami'\): `doit validate` hands it to Packer's own parser",
+                     r"'= var.source_ami'\): `doit validate`, which hands it to Packer's own "
+                     r"parser, says which",
                      said[0]), said
 
 
@@ -251,3 +252,26 @@ def test_validate_names_the_trees_other_problems_with_packers_word(tree):
     assert re.search(r"1\. image base: packer validate -syntax-only packer/ami: Error: Invalid "
                      r"expression, on packer/ami/ami\.pkr\.hcl line 22", out), out
     assert re.search(r"2\. ansible/worker_ami\.yaml:\d+: role 'no_such_role' not found", out), out
+
+
+def test_validate_leaves_a_template_it_can_read_to_the_trees_refusal(tree):
+    """An image left without inputs for another reason than its template's
+    syntax (an `only:` naming no source) is not Packer's to judge."""
+    graph = tree.path / "amis.yaml"
+    graph.write_text(graph.read_text().replace(
+        "  worker:\n    parent: base\n",
+        "  worker:\n    parent: base\n    only: amazon-ebs.nope\n"))
+    done = tree.doit("validate")
+    assert done.returncode != 0 and "amazon-ebs.nope" in done.stdout + done.stderr
+    assert tree.tools.ran("scripted-packer") == []
+
+
+def test_the_channel_note_is_said_when_the_pull_fails(tree):
+    from tasks.core.errors import AmiError as Failure
+    tree.git.dirty = True
+    tree.store.before.append(lambda op, key: (_ for _ in ()).throw(Failure("S3 said no"))
+                             if op == "listing" else None)
+    done = tree.doit("amis")
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "S3 said no" in out, out
+    assert "the working tree has uncommitted changes: publishing to channel" in out, out

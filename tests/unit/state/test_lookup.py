@@ -142,6 +142,20 @@ def test_an_early_describe_that_fails_is_asked_again_and_its_error_said(tree):
         app.lookup.pull()
 
 
+def test_an_ec2_that_cannot_be_reached_is_said_once_its_early_describe_gives_up(tree):
+    """The early describe spent its retries on an unreachable EC2: its error is
+    the pull's, with no second round of the same waits."""
+    from tasks.adapters.aws import Unreachable
+    built(tree)
+    tree.ec2.fail["describe"] = Unreachable("looking up recorded AMIs: cannot reach EC2")
+    tree.ec2.calls.clear()
+    app, _ = tree.run()
+    with pytest.raises(Unreachable, match="cannot reach EC2"):
+        app.lookup.pull()
+    described = [c[1] for c in tree.ec2.calls if c[0] == "describe"]
+    assert sorted(described) == ["eu-west-1", "us-east-1"], described      # once per region
+
+
 def test_an_ami_gone_from_ec2_is_rebuilt_and_plan_says_so(tree):
     web = built(tree)
     del tree.ec2.images["us-east-1", web["amis"]["us-east-1"]]
