@@ -3,7 +3,7 @@
 parallel full rebuilds against the critical path, the Make approach side by
 side, and parallel pull. Everything runs against moto_server on loopback.
 
-    python3 bench/run.py [--repeats 5] [--sleep 4] [--out bench/results.json]
+    .venv/bin/python bench/run.py [--repeats 5] [--sleep 4] [--out bench/results.json]
 
 Prints one table and writes it as JSON.
 """
