@@ -121,6 +121,6 @@ def render(rows: list[Row], graph: Graph, jobs: int, offline_reason: str | None 
         lines.append(f"{len(rejected)} rejected by their tests, built on by nothing: "
                      f"{', '.join(rejected)} (change the image or its tests)")
     if offline_reason:
-        lines.append(f"offline ({offline_reason}): planned from local records; AMI existence, "
-                     "source filters and earlier builds by digest were not checked")
+        lines.append(f"offline ({offline_reason}): AMI existence, source filters and earlier "
+                     "builds by digest were not checked")
     return "\n".join(lines)

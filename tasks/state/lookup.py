@@ -58,6 +58,7 @@ class Facts:
 
 
 _ABSENT = "absent"
+MIRROR = ".mirror"          # in the records folder (JSON): whose records it holds
 
 
 def vetting_problem(check: decision.AmiCheck, image: Ami | None,
@@ -253,7 +254,8 @@ class Lookup:
             records = {name: read_local(self.record_path(name)) for name in names}
             with self.lock:
                 self.facts.channel, self.facts.records = channel, records
-                self.facts.offline, self.facts.pulled = str(err), True
+                self.facts.offline = f"{err}; {self._mirrored(channel)}"
+                self.facts.pulled = True
             return {}
         channel = self.checkout.channel()[0]
         for name in names:
@@ -265,6 +267,8 @@ class Lookup:
                     path.unlink(missing_ok=True)
                 except OSError as err:
                     raise AmiError(f"{path}: cannot remove ({err.strerror})", code=FAILED) from None
+        save_local(self.records_dir / MIRROR, json.dumps(
+            {"registry": self.registry.identity(), "channel": channel}, sort_keys=True).encode())
         # A branch (or a dirty tree) whose channel has no record of an image yet
         # is compared with main's, so its plan names what changed since main.
         unbuilt = [n for n in self.graph.images if pulled.records.get(n) is None]
@@ -284,6 +288,21 @@ class Lookup:
         finally:
             self._early = None          # later rounds ask EC2 anew
         return pulled.status
+
+    def _mirrored(self, channel: str) -> str:
+        """Whose records ``.amis/records`` holds, as the last pull wrote them
+        there: planning offline says so (the sandbox's are not AWS's)."""
+        try:
+            mirror = json.loads((self.records_dir / MIRROR).read_text(encoding="utf-8"))
+            registry, pulled = str(mirror["registry"]), str(mirror["channel"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return "planned from local records whose registry is unknown (no pull has named it)"
+        said = f"planned from the local records of channel {pulled} in {registry}"
+        if self.bucket and registry != self.registry.identity():
+            said += f", not this registry's ({self.registry.identity()})"
+        if pulled != channel:
+            said += f", not channel {channel}'s"
+        return said
 
     def _check_amis(self, checks: set[decision.AmiCheck]) -> None:
         """Look up, per region in one call per 200, whether the AMIs exist,

@@ -36,8 +36,8 @@ def test_the_plan_estimates_one_at_a_time_and_along_the_critical_path():
 def test_the_plan_says_when_nothing_builds_and_when_it_is_offline():
     text = plan.render(rows({}), GRAPH, jobs=1, offline_reason="cannot reach AWS")
     assert "nothing to build" in text
-    assert text.splitlines()[-1].startswith("offline (cannot reach AWS): planned from local "
-                                            "records")
+    assert text.splitlines()[-1] == ("offline (cannot reach AWS): AMI existence, source "
+                                     "filters and earlier builds by digest were not checked")
     never = plan.render(rows({"web": None}), GRAPH, jobs=1)
     assert "1 to build; no earlier builds, so no expected duration" in never
 

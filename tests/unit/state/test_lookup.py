@@ -197,7 +197,7 @@ def test_offline_planning_reads_the_local_records_and_says_why(tree):
     tree.ec2.calls.clear()
     app, _ = tree.run({"AMI_BUCKET": None, "AMI_SANDBOX": None})
     status = app.lookup.pull(offline_ok=True)
-    assert status == {} and app.lookup.facts.offline == "AMI_BUCKET is not set"
+    assert status == {} and app.lookup.facts.offline.startswith("AMI_BUCKET is not set; ")
     assert app.lookup.record("web").ami == json.loads(
         (tree.path / ".amis/records/web.json").read_text())["amis"]["eu-west-1"]
     assert tree.ec2.calls == []
@@ -218,3 +218,33 @@ def test_a_source_filter_resolves_to_the_newest_match(tree):
     assert resolve_source(tree.ec2, filtered, "eu-west-1", sandbox=False) == \
         (newer.id, "newest of 'CentOS 7 *': CentOS 7 2026-06")
     assert older.id != newer.id
+
+
+def test_planning_offline_says_whose_records_it_planned_from(tree):
+    """The local records are the last pull's: offline, the plan says which
+    registry and channel they mirror, and when they are not this one's."""
+    import json as jsonlib
+    from tasks.adapters.aws import Unreachable
+    from tasks.state.lookup import MIRROR
+    built(tree)
+    app, _ = tree.run()
+    app.lookup.pull()
+    mirror = tree.path / ".amis/records" / MIRROR
+    identity = app.registry.identity()
+    assert jsonlib.loads(mirror.read_text()) == {"registry": identity, "channel": "main"}
+    app, _ = tree.run({"AMI_BUCKET": None, "AMI_SANDBOX": None})
+    app.lookup.pull(offline_ok=True)
+    assert app.lookup.facts.offline == \
+        f"AMI_BUCKET is not set; planned from the local records of channel main in {identity}"
+    mirror.write_text(jsonlib.dumps({"registry": "s3://someone-else/amis", "channel": "main"}))
+    tree.store.before.append(lambda op, key: (_ for _ in ()).throw(Unreachable("no network")))
+    app, _ = tree.run()
+    app.lookup.pull(offline_ok=True)
+    assert app.lookup.facts.offline == (
+        "no network; planned from the local records of channel main in s3://someone-else/amis, "
+        f"not this registry's ({identity})")
+    mirror.unlink()
+    app, _ = tree.run()
+    app.lookup.pull(offline_ok=True)
+    assert app.lookup.facts.offline.endswith("planned from local records whose registry is "
+                                             "unknown (no pull has named it)")
