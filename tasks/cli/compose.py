@@ -258,7 +258,7 @@ class App:
     def promoter(self) -> Promoter:
         from ..ops.promote import Promoter
         return Promoter(self.graph, self.settings, self.checkout, self.registry, self.ec2,
-                        self.git, self.locks, self.console)
+                        self.git, self.locks, self.console, self.identity)
 
     @service
     def revoker(self) -> Revoker:

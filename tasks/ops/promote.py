@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..adapters.aws import Identity
 from ..adapters.console import Console
 from ..adapters.ec2 import Ec2
 from ..adapters.git import Git, actor
@@ -34,6 +35,7 @@ class Promoter:
     git: Git
     locks: Locks
     console: Console
+    identity: Identity
 
     def promote(self, image: str, source: str, target: str) -> None:
         channels = []
@@ -56,6 +58,8 @@ class Promoter:
             raise AmiError(f"promote: --from and --to are both channel {source}: nothing to "
                            "promote; name the channel to promote to with --to")
         who = actor(self.settings, self.git)
+        if who == "unknown":        # a machine that names no user: AWS's word on who acts
+            who = self.identity.caller()
         active = self.checkout.channel()[0]
         registry = self.registry
         records = [registry.record_at(registry.current_key(source, n), n) for n in images]

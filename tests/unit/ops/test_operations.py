@@ -71,6 +71,17 @@ def test_promote_checks_every_image_before_moving_any(tree):
     assert channel != "main" and f"channels/{channel}/base.json" in tree.store.objects
 
 
+def test_a_promotion_on_a_machine_that_names_no_user_is_by_the_aws_caller(tree):
+    ami = tree.ec2.add_ami("eu-west-1", name="base-x").id
+    published(tree, Record(**{**BASE.__dict__, "amis": {"eu-west-1": ami}}), channel="candidate")
+    tree.git.email = None
+    app, _ = tree.run({"USER": None, "AMI_ACTOR": None, "BUILDKITE": None,
+                       "BUILDKITE_BUILD_CREATOR": None})
+    app.promoter.promote("base", "candidate", "main")
+    promoted = json.loads(tree.store.objects["channels/main/base.json"])["promotion"]
+    assert promoted["by"] == tree.identity.arn
+
+
 def test_promoting_twice_says_it_is_already_there_and_writes_nothing(tree):
     ami = tree.ec2.add_ami("eu-west-1", name="base-x").id
     published(tree, Record(**{**BASE.__dict__, "amis": {"eu-west-1": ami}}), channel="candidate")
