@@ -28,6 +28,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Mapping
 
+from .text import some
+
 # `doit gc`'s options and their defaults
 DEFAULTS = MappingProxyType({"keep": 3, "days": 14, "max": 20, "leftover-hours": 6})
 
@@ -145,7 +147,7 @@ def decide(facts: Facts, policy: Policy) -> Retention:
             doubt[c.ami] = facts.doubts[c.region][0]
             why.append(f"cannot prove it unused: {doubt[c.ami]}")
         if facts.shared.get(c.ami):
-            why.append("shared with " + ", ".join(facts.shared[c.ami]))
+            why.append("shared with " + some(facts.shared[c.ami]))
     # Parents of survivors survive, all the way up.
     by_ami = {c.ami: c for c in facts.candidates}
     kept_children: dict[str, set[str]] = {c.ami: set() for c in facts.candidates}
@@ -160,7 +162,7 @@ def decide(facts: Facts, policy: Policy) -> Retention:
                 changed = True
     for c in facts.candidates:
         if kept_children[c.ami]:
-            reasons[c.ami].append("parent of kept " + ", ".join(sorted(kept_children[c.ami])))
+            reasons[c.ami].append("parent of kept " + some(sorted(kept_children[c.ami])))
     judgements = tuple(Judgement(c, tuple(reasons[c.ami]), doubt.get(c.ami, ""),
                                  c.ami in orphans)
                        for c in sorted(facts.candidates,

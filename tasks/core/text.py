@@ -48,3 +48,11 @@ def did_you_mean(word: str, choices: Iterable[str], form: str = ": did you mean 
     """``form`` filled with the choice a typo most likely meant, else ""."""
     near = closest(word, choices)
     return form.format(near) if near else ""
+
+
+def some(items: Iterable[str], most: int = 3) -> str:
+    """The first ``most`` of ``items``, and how many more: a cell that stays
+    readable however many there are."""
+    listed = list(items)
+    shown = ", ".join(listed[:most])
+    return shown + (f" and {len(listed) - most} more" if len(listed) > most else "")

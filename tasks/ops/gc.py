@@ -328,7 +328,8 @@ class Collector:
                     else f"not among the newest {keep}"))
             rows.append([c.image, c.region, c.ami, c.created.strftime("%Y-%m-%d %H:%M"),
                          action, why])
-        self.say(table(rows, ["image", "region", "ami", "created", "action", "why"])
+        self.say(table(rows, ["image", "region", "ami", "created", "action", "why"],
+                       self.console.width())    # on a terminal, why is cut to fit
                  if rows else "no AMIs built by this project")
         left = self.leftovers(leftover_hours, apply and not stopped)
         for item in left:

@@ -81,6 +81,15 @@ def test_a_survivors_parents_survive_all_the_way_up():
     assert "parent of kept ami-00000002" in reasons(judged, 1)
 
 
+def test_a_parent_of_many_kept_names_a_few_and_counts_the_rest():
+    children = [candidate(n, 100, "web", parent=1) for n in range(2, 14)]
+    world = facts(candidate(1, 300, "base"), *children,
+                  used={c.ami: f"used by instance i-{n}" for n, c in enumerate(children)})
+    judged = decide(world, Policy(keep=1, days=0, most=20))
+    assert "parent of kept ami-00000002, ami-00000003, ami-00000004 and 9 more" in \
+        reasons(judged, 1)
+
+
 def test_only_what_is_proven_this_registrys_may_go():
     """Team B's AMIs in the same account, one this registry has no record of
     (a forged tag), and one built before the Registry tag, all stay."""
