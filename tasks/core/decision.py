@@ -313,8 +313,8 @@ def _shorten(paths: list[str], most: int = 3) -> str:
 
 
 def _why(record: Record, inputs: dict[str, str], parent_ami: str, settings: dict) -> str:
-    if record.promotion is not None:
-        return f"inputs changed since the promotion from {record.promotion.from_channel}"
+    """What differs from the build ``record`` holds (a promoted one's too:
+    what differs from the build that was promoted)."""
     reasons = []
     changed = changed_inputs(record.inputs, inputs)
     if changed:
@@ -325,4 +325,7 @@ def _why(record: Record, inputs: dict[str, str], parent_ami: str, settings: dict
         keys = sorted(k for k in set(record.settings) | set(settings)
                       if record.settings.get(k) != settings.get(k))
         reasons.append(f"build settings changed ({_shorten(keys)})")
-    return "; ".join(reasons) or "digest differs"
+    said = "; ".join(reasons) or "digest differs"
+    if record.promotion is not None:
+        return f"{said} since the promotion from {record.promotion.from_channel}"
+    return said

@@ -93,7 +93,7 @@ def test_a_promotion_holds_until_the_channels_inputs_change(tree, aws):
     edit_role(tree, "\n# main moves on\n")
     commit(tree.path)
     plan = ok(tree.doit("plan")).stdout
-    assert re.search(r"^web\s+build.*inputs changed since the promotion from candidate",
+    assert re.search(r"^web\s+build\s.*changed \S+ since the promotion from candidate",
                      plan, re.M), plan
     ok(tree.doit("amis"))
     assert tree.packer_builds() == ["web"]

@@ -173,7 +173,18 @@ def test_a_promotion_holds_until_the_channels_inputs_change(graph):
                                                                 SETTINGS["web"])): None}),
                    manifests, SETTINGS).verdicts
     assert later["web"].action == BUILD
-    assert "inputs changed since the promotion from candidate" in later["web"].reason
+    assert later["web"].reason.startswith(
+        "changed ansible/web.yaml since the promotion from candidate"), later["web"].reason
+    # the parent moved on since the promotion: that is what it says
+    newer_base = replace(BASE, amis={"eu-west-1": "ami-000000dd"})
+    moved = decide(graph, known({"base": newer_base, "web": promoted},
+                                amis={**amis, "ami-000000dd": True},
+                                by_digest={("web", image_digest(MANIFESTS["web"], "ami-000000dd",
+                                                                SETTINGS["web"])): None}),
+                   MANIFESTS, SETTINGS)
+    assert moved.verdicts["web"].reason.startswith(
+        "parent AMI ami-0000000b -> ami-000000dd since the promotion from candidate"), \
+        moved.verdicts["web"].reason
 
 
 def test_a_promoted_record_older_than_max_age_days_is_rebuilt(graph):
