@@ -33,7 +33,9 @@ VIEWS = ("plain", "live", "buildkite")
 # Phases an image goes through, in order, as the live view shows them.
 QUEUED, VALIDATING, BUILDING, TESTING = "queued", "validating", "starting Packer", "testing"
 # The phases a plain log names (the live view shows every one): those that last.
-LASTING = ("validating", "launching", "provisioning", "creating AMI", "copying to")
+# Validation's steps are one line when it has passed (:meth:`Console.passed`),
+# each step's own line only with -v.
+LASTING = ("launching", "provisioning", "creating AMI", "copying to")
 _DONE_STYLES = MappingProxyType({
     Outcome.BUILT: "green", Outcome.REUSED: "cyan", Outcome.UP_TO_DATE: "dim",
     Outcome.RESOLVED: "green", Outcome.FAILED: "bold red", Outcome.INTERRUPTED: "yellow",
@@ -134,6 +136,13 @@ class Console:
                 self._refresh()
             elif self.verbose or phase.startswith(LASTING):
                 self._lines([f"{phase} ({elapsed(self.now() - row.since)})"], image)
+
+    def passed(self, image: str, text: str) -> None:
+        """A stage that passed, whose steps the live line showed as they ran:
+        one line in a log (piped), nothing more on a terminal."""
+        if self.view != "live":
+            with self._lock:
+                self._lines([text], image)
 
     def expect(self, image: str, seconds: float | None) -> None:
         """Image ``image`` is expected to take ``seconds`` (its last build's

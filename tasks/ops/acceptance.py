@@ -22,6 +22,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -51,9 +52,9 @@ if TYPE_CHECKING:                       # the sandbox's stand-in imports asyncio
 PURPOSE = "amis-test"                   # names and Purpose tags of what the stage makes
 PLUGIN = Path(__file__).resolve().parent.parent / "adapters" / "testinfra_plugin.py"
 STAND_IN = "AMI_TEST_STAND_IN"          # set for the tests when they run on the stand-in
-SANDBOX_NOTE = ("sandbox: the tests run over SSH against a stand-in on {where} (this machine), "
-                "not on the instance: this proves the launch, the SSH transport with the run's "
-                "key, the gate and the clean-up, not the AMI's content")
+SANDBOX_NOTE = ("sandbox: each image's tests run over SSH against a stand-in on this machine "
+                "(127.0.0.1), not on the instance: this proves the launch, the SSH transport "
+                "with the run's key, the gate and the clean-up, not the AMI's content")
 POLL = 2.0                              # seconds between looks at the instance and SSH
 TERMINATE_WAIT = 180.0                  # seconds for an instance to end before its group goes
 
@@ -83,6 +84,8 @@ class Acceptor:
     clock: Clock
     interrupts: Interrupts
     stand_in: Callable[[str], StandIn] | None = None   # the sandbox's: public key -> server
+    _sandbox_said: bool = field(default=False, init=False, repr=False)
+    _said_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def test(self, name: str, record: Record) -> Tested:
         """Run image ``name``'s tests on an instance of ``record``'s AMI."""
@@ -175,8 +178,12 @@ class Acceptor:
             self._wait(deadline, name, f"{made.instance} to run (it is {state})")
         if self.stand_in is not None:
             made.stand_in = self.stand_in(public_key)
-            where = f"127.0.0.1:{made.stand_in.port}"
-            self.console.say(SANDBOX_NOTE.format(where=where), name)
+            with self._said_lock:           # once a run, not once an image
+                said, self._sandbox_said = self._sandbox_said, True
+            if not said:
+                self.console.say(SANDBOX_NOTE)
+            self.console.detail(f"tests: the stand-in listens on 127.0.0.1:{made.stand_in.port}",
+                                name)
             host, port = "127.0.0.1", made.stand_in.port
         else:
             host, port = found.address, 22

@@ -238,6 +238,8 @@ class Builder:
                         checks.append("ansible-lint")
                 problems.check()
                 notes.append(f"validated: {', '.join(checks)}")
+                self.console.passed(name, f"validated: {', '.join(checks)} "
+                                          f"({elapsed(time.monotonic() - validating)})")
             if self.checkout.tests(name):
                 self.prebuild.test_settings(name)   # how it will be tested, known before Packer
             record = self._run_packer(name, parent, verdict.digest, notes,

@@ -27,12 +27,14 @@ def a_build(console: Console, clock: Clock) -> None:
     """What a run tells the console of two images: web builds, worker fails."""
     console.queue(["web", "worker"])
     console.say("build: changed ansible/roles/web_app/defaults/main.yml", "web")
-    console.phase("web", "validating")
+    console.phase("web", "validating: packer validate")
     clock.t = 8
+    console.passed("web", "validated: packer validate (0:08)")
     console.phase("web", "starting Packer")
     console.detail("==> amazon-ebs.ami: Launching a source AWS instance...", "web")
     console.phase("web", "launching")
-    console.phase("worker", "validating")
+    console.say("build: never built", "worker")
+    console.phase("worker", "validating: packer validate")
     clock.t = 30
     console.phase("web", "provisioning")
     console.phase("web", "tagging")
@@ -58,9 +60,9 @@ def test_a_pipe_gets_whole_lines_of_lasting_phases_and_outcomes():
     a_build(Console(out, view="plain", now=clock), clock)
     assert out.getvalue().splitlines() == [
         "[web] build: changed ansible/roles/web_app/defaults/main.yml",
-        "[web] validating (0:00)",
+        "[web] validated: packer validate (0:08)",
         "[web] launching (0:08)",
-        "[worker] validating (0:00)",
+        "[worker] build: never built",
         "[web] provisioning (0:30)",
         "[worker] failed",
         "[web] built ami-0123456789abcdef0 in 1:15",
@@ -73,6 +75,7 @@ def test_verbose_shows_packer_and_every_phase():
     lines = out.getvalue().splitlines()
     assert "[web] ==> amazon-ebs.ami: Launching a source AWS instance..." in lines
     assert "[web] starting Packer (0:08)" in lines and "[web] tagging (0:30)" in lines
+    assert "[web] validating: packer validate (0:00)" in lines      # each step, with -v
 
 
 def test_buildkite_folds_each_image_and_opens_a_failure(tmp_path):
@@ -88,8 +91,8 @@ def test_buildkite_folds_each_image_and_opens_a_failure(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[:4] == ["--- :packer: web",
                          "[web] build: changed ansible/roles/web_app/defaults/main.yml",
-                         "[web] validating (0:00)", "[web] launching (0:08)"]
-    assert lines[4:6] == ["--- :packer: worker", "[worker] validating (0:00)"]
+                         "[web] validated: packer validate (0:08)", "[web] launching (0:08)"]
+    assert lines[4:6] == ["--- :packer: worker", "[worker] build: never built"]
     # another image spoke meanwhile: web's group starts again
     assert lines[6:8] == ["--- :packer: web", "[web] provisioning (0:30)"]
     failure = lines.index("--- :packer: worker failed")
@@ -140,6 +143,16 @@ def test_the_live_line_shows_the_validation_step_and_the_expected_time():
     assert row.startswith("› web") and "validating: packer validate" in row, row
     assert row.endswith("0:42 of ~3:10"), row
     console.close()
+
+
+def test_a_passed_stage_is_a_line_in_a_log_and_nothing_on_a_terminal():
+    live, plain = Terminal(), io.StringIO()
+    for out, view in ((live, "live"), (plain, "plain")):
+        console = Console(out, view=view)
+        console.passed("web", "validated: packer validate (0:08)")
+        console.close()
+    assert "validated" not in live.getvalue()
+    assert plain.getvalue() == "[web] validated: packer validate (0:08)\n"
 
 
 def test_errors_go_to_stderr_off_a_terminal():

@@ -24,6 +24,12 @@ def test_amis_builds_every_image_once_then_nothing(tree):
                for name in IMAGES), again.stdout
 
 
+def test_the_sandbox_says_once_a_run_that_tests_run_on_a_stand_in(tree):
+    done = tree.doit("amis")
+    assert done.stdout.count("sandbox: each image's tests run over SSH against a stand-in on "
+                             "this machine (127.0.0.1), not on the instance") == 1, done.stdout
+
+
 def test_a_failed_image_stops_its_children_not_its_siblings(tree):
     tree.packer.fail["build"] = "UnauthorizedOperation: not allowed"
     tree.packer.fail["base"] = "UnauthorizedOperation: not allowed"
@@ -134,13 +140,18 @@ def test_rebuild_builds_an_up_to_date_image_again_and_what_is_built_on_it(tree):
     assert "--rebuild wbe: no such image in amis.yaml: did you mean web?" in wrong.stderr
 
 
-def test_a_piped_run_names_each_validation_step(tree):
+def test_a_piped_run_says_validation_in_one_line_and_each_step_with_v(tree):
     done = tree.doit("amis", env={"AMI_SKIP_VALIDATE": None})
     assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^\[web\] validated: packer fmt -check, packer validate, --syntax-check "
+                     r"ansible/web_ami\.yaml, ansible-lint \(\d+:\d\d\)$",
+                     done.stdout, re.M), done.stdout
+    assert "validating:" not in done.stdout
+    verbose = tree.doit("amis", "-v", "--rebuild", "web", env={"AMI_SKIP_VALIDATE": None})
     for step in ("packer fmt", "packer validate", "--syntax-check ansible/web_ami.yaml",
                  "ansible-lint"):
         assert re.search(rf"^\[web\] validating: {re.escape(step)} \(\d+:\d\d\)$",
-                         done.stdout, re.M), done.stdout
+                         verbose.stdout, re.M), verbose.stdout
 
 
 def test_lint_runs_and_is_named_when_packer_validate_failed(tree):
