@@ -130,6 +130,8 @@ def plan(app: App, jobs: int, rebuild: str = "") -> None:
     channel, note = app.checkout.channel()
     rows, offline = _planned(app)
     app.say(f"channel {channel}" + (f" ({note})" if note else ""))
+    # offline, the plan also says whose local records it read (the sandbox's are not AWS's)
+    offline = offline and f"{offline}; {app.lookup.facts.mirror}"
     app.say(planning.render(rows, app.graph, jobs or 1, offline, app.console.width()))
     unsigned = planning.unsigned(app.graph, app.lookup.facts.records)
     if unsigned:

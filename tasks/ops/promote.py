@@ -37,6 +37,17 @@ class Promoter:
     console: Console
     identity: Identity
 
+    def _who(self) -> str:
+        """Who promotes; on a machine that names no user, AWS's word on who
+        acts (asked once the bucket has answered), else unknown."""
+        who = actor(self.settings, self.git)
+        if who != "unknown":
+            return who
+        try:
+            return self.identity.caller()
+        except AmiError:
+            return who          # a name for the log is not worth failing the promotion for
+
     def promote(self, image: str, source: str, target: str) -> None:
         channels = []
         for what, name in (("--from", source), ("--to", target)):
@@ -57,13 +68,11 @@ class Promoter:
         if source == target:
             raise AmiError(f"promote: --from and --to are both channel {source}: nothing to "
                            "promote; name the channel to promote to with --to")
-        who = actor(self.settings, self.git)
-        if who == "unknown":        # a machine that names no user: AWS's word on who acts
-            who = self.identity.caller()
         active = self.checkout.channel()[0]
         registry = self.registry
         records = [registry.record_at(registry.current_key(source, n), n) for n in images]
         existing = self._existing({r.ami for r in records if r})
+        who = self._who()
         plans = {name: registry.promotion_plan(name, source, target, existing)[0]
                  for name in images}            # every image checked before any moves
         for name in images:

@@ -49,6 +49,7 @@ class Facts:
     refused: dict[str, str] = field(default_factory=dict)        # AMI id -> why not
     source: tuple[str, str] | None = None       # (AMI id, how it was found)
     offline: str | None = None                  # why AWS could not be asked
+    mirror: str = ""                            # offline: whose local records were read
     txt_stale: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)   # held by the channel, not in the graph
     baseline: dict[str, Record] = field(default_factory=dict)   # main's, where ours has none
@@ -254,7 +255,7 @@ class Lookup:
             records = {name: read_local(self.record_path(name)) for name in names}
             with self.lock:
                 self.facts.channel, self.facts.records = channel, records
-                self.facts.offline = f"{err}; {self._mirrored(channel)}"
+                self.facts.offline, self.facts.mirror = str(err), self._mirrored(channel)
                 self.facts.pulled = True
             return {}
         channel = self.checkout.channel()[0]

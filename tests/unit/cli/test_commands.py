@@ -57,6 +57,13 @@ def test_plan_is_what_amis_then_does(tree):
     assert "nothing to build" in after.stdout and tree.packer_builds() != []
 
 
+def test_an_offline_plan_says_whose_local_records_it_read(tree):
+    tree.doit("amis")
+    offline = tree.doit("plan", env={"AMI_BUCKET": None, "AMI_SANDBOX": None})
+    assert "offline (AMI_BUCKET is not set; planned from the local records of channel main in " \
+           "s3://memory/): AMI existence" in offline.stdout, offline.stdout
+
+
 def test_list_names_every_task_by_its_creators_docstring(tree):
     listed = tree.doit("list")
     assert listed.returncode == 0

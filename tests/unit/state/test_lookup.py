@@ -197,7 +197,7 @@ def test_offline_planning_reads_the_local_records_and_says_why(tree):
     tree.ec2.calls.clear()
     app, _ = tree.run({"AMI_BUCKET": None, "AMI_SANDBOX": None})
     status = app.lookup.pull(offline_ok=True)
-    assert status == {} and app.lookup.facts.offline.startswith("AMI_BUCKET is not set; ")
+    assert status == {} and app.lookup.facts.offline == "AMI_BUCKET is not set"
     assert app.lookup.record("web").ami == json.loads(
         (tree.path / ".amis/records/web.json").read_text())["amis"]["eu-west-1"]
     assert tree.ec2.calls == []
@@ -234,17 +234,17 @@ def test_planning_offline_says_whose_records_it_planned_from(tree):
     assert jsonlib.loads(mirror.read_text()) == {"registry": identity, "channel": "main"}
     app, _ = tree.run({"AMI_BUCKET": None, "AMI_SANDBOX": None})
     app.lookup.pull(offline_ok=True)
-    assert app.lookup.facts.offline == \
-        f"AMI_BUCKET is not set; planned from the local records of channel main in {identity}"
+    assert app.lookup.facts.mirror == \
+        f"planned from the local records of channel main in {identity}"
     mirror.write_text(jsonlib.dumps({"registry": "s3://someone-else/amis", "channel": "main"}))
     tree.store.before.append(lambda op, key: (_ for _ in ()).throw(Unreachable("no network")))
     app, _ = tree.run()
     app.lookup.pull(offline_ok=True)
-    assert app.lookup.facts.offline == (
-        "no network; planned from the local records of channel main in s3://someone-else/amis, "
-        f"not this registry's ({identity})")
+    assert (app.lookup.facts.offline, app.lookup.facts.mirror) == ("no network", (
+        "planned from the local records of channel main in s3://someone-else/amis, "
+        f"not this registry's ({identity})"))
     mirror.unlink()
     app, _ = tree.run()
     app.lookup.pull(offline_ok=True)
-    assert app.lookup.facts.offline.endswith("planned from local records whose registry is "
-                                             "unknown (no pull has named it)")
+    assert app.lookup.facts.mirror == ("planned from local records whose registry is unknown "
+                                       "(no pull has named it)")
