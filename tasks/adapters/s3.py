@@ -27,11 +27,6 @@ class Store(Protocol):
 
     def url(self, key: str) -> str: ...
 
-    def _s3(self) -> Any:
-        """The S3 client; without a bucket, the one line that says how to set it."""
-        require_bucket(self.aws.settings)
-        return self.aws.client("s3", self.region)
-
     def check(self, listing: str = "") -> dict[str, str] | None:
         """The bucket is there and ours (the sandbox creates its own),
         checked by listing ``listing``: key -> ETag under it, when one page
