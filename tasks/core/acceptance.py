@@ -24,6 +24,7 @@ from xml.etree import ElementTree
 from .digest import changed_inputs
 from .errors import AmiError, FAILED
 from .records import MAX_FAILURES, Record, Tested
+from .text import some
 
 NONE, PASSED, REJECTED, UNTESTED = "none", "passed", "rejected", "untested"
 
@@ -53,8 +54,7 @@ def what_changed(record: Record | None, manifest: dict[str, str]) -> str:
     if tested is None:
         return "never tested"
     changed = changed_inputs(tested.files, manifest)
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-    return f"tests changed: {shown}" if changed else "tests changed"
+    return f"tests changed: {some(changed)}" if changed else "tests changed"
 
 
 def rejection(tested: Tested) -> str:
