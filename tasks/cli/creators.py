@@ -126,14 +126,14 @@ class Creators:
         self._verbose = verbose_flag(argv or [])
         self._rebuild = rebuild_option(argv or [])
         self._app: App | None = None
-        self._refused: str | None = None    # the tree's problems, once found
-        self._problems: tuple[str, ...] = ()
+        self._refusal: AmiError | None = None   # the tree's problems, once found
         words = [a for a in (argv or [])[1:] if not a.startswith("-")]
         # `doit inputs` lists what each walk found, problems and all, and
         # `doit sandbox_stop` stops the emulator whatever amis.yaml says: the
         # build tasks, which need a tree without problems, are then left out.
         self._asked = words[0] if words else ""
-        self._tolerant = self._asked.split(":")[0] in ("inputs", "sandbox_stop", "validate")
+        self._asked_task, _, self._asked_subtask = self._asked.partition(":")
+        self._tolerant = self._asked_task in ("inputs", "sandbox_stop", "validate")
 
     def install_signal_handlers(self) -> None:
         """Ctrl-C and SIGTERM reach the run's Packer builds and waits."""
@@ -169,15 +169,14 @@ class Creators:
     def _inputs(self) -> dict[str, list[str]]:
         """Each image's input files. A reference that cannot be tracked stops
         doit here, before anything runs, naming every problem found."""
-        if self._refused is not None:       # asked by several creators: worked out once
-            raise InvalidDodoFile(self._refused)
+        if self._refusal is not None:       # asked by several creators: worked out once
+            raise InvalidDodoFile(str(self._refusal))
         try:
             return {name: list(found.files)
                     for name, found in self.app.checkout.inputs().items()}
         except AmiError as err:
-            refusal = self._with_preflight(err)
-            self._refused, self._problems = str(refusal), refusal.problems
-            raise InvalidDodoFile(self._refused) from None
+            self._refusal = self._with_preflight(err)
+            raise InvalidDodoFile(str(self._refusal)) from None
 
     def _with_preflight(self, err: AmiError) -> AmiError:
         """The inputs' problems, and what the preflight finds without running
@@ -340,7 +339,7 @@ class Creators:
     def task_validate(self) -> Iterator[dict[str, Any]]:
         """Check templates (packer validate), playbooks (--syntax-check) and roles (ansible-lint)."""
         if self._builds_left_out():
-            if self._asked.split(":")[0] == "validate":
+            if self._asked_task == "validate":
                 yield from self._packer_reads()
             return
         app = self.app
@@ -373,12 +372,12 @@ class Creators:
         app = self.app
         _, problems = app.checkout.found()
         unread = app.checkout.unreadable()
-        asked = self._asked.partition(":")[2]
+        asked = self._asked_subtask
+        assert self._refusal is not None
         if not unread or (asked and asked not in unread):
-            assert self._refused is not None
-            raise InvalidDodoFile(self._refused)
+            raise InvalidDodoFile(str(self._refusal))
         theirs = {p for name in unread for p in problems[name]}
-        others = [p for p in self._problems if p not in theirs]
+        others = [p for p in self._refusal.problems if p not in theirs]
         for name in unread:
             yield {
                 "name": name,

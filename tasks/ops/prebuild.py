@@ -160,8 +160,8 @@ class Prebuild:
         """How an instance of the image's new AMI is launched for its tests:
         ``test_*`` in amis.yaml, else the template's own settings."""
         image = self.graph.images[name]
-        template = self.checkout.inputs()[name].template
-        values = self._values(name, self.checkout.inputs()[name])
+        inputs = self.checkout.inputs()[name]
+        template, values = inputs.template, self._values(name, inputs)
 
         def first(key: str) -> str | None:
             found = builder_values(template, values, key)

@@ -37,7 +37,6 @@ class Checkout:
         self.hasher = hasher
         self.repo = git
         self._parse = ParseCache(settings.state / "hcl")
-        self._unreadable: set[str] = set()
         self._found = Once(self._walk)
         self._manifests: Memo[str, dict[str, str]] = Memo(lambda image: hasher.manifest(
             graph.root, list(self.inputs()[image].files)))
@@ -47,31 +46,33 @@ class Checkout:
             sorted({f for i in self.inputs().values() for f in i.files}), settings.buildkite))
         self._channel = Once(lambda: channels.choose(settings, self.git()))
 
-    def _walk(self) -> tuple[dict[str, Inputs], dict[str, tuple[str, ...]]]:
+    def _walk(self) -> tuple[dict[str, Inputs], dict[str, tuple[str, ...]], list[str]]:
+        """What each image's walk found, each image's problems, and the
+        images whose template this tool's HCL2 parser cannot read."""
         found: dict[str, Inputs] = {}
         problems: dict[str, tuple[str, ...]] = {}
+        unreadable: list[str] = []
         for name, image in self.graph.images.items():
             try:
                 found[name] = found_inputs(self.graph, image, self._parse)
             except Unreadable as err:           # its template: Packer's parser may say more
                 problems[name] = err.problems
-                self._unreadable.add(name)
+                unreadable.append(name)
             except AmiError as err:             # no template to walk
                 problems[name] = err.problems
             else:
                 problems[name] = found[name].problems
-        return found, problems
+        return found, problems, unreadable
 
     def unreadable(self) -> list[str]:
         """The images whose template this tool's HCL2 parser cannot read
         (``doit validate`` asks Packer's parser about them)."""
-        self._found()
-        return [name for name in self.graph.images if name in self._unreadable]
+        return self._found()[2]
 
     def inputs(self) -> dict[str, Inputs]:
         """Each image's input files and why, read from local files only. An
         AmiError names every problem of every image, if there are any."""
-        found, problems = self._found()
+        found, problems, _ = self._found()
         every = Diagnostics()
         for image_problems in problems.values():
             for problem in image_problems:
@@ -82,7 +83,8 @@ class Checkout:
     def found(self) -> tuple[dict[str, Inputs], dict[str, tuple[str, ...]]]:
         """What each image's walk found, and each image's problems (``doit
         inputs``); an image whose template cannot be read has problems only."""
-        return self._found()
+        found, problems, _ = self._found()
+        return found, problems
 
     def manifest(self, image: str) -> dict[str, str]:
         """Its inputs' hashes, taken once per run: what the decision and the
